@@ -1,0 +1,43 @@
+//! The `leadscore` binary: glue between the command line, files and the library crates. Each
+//! subcommand lives in its own module; scoring itself is `leadscore_core::evaluate`.
+
+mod check;
+mod clock;
+mod progress;
+mod read;
+mod score;
+mod write;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "leadscore", version, about = "Transparent, testable lead scoring")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a model file: every error and warning, with file:line:col
+    Check(check::CheckArgs),
+    /// Score every lead in the input files
+    Score(score::ScoreArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Score(args) => score::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Leads CSV: a header, one column the lead id (`id` or `--id-column`), every other column a trait.
+//! Columns declared in the model's `[traits]` get that type; the others are numbers when every
+//! non-empty value in the column parses as a number, else strings. Empty cells are missing traits.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use leadscore_core::model::TraitType;
+use leadscore_core::time::{format_timestamp, parse_timestamp};
+use serde_json::{Map, Number, Value};
+
+use super::{InputError, Skipped};
+
+/// The leads of a file, in file order.
+#[derive(Debug, Default)]
+pub struct Leads {
+    pub order: Vec<String>,
+    pub traits: HashMap<String, Map<String, Value>>,
+}
+
+pub fn read_leads(
+    path: &Path,
+    id_column: &str,
+    schema: &[(String, TraitType)],
+    skipped: &mut Skipped,
+) -> Result<Leads, InputError> {
+    if super::parquet::is_parquet(path) {
+        return read_leads_parquet(path, id_column, schema, skipped);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::Headers)
+        .from_path(path)
+        .map_err(|e| InputError::new(path, None, None, format!("cannot read: {e}")))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| InputError::new(path, Some(1), None, e.to_string()))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let Some(id_index) = headers.iter().position(|h| h == id_column) else {
+        return Err(InputError::new(
+            path,
+            Some(1),
+            Some(id_column),
+            format!("no lead id column `{id_column}` (columns: {}); name it with --id-column", headers.join(", ")),
+        ));
+    };
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                let line = e.position().map(|p| p.line());
+                skipped.handle(InputError::new(path, line, None, e.to_string()))?;
+            }
+        }
+    }
+    // Decide each column's type: declared, else number if every non-empty value is one.
+    let types: Vec<TraitType> = headers
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            schema.iter().find(|(n, _)| n == name).map(|(_, t)| *t).unwrap_or_else(|| {
+                let mut values =
+                    rows.iter().filter_map(|r| r.get(c)).map(str::trim).filter(|v| !v.is_empty()).peekable();
+                if values.peek().is_some() && values.all(|v| parse_number(v).is_some()) {
+                    TraitType::Number
+                } else {
+                    TraitType::String
+                }
+            })
+        })
+        .collect();
+
+    let mut leads = Leads::default();
+    'rows: for record in &rows {
+        let line = record.position().map(|p| p.line());
+        let id = record.get(id_index).unwrap_or("").trim();
+        if id.is_empty() {
+            skipped.handle(InputError::new(path, line, Some(id_column), "empty lead id"))?;
+            continue;
+        }
+        if leads.traits.contains_key(id) {
+            skipped.handle(InputError::new(path, line, Some(id_column), format!("lead `{id}` appears twice")))?;
+            continue;
+        }
+        let mut traits = Map::new();
+        for (c, cell) in record.iter().enumerate() {
+            let cell = cell.trim();
+            if c == id_index || cell.is_empty() {
+                continue;
+            }
+            let name = &headers[c];
+            match typed_value(cell, types[c]) {
+                Ok(value) => {
+                    traits.insert(name.clone(), value);
+                }
+                Err(expected) => {
+                    skipped.handle(InputError::new(path, line, Some(name), format!("`{cell}` is not {expected}")))?;
+                    continue 'rows;
+                }
+            }
+        }
+        leads.order.push(id.to_owned());
+        leads.traits.insert(id.to_owned(), traits);
+    }
+    Ok(leads)
+}
+
+/// Leads from Parquet: columns keep their Parquet types, except that text in a column `[traits]`
+/// declares as number, bool or timestamp is converted as in a CSV file.
+fn read_leads_parquet(
+    path: &Path,
+    id_column: &str,
+    schema: &[(String, TraitType)],
+    skipped: &mut Skipped,
+) -> Result<Leads, InputError> {
+    let mut leads = Leads::default();
+    'rows: for row in super::parquet::open(path)? {
+        let (n, mut object) = match row {
+            Ok(row) => row,
+            Err(error) => {
+                skipped.handle(error)?;
+                continue;
+            }
+        };
+        let id = match object.remove(id_column) {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                skipped.handle(InputError::new(
+                    path,
+                    Some(n),
+                    Some(id_column),
+                    "empty or missing lead id (name the id column with --id-column)",
+                ))?;
+                continue;
+            }
+        };
+        if leads.traits.contains_key(&id) {
+            skipped.handle(InputError::new(path, Some(n), Some(id_column), format!("lead `{id}` appears twice")))?;
+            continue;
+        }
+        let mut traits = Map::new();
+        for (name, value) in object {
+            let declared = schema.iter().find(|(t, _)| *t == name).map(|(_, t)| *t);
+            let value = match (declared, value) {
+                (Some(ty), Value::String(text)) if ty != TraitType::String => match typed_value(text.trim(), ty) {
+                    Ok(v) => v,
+                    Err(expected) => {
+                        skipped.handle(InputError::new(
+                            path,
+                            Some(n),
+                            Some(&name),
+                            format!("`{text}` is not {expected}"),
+                        ))?;
+                        continue 'rows;
+                    }
+                },
+                (_, Value::String(text)) if text.trim().is_empty() => continue,
+                (_, value) => value,
+            };
+            traits.insert(name, value);
+        }
+        leads.order.push(id.clone());
+        leads.traits.insert(id, traits);
+    }
+    Ok(leads)
+}
+
+fn parse_number(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// A cell as the JSON value of its trait type, or what was expected.
+fn typed_value(cell: &str, ty: TraitType) -> Result<Value, &'static str> {
+    match ty {
+        TraitType::String => Ok(Value::String(cell.to_owned())),
+        TraitType::Number => parse_number(cell).and_then(Number::from_f64).map(Value::Number).ok_or("a number"),
+        TraitType::Bool => match cell.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(Value::Bool(true)),
+            "false" | "no" | "0" => Ok(Value::Bool(false)),
+            _ => Err("a bool (true/false, yes/no, 1/0)"),
+        },
+        TraitType::Timestamp => {
+            parse_timestamp(cell).map(|ms| Value::String(format_timestamp(ms))).ok_or("an RFC 3339 timestamp or a date")
+        }
+    }
+}

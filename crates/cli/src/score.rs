@@ -1,0 +1,219 @@
+//! `leadscore score`: reads leads, events and outcomes, scores every lead as of one instant in
+//! parallel, writes CSV or JSON Lines. Events are streamed through partitions on disk
+//! (`read::events`), so memory holds one partition at a time.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use leadscore_core::time::{Millis, parse_timestamp};
+use leadscore_core::{AccountBook, CheckedModel, LeadHistory, evaluate};
+use rayon::prelude::*;
+
+use crate::read::events::{EventSource, partition_events, partition_of, partitions_for};
+use crate::read::leads::{Leads, read_leads};
+use crate::read::outcomes::read_outcomes;
+use crate::read::{InputError, Skipped};
+use crate::write::{Format, Row, write_scores};
+use crate::{clock, progress};
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// The model file (TOML)
+    #[arg(long)]
+    model: PathBuf,
+    /// Leads CSV: an `id` column and one column per trait
+    #[arg(long)]
+    leads: Option<PathBuf>,
+    /// Events, one Segment message per line (JSON Lines)
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Outcomes CSV: lead_id,outcome,at
+    #[arg(long)]
+    outcomes: Option<PathBuf>,
+    /// Score as of this instant (RFC 3339); events after it do not exist. Default: now
+    #[arg(long = "as-of")]
+    as_of: Option<String>,
+    /// Include each lead's contributions (JSON Lines)
+    #[arg(long)]
+    explain: bool,
+    /// Output format (default: csv, or jsonl with --explain or an --out ending in .jsonl)
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Output file (default: standard output)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The leads file's id column
+    #[arg(long = "id-column", default_value = "id")]
+    id_column: String,
+    /// Skip invalid input lines (reported on stderr) instead of stopping at the first
+    #[arg(long = "skip-invalid")]
+    skip_invalid: bool,
+    /// Number of on-disk partitions for events (default: one per 96 MB of input)
+    #[arg(long, hide = true)]
+    partitions: Option<usize>,
+}
+
+/// Loads and checks a model, printing its diagnostics if it has errors.
+pub fn load_model(path: &Path) -> anyhow::Result<CheckedModel> {
+    let source = std::fs::read_to_string(path).with_context(|| format!("cannot read model `{}`", path.display()))?;
+    match CheckedModel::from_source(&source) {
+        Ok(model) => Ok(model),
+        Err(diagnostics) => {
+            let file = path.display().to_string();
+            for d in &diagnostics {
+                eprintln!("{}", d.render(&file, &source));
+            }
+            bail!(
+                "model `{file}` has {} error{}; run `leadscore check {file}`",
+                diagnostics.len(),
+                if diagnostics.len() == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+pub fn parse_as_of(text: Option<&str>) -> anyhow::Result<Millis> {
+    match text {
+        None => Ok(clock::now()),
+        Some(text) => parse_timestamp(text)
+            .with_context(|| format!("--as-of: `{text}` is not an RFC 3339 timestamp (e.g. 2024-05-01T00:00:00Z)")),
+    }
+}
+
+pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
+    let format = match (args.format, args.explain) {
+        (Some(Format::Csv), true) => bail!("--explain writes JSON Lines: use --format jsonl (or leave --format out)"),
+        (Some(format), _) => format,
+        (None, true) => Format::Jsonl,
+        (None, false) => match args.out.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str()) {
+            Some("jsonl" | "ndjson") => Format::Jsonl,
+            _ => Format::Csv,
+        },
+    };
+    if args.leads.is_none() && args.events.is_none() {
+        bail!("nothing to score: give --leads and/or --events");
+    }
+    let model = load_model(&args.model)?;
+    let as_of = parse_as_of(args.as_of.as_deref())?;
+    let mut skipped = Skipped::new(args.skip_invalid);
+    let rows = score_files(&model, args, as_of, &mut skipped)?;
+    match &args.out {
+        Some(path) => {
+            let file = File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;
+            let mut out = BufWriter::new(file);
+            write_scores(&mut out, &model, &rows, format, args.explain)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            match write_scores(&mut out, &model, &rows, format, args.explain) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("cannot write to standard output")?,
+            }
+            let _ = out.flush();
+        }
+    }
+    if let Some(summary) = skipped.summary() {
+        eprintln!("{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn score_files(
+    model: &CheckedModel,
+    args: &ScoreArgs,
+    as_of: Millis,
+    skipped: &mut Skipped,
+) -> Result<Vec<Row>, InputError> {
+    let leads = match &args.leads {
+        Some(path) => read_leads(path, &args.id_column, &model.traits, skipped)?,
+        None => Leads::default(),
+    };
+    let outcomes = match &args.outcomes {
+        Some(path) => read_outcomes(path, skipped)?,
+        None => HashMap::new(),
+    };
+    let source = match &args.events {
+        Some(path) => {
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let partitions = args.partitions.unwrap_or_else(|| partitions_for(bytes)).max(1);
+            Some(partition_events(path, model, partitions, skipped)?)
+        }
+        None => None,
+    };
+    let rows = score_partitions(model, &leads, &outcomes, source.as_ref(), as_of, args.explain)?;
+    match &source {
+        Some(source) => eprintln!(
+            "scored {} leads from {} messages ({} anonymous messages never linked to a lead)",
+            rows.len(),
+            source.messages,
+            source.unattributed
+        ),
+        None => eprintln!("scored {} leads", rows.len()),
+    }
+    Ok(rows)
+}
+
+/// Scores every lead: those of the leads file and every lead the events name. Output order: the
+/// leads file's order, then other leads by id.
+pub fn score_partitions(
+    model: &CheckedModel,
+    leads: &Leads,
+    outcomes: &HashMap<String, Vec<leadscore_core::Outcome>>,
+    source: Option<&EventSource>,
+    as_of: Millis,
+    explain: bool,
+) -> Result<Vec<Row>, InputError> {
+    let partitions = source.map_or(1, EventSource::partitions);
+    let empty_accounts = AccountBook::default();
+    let accounts = source.map_or(&empty_accounts, |s| &s.accounts);
+    let bar = progress::bar(leads.order.len() as u64, "scoring", false);
+    let mut rows: Vec<Row> = Vec::with_capacity(leads.order.len());
+    for p in 0..partitions {
+        let mut groups = match source {
+            Some(source) => source.load(p)?,
+            None => HashMap::new(),
+        };
+        let mut ids: Vec<String> = leads.order.iter().filter(|id| partition_of(id, partitions) == p).cloned().collect();
+        ids.extend(groups.keys().filter(|id| !leads.traits.contains_key(*id)).cloned());
+        bar.inc_length(
+            ids.len().saturating_sub(leads.order.iter().filter(|id| partition_of(id, partitions) == p).count()) as u64,
+        );
+        let histories: Vec<LeadHistory> = ids
+            .into_iter()
+            .map(|id| LeadHistory {
+                traits: leads.traits.get(&id).cloned().unwrap_or_default(),
+                events: groups.remove(&id).unwrap_or_default(),
+                outcomes: outcomes.get(&id).cloned().unwrap_or_default(),
+                id,
+            })
+            .collect();
+        let scored: Vec<Row> = histories
+            .par_iter()
+            .map(|lead| {
+                let row = Row::new(evaluate(model, lead, accounts, as_of), explain);
+                bar.inc(1);
+                row
+            })
+            .collect();
+        rows.extend(scored);
+    }
+    bar.finish_and_clear();
+    let position: HashMap<&str, usize> = leads.order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    rows.sort_by(|a, b| {
+        let (pa, pb) = (position.get(a.score.lead_id.as_str()), position.get(b.score.lead_id.as_str()));
+        match (pa, pb) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.score.lead_id.cmp(&b.score.lead_id),
+        }
+    });
+    Ok(rows)
+}

@@ -1,0 +1,322 @@
+//! The `leadscore` binary on temporary files: `check` and `score`, including bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn leadscore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leadscore")).args(args).output().expect("leadscore runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write");
+    path
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+const MODEL: &str = r#"
+[model]
+name = "cli"
+[traits]
+employees = "number"
+[dimensions.fit]
+[dimensions.engagement]
+[[rules]]
+name = "Big"
+dimension = "fit"
+if = 'lead.employees >= 100'
+points = 20
+[[rules]]
+name = "Pricing"
+dimension = "engagement"
+on = 'event.type == "page" && event.properties.path == "/pricing"'
+points = 10
+[[stages]]
+name = "mql"
+when = "total >= 30"
+[grade]
+fit = { A = 20 }
+engagement = { 1 = 20, 2 = 10 }
+"#;
+
+const LEADS: &str = "id,employees,email\nl1,500,a@acme.com\nl2,10,b@gmail.com\nl3,,c@x.io\n";
+
+fn events() -> String {
+    [
+        r#"{"type":"page","userId":"l1","properties":{"path":"/pricing"},"timestamp":"2024-05-01T00:00:00Z","messageId":"m1"}"#,
+        r#"{"type":"page","userId":"l1","properties":{"path":"/pricing"},"timestamp":"2024-05-01T00:00:00Z","messageId":"m1"}"#,
+        r#"{"type":"page","anonymousId":"anon","properties":{"path":"/pricing"},"timestamp":"2024-05-02T00:00:00Z","messageId":"m2"}"#,
+        r#"{"type":"identify","anonymousId":"anon","userId":"l2","traits":{"employees":300},"timestamp":"2024-05-03T00:00:00Z","messageId":"m3"}"#,
+        r#"{"type":"track","userId":"new-lead","event":"Signed Up","timestamp":"2024-05-03T00:00:00Z","messageId":"m4"}"#,
+        "",
+    ]
+    .join("\n")
+}
+
+#[test]
+fn check_accepts_the_example_models() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models");
+    for name in ["m3.toml", "saas.toml", "b2b-default.toml"] {
+        let out = leadscore(&["check", s(&root.join(name))]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert!(stdout(&out).contains("ok: model"), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn check_reports_errors_with_file_line_and_column_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", &MODEL.replace("dimension = \"fit\"", "dimension = \"fitt\""));
+    let out = leadscore(&["check", s(&model)]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("{}:10:13: error: unknown dimension `fitt` (known: fit, engagement)", s(&model))),
+        "{text}"
+    );
+
+    let out = leadscore(&["check", "--format", "json", s(&model)]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["diagnostics"][0]["code"], "unknown_dimension");
+    assert_eq!(json["diagnostics"][0]["line"], 10);
+    assert_eq!(json["diagnostics"][0]["column"], 13);
+}
+
+#[test]
+fn score_writes_one_row_per_lead_with_dimensions_in_model_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let events = write(dir.path(), "events.jsonl", &events());
+    let outcomes = write(dir.path(), "outcomes.csv", "lead_id,outcome,at\nl3,lost,2024-04-01T00:00:00Z\n");
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&leads),
+        "--events",
+        s(&events),
+        "--outcomes",
+        s(&outcomes),
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // l1: big (20) + one pricing visit (duplicate messageId counts once) = 30 -> mql, A1.
+    // l2: identify sets employees 300 (20) + the stitched anonymous visit (10) = 30 -> mql.
+    // l3: nothing, but lost. new-lead: only in the events.
+    assert_eq!(
+        stdout(&out),
+        "lead_id,fit,engagement,total,stage,grade\n\
+         l1,20,10,30,mql,A2\n\
+         l2,20,10,30,mql,A2\n\
+         l3,0,0,0,lost,B3\n\
+         new-lead,0,0,0,lead,B3\n"
+    );
+}
+
+#[test]
+fn score_gives_the_same_rows_whatever_the_number_of_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let events = write(dir.path(), "events.jsonl", &events());
+    let run = |partitions: &str| {
+        let out = leadscore(&[
+            "score",
+            "--model",
+            s(&model),
+            "--leads",
+            s(&leads),
+            "--events",
+            s(&events),
+            "--as-of",
+            "2024-06-01T00:00:00Z",
+            "--explain",
+            "--partitions",
+            partitions,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let one = run("1");
+    assert_eq!(one, run("7"));
+    let first: serde_json::Value = serde_json::from_str(one.lines().next().expect("a row")).expect("json");
+    assert_eq!(first["lead_id"], "l1");
+    assert_eq!(first["contributions"][1]["rule"], "Pricing");
+    assert_eq!(first["contributions"][1]["matched"], 1);
+    assert_eq!(first["contributions"][1]["last_matched_at"], "2024-05-01T00:00:00Z");
+}
+
+#[test]
+fn as_of_before_every_event_scores_traits_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let events = write(dir.path(), "events.jsonl", &events());
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&leads),
+        "--events",
+        s(&events),
+        "--as-of",
+        "2024-01-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').nth(3).unwrap_or("")).collect();
+    assert_eq!(rows, vec!["20", "0", "0", "0"]);
+}
+
+#[test]
+fn a_bad_event_line_is_named_by_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let bad = format!("{}{}\n{}\n", events(), r#"{"type":"page","userId":"l1","timestamp":"yesterday"}"#, "{not json");
+    let events = write(dir.path(), "events.jsonl", &bad);
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&leads),
+        "--events",
+        s(&events),
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:6: field `timestamp`: `timestamp` is not an RFC 3339 timestamp: `yesterday`",
+            s(&events)
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&leads),
+        "--events",
+        s(&events),
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+        "--skip-invalid",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("skipped 2 invalid lines"), "{text}");
+    assert!(text.contains("(first at line 6)") && text.contains("(first at line 7)"), "{text}");
+    assert_eq!(stdout(&out).lines().count(), 5, "the valid lines were still scored");
+}
+
+#[test]
+fn bad_leads_and_outcomes_files_get_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let no_id = write(dir.path(), "noid.csv", "lead,employees\nl1,5\n");
+    let out = leadscore(&["score", "--model", s(&model), "--leads", s(&no_id), "--as-of", "2024-06-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("noid.csv:1: field `id`: no lead id column `id` (columns: lead, employees)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&no_id),
+        "--id-column",
+        "lead",
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let typed = write(dir.path(), "typed.csv", "id,employees\nl1,5\nl2,many\n");
+    let out = leadscore(&["score", "--model", s(&model), "--leads", s(&typed), "--as-of", "2024-06-01T00:00:00Z"]);
+    assert!(stderr(&out).contains("typed.csv:3: field `employees`: `many` is not a number"), "{}", stderr(&out));
+
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let outcomes = write(dir.path(), "o.csv", "lead_id,outcome,at\nl1,bought,2024-01-01T00:00:00Z\n");
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&leads),
+        "--outcomes",
+        s(&outcomes),
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]);
+    assert!(
+        stderr(&out).contains(
+            "o.csv:2: field `outcome`: unknown outcome `bought` (expected converted, won, lost or disqualified)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = leadscore(&["score", "--model", s(&model), "--leads", s(&leads), "--as-of", "last tuesday"]);
+    assert!(stderr(&out).contains("--as-of: `last tuesday` is not an RFC 3339 timestamp"), "{}", stderr(&out));
+}
+
+#[test]
+fn score_refuses_a_model_with_errors_and_shows_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", &MODEL.replace("points = 20", "points = \"twenty\""));
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let out = leadscore(&["score", "--model", s(&model), "--leads", s(&leads)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`points` must be a finite number, found string"), "{}", stderr(&out));
+}
+
+#[test]
+fn out_writes_a_file_and_jsonl_is_chosen_by_extension() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    let out_path = dir.path().join("scores.jsonl");
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&leads),
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+        "--out",
+        s(&out_path),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let written = std::fs::read_to_string(&out_path).expect("written");
+    let first: serde_json::Value = serde_json::from_str(written.lines().next().expect("row")).expect("json");
+    assert_eq!(
+        first,
+        serde_json::json!({"lead_id": "l1", "fit": 20.0, "engagement": 0.0, "total": 20.0, "stage": "lead", "grade": "A3"})
+    );
+}

@@ -1,0 +1,539 @@
+//! The scoring semantics of SPEC §2.2: one lead's score at one instant, as a pure function of
+//! (checked model, the lead's traits, events and outcomes, the account book, `as_of`).
+//!
+//! Both the batch CLI and the server call [`evaluate`]; nothing else computes a score. Events
+//! after `as_of` (or attributed to the lead only after `as_of`, see [`Event::visible_at`]) do not
+//! exist; ignored events are dropped; duplicate `messageId`s count once; the result does not
+//! depend on the order events are given in.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+
+use crate::cel::{Activation, Binding};
+use crate::model::{Aggregate, CheckedModel, DEFAULT_STAGE, RuleKind};
+use crate::time::{self, Duration, MS_PER_DAY, Millis};
+
+/// One Segment message attributed to a lead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When it happened.
+    pub at: Millis,
+    /// From when it belongs to this lead: `at`, or later for an anonymous event stitched to the
+    /// lead by an `identify`/`alias` that came after it (the link's time).
+    pub visible_at: Millis,
+    pub message_id: Option<String>,
+    /// The message as received (`type`, `event`, `properties`, `traits`, `context`, …), with
+    /// `timestamp` set to the resolved event time.
+    pub body: Value,
+}
+
+/// Why a message cannot be an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the message is not a JSON object")]
+    NotAnObject,
+    #[error("`type` is missing")]
+    MissingType,
+    #[error("`type` must be a string")]
+    TypeNotString,
+    #[error("`{field}` is not an RFC 3339 timestamp: `{value}`")]
+    BadTimestamp { field: &'static str, value: String },
+    #[error("the message has no time: give `timestamp` (RFC 3339)")]
+    NoTime,
+    #[error("`{0}` must be a string")]
+    NotAString(&'static str),
+}
+
+impl Event {
+    /// Builds an event from a Segment message. Its time is `timestamp`, else `originalTimestamp`
+    /// corrected by the client clock skew `receivedAt − sentAt`, else `receivedAt`.
+    pub fn from_message(mut body: Value) -> Result<Event, EventError> {
+        let object = body.as_object().ok_or(EventError::NotAnObject)?;
+        match object.get("type") {
+            None | Some(Value::Null) => return Err(EventError::MissingType),
+            Some(Value::String(_)) => {}
+            Some(_) => return Err(EventError::TypeNotString),
+        }
+        let time_of = |field: &'static str| -> Result<Option<Millis>, EventError> {
+            match object.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => time::parse_timestamp(s)
+                    .map(Some)
+                    .ok_or_else(|| EventError::BadTimestamp { field, value: s.clone() }),
+                Some(other) => Err(EventError::BadTimestamp { field, value: other.to_string() }),
+            }
+        };
+        let at = match time_of("timestamp")? {
+            Some(at) => at,
+            None => {
+                let received = time_of("receivedAt")?;
+                match (time_of("originalTimestamp")?, time_of("sentAt")?, received) {
+                    (Some(original), Some(sent), Some(received)) => original + (received - sent),
+                    (Some(original), _, _) => original,
+                    (None, _, Some(received)) => received,
+                    (None, _, None) => return Err(EventError::NoTime),
+                }
+            }
+        };
+        let message_id = match object.get("messageId") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(_) => return Err(EventError::NotAString("messageId")),
+        };
+        if let Some(object) = body.as_object_mut() {
+            object.insert("timestamp".to_owned(), Value::String(time::format_timestamp(at)));
+            // SDKs accept numeric ids; identity and rules see them as strings.
+            for field in ["userId", "anonymousId", "previousId", "groupId"] {
+                if let Some(Value::Number(n)) = object.get(field) {
+                    let text = n.to_string();
+                    object.insert(field.to_owned(), Value::String(text));
+                }
+            }
+        }
+        Ok(Event { at, visible_at: at, message_id, body })
+    }
+
+    pub fn kind(&self) -> &str {
+        self.body.get("type").and_then(Value::as_str).unwrap_or("")
+    }
+
+    fn str_field(&self, field: &str) -> Option<&str> {
+        self.body.get(field).and_then(Value::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeKind {
+    Converted,
+    Won,
+    Lost,
+    Disqualified,
+}
+
+impl OutcomeKind {
+    pub fn parse(text: &str) -> Option<OutcomeKind> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "converted" => Some(OutcomeKind::Converted),
+            "won" => Some(OutcomeKind::Won),
+            "lost" => Some(OutcomeKind::Lost),
+            "disqualified" => Some(OutcomeKind::Disqualified),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Converted => "converted",
+            OutcomeKind::Won => "won",
+            OutcomeKind::Lost => "lost",
+            OutcomeKind::Disqualified => "disqualified",
+        }
+    }
+
+    /// The stage an outcome puts a lead in.
+    pub fn stage(self) -> &'static str {
+        match self {
+            OutcomeKind::Converted | OutcomeKind::Won => "customer",
+            OutcomeKind::Lost => "lost",
+            OutcomeKind::Disqualified => "disqualified",
+        }
+    }
+
+    pub fn is_conversion(self) -> bool {
+        matches!(self, OutcomeKind::Converted | OutcomeKind::Won)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    pub at: Millis,
+}
+
+/// Everything known about one lead: what `evaluate` needs besides the model and the accounts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadHistory {
+    pub id: String,
+    /// Base traits (e.g. from the leads file); `identify` events are merged over them.
+    pub traits: Map<String, Value>,
+    pub events: Vec<Event>,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Account (company) traits over time, from `group` messages of every lead.
+#[derive(Debug, Clone, Default)]
+pub struct AccountBook {
+    updates: HashMap<String, Vec<(Millis, Map<String, Value>)>>,
+}
+
+impl AccountBook {
+    /// Records a `group` message's traits for `group_id` at `at`.
+    pub fn record(&mut self, group_id: &str, at: Millis, traits: Map<String, Value>) {
+        let list = self.updates.entry(group_id.to_owned()).or_default();
+        let position = list.partition_point(|(t, _)| *t <= at);
+        list.insert(position, (at, traits));
+    }
+
+    /// Records the traits of a `group` event, if it is one.
+    pub fn record_event(&mut self, event: &Event) {
+        if event.kind() != "group" {
+            return;
+        }
+        let Some(group_id) = group_id_of(&event.body) else { return };
+        let traits = event.body.get("traits").and_then(Value::as_object).cloned().unwrap_or_default();
+        self.record(&group_id, event.at, traits);
+    }
+
+    /// The account's traits as of `as_of` (later `group` traits win; `null` removes a trait),
+    /// with its `id`.
+    pub fn traits_at(&self, group_id: &str, as_of: Millis) -> Map<String, Value> {
+        let mut traits = Map::new();
+        if let Some(list) = self.updates.get(group_id) {
+            for (_, update) in list.iter().take_while(|(at, _)| *at <= as_of) {
+                merge_traits(&mut traits, update);
+            }
+        }
+        traits.insert("id".to_owned(), Value::String(group_id.to_owned()));
+        traits
+    }
+
+    pub fn len(&self) -> usize {
+        self.updates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty()
+    }
+}
+
+fn group_id_of(body: &Value) -> Option<String> {
+    match body.get("groupId")? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Later values win; an explicit `null` removes the trait.
+fn merge_traits(into: &mut Map<String, Value>, update: &Map<String, Value>) {
+    for (key, value) in update {
+        if value.is_null() {
+            into.remove(key);
+        } else {
+            into.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// Which rule gave how many points, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    pub rule: String,
+    pub dimension: String,
+    /// Unrounded.
+    pub points: f64,
+    /// Trait and inactivity rules: 1 if the rule applied, else 0. Event rules: the matching
+    /// events that counted (after `within`, `per_day`, `limit`). Count rules: the matching events
+    /// in the window.
+    pub matched: usize,
+    /// The time of the latest matching event that counted (event rules), in the window (count
+    /// rules) or at all (inactivity rules); `None` for trait rules.
+    pub last_matched_at: Option<Millis>,
+}
+
+/// A lead's score at one instant. Numbers are unrounded; [`round2`] is for reporting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub lead_id: String,
+    pub as_of: Millis,
+    /// One per dimension, in model order, after clamping.
+    pub dimensions: Vec<f64>,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
+    /// From the model's `[calibration]`, if it has one.
+    pub probability: Option<f64>,
+    /// The lead's account id as of `as_of`.
+    pub account: Option<String>,
+    /// The lead's traits as of `as_of` (base traits with `identify` traits merged in).
+    pub traits: Map<String, Value>,
+    /// Rules that matched or gave points, in model order.
+    pub contributions: Vec<Contribution>,
+}
+
+/// Rounds to 2 decimals for reporting (never `-0`).
+pub fn round2(x: f64) -> f64 {
+    let r = (x * 100.0).round() / 100.0;
+    if r == 0.0 { 0.0 } else { r }
+}
+
+/// The score of `lead` under `model` as of `as_of` (SPEC §2.2).
+pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook, as_of: Millis) -> Score {
+    // Events that exist at `as_of`, not ignored, in time order, each messageId once.
+    let mut events: Vec<&Event> = lead
+        .events
+        .iter()
+        .filter(|e| e.at <= as_of && e.visible_at <= as_of)
+        .filter(|e| !is_ignored(model, e))
+        .collect();
+    // Ties on time and messageId fall back to the content, so input order never matters.
+    events.sort_by(|a, b| {
+        a.at.cmp(&b.at)
+            .then_with(|| a.message_id.cmp(&b.message_id))
+            .then_with(|| a.body.to_string().cmp(&b.body.to_string()))
+    });
+    let mut seen: HashSet<&str> = HashSet::new();
+    events.retain(|e| e.message_id.as_deref().is_none_or(|id| seen.insert(id)));
+
+    // Traits: base, then identify traits in time order.
+    let mut traits = lead.traits.clone();
+    let mut group: Option<String> = None;
+    for event in &events {
+        match event.kind() {
+            "identify" => {
+                if let Some(update) = event.body.get("traits").and_then(Value::as_object) {
+                    merge_traits(&mut traits, update);
+                }
+            }
+            "group" => {
+                if let Some(id) = group_id_of(&event.body) {
+                    group = Some(id);
+                }
+            }
+            _ => {}
+        }
+    }
+    let account_id = group.or_else(|| match traits.get("account") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    });
+    let account = account_id.as_ref().map(|id| Value::Object(accounts.traits_at(id, as_of)));
+    let mut lead_object = traits.clone();
+    lead_object.insert("id".to_owned(), Value::String(lead.id.clone()));
+    match &account {
+        Some(a) => lead_object.insert("account".to_owned(), a.clone()),
+        None => lead_object.remove("account"),
+    };
+    let lead_value = Value::Object(lead_object);
+    let account_binding = account.as_ref().map_or(Binding::Absent, Binding::Json);
+
+    // Which events each event-based rule matches (indices into `events`, ascending time).
+    let mut matches: Vec<Vec<usize>> = vec![Vec::new(); model.rules.len()];
+    for (i, event) in events.iter().enumerate() {
+        let vars = [Binding::Json(&event.body), Binding::Json(&lead_value), account_binding.clone()];
+        let activation = Activation { vars: &vars, as_of };
+        model.index.for_each_candidate(&event.body, |r| {
+            if model.rules[r].kind.condition().matches(&activation) {
+                matches[r].push(i);
+            }
+        });
+    }
+
+    let mut dimensions = vec![0.0; model.dimensions.len()];
+    let mut contributions = Vec::new();
+    let trait_vars = [Binding::Json(&lead_value), account_binding.clone()];
+    for (r, rule) in model.rules.iter().enumerate() {
+        let times = || matches[r].iter().map(|&i| events[i].at);
+        let (points, matched, last) = match &rule.kind {
+            RuleKind::Trait { condition } => {
+                let holds = condition.matches(&Activation { vars: &trait_vars, as_of });
+                (if holds { rule.points } else { 0.0 }, usize::from(holds), None)
+            }
+            RuleKind::Event { within, per_day, limit, max_points, half_life, .. } => {
+                let mut counted: Vec<Millis> = times().filter(|&t| in_window(t, *within, as_of)).collect();
+                if let Some(per_day) = per_day {
+                    counted = keep_latest_per_day(&counted, *per_day);
+                }
+                if let Some(limit) = limit {
+                    let skip = counted.len().saturating_sub(*limit);
+                    counted.drain(..skip);
+                }
+                let mut sum: f64 = counted.iter().map(|&t| rule.points * decay(as_of - t, *half_life)).sum();
+                if let Some(cap) = max_points {
+                    sum = sum.clamp(-cap, *cap);
+                }
+                (sum, counted.len(), counted.last().copied())
+            }
+            RuleKind::Count { at_least, within, per_day, .. } => {
+                let mut counted: Vec<Millis> = times().collect();
+                if let Some(per_day) = per_day {
+                    counted = keep_latest_per_day(&counted, *per_day);
+                }
+                counted.retain(|&t| in_window(t, Some(*within), as_of));
+                let points = if counted.len() >= *at_least { rule.points } else { 0.0 };
+                (points, counted.len(), counted.last().copied())
+            }
+            RuleKind::Inactivity { period, .. } => {
+                let last = times().last();
+                let recent = last.is_some_and(|t| in_window(t, Some(*period), as_of));
+                let anchor = created_at(&traits).or_else(|| events.first().map(|e| e.at));
+                let applies = !recent && anchor.is_some_and(|a| a <= as_of - period.as_millis());
+                (if applies { rule.points } else { 0.0 }, usize::from(applies), last)
+            }
+        };
+        dimensions[rule.dimension] += points;
+        if matched > 0 || points != 0.0 {
+            contributions.push(Contribution {
+                rule: rule.name.clone(),
+                dimension: model.dimensions[rule.dimension].name.clone(),
+                points,
+                matched,
+                last_matched_at: last,
+            });
+        }
+    }
+    for (score, dim) in dimensions.iter_mut().zip(&model.dimensions) {
+        if let Some(min) = dim.min {
+            *score = score.max(min);
+        }
+        if let Some(max) = dim.max {
+            *score = score.min(max);
+        }
+    }
+    let total = total_of(model, &dimensions);
+    let outcome = lead.outcomes.iter().filter(|o| o.at <= as_of).max_by_key(|o| o.at);
+    let stage = match outcome {
+        Some(o) => o.kind.stage().to_owned(),
+        None => stage_of(model, &dimensions, total, as_of),
+    };
+    let grade = model.grade.as_ref().map(|g| {
+        let letter = g.fit.iter().find(|(_, t)| dimensions[g.fit_dimension] >= *t).map_or(&g.fit_fallback, |(l, _)| l);
+        let digit = g
+            .engagement
+            .iter()
+            .find(|(_, t)| dimensions[g.engagement_dimension] >= *t)
+            .map_or(&g.engagement_fallback, |(d, _)| d);
+        format!("{letter}{digit}")
+    });
+    Score {
+        lead_id: lead.id.clone(),
+        as_of,
+        probability: model.calibration.map(|c| c.probability(total)),
+        dimensions,
+        total,
+        stage,
+        grade,
+        account: account_id,
+        traits,
+        contributions,
+    }
+}
+
+/// Whether `[events] ignore` drops this message.
+pub fn is_ignored(model: &CheckedModel, event: &Event) -> bool {
+    model.ignore.as_ref().is_some_and(|ignore| {
+        let vars = [Binding::Json(&event.body)];
+        ignore.matches(&Activation { vars: &vars, as_of: event.at })
+    })
+}
+
+fn total_of(model: &CheckedModel, dimensions: &[f64]) -> f64 {
+    model.dimensions.iter().zip(dimensions).map(|(d, s)| d.weight * s).sum()
+}
+
+/// The last `[[stages]]` entry whose `when` holds, else `lead`.
+fn stage_of(model: &CheckedModel, dimensions: &[f64], total: f64, as_of: Millis) -> String {
+    let vars: Vec<Binding<'_>> =
+        dimensions.iter().map(|&d| Binding::Number(d)).chain([Binding::Number(total)]).collect();
+    let activation = Activation { vars: &vars, as_of };
+    model
+        .stages
+        .iter()
+        .rev()
+        .find(|s| s.when.matches(&activation))
+        .map_or_else(|| DEFAULT_STAGE.to_owned(), |s| s.name.clone())
+}
+
+/// `t` falls in `(as_of − within, as_of]` (always true without a window).
+fn in_window(t: Millis, within: Option<Duration>, as_of: Millis) -> bool {
+    within.is_none_or(|w| t > as_of - w.as_millis()) && t <= as_of
+}
+
+/// `points × 0.5^(age / half_life)`'s factor.
+fn decay(age: Millis, half_life: Option<Duration>) -> f64 {
+    match half_life {
+        Some(h) => 0.5_f64.powf(age as f64 / h.as_millis() as f64),
+        None => 1.0,
+    }
+}
+
+/// Of times in ascending order, keeps at most `per_day` per UTC day: the latest ones of that day.
+fn keep_latest_per_day(times: &[Millis], per_day: usize) -> Vec<Millis> {
+    let mut kept = Vec::with_capacity(times.len());
+    let mut start = 0;
+    while start < times.len() {
+        let day = time::utc_day(times[start]);
+        let end = start + times[start..].iter().take_while(|&&t| time::utc_day(t) == day).count();
+        kept.extend_from_slice(&times[end - (end - start).min(per_day)..end]);
+        start = end;
+    }
+    kept
+}
+
+/// The `created_at` trait as an instant: an RFC 3339 string or date, or epoch seconds /
+/// milliseconds as a number (values above 10^11 are taken as milliseconds).
+fn created_at(traits: &Map<String, Value>) -> Option<Millis> {
+    match traits.get("created_at")? {
+        Value::String(s) => time::parse_timestamp(s),
+        Value::Number(n) => {
+            let v = n.as_f64()?;
+            Some(if v.abs() > 1e11 { v as Millis } else { (v * 1000.0) as Millis })
+        }
+        _ => None,
+    }
+}
+
+/// An account's rolled-up score: each dimension the `[accounts] aggregate` of its leads'.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountScore {
+    pub account_id: String,
+    pub dimensions: Vec<f64>,
+    pub total: f64,
+    pub stage: String,
+    pub leads: Vec<String>,
+}
+
+/// Rolls up the scores of an account's leads (SPEC §2.2, account scores).
+pub fn evaluate_account(model: &CheckedModel, account_id: &str, leads: &[&Score], as_of: Millis) -> AccountScore {
+    let n = model.dimensions.len();
+    let mut dimensions = vec![0.0; n];
+    for (d, value) in dimensions.iter_mut().enumerate() {
+        let values = leads.iter().map(|s| s.dimensions[d]);
+        *value = match model.aggregate {
+            Aggregate::Max => values.fold(f64::NEG_INFINITY, f64::max),
+            Aggregate::Sum => values.sum(),
+            Aggregate::Mean => values.sum::<f64>() / leads.len().max(1) as f64,
+        };
+        if !value.is_finite() {
+            *value = 0.0;
+        }
+    }
+    let total = total_of(model, &dimensions);
+    AccountScore {
+        account_id: account_id.to_owned(),
+        stage: stage_of(model, &dimensions, total, as_of),
+        dimensions,
+        total,
+        leads: leads.iter().map(|s| s.lead_id.clone()).collect(),
+    }
+}
+
+/// Seconds are enough for humans; the number of whole days between two instants, for reports.
+pub fn days_between(from: Millis, to: Millis) -> f64 {
+    (to - from) as f64 / MS_PER_DAY as f64
+}
+
+impl Event {
+    /// The lead this message names directly (`userId`), if any.
+    pub fn user_id(&self) -> Option<&str> {
+        self.str_field("userId").filter(|s| !s.is_empty())
+    }
+
+    /// The anonymous id this message carries, if any.
+    pub fn anonymous_id(&self) -> Option<&str> {
+        self.str_field("anonymousId").filter(|s| !s.is_empty())
+    }
+}

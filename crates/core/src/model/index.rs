@@ -1,0 +1,86 @@
+//! Which rules an event can possibly match, decided once per model from each condition's
+//! top-level `&&` terms: a rule that requires `event.event == "Email Opened"` is filed under that
+//! name, one that requires `event.type == "page"` under that type (with a required
+//! `event.properties.path` prefix checked before the condition runs); the rest are tried on every
+//! event. Indexing never changes a result, only how many conditions run.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::{Rule, RuleKind};
+use crate::cel::{Atom, CmpOp, Literal};
+
+/// Slot of `event` in event conditions (see `check::EVENT_VARS`).
+const EVENT_SLOT: usize = 0;
+
+#[derive(Debug, Clone, Default)]
+pub struct RuleIndex {
+    by_name: HashMap<String, Vec<usize>>,
+    by_type: HashMap<String, Vec<usize>>,
+    any: Vec<usize>,
+    /// Per rule: a prefix `event.properties.path` must start with, if the condition requires one.
+    path_prefix: HashMap<usize, String>,
+}
+
+impl RuleIndex {
+    pub fn build(rules: &[Rule]) -> Self {
+        let mut index = RuleIndex::default();
+        for (i, rule) in rules.iter().enumerate() {
+            if matches!(rule.kind, RuleKind::Trait { .. }) {
+                continue;
+            }
+            let mut name = None;
+            let mut kind = None;
+            for atom in rule.kind.condition().conjuncts() {
+                match atom {
+                    Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) } => {
+                        match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                            ["event"] => name = Some(s),
+                            ["type"] => kind = Some(s),
+                            ["properties", "path"] => {
+                                index.path_prefix.insert(i, s);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Atom::StartsWith { var: EVENT_SLOT, path, prefix }
+                        if path.len() == 2 && path[0] == "properties" && path[1] == "path" =>
+                    {
+                        index.path_prefix.insert(i, prefix);
+                    }
+                    _ => {}
+                }
+            }
+            match (name, kind) {
+                (Some(name), _) => index.by_name.entry(name).or_default().push(i),
+                (None, Some(kind)) => index.by_type.entry(kind).or_default().push(i),
+                (None, None) => index.any.push(i),
+            }
+        }
+        index
+    }
+
+    /// Calls `f` with each rule that could match `event` (each at most once).
+    pub fn for_each_candidate(&self, event: &Value, mut f: impl FnMut(usize)) {
+        let ty = event.get("type").and_then(Value::as_str);
+        let name = event.get("event").and_then(Value::as_str);
+        let path = event.get("properties").and_then(|p| p.get("path")).and_then(Value::as_str);
+        let lists = [name.and_then(|n| self.by_name.get(n)), ty.and_then(|t| self.by_type.get(t)), Some(&self.any)];
+        for list in lists.into_iter().flatten() {
+            for &rule in list {
+                if let Some(prefix) = self.path_prefix.get(&rule)
+                    && !path.is_some_and(|p| p.starts_with(prefix.as_str()))
+                {
+                    continue;
+                }
+                f(rule);
+            }
+        }
+    }
+
+    /// How many rules are indexed by a specific event name or type (for diagnostics and tests).
+    pub fn indexed_rules(&self) -> usize {
+        self.by_name.values().map(Vec::len).sum::<usize>() + self.by_type.values().map(Vec::len).sum::<usize>()
+    }
+}

@@ -1,0 +1,213 @@
+//! Properties of the engine over random models and random event histories (proptest).
+
+mod support;
+
+use leadscore_core::{CheckedModel, Event, LeadHistory};
+use proptest::prelude::*;
+use serde_json::json;
+use support::*;
+
+/// Parameters of a random model exercising every rule kind and option.
+#[derive(Debug, Clone)]
+struct Params {
+    half_life_days: Option<u32>,
+    page_points: i32,
+    page_limit: Option<u32>,
+    page_per_day: Option<u32>,
+    page_within: Option<u32>,
+    page_max: Option<u32>,
+    careers_points: i32,
+    careers_half_life: Option<u32>,
+    count_at_least: u32,
+    count_within: u32,
+    cold_for: u32,
+    eng_min: Option<i32>,
+    eng_max: Option<i32>,
+}
+
+fn params() -> impl Strategy<Value = Params> {
+    (
+        (
+            proptest::option::of(1u32..30),
+            -20i32..20,
+            proptest::option::of(1u32..6),
+            proptest::option::of(1u32..3),
+            proptest::option::of(1u32..40),
+        ),
+        (proptest::option::of(1u32..50), -20i32..0, proptest::option::of(1u32..10), 1u32..6, 1u32..40, 1u32..40),
+        (proptest::option::of(-50i32..0), proptest::option::of(0i32..80)),
+    )
+        .prop_map(|(a, b, c)| Params {
+            half_life_days: a.0,
+            page_points: a.1,
+            page_limit: a.2,
+            page_per_day: a.3,
+            page_within: a.4,
+            page_max: b.0,
+            careers_points: b.1,
+            careers_half_life: b.2,
+            count_at_least: b.3,
+            count_within: b.4,
+            cold_for: b.5,
+            eng_min: c.0,
+            eng_max: c.1,
+        })
+}
+
+fn opt(key: &str, value: Option<impl std::fmt::Display>, suffix: &str) -> String {
+    value.map_or(String::new(), |v| format!("{key} = {v}{suffix}\n"))
+}
+
+fn build(p: &Params) -> CheckedModel {
+    let quoted = |v: Option<u32>| v.map(|d| format!("\"{d}d\""));
+    let source = format!(
+        r#"
+[model]
+name = "random"
+[dimensions.fit]
+[dimensions.engagement]
+{half_life}{min}{max}
+[[rules]]
+name = "Director"
+dimension = "fit"
+if = 'lead.title == "Director"'
+points = 10
+[[rules]]
+name = "Pages"
+dimension = "engagement"
+on = 'event.type == "page" && !event.properties.path.startsWith("/careers")'
+points = {page_points}
+{limit}{per_day}{within}{max_points}
+[[rules]]
+name = "Careers"
+dimension = "engagement"
+on = 'event.type == "page" && event.properties.path.startsWith("/careers")'
+points = {careers_points}
+{careers_half_life}
+[[rules]]
+name = "Opens"
+dimension = "engagement"
+on = 'event.event == "Email Opened"'
+at_least = {at_least}
+within = "{count_within}d"
+points = 7
+[[rules]]
+name = "Cold"
+dimension = "engagement"
+inactive = 'event.type == "page"'
+for = "{cold_for}d"
+points = -5
+[[stages]]
+name = "mql"
+when = "total >= 20"
+"#,
+        half_life = opt("half_life", quoted(p.half_life_days), ""),
+        min = opt("min", p.eng_min, ""),
+        max = opt("max", p.eng_max, ""),
+        page_points = p.page_points,
+        limit = opt("limit", p.page_limit, ""),
+        per_day = opt("per_day", p.page_per_day, ""),
+        within = opt("within", quoted(p.page_within), ""),
+        max_points = opt("max_points", p.page_max, ""),
+        careers_points = p.careers_points,
+        careers_half_life = opt("half_life", quoted(p.careers_half_life), ""),
+        at_least = p.count_at_least,
+        count_within = p.count_within,
+        cold_for = p.cold_for,
+    );
+    model(&source)
+}
+
+/// (kind, hour offset from day 0, message id) -> an event of lead `a`.
+fn make_event(kind: u8, hour: i64, id: u16) -> Event {
+    let at = day(0) + hours(hour);
+    let mut e = match kind % 5 {
+        0 => page("a", "/pricing", at),
+        1 => page("a", "/careers/jobs", at),
+        2 => track("a", "Email Opened", json!({}), at),
+        3 => page("a", "/blog/post", at),
+        _ => identify("a", json!({"title": if hour % 2 == 0 { "Director" } else { "Analyst" }}), at),
+    };
+    e.message_id = Some(format!("m{id}"));
+    e.body["messageId"] = json!(format!("m{id}"));
+    e
+}
+
+fn events() -> impl Strategy<Value = Vec<Event>> {
+    proptest::collection::vec((0u8..5, 0i64..(60 * 24), any::<u16>()), 0..40)
+        .prop_map(|v| v.into_iter().map(|(k, h, id)| make_event(k, h, id)).collect())
+}
+
+fn history(events: Vec<Event>) -> LeadHistory {
+    lead("a", json!({"title": "Analyst"}), events)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn scores_do_not_depend_on_event_order(p in params(), events in events(), seed in any::<u64>(), as_of_day in 0i64..80) {
+        let m = build(&p);
+        let mut shuffled = events.clone();
+        // A deterministic shuffle driven by the seed.
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let a = score(&m, &history(events), day(as_of_day));
+        let b = score(&m, &history(shuffled), day(as_of_day));
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn decay_never_increases_a_contribution_magnitude(p in params(), events in events(), later in 1i64..(24 * 30)) {
+        let m = build(&p);
+        let l = history(events);
+        // After the last event, only time passes.
+        let as_of = day(61);
+        let before = score(&m, &l, as_of);
+        let after = score(&m, &l, as_of + hours(later));
+        for rule in ["Pages", "Careers"] {
+            prop_assert!(points(&after, rule).abs() <= points(&before, rule).abs() + 1e-9,
+                "{} grew from {} to {}", rule, points(&before, rule), points(&after, rule));
+        }
+    }
+
+    #[test]
+    fn caps_and_clamps_always_hold(p in params(), events in events(), as_of_day in 0i64..80) {
+        let m = build(&p);
+        let s = score(&m, &history(events), day(as_of_day));
+        if let Some(cap) = p.page_max {
+            prop_assert!(points(&s, "Pages").abs() <= f64::from(cap) + 1e-9);
+        }
+        if let Some(min) = p.eng_min {
+            prop_assert!(s.dimensions[1] >= f64::from(min));
+        }
+        if let Some(max) = p.eng_max {
+            prop_assert!(s.dimensions[1] <= f64::from(max));
+        }
+        if let Some(limit) = p.page_limit {
+            let matched = s.contributions.iter().find(|c| c.rule == "Pages").map_or(0, |c| c.matched);
+            prop_assert!(matched <= limit as usize);
+        }
+        prop_assert!((s.total - (s.dimensions[0] + s.dimensions[1])).abs() < 1e-9);
+    }
+
+    #[test]
+    fn as_of_before_every_event_gives_trait_only_scores(p in params(), events in events()) {
+        let m = build(&p);
+        let as_of = day(0) - 1;
+        let with_events = score(&m, &history(events), as_of);
+        let without = score(&m, &history(vec![]), as_of);
+        prop_assert_eq!(with_events, without);
+    }
+
+    #[test]
+    fn duplicated_events_change_nothing(p in params(), events in events(), as_of_day in 0i64..80) {
+        let m = build(&p);
+        let mut doubled = events.clone();
+        doubled.extend(events.iter().cloned());
+        prop_assert_eq!(score(&m, &history(events), day(as_of_day)), score(&m, &history(doubled), day(as_of_day)));
+    }
+}

@@ -1,6 +1,8 @@
 //! `evaluate` throughput: one lead with a realistic history against the example B2B model.
 //! Run: `cargo bench -p leadscore-core --bench evaluate`.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests and benches fail loudly on broken fixtures")]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leadscore_core::time::{MS_PER_DAY, parse_timestamp};
 use leadscore_core::{AccountBook, CheckedModel, Event, LeadHistory, evaluate};

@@ -165,8 +165,11 @@ pub struct LeadHistory {
 /// Account (company) traits over time, from `group` messages of every lead.
 #[derive(Debug, Clone, Default)]
 pub struct AccountBook {
-    updates: HashMap<String, Vec<(Millis, Map<String, Value>)>>,
+    updates: HashMap<String, Vec<TraitUpdate>>,
 }
+
+/// Traits a `group` message set, and when.
+type TraitUpdate = (Millis, Map<String, Value>);
 
 impl AccountBook {
     /// Records a `group` message's traits for `group_id` at `at`.
@@ -323,7 +326,7 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
     // Which events each event-based rule matches (indices into `events`, ascending time).
     let mut matches: Vec<Vec<usize>> = vec![Vec::new(); model.rules.len()];
     for (i, event) in events.iter().enumerate() {
-        let vars = [Binding::Json(&event.body), Binding::Json(&lead_value), account_binding.clone()];
+        let vars = [Binding::Json(&event.body), Binding::Json(&lead_value), account_binding];
         let activation = Activation { vars: &vars, as_of };
         model.index.for_each_candidate(&event.body, |r| {
             if model.rules[r].kind.condition().matches(&activation) {
@@ -334,7 +337,7 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
 
     let mut dimensions = vec![0.0; model.dimensions.len()];
     let mut contributions = Vec::new();
-    let trait_vars = [Binding::Json(&lead_value), account_binding.clone()];
+    let trait_vars = [Binding::Json(&lead_value), account_binding];
     for (r, rule) in model.rules.iter().enumerate() {
         let times = || matches[r].iter().map(|&i| events[i].at);
         let (points, matched, last) = match &rule.kind {
@@ -367,7 +370,7 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
                 (points, counted.len(), counted.last().copied())
             }
             RuleKind::Inactivity { period, .. } => {
-                let last = times().last();
+                let last = matches[r].last().map(|&i| events[i].at);
                 let recent = last.is_some_and(|t| in_window(t, Some(*period), as_of));
                 let anchor = created_at(&traits).or_else(|| events.first().map(|e| e.at));
                 let applies = !recent && anchor.is_some_and(|a| a <= as_of - period.as_millis());

@@ -81,7 +81,7 @@ impl Duration {
             return Err(DurationError::NotPositive(text.to_owned()));
         }
         let ms = (value * unit_ms).round();
-        if ms < 1.0 || ms > 1e15 {
+        if !(1.0..=1e15).contains(&ms) {
             return Err(DurationError::NotPositive(text.to_owned()));
         }
         Ok(Duration(ms as i64))

@@ -1,6 +1,8 @@
 //! `check_model` diagnostics: golden files for invalid and suspicious models, plus exact checks of
 //! the properties users rely on (file:line:col, the offending name, a hint, all errors at once).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests and benches fail loudly on broken fixtures")]
+
 use std::path::Path;
 
 use leadscore_core::model::check_model;

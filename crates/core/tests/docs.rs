@@ -1,6 +1,8 @@
 //! Every TOML block in docs/model-language.md checks without errors or warnings: the guide's
 //! examples cannot drift from the language.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests and benches fail loudly on broken fixtures")]
+
 use leadscore_core::model::check_model;
 
 const HEADER: &str = "[model]\nname = \"doc\"\n[dimensions.fit]\n[dimensions.engagement]\n";

@@ -1,6 +1,8 @@
 //! Behaviour of the scoring engine (SPEC §2.2), one rule kind and option at a time. Expected
 //! values are computed by hand in each test.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests and benches fail loudly on broken fixtures")]
+
 mod support;
 
 use leadscore_core::engine::{AccountScore, evaluate_account};

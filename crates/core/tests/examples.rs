@@ -1,6 +1,8 @@
 //! The worked examples of the source articles (SPEC §7) reproduce exactly: hand-built leads scored
 //! against examples/models/{m3,saas,b2b-default}.toml, expectations computed by hand here.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests and benches fail loudly on broken fixtures")]
+
 mod support;
 
 use leadscore_core::{CheckedModel, Event};

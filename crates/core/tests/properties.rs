@@ -1,5 +1,7 @@
 //! Properties of the engine over random models and random event histories (proptest).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests and benches fail loudly on broken fixtures")]
+
 mod support;
 
 use leadscore_core::{CheckedModel, Event, LeadHistory};

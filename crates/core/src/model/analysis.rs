@@ -64,13 +64,13 @@ fn undeclared_traits(
             continue;
         }
         let Some((_, ty)) = model.traits.iter().find(|(n, _)| *n == path[0]) else { continue };
-        let fits = match (ty, &value) {
-            (_, Literal::Null) => true,
-            (TraitType::Number, Literal::Int(_) | Literal::UInt(_) | Literal::Double(_)) => true,
-            (TraitType::String | TraitType::Timestamp, Literal::String(_)) => true,
-            (TraitType::Bool, Literal::Bool(_)) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (ty, &value),
+            (_, Literal::Null)
+                | (TraitType::Number, Literal::Int(_) | Literal::UInt(_) | Literal::Double(_))
+                | (TraitType::String | TraitType::Timestamp, Literal::String(_))
+                | (TraitType::Bool, Literal::Bool(_))
+        );
         if !fits {
             out.push(
                 Diagnostic::warning(

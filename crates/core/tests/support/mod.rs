@@ -1,5 +1,5 @@
 //! Builders shared by the core integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used, reason = "test builders fail loudly")]
 
 use leadscore_core::time::{MS_PER_DAY, Millis, format_timestamp, parse_timestamp};
 use leadscore_core::{AccountBook, CheckedModel, Event, LeadHistory, Score, evaluate};

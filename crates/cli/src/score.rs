@@ -15,7 +15,7 @@ use leadscore_core::{AccountBook, CheckedModel, LeadHistory, evaluate};
 use rayon::prelude::*;
 
 use crate::read::events::{EventSource, partition_events, partition_of, partitions_for};
-use crate::read::leads::{Leads, read_leads};
+use crate::read::leads::{IdColumn, Leads, read_leads};
 use crate::read::outcomes::read_outcomes;
 use crate::read::{InputError, Skipped};
 use crate::write::{Format, Row, write_scores};
@@ -47,9 +47,9 @@ pub struct ScoreArgs {
     /// Output file (default: standard output)
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The leads file's id column
-    #[arg(long = "id-column", default_value = "id")]
-    id_column: String,
+    /// The leads file's id column (default: `id`, else `lead_id`, else row numbers)
+    #[arg(long = "id-column")]
+    id_column: Option<String>,
     /// Skip invalid input lines (reported on stderr) instead of stopping at the first
     #[arg(long = "skip-invalid")]
     skip_invalid: bool,
@@ -132,7 +132,10 @@ fn score_files(
     skipped: &mut Skipped,
 ) -> Result<Vec<Row>, InputError> {
     let leads = match &args.leads {
-        Some(path) => read_leads(path, &args.id_column, &model.traits, skipped)?,
+        Some(path) => {
+            let id_column = args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named);
+            read_leads(path, &id_column, &model.traits, skipped)?
+        }
         None => Leads::default(),
     };
     let outcomes = match &args.outcomes {

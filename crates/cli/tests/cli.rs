@@ -1,5 +1,7 @@
 //! The `leadscore` binary on temporary files: `check` and `score`, including bad input.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests and benches fail loudly on broken fixtures")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -235,8 +237,18 @@ fn a_bad_event_line_is_named_by_file_line_and_field() {
 fn bad_leads_and_outcomes_files_get_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = write(dir.path(), "m.toml", MODEL);
-    let no_id = write(dir.path(), "noid.csv", "lead,employees\nl1,5\n");
-    let out = leadscore(&["score", "--model", s(&model), "--leads", s(&no_id), "--as-of", "2024-06-01T00:00:00Z"]);
+    let no_id = write(dir.path(), "noid.csv", "lead,employees\nl1,5\nl2,500\n");
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&no_id),
+        "--id-column",
+        "id",
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("noid.csv:1: field `id`: no lead id column `id` (columns: lead, employees)"),
@@ -255,6 +267,17 @@ fn bad_leads_and_outcomes_files_get_clear_errors() {
         "2024-06-01T00:00:00Z",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\nl2,20,"), "{}", stdout(&out));
+    // Without --id-column and without an `id` column, leads are numbered by row, and we say so.
+    let out = leadscore(&["score", "--model", s(&model), "--leads", s(&no_id), "--as-of", "2024-06-01T00:00:00Z"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no `id` column, so leads are numbered by row"), "{}", stderr(&out));
+    let rows: Vec<String> =
+        stdout(&out).lines().skip(1).map(|l| l.split(',').take(2).collect::<Vec<_>>().join(",")).collect();
+    assert_eq!(rows, vec!["1,0", "2,20"]);
+    let lower = write(dir.path(), "lower.csv", "Lead_ID,employees\nx9,500\n");
+    let out = leadscore(&["score", "--model", s(&model), "--leads", s(&lower), "--as-of", "2024-06-01T00:00:00Z"]);
+    assert!(stdout(&out).contains("\nx9,20,"), "{}", stdout(&out));
 
     let typed = write(dir.path(), "typed.csv", "id,employees\nl1,5\nl2,many\n");
     let out = leadscore(&["score", "--model", s(&model), "--leads", s(&typed), "--as-of", "2024-06-01T00:00:00Z"]);

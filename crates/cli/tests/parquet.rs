@@ -1,5 +1,7 @@
 //! Parquet leads and events score exactly like the equivalent CSV and JSON Lines.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests and benches fail loudly on broken fixtures")]
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;

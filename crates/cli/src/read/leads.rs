@@ -18,9 +18,45 @@ pub struct Leads {
     pub traits: HashMap<String, Map<String, Value>>,
 }
 
+/// Which column holds the lead id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdColumn {
+    /// `--id-column NAME`: that column must exist.
+    Named(String),
+    /// Not given: `id`, else a column named `id` or `lead_id` in any case, else row numbers
+    /// (1, 2, … in file order, with a note on stderr).
+    Default,
+}
+
+/// The id column to use for `headers`, or `None` for row numbers.
+fn resolve_id_column(path: &Path, headers: &[String], id_column: &IdColumn) -> Result<Option<usize>, InputError> {
+    match id_column {
+        IdColumn::Named(name) => headers.iter().position(|h| h == name).map(Some).ok_or_else(|| {
+            InputError::new(
+                path,
+                Some(1),
+                Some(name),
+                format!("no lead id column `{name}` (columns: {})", headers.join(", ")),
+            )
+        }),
+        IdColumn::Default => {
+            let found = headers.iter().position(|h| h == "id").or_else(|| {
+                headers.iter().position(|h| h.eq_ignore_ascii_case("id") || h.eq_ignore_ascii_case("lead_id"))
+            });
+            if found.is_none() {
+                eprintln!(
+                    "note: {}: no `id` column, so leads are numbered by row (1, 2, …); name the id column with --id-column",
+                    path.display()
+                );
+            }
+            Ok(found)
+        }
+    }
+}
+
 pub fn read_leads(
     path: &Path,
-    id_column: &str,
+    id_column: &IdColumn,
     schema: &[(String, TraitType)],
     skipped: &mut Skipped,
 ) -> Result<Leads, InputError> {
@@ -37,14 +73,8 @@ pub fn read_leads(
         .iter()
         .map(|h| h.trim_start_matches('\u{feff}').to_owned())
         .collect();
-    let Some(id_index) = headers.iter().position(|h| h == id_column) else {
-        return Err(InputError::new(
-            path,
-            Some(1),
-            Some(id_column),
-            format!("no lead id column `{id_column}` (columns: {}); name it with --id-column", headers.join(", ")),
-        ));
-    };
+    let id_index = resolve_id_column(path, &headers, id_column)?;
+    let id_name = id_index.map_or("id", |i| headers[i].as_str()).to_owned();
     let mut rows = Vec::new();
     for record in reader.records() {
         match record {
@@ -73,21 +103,24 @@ pub fn read_leads(
         .collect();
 
     let mut leads = Leads::default();
-    'rows: for record in &rows {
+    'rows: for (row_number, record) in rows.iter().enumerate() {
         let line = record.position().map(|p| p.line());
-        let id = record.get(id_index).unwrap_or("").trim();
+        let id = match id_index {
+            Some(i) => record.get(i).unwrap_or("").trim().to_owned(),
+            None => (row_number + 1).to_string(),
+        };
         if id.is_empty() {
-            skipped.handle(InputError::new(path, line, Some(id_column), "empty lead id"))?;
+            skipped.handle(InputError::new(path, line, Some(&id_name), "empty lead id"))?;
             continue;
         }
-        if leads.traits.contains_key(id) {
-            skipped.handle(InputError::new(path, line, Some(id_column), format!("lead `{id}` appears twice")))?;
+        if leads.traits.contains_key(&id) {
+            skipped.handle(InputError::new(path, line, Some(&id_name), format!("lead `{id}` appears twice")))?;
             continue;
         }
         let mut traits = Map::new();
         for (c, cell) in record.iter().enumerate() {
             let cell = cell.trim();
-            if c == id_index || cell.is_empty() {
+            if Some(c) == id_index || cell.is_empty() {
                 continue;
             }
             let name = &headers[c];
@@ -101,8 +134,8 @@ pub fn read_leads(
                 }
             }
         }
-        leads.order.push(id.to_owned());
-        leads.traits.insert(id.to_owned(), traits);
+        leads.order.push(id.clone());
+        leads.traits.insert(id, traits);
     }
     Ok(leads)
 }
@@ -111,11 +144,12 @@ pub fn read_leads(
 /// declares as number, bool or timestamp is converted as in a CSV file.
 fn read_leads_parquet(
     path: &Path,
-    id_column: &str,
+    id_column: &IdColumn,
     schema: &[(String, TraitType)],
     skipped: &mut Skipped,
 ) -> Result<Leads, InputError> {
     let mut leads = Leads::default();
+    let mut id_name: Option<Option<String>> = None;
     'rows: for row in super::parquet::open(path)? {
         let (n, mut object) = match row {
             Ok(row) => row,
@@ -124,16 +158,22 @@ fn read_leads_parquet(
                 continue;
             }
         };
-        let id = match object.remove(id_column) {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => {
-                skipped.handle(InputError::new(
-                    path,
-                    Some(n),
-                    Some(id_column),
-                    "empty or missing lead id (name the id column with --id-column)",
-                ))?;
+        let column = match &id_name {
+            Some(column) => column.clone(),
+            None => {
+                let headers: Vec<String> = object.keys().cloned().collect();
+                let column = resolve_id_column(path, &headers, id_column)?.map(|i| headers[i].clone());
+                id_name = Some(column.clone());
+                column
+            }
+        };
+        let id_column = column.as_deref().unwrap_or("id");
+        let id = match column.as_ref().map(|c| object.remove(c)) {
+            None => n.to_string(),
+            Some(Some(Value::String(s))) if !s.trim().is_empty() => s.trim().to_owned(),
+            Some(Some(Value::Number(n))) => n.to_string(),
+            Some(_) => {
+                skipped.handle(InputError::new(path, Some(n), Some(id_column), "empty or missing lead id"))?;
                 continue;
             }
         };

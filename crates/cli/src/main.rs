@@ -1,8 +1,11 @@
 //! The `leadscore` binary: glue between the command line, files and the library crates. Each
 //! subcommand lives in its own module; scoring itself is `leadscore_core::evaluate`.
 
+mod backtest;
 mod check;
 mod clock;
+mod history;
+mod html;
 mod progress;
 mod read;
 mod score;
@@ -25,6 +28,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Score every lead in the input files
     Score(score::ScoreArgs),
+    /// Replay history: how well the model's scores, taken before each outcome, predict conversion
+    Backtest(backtest::BacktestArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Score(args) => score::run(&args),
+        Command::Backtest(args) => backtest::run(&args),
     };
     match result {
         Ok(code) => code,

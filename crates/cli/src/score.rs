@@ -1,8 +1,6 @@
-//! `leadscore score`: reads leads, events and outcomes, scores every lead as of one instant in
-//! parallel, writes CSV or JSON Lines. Events are streamed through partitions on disk
-//! (`read::events`), so memory holds one partition at a time.
+//! `leadscore score`: reads leads, events and outcomes (`history`), scores every lead as of one
+//! instant in parallel, writes CSV or JSON Lines.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -11,15 +9,13 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use leadscore_core::time::{Millis, parse_timestamp};
-use leadscore_core::{AccountBook, CheckedModel, LeadHistory, evaluate};
-use rayon::prelude::*;
+use leadscore_core::{CheckedModel, evaluate};
 
-use crate::read::events::{EventSource, partition_events, partition_of, partitions_for};
-use crate::read::leads::{IdColumn, Leads, read_leads};
-use crate::read::outcomes::read_outcomes;
+use crate::clock;
+use crate::history::{InputFiles, Inputs};
+use crate::read::leads::IdColumn;
 use crate::read::{InputError, Skipped};
 use crate::write::{Format, Row, write_scores};
-use crate::{clock, progress};
 
 #[derive(Args)]
 pub struct ScoreArgs {
@@ -131,92 +127,16 @@ fn score_files(
     as_of: Millis,
     skipped: &mut Skipped,
 ) -> Result<Vec<Row>, InputError> {
-    let leads = match &args.leads {
-        Some(path) => {
-            let id_column = args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named);
-            read_leads(path, &id_column, &model.traits, skipped)?
-        }
-        None => Leads::default(),
+    let files = InputFiles {
+        leads: args.leads.as_deref(),
+        events: args.events.as_deref(),
+        outcomes: args.outcomes.as_deref(),
+        id_column: args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named),
+        partitions: args.partitions,
     };
-    let outcomes = match &args.outcomes {
-        Some(path) => read_outcomes(path, skipped)?,
-        None => HashMap::new(),
-    };
-    let source = match &args.events {
-        Some(path) => {
-            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            let partitions = args.partitions.unwrap_or_else(|| partitions_for(bytes)).max(1);
-            Some(partition_events(path, model, partitions, skipped)?)
-        }
-        None => None,
-    };
-    let rows = score_partitions(model, &leads, &outcomes, source.as_ref(), as_of, args.explain)?;
-    match &source {
-        Some(source) => eprintln!(
-            "scored {} leads from {} messages ({} anonymous messages never linked to a lead)",
-            rows.len(),
-            source.messages,
-            source.unattributed
-        ),
-        None => eprintln!("scored {} leads", rows.len()),
-    }
-    Ok(rows)
-}
-
-/// Scores every lead: those of the leads file and every lead the events name. Output order: the
-/// leads file's order, then other leads by id.
-pub fn score_partitions(
-    model: &CheckedModel,
-    leads: &Leads,
-    outcomes: &HashMap<String, Vec<leadscore_core::Outcome>>,
-    source: Option<&EventSource>,
-    as_of: Millis,
-    explain: bool,
-) -> Result<Vec<Row>, InputError> {
-    let partitions = source.map_or(1, EventSource::partitions);
-    let empty_accounts = AccountBook::default();
-    let accounts = source.map_or(&empty_accounts, |s| &s.accounts);
-    let bar = progress::bar(leads.order.len() as u64, "scoring", false);
-    let mut rows: Vec<Row> = Vec::with_capacity(leads.order.len());
-    for p in 0..partitions {
-        let mut groups = match source {
-            Some(source) => source.load(p)?,
-            None => HashMap::new(),
-        };
-        let mut ids: Vec<String> = leads.order.iter().filter(|id| partition_of(id, partitions) == p).cloned().collect();
-        ids.extend(groups.keys().filter(|id| !leads.traits.contains_key(*id)).cloned());
-        bar.inc_length(
-            ids.len().saturating_sub(leads.order.iter().filter(|id| partition_of(id, partitions) == p).count()) as u64,
-        );
-        let histories: Vec<LeadHistory> = ids
-            .into_iter()
-            .map(|id| LeadHistory {
-                traits: leads.traits.get(&id).cloned().unwrap_or_default(),
-                events: groups.remove(&id).unwrap_or_default(),
-                outcomes: outcomes.get(&id).cloned().unwrap_or_default(),
-                id,
-            })
-            .collect();
-        let scored: Vec<Row> = histories
-            .par_iter()
-            .map(|lead| {
-                let row = Row::new(evaluate(model, lead, accounts, as_of), explain);
-                bar.inc(1);
-                row
-            })
-            .collect();
-        rows.extend(scored);
-    }
-    bar.finish_and_clear();
-    let position: HashMap<&str, usize> = leads.order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    rows.sort_by(|a, b| {
-        let (pa, pb) = (position.get(a.score.lead_id.as_str()), position.get(b.score.lead_id.as_str()));
-        match (pa, pb) {
-            (Some(x), Some(y)) => x.cmp(y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.score.lead_id.cmp(&b.score.lead_id),
-        }
-    });
-    Ok(rows)
+    let inputs = Inputs::read(&files, Some(model), skipped)?;
+    let rows =
+        inputs.map_leads("scoring", |lead, accounts| Row::new(evaluate(model, lead, accounts, as_of), args.explain))?;
+    eprintln!("scored {}", inputs.summary(rows.len()));
+    Ok(rows.into_iter().map(|(_, row)| row).collect())
 }

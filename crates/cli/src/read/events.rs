@@ -110,7 +110,7 @@ fn strip_position(message: &str) -> &str {
 }
 
 /// Validates one line and extracts what pass 1 needs.
-fn classify(path: &Path, line_no: u64, line: &[u8], model: &CheckedModel) -> Result<Line, InputError> {
+fn classify(path: &Path, line_no: u64, line: &[u8], model: Option<&CheckedModel>) -> Result<Line, InputError> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(Line::Blank);
     }
@@ -133,7 +133,7 @@ fn classify(path: &Path, line_no: u64, line: &[u8], model: &CheckedModel) -> Res
     let identity = if matches!(kind, "identify" | "alias" | "group") {
         let full: Value = serde_json::from_slice(line).map_err(|e| json_error(path, line_no, &e))?;
         let event = Event::from_message(full).map_err(|e| event_error(path, line_no, e))?;
-        (!is_ignored(model, &event)).then_some(event)
+        (!model.is_some_and(|m| is_ignored(m, &event))).then_some(event)
     } else {
         // Validate the time fields exactly as the engine will read them.
         let mut mini = serde_json::Map::new();
@@ -176,7 +176,7 @@ fn write_line(writer: &mut BufWriter<File>, line_no: u64, line: &[u8], path: &Pa
 /// Pass 1: validate every line and split the file into `partitions` files by lead.
 pub fn partition_events(
     path: &Path,
-    model: &CheckedModel,
+    model: Option<&CheckedModel>,
     partitions: usize,
     skipped: &mut Skipped,
 ) -> Result<EventSource, InputError> {

@@ -1,0 +1,132 @@
+//! Lead histories from input files: the leads file, the outcomes file and the events (streamed
+//! through partitions), assembled per lead and handed to a function in parallel. `score`,
+//! `backtest` and `train` differ only in what that function does with each `LeadHistory`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Outcome};
+use rayon::prelude::*;
+
+use crate::progress;
+use crate::read::events::{EventSource, partition_events, partition_of, partitions_for};
+use crate::read::leads::{IdColumn, Leads, read_leads};
+use crate::read::outcomes::read_outcomes;
+use crate::read::{InputError, Skipped};
+
+/// Where the inputs are.
+pub struct InputFiles<'a> {
+    pub leads: Option<&'a Path>,
+    pub events: Option<&'a Path>,
+    pub outcomes: Option<&'a Path>,
+    pub id_column: IdColumn,
+    /// On-disk event partitions (default: one per 96 MB of events).
+    pub partitions: Option<usize>,
+}
+
+/// The inputs, read: leads and outcomes in memory, events partitioned on disk.
+pub struct Inputs {
+    pub leads: Leads,
+    pub outcomes: HashMap<String, Vec<Outcome>>,
+    pub events: Option<EventSource>,
+}
+
+impl Inputs {
+    /// Reads the files. `model` supplies the `[traits]` types of CSV columns and the `[events]
+    /// ignore` condition (applied before identity stitching); without one, columns are typed by
+    /// their values and nothing is ignored.
+    pub fn read(
+        files: &InputFiles<'_>,
+        model: Option<&CheckedModel>,
+        skipped: &mut Skipped,
+    ) -> Result<Inputs, InputError> {
+        let schema = model.map_or(&[][..], |m| &m.traits[..]);
+        let leads = match files.leads {
+            Some(path) => read_leads(path, &files.id_column, schema, skipped)?,
+            None => Leads::default(),
+        };
+        let outcomes = match files.outcomes {
+            Some(path) => read_outcomes(path, skipped)?,
+            None => HashMap::new(),
+        };
+        let events = match files.events {
+            Some(path) => {
+                let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                let partitions = files.partitions.unwrap_or_else(|| partitions_for(bytes)).max(1);
+                Some(partition_events(path, model, partitions, skipped)?)
+            }
+            None => None,
+        };
+        Ok(Inputs { leads, outcomes, events })
+    }
+
+    /// The account book from the events' `group` messages.
+    pub fn accounts(&self) -> &AccountBook {
+        static EMPTY: std::sync::OnceLock<AccountBook> = std::sync::OnceLock::new();
+        self.events.as_ref().map_or_else(|| EMPTY.get_or_init(AccountBook::default), |e| &e.accounts)
+    }
+
+    /// Calls `f` on every lead's history, in parallel, one event partition at a time: the leads
+    /// of the leads file and every lead the events name. Results come back in the leads file's
+    /// order, then other leads by id.
+    pub fn map_leads<T: Send>(
+        &self,
+        label: &str,
+        f: impl Fn(&LeadHistory, &AccountBook) -> T + Sync,
+    ) -> Result<Vec<(String, T)>, InputError> {
+        let leads = &self.leads;
+        let partitions = self.events.as_ref().map_or(1, EventSource::partitions);
+        let accounts = self.accounts();
+        let bar = progress::bar(leads.order.len() as u64, label, false);
+        let mut results: Vec<(String, T)> = Vec::with_capacity(leads.order.len());
+        for p in 0..partitions {
+            let mut groups = match &self.events {
+                Some(source) => source.load(p)?,
+                None => HashMap::new(),
+            };
+            let mut ids: Vec<String> =
+                leads.order.iter().filter(|id| partition_of(id, partitions) == p).cloned().collect();
+            let extra: Vec<String> = groups.keys().filter(|id| !leads.traits.contains_key(*id)).cloned().collect();
+            bar.inc_length(extra.len() as u64);
+            ids.extend(extra);
+            let histories: Vec<LeadHistory> = ids
+                .into_iter()
+                .map(|id| LeadHistory {
+                    traits: leads.traits.get(&id).cloned().unwrap_or_default(),
+                    events: groups.remove(&id).unwrap_or_default(),
+                    outcomes: self.outcomes.get(&id).cloned().unwrap_or_default(),
+                    id,
+                })
+                .collect();
+            let mapped: Vec<(String, T)> = histories
+                .par_iter()
+                .map(|lead| {
+                    let result = f(lead, accounts);
+                    bar.inc(1);
+                    (lead.id.clone(), result)
+                })
+                .collect();
+            results.extend(mapped);
+        }
+        bar.finish_and_clear();
+        let position: HashMap<&str, usize> = leads.order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        results.sort_by(|(a, _), (b, _)| match (position.get(a.as_str()), position.get(b.as_str())) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.cmp(b),
+        });
+        Ok(results)
+    }
+
+    /// One line for stderr: what was read.
+    pub fn summary(&self, leads: usize) -> String {
+        match &self.events {
+            Some(source) => format!(
+                "{leads} leads, {} messages ({} anonymous messages never linked to a lead)",
+                source.messages, source.unattributed
+            ),
+            None => format!("{leads} leads"),
+        }
+    }
+}

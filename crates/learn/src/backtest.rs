@@ -1,0 +1,298 @@
+//! The backtest report of SPEC §5, computed from one record per lead: the lead's score taken just
+//! before its outcome (or at the report time for open leads), the stages it had reached by then and
+//! when, and which rules had fired. Records come from `leadscore_core::evaluate`; this module only
+//! counts.
+//!
+//! Readings of the SPEC, chosen here and documented in docs/backtest.md:
+//! - An open lead (no outcome) counts as not converted, scored at `as_of`.
+//! - A lead "reached" a stage if its stage was that stage **or a later one** at some point
+//!   before its cutoff (funnel semantics: jumping straight to SQL also passes MQL).
+//! - A rule "fired" for a lead if it gave points, or, for a zero-point rule, if it applied.
+
+use std::collections::BTreeMap;
+
+use leadscore_core::time::{MS_PER_DAY, Millis};
+use serde::Serialize;
+
+use crate::metrics::{Band, auc_confidence_interval, bands_by_score, cumulative_gains, roc_auc};
+
+/// What became of a lead, as far as the backtest knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Converted,
+    Lost,
+    Disqualified,
+    Open,
+}
+
+impl Label {
+    pub fn converted(self) -> bool {
+        self == Label::Converted
+    }
+}
+
+/// One lead, scored at its cutoff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadRecord {
+    pub lead_id: String,
+    pub label: Label,
+    /// When the outcome happened (`None` for open leads).
+    pub outcome_at: Option<Millis>,
+    pub total: f64,
+    /// The stage at the cutoff (an index into the model's stages; `None` = `lead`).
+    pub stage: Option<usize>,
+    /// For each stage index, when the lead first reached it or a later stage (`None`: never).
+    pub reached_at: Vec<Option<Millis>>,
+    /// Indices of the rules that fired.
+    pub fired: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageReport {
+    pub stage: String,
+    /// Leads whose stage at the cutoff is this one.
+    pub leads_at_cutoff: usize,
+    pub converted_at_cutoff: usize,
+    /// Leads that reached this stage (or a later one) before their cutoff.
+    pub reached: usize,
+    /// Share of the leads that reached it that converted.
+    pub precision: Option<f64>,
+    /// Share of converters that reached it before converting.
+    pub recall: Option<f64>,
+    /// Median days from first reaching it to converting, over converters that reached it.
+    pub median_days_to_conversion: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleReport {
+    pub rule: String,
+    pub dimension: String,
+    pub fired: usize,
+    pub fired_share: f64,
+    /// Conversion rate of the leads it fired for.
+    pub conversion_with: Option<f64>,
+    /// Conversion rate of the leads it did not fire for.
+    pub conversion_without: Option<f64>,
+    /// `conversion_with / conversion_without`.
+    pub lift: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Counts {
+    pub leads: usize,
+    pub converted: usize,
+    pub lost: usize,
+    pub disqualified: usize,
+    pub open: usize,
+}
+
+/// The whole report for one model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacktestReport {
+    pub model: String,
+    pub counts: Counts,
+    pub auc: Option<f64>,
+    /// 95% bootstrap interval of the AUC.
+    pub auc_ci: Option<(f64, f64)>,
+    pub base_rate: f64,
+    pub deciles: Vec<Band>,
+    /// `(share of leads contacted, share of converters reached)` by decile, from (0, 0).
+    pub gains: Vec<(f64, f64)>,
+    /// `lead` first, then the model's stages in order.
+    pub stages: Vec<StageReport>,
+    pub rules: Vec<RuleReport>,
+    /// Totals of converters and of the others, for the score distribution chart.
+    #[serde(skip)]
+    pub totals_converted: Vec<f64>,
+    #[serde(skip)]
+    pub totals_other: Vec<f64>,
+}
+
+/// Names the report needs from the model.
+pub struct ModelNames<'a> {
+    pub model: &'a str,
+    pub stages: Vec<&'a str>,
+    /// `(rule, dimension)` in model order.
+    pub rules: Vec<(&'a str, &'a str)>,
+}
+
+fn rate(numerator: usize, denominator: usize) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
+}
+
+/// Builds the report. `seed` fixes the bootstrap, so the same records give the same report.
+pub fn build_report(names: &ModelNames<'_>, records: &[LeadRecord], seed: u64) -> BacktestReport {
+    let scores: Vec<f64> = records.iter().map(|r| r.total).collect();
+    let labels: Vec<bool> = records.iter().map(|r| r.label.converted()).collect();
+    let count = |label: Label| records.iter().filter(|r| r.label == label).count();
+    let counts = Counts {
+        leads: records.len(),
+        converted: count(Label::Converted),
+        lost: count(Label::Lost),
+        disqualified: count(Label::Disqualified),
+        open: count(Label::Open),
+    };
+    let converters = counts.converted;
+    let deciles = bands_by_score(&scores, &labels, 10);
+    let gains = cumulative_gains(&deciles);
+
+    let mut stages = Vec::new();
+    let stage_names = std::iter::once(leadscore_core::model::DEFAULT_STAGE).chain(names.stages.iter().copied());
+    for (index, name) in stage_names.enumerate() {
+        let at_stage = |r: &&LeadRecord| if index == 0 { r.stage.is_none() } else { r.stage == Some(index - 1) };
+        let at_cutoff: Vec<&LeadRecord> = records.iter().filter(at_stage).collect();
+        let reached_at = |r: &LeadRecord| {
+            if index == 0 { Some(Millis::MIN) } else { r.reached_at.get(index - 1).copied().flatten() }
+        };
+        let reached: Vec<&LeadRecord> = records.iter().filter(|r| reached_at(r).is_some()).collect();
+        let reached_converted = reached.iter().filter(|r| r.label.converted()).count();
+        let days: Vec<f64> = if index == 0 {
+            Vec::new()
+        } else {
+            reached
+                .iter()
+                .filter(|r| r.label.converted())
+                .filter_map(|r| Some((r.outcome_at? - reached_at(r)?) as f64 / MS_PER_DAY as f64))
+                .collect()
+        };
+        stages.push(StageReport {
+            stage: name.to_owned(),
+            leads_at_cutoff: at_cutoff.len(),
+            converted_at_cutoff: at_cutoff.iter().filter(|r| r.label.converted()).count(),
+            reached: reached.len(),
+            precision: rate(reached_converted, reached.len()),
+            recall: rate(reached_converted, converters),
+            median_days_to_conversion: median(days),
+        });
+    }
+
+    let mut fired: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    for r in records {
+        for &rule in &r.fired {
+            let entry = fired.entry(rule).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(r.label.converted());
+        }
+    }
+    let rules = names
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, (rule, dimension))| {
+            let (n, converted) = fired.get(&i).copied().unwrap_or_default();
+            let with = rate(converted, n);
+            let without = rate(converters - converted, records.len() - n);
+            RuleReport {
+                rule: (*rule).to_owned(),
+                dimension: (*dimension).to_owned(),
+                fired: n,
+                fired_share: rate(n, records.len()).unwrap_or(0.0),
+                conversion_with: with,
+                conversion_without: without,
+                lift: match (with, without) {
+                    (Some(w), Some(o)) if o > 0.0 => Some(w / o),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+
+    BacktestReport {
+        model: names.model.to_owned(),
+        counts,
+        auc: roc_auc(&scores, &labels),
+        auc_ci: auc_confidence_interval(&scores, &labels, 0.95, 1000, seed),
+        base_rate: rate(converters, records.len()).unwrap_or(0.0),
+        deciles,
+        gains,
+        stages,
+        rules,
+        totals_converted: records.iter().filter(|r| r.label.converted()).map(|r| r.total).collect(),
+        totals_other: records.iter().filter(|r| !r.label.converted()).map(|r| r.total).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, label: Label, total: f64, reached: Vec<Option<Millis>>, fired: Vec<usize>) -> LeadRecord {
+        let stage = reached.iter().rposition(Option::is_some);
+        LeadRecord {
+            lead_id: id.into(),
+            label,
+            outcome_at: (label != Label::Open).then_some(10 * MS_PER_DAY),
+            total,
+            stage,
+            reached_at: reached,
+            fired,
+        }
+    }
+
+    fn names() -> ModelNames<'static> {
+        ModelNames {
+            model: "m",
+            stages: vec!["mql", "sql"],
+            rules: vec![("Pricing", "engagement"), ("Careers", "engagement")],
+        }
+    }
+
+    #[test]
+    fn report_counts_precision_recall_and_days_to_conversion() {
+        let day = |d: i64| Some(d * MS_PER_DAY);
+        let records = vec![
+            record("a", Label::Converted, 90.0, vec![day(2), day(4)], vec![0]),
+            record("b", Label::Converted, 60.0, vec![day(6), None], vec![0]),
+            record("c", Label::Lost, 55.0, vec![day(1), None], vec![1]),
+            record("d", Label::Open, 10.0, vec![None, None], vec![1]),
+        ];
+        let report = build_report(&names(), &records, 1);
+        assert_eq!(report.counts, Counts { leads: 4, converted: 2, lost: 1, disqualified: 0, open: 1 });
+        assert_eq!(report.auc, Some(1.0));
+        assert_eq!(report.base_rate, 0.5);
+        let mql = &report.stages[1];
+        assert_eq!((mql.reached, mql.precision, mql.recall), (3, Some(2.0 / 3.0), Some(1.0)));
+        // a reached mql on day 2 and converted on day 10 (8 days); b on day 6 (4 days).
+        assert_eq!(mql.median_days_to_conversion, Some(6.0));
+        let sql = &report.stages[2];
+        assert_eq!((sql.reached, sql.precision, sql.recall, sql.leads_at_cutoff), (1, Some(1.0), Some(0.5), 1));
+        assert_eq!(report.stages[0].leads_at_cutoff, 1, "only d is still a plain lead");
+        let pricing = &report.rules[0];
+        assert_eq!(
+            (pricing.fired, pricing.conversion_with, pricing.conversion_without, pricing.lift),
+            (2, Some(1.0), Some(0.0), None)
+        );
+        let careers = &report.rules[1];
+        assert_eq!(
+            (careers.conversion_with, careers.conversion_without, careers.lift),
+            (Some(0.0), Some(1.0), Some(0.0))
+        );
+        assert_eq!(report.gains.last(), Some(&(1.0, 1.0)));
+    }
+
+    #[test]
+    fn same_records_give_the_same_report() {
+        let records: Vec<LeadRecord> = (0..50)
+            .map(|i| {
+                record(
+                    &i.to_string(),
+                    if i % 3 == 0 { Label::Converted } else { Label::Lost },
+                    f64::from(i % 7),
+                    vec![None, None],
+                    vec![],
+                )
+            })
+            .collect();
+        assert_eq!(build_report(&names(), &records, 9), build_report(&names(), &records, 9));
+    }
+}

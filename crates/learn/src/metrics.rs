@@ -1,0 +1,190 @@
+//! How well a score ranks outcomes: ROC AUC (with a bootstrap confidence interval), log-loss and
+//! conversion by quantile band. Inputs are `(score, converted)` pairs; ties are handled exactly.
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// ROC AUC: the probability that a random converter scores above a random non-converter (ties
+/// count half). `None` when either class is empty.
+pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    let mut pairs: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let positives = pairs.iter().filter(|p| p.1).count();
+    let negatives = pairs.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return None;
+    }
+    // Sum of the (average, for ties) ranks of the positives: Mann-Whitney U.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            j += 1;
+        }
+        let average_rank = (i + 1 + j) as f64 / 2.0;
+        rank_sum += average_rank * pairs[i..j].iter().filter(|p| p.1).count() as f64;
+        i = j;
+    }
+    let u = rank_sum - (positives * (positives + 1)) as f64 / 2.0;
+    Some(u / (positives as f64 * negatives as f64))
+}
+
+/// Mean negative log-likelihood of probabilities (clipped to [1e-15, 1 - 1e-15]).
+pub fn log_loss(probabilities: &[f64], labels: &[bool]) -> f64 {
+    let n = probabilities.len().max(1) as f64;
+    probabilities
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| {
+            let p = p.clamp(1e-15, 1.0 - 1e-15);
+            if y { -p.ln() } else { -(1.0 - p).ln() }
+        })
+        .sum::<f64>()
+        / n
+}
+
+/// A percentile bootstrap interval for the AUC: `(low, high)` at `level` (e.g. 0.95), from
+/// `resamples` resamples drawn with a fixed seed (the same data gives the same interval).
+pub fn auc_confidence_interval(
+    scores: &[f64],
+    labels: &[bool],
+    level: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    roc_auc(scores, labels)?;
+    let n = scores.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut aucs = Vec::with_capacity(resamples);
+    let mut s = vec![0.0; n];
+    let mut l = vec![false; n];
+    for _ in 0..resamples {
+        for k in 0..n {
+            let i = rng.random_range(0..n);
+            s[k] = scores[i];
+            l[k] = labels[i];
+        }
+        if let Some(auc) = roc_auc(&s, &l) {
+            aucs.push(auc);
+        }
+    }
+    if aucs.is_empty() {
+        return None;
+    }
+    aucs.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    let at = |q: f64| aucs[((q * (aucs.len() - 1) as f64).round() as usize).min(aucs.len() - 1)];
+    Some((at(tail), at(1.0 - tail)))
+}
+
+/// One band of leads by score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Band {
+    /// 1 = the highest scores.
+    pub band: usize,
+    pub min_score: f64,
+    pub max_score: f64,
+    pub leads: usize,
+    pub converted: usize,
+    pub conversion_rate: f64,
+}
+
+/// Leads split into `bands` equal-count bands by score, highest scores first (band 1). Leads with
+/// equal scores stay in the same band, so bands can differ in size.
+pub fn bands_by_score(scores: &[f64], labels: &[bool], bands: usize) -> Vec<Band> {
+    let mut pairs: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let n = pairs.len();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for band in 1..=bands {
+        if start >= n {
+            break;
+        }
+        let mut end = (n * band).div_ceil(bands).max(start + 1).min(n);
+        while end < n && pairs[end].0 == pairs[end - 1].0 {
+            end += 1;
+        }
+        let slice = &pairs[start..end];
+        let converted = slice.iter().filter(|p| p.1).count();
+        out.push(Band {
+            band: out.len() + 1,
+            max_score: slice[0].0,
+            min_score: slice[slice.len() - 1].0,
+            leads: slice.len(),
+            converted,
+            conversion_rate: converted as f64 / slice.len() as f64,
+        });
+        start = end;
+    }
+    out
+}
+
+/// Cumulative gains: after contacting the top `x` share of leads by score, the share of all
+/// converters reached. Points at each band boundary, starting at (0, 0).
+pub fn cumulative_gains(bands: &[Band]) -> Vec<(f64, f64)> {
+    let total: usize = bands.iter().map(|b| b.leads).sum();
+    let converters: usize = bands.iter().map(|b| b.converted).sum();
+    let mut points = vec![(0.0, 0.0)];
+    let (mut leads, mut reached) = (0usize, 0usize);
+    for band in bands {
+        leads += band.leads;
+        reached += band.converted;
+        points.push((leads as f64 / total.max(1) as f64, reached as f64 / converters.max(1) as f64));
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfect_ranking_has_auc_one_and_reversed_zero() {
+        let scores = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(roc_auc(&scores, &[false, false, true, true]), Some(1.0));
+        assert_eq!(roc_auc(&scores, &[true, true, false, false]), Some(0.0));
+    }
+
+    #[test]
+    fn ties_count_half() {
+        assert_eq!(roc_auc(&[1.0, 1.0], &[true, false]), Some(0.5));
+        // positives {2, 1}, negatives {1, 0}: pairs (2>1) (2>0) (1=1 half) (1>0) = 3.5 / 4
+        assert_eq!(roc_auc(&[2.0, 1.0, 1.0, 0.0], &[true, true, false, false]), Some(0.875));
+    }
+
+    #[test]
+    fn auc_needs_both_classes() {
+        assert_eq!(roc_auc(&[1.0, 2.0], &[true, true]), None);
+    }
+
+    #[test]
+    fn log_loss_of_confident_right_answers_is_small() {
+        assert!(log_loss(&[0.99, 0.01], &[true, false]) < 0.011);
+        assert!((log_loss(&[0.5, 0.5], &[true, false]) - std::f64::consts::LN_2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bootstrap_interval_brackets_the_auc_and_is_reproducible() {
+        let scores: Vec<f64> = (0..200).map(|i| f64::from(i % 17) + if i % 3 == 0 { 5.0 } else { 0.0 }).collect();
+        let labels: Vec<bool> = (0..200).map(|i| i % 3 == 0).collect();
+        let auc = roc_auc(&scores, &labels).unwrap();
+        let (low, high) = auc_confidence_interval(&scores, &labels, 0.95, 300, 7).unwrap();
+        assert!(low <= auc && auc <= high, "{low} <= {auc} <= {high}");
+        assert_eq!(auc_confidence_interval(&scores, &labels, 0.95, 300, 7), Some((low, high)));
+    }
+
+    #[test]
+    fn bands_put_the_best_scores_first_and_keep_ties_together() {
+        let scores = [9.0, 8.0, 7.0, 7.0, 1.0, 0.0];
+        let labels = [true, true, false, true, false, false];
+        let bands = bands_by_score(&scores, &labels, 3);
+        assert_eq!(bands.iter().map(|b| b.leads).collect::<Vec<_>>(), vec![2, 2, 2]);
+        assert_eq!(bands[0].conversion_rate, 1.0);
+        let bands = bands_by_score(&[5.0, 5.0, 5.0, 1.0], &[true, false, true, false], 4);
+        assert_eq!(bands[0].leads, 3, "equal scores share a band");
+        let gains = cumulative_gains(&bands);
+        assert_eq!(gains.last(), Some(&(1.0, 1.0)));
+    }
+}

@@ -359,8 +359,8 @@ fn html_report(reports: &[BacktestReport], as_of: Millis, gap: Duration) -> Stri
             percent(Some(r.base_rate))
         );
         let bars: Vec<(String, f64)> = r.deciles.iter().map(|b| (b.band.to_string(), b.conversion_rate)).collect();
-        let lifts: Vec<(String, f64)> =
-            r.rules.iter().filter_map(|x| Some((x.rule.chars().take(14).collect(), x.lift?))).collect();
+        let mut lifts: Vec<(String, f64)> = r.rules.iter().filter_map(|x| Some((x.rule.clone(), x.lift?))).collect();
+        lifts.sort_by(|a, b| b.1.total_cmp(&a.1));
         body.push_str("<div class=\"grid\">");
         body.push_str(&html::bar_chart(
             "Conversion by score decile (1 = highest)",
@@ -378,8 +378,13 @@ fn html_report(reports: &[BacktestReport], as_of: Millis, gap: Duration) -> Stri
             20,
             "total",
         ));
-        body.push_str(&html::bar_chart("Per-rule lift (conversion with ÷ without)", &lifts, "rule", "lift", false));
         body.push_str("</div>");
+        body.push_str(&html::hbar_chart(
+            "Per-rule lift: conversion of leads the rule fired for ÷ conversion of the others (rules that never fired, or fired for everyone, have none)",
+            &lifts,
+            "lift",
+            1.0,
+        ));
         body.push_str("<h3>Conversion by score decile</h3>");
         body.push_str(&html::table(&DECILE_HEADER, &decile_rows(r)));
         body.push_str("<h3>Stages</h3>");

@@ -128,6 +128,50 @@ pub fn bar_chart(caption: &str, bars: &[(String, f64)], x_label: &str, y_label: 
     frame(caption, &inner, x_label, y_label)
 }
 
+/// Horizontal bars with a label on the left of each, in the order given, and a dashed reference
+/// line at `reference` (e.g. a lift of 1: no better than without).
+pub fn hbar_chart(caption: &str, bars: &[(String, f64)], x_label: &str, reference: f64) -> String {
+    const ROW: f64 = 18.0;
+    const LABEL: f64 = 260.0;
+    let width = 720.0;
+    let height = TOP + ROW * bars.len().max(1) as f64 + BOTTOM;
+    let max = bars.iter().map(|b| b.1).fold(reference, f64::max) * 1.05;
+    let plot_w = width - LABEL - RIGHT - 40.0;
+    let x_of = |v: f64| LABEL + plot_w * v.max(0.0) / max;
+    let mut inner = String::new();
+    for (i, (label, value)) in bars.iter().enumerate() {
+        let y = TOP + ROW * i as f64;
+        let short: String = label.chars().take(42).collect();
+        let color = if *value >= reference { COLORS[2] } else { COLORS[1] };
+        let _ = write!(
+            inner,
+            r#"<text x="{tx}" y="{ty:.1}" text-anchor="end">{l}</text><rect x="{LABEL}" y="{ry:.1}" width="{w:.1}" height="{h:.1}" fill="{color}"><title>{full}: {value:.2}</title></rect><text x="{vx:.1}" y="{ty:.1}">{value:.2}</text>"#,
+            tx = LABEL - 6.0,
+            ty = y + ROW * 0.7,
+            l = escape(&short),
+            ry = y + 2.0,
+            w = x_of(*value) - LABEL,
+            h = ROW - 4.0,
+            full = escape(label),
+            vx = x_of(*value) + 4.0,
+        );
+    }
+    let rx = x_of(reference);
+    let _ = write!(
+        inner,
+        r##"<line x1="{rx:.1}" y1="{TOP}" x2="{rx:.1}" y2="{b:.1}" stroke="#616e7c" stroke-dasharray="4 3"/><text x="{rx:.1}" y="{ly:.1}" text-anchor="middle">{reference}</text><text x="{cx:.1}" y="{xl:.1}" text-anchor="middle">{x}</text>"##,
+        b = height - BOTTOM,
+        ly = height - BOTTOM + 14.0,
+        cx = LABEL + plot_w / 2.0,
+        xl = height - 6.0,
+        x = escape(x_label),
+    );
+    format!(
+        r#"<figure><svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{c}">{inner}</svg><figcaption>{c}</figcaption></figure>"#,
+        c = escape(caption)
+    )
+}
+
 /// Lines through `(x, y)` points in [0, 1] x [0, 1] (e.g. cumulative gains), with a legend.
 pub fn line_chart(caption: &str, series: &[(String, Vec<(f64, f64)>)], x_label: &str, y_label: &str) -> String {
     let mut inner = y_ticks(1.0, &|v| format!("{:.0}%", v * 100.0));
@@ -228,6 +272,9 @@ mod tests {
         let lines =
             line_chart("gains", &[("model".into(), vec![(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)])], "leads", "converters");
         assert_eq!(lines.matches("<polyline").count(), 1);
+        let lift = hbar_chart("lift", &[("Pricing".into(), 3.0), ("Careers".into(), 0.5)], "lift", 1.0);
+        assert_eq!(lift.matches("<rect").count(), 2);
+        assert!(lift.contains("stroke-dasharray"), "a reference line at 1");
         let hist = histogram("scores", &[("won".into(), vec![1.0, 2.0]), ("lost".into(), vec![0.0])], 4, "score");
         assert_eq!(hist.matches("fill-opacity").count(), 8);
     }

@@ -9,6 +9,7 @@ mod html;
 mod progress;
 mod read;
 mod score;
+mod train;
 mod write;
 
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Replay history: how well the model's scores, taken before each outcome, predict conversion
     Backtest(backtest::BacktestArgs),
+    /// Learn a scorecard model from leads with outcomes (or a label column)
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Score(args) => score::run(&args),
         Command::Backtest(args) => backtest::run(&args),
+        Command::Train(args) => train::run(&args),
     };
     match result {
         Ok(code) => code,

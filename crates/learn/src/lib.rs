@@ -8,3 +8,4 @@
 
 pub mod backtest;
 pub mod metrics;
+pub mod train;

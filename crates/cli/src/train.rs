@@ -1,0 +1,713 @@
+//! `leadscore train`: reads the leads (and outcomes or a label column, and optionally events),
+//! hands a table of columns to `leadscore_learn::train`, writes the learned model file, and
+//! reports cross-validated quality as text, JSON or a self-contained HTML page.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use leadscore_core::time::{Duration, Millis};
+use leadscore_core::{CheckedModel, LeadHistory, OutcomeKind};
+use leadscore_learn::metrics::bands_by_score;
+use leadscore_learn::train::{Column, Options, Source, Trained, Values, train};
+use serde_json::{Value, json};
+
+use crate::history::{InputFiles, Inputs};
+use crate::html;
+use crate::read::Skipped;
+use crate::read::leads::IdColumn;
+use crate::read::outcomes::read_outcomes;
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["outcomes", "label"])))]
+pub struct TrainArgs {
+    /// Leads CSV: one row per lead, a header, every column a trait
+    #[arg(long)]
+    leads: PathBuf,
+    /// Events (JSON Lines or Parquet): adds behaviour features (counts of each event name and page family)
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Outcomes CSV `lead_id,outcome,at`: converted/won = 1, lost/disqualified = 0
+    #[arg(long)]
+    outcomes: Option<PathBuf>,
+    /// A column of the leads file holding the label (1/0, true/false, yes/no, any case)
+    #[arg(long)]
+    label: Option<String>,
+    /// Columns not to learn from (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// Cell values that mean "missing" (comma-separated), e.g. `Select,Unknown`
+    #[arg(long, value_delimiter = ',')]
+    na_values: Vec<String>,
+    /// The lead id column (default: `id` or `lead_id`, else row numbers)
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Cross-validation folds (stratified)
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the fold assignment
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// L2 penalty per rule weight (default: chosen by inner cross-validation)
+    #[arg(long)]
+    lambda: Option<f64>,
+    /// At most this many learned two-condition interaction rules (0: none)
+    #[arg(long, default_value_t = 12)]
+    interactions: usize,
+    /// With --outcomes and --events: behaviour is counted up to this long before each outcome
+    #[arg(long, default_value = "1d")]
+    gap: String,
+    /// With --label and --events: count behaviour up to this time (RFC 3339; default now)
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Where to write the model file
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write a self-contained HTML report here
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Also write every training row's out-of-fold probability (CSV: row,lead_id,fold,label,probability)
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+    /// `[model] name` (default: the output file's stem)
+    #[arg(long)]
+    name: Option<String>,
+}
+
+/// The labelled rows of the leads file, as columns.
+struct Table {
+    ids: Vec<String>,
+    labels: Vec<bool>,
+    /// The time behaviour is counted up to, per row.
+    cutoffs: Vec<Millis>,
+    columns: Vec<Column>,
+    /// Rows read, and rows without a label or outcome (not used).
+    read: usize,
+    unlabelled: usize,
+}
+
+fn parse_label(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "t" | "1.0" => Some(true),
+        "0" | "false" | "no" | "n" | "f" | "0.0" => Some(false),
+        _ => None,
+    }
+}
+
+fn read_table(args: &TrainArgs, now: Millis) -> anyhow::Result<Table> {
+    let path = &args.leads;
+    let file = path.display();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_path(path)
+        .with_context(|| format!("{file}: cannot read"))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("{file}:1: cannot read the header"))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    if headers.iter().all(String::is_empty) {
+        bail!("{file}: the file is empty (no header)");
+    }
+    let id_index =
+        match &args.id_column {
+            Some(name) => {
+                Some(headers.iter().position(|h| h == name).with_context(|| {
+                    format!("{file}:1: no lead id column `{name}` (columns: {})", headers.join(", "))
+                })?)
+            }
+            None => headers.iter().position(|h| h == "id").or_else(|| {
+                headers.iter().position(|h| h.eq_ignore_ascii_case("id") || h.eq_ignore_ascii_case("lead_id"))
+            }),
+        };
+    let label_index = match &args.label {
+        Some(label) => Some(
+            headers
+                .iter()
+                .position(|h| h == label)
+                .with_context(|| format!("{file}:1: no label column `{label}` (columns: {})", headers.join(", ")))?,
+        ),
+        None => None,
+    };
+    for excluded in &args.exclude {
+        if !headers.contains(excluded) {
+            eprintln!("warning: --exclude: no column `{excluded}` in {file}");
+        }
+    }
+    let feature_columns: Vec<usize> = (0..headers.len())
+        .filter(|&c| Some(c) != id_index && Some(c) != label_index && !args.exclude.contains(&headers[c]))
+        .filter(|&c| !headers[c].is_empty())
+        .collect();
+    let na: HashSet<&str> = args.na_values.iter().map(|v| v.trim()).collect();
+
+    // With --outcomes: each lead's label and the time of the outcome that decided it.
+    let outcomes = match &args.outcomes {
+        Some(path) => {
+            let mut skipped = Skipped::new(false);
+            let outcomes = read_outcomes(path, &mut skipped)?;
+            let mut decided: HashMap<String, (bool, Millis)> = HashMap::new();
+            for (id, list) in outcomes {
+                let converted = list
+                    .iter()
+                    .filter(|o| matches!(o.kind, OutcomeKind::Converted | OutcomeKind::Won))
+                    .map(|o| o.at)
+                    .min();
+                let lost = list.iter().map(|o| o.at).min();
+                if let Some(at) = converted {
+                    decided.insert(id, (true, at));
+                } else if let Some(at) = lost {
+                    decided.insert(id, (false, at));
+                }
+            }
+            Some(decided)
+        }
+        None => None,
+    };
+    let gap = Duration::parse(&args.gap).map_err(|e| anyhow::anyhow!("--gap: `{}`: {e}", args.gap))?.as_millis();
+
+    let mut table =
+        Table { ids: Vec::new(), labels: Vec::new(), cutoffs: Vec::new(), columns: Vec::new(), read: 0, unlabelled: 0 };
+    let mut cells: Vec<Vec<Option<String>>> = vec![Vec::new(); feature_columns.len()];
+    let mut seen_ids: HashSet<String> = HashSet::new();
+    for (row, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{file}: cannot read row {}", row + 2))?;
+        let line = record.position().map_or(row as u64 + 2, |p| p.line());
+        table.read += 1;
+        let id = match id_index {
+            Some(i) => record.get(i).unwrap_or("").to_owned(),
+            None => (row + 1).to_string(),
+        };
+        if id.is_empty() {
+            bail!("{file}:{line}: empty lead id");
+        }
+        if !seen_ids.insert(id.clone()) {
+            bail!("{file}:{line}: lead `{id}` appears twice");
+        }
+        let (label, cutoff) = match (label_index, &outcomes) {
+            (Some(i), _) => {
+                let cell = record.get(i).unwrap_or("");
+                if cell.is_empty() || na.contains(cell) {
+                    table.unlabelled += 1;
+                    continue;
+                }
+                let label = parse_label(cell).with_context(|| {
+                    format!(
+                        "{file}:{line}: field `{}`: `{cell}` is not a label (use 1/0, true/false or yes/no)",
+                        headers[i]
+                    )
+                })?;
+                (label, now)
+            }
+            (None, Some(decided)) => match decided.get(&id) {
+                Some(&(label, at)) => (label, at - gap),
+                None => {
+                    table.unlabelled += 1;
+                    continue;
+                }
+            },
+            (None, None) => bail!("give --outcomes or --label"),
+        };
+        table.ids.push(id);
+        table.labels.push(label);
+        table.cutoffs.push(cutoff);
+        for (k, &c) in feature_columns.iter().enumerate() {
+            let cell = record.get(c).unwrap_or("");
+            cells[k].push((!cell.is_empty() && !na.contains(cell)).then(|| cell.to_owned()));
+        }
+    }
+    if table.read == 0 {
+        bail!("{file}: no rows after the header");
+    }
+    for (k, &c) in feature_columns.iter().enumerate() {
+        table.columns.push(Column {
+            name: headers[c].clone(),
+            source: Source::Trait,
+            values: Values::Text(std::mem::take(&mut cells[k])),
+        });
+    }
+    Ok(table)
+}
+
+/// What an event counts as: a track event's name, or a page view's path family.
+fn event_key(body: &Value) -> Option<(String, String, String)> {
+    match body.get("type").and_then(Value::as_str) {
+        Some("track") => {
+            let name = body.get("event").and_then(Value::as_str)?;
+            let on = format!("event.type == \"track\" && event.event == {}", cel_string(name));
+            Some((format!("track:{name}"), name.to_owned(), on))
+        }
+        Some("page") => {
+            let path = body.get("properties").and_then(|p| p.get("path")).and_then(Value::as_str)?;
+            let family = path_family(path);
+            let on = if family == "/" {
+                "event.type == \"page\" && event.properties.path == \"/\"".to_owned()
+            } else {
+                format!(
+                    "event.type == \"page\" && (event.properties.path == {f} || event.properties.path.startsWith({s}))",
+                    f = cel_string(&family),
+                    s = cel_string(&format!("{family}/"))
+                )
+            };
+            Some((format!("page:{family}"), format!("Page {family}"), on))
+        }
+        _ => None,
+    }
+}
+
+/// `/blog/post-1` → `/blog`; `/` and `` → `/`.
+fn path_family(path: &str) -> String {
+    match path.trim_start_matches('/').split(['/', '?', '#']).next() {
+        Some(first) if !first.is_empty() => format!("/{first}"),
+        _ => "/".to_owned(),
+    }
+}
+
+fn cel_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+const WINDOWS: [u32; 2] = [90, 7];
+const MAX_EVENT_KEYS: usize = 30;
+
+/// Behaviour columns: for each frequent event name and page family, how many such events each
+/// lead had in the 90 and 7 days before its cutoff (events seen after the cutoff do not exist).
+fn behaviour_columns(events: &Path, table: &Table) -> anyhow::Result<Vec<Column>> {
+    let mut skipped = Skipped::new(true);
+    let files = InputFiles {
+        leads: None,
+        events: Some(events),
+        outcomes: None,
+        id_column: IdColumn::Default,
+        partitions: None,
+    };
+    let inputs = Inputs::read(&files, None, &mut skipped)?;
+    if let Some(summary) = skipped.summary() {
+        eprintln!("{summary}");
+    }
+    let row_of: HashMap<&str, usize> = table.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let day = 86_400_000i64;
+    // Per lead: key -> counts per window.
+    let per_lead = inputs.map_leads("features", |lead: &LeadHistory, _| {
+        let &row = row_of.get(lead.id.as_str())?;
+        let cutoff = table.cutoffs[row];
+        let mut counts: HashMap<String, (String, String, [u32; 2])> = HashMap::new();
+        let mut seen_messages: HashSet<&str> = HashSet::new();
+        for event in &lead.events {
+            if event.at > cutoff || event.visible_at > cutoff {
+                continue;
+            }
+            if let Some(id) = event.message_id.as_deref()
+                && !seen_messages.insert(id)
+            {
+                continue;
+            }
+            let Some((key, label, on)) = event_key(&event.body) else {
+                continue;
+            };
+            let entry = counts.entry(key).or_insert((label, on, [0, 0]));
+            for (w, days) in WINDOWS.iter().enumerate() {
+                if event.at > cutoff - i64::from(*days) * day {
+                    entry.2[w] += 1;
+                }
+            }
+        }
+        Some((row, counts))
+    })?;
+    // Keys by how many labelled leads have them.
+    let mut leads_with: BTreeMap<String, (usize, String, String)> = BTreeMap::new();
+    for (_, found) in per_lead.iter() {
+        if let Some((_, counts)) = found {
+            for (key, (label, on, c)) in counts {
+                if c[0] > 0 {
+                    leads_with.entry(key.clone()).or_insert((0, label.clone(), on.clone())).0 += 1;
+                }
+            }
+        }
+    }
+    let min_leads = (table.labels.len() / 100).max(5);
+    let mut keys: Vec<(String, usize, String, String)> =
+        leads_with.into_iter().filter(|(_, (n, _, _))| *n >= min_leads).map(|(k, (n, l, o))| (k, n, l, o)).collect();
+    keys.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    keys.truncate(MAX_EVENT_KEYS);
+    let mut columns = Vec::new();
+    for (key, _, label, on) in &keys {
+        for (w, days) in WINDOWS.iter().enumerate() {
+            let mut values = vec![Some(0.0); table.labels.len()];
+            for (_, found) in per_lead.iter() {
+                if let Some((row, counts)) = found
+                    && let Some((_, _, c)) = counts.get(key)
+                {
+                    values[*row] = Some(f64::from(c[w]));
+                }
+            }
+            columns.push(Column {
+                name: format!("{label} ({days}d)"),
+                source: Source::EventCount { on: on.clone(), label: label.clone(), within_days: *days },
+                values: Values::Number(values),
+            });
+        }
+    }
+    Ok(columns)
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    if args.folds < 2 {
+        bail!("--folds must be at least 2");
+    }
+    let now = crate::score::parse_as_of(args.as_of.as_deref())?;
+    let mut table = read_table(args, now)?;
+    let file = args.leads.display().to_string();
+    if table.labels.is_empty() {
+        match &args.label {
+            Some(label) => bail!("{file}: no labelled rows (column `{label}` is empty on every row)"),
+            None => bail!(
+                "{file}: no lead has an outcome in the outcomes file: nothing to learn from (outcomes name leads by \
+                 the leads file's id column{})",
+                if args.id_column.is_none() { "; name it with --id-column if it is not `id`" } else { "" }
+            ),
+        }
+    }
+    let positives = table.labels.iter().filter(|&&y| y).count();
+    if positives == 0 || positives == table.labels.len() {
+        let class = if positives == 0 { "not converted (0)" } else { "converted (1)" };
+        bail!(
+            "{file}: all {} labelled rows are {class}: training needs both converted and non-converted leads",
+            table.labels.len()
+        );
+    }
+    if let Some(events) = &args.events {
+        let behaviour = behaviour_columns(events, &table)?;
+        eprintln!("{} behaviour columns from {}", behaviour.len(), events.display());
+        table.columns.extend(behaviour);
+    }
+    if table.unlabelled > 0 {
+        eprintln!("note: {} of {} leads have no label or outcome and are not used", table.unlabelled, table.read);
+    }
+    let name = args
+        .name
+        .clone()
+        .or_else(|| args.out.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .unwrap_or_else(|| "predicted".to_owned());
+    let source = Path::new(&file).file_name().and_then(|f| f.to_str()).unwrap_or(&file).to_owned();
+    let target = match &args.label {
+        Some(label) => format!("label `{label}`"),
+        None => "outcomes".to_owned(),
+    };
+    let options = Options {
+        folds: args.folds,
+        seed: args.seed,
+        lambda: args.lambda,
+        interactions: args.interactions,
+        name,
+        description: format!("scorecard learned from {source} ({target})"),
+        ..Options::default()
+    };
+    let started = Instant::now();
+    let trained = train(&table.columns, &table.labels, &options).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    for warning in &trained.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let Err(diagnostics) = CheckedModel::from_source(&trained.model) {
+        let messages: Vec<String> = diagnostics.iter().map(|d| d.message.clone()).collect();
+        bail!("internal error: the learned model does not check: {}", messages.join("; "));
+    }
+    std::fs::write(&args.out, &trained.model).with_context(|| format!("{}: cannot write", args.out.display()))?;
+    if let Some(path) = &args.predictions {
+        let mut out = String::from("row,lead_id,fold,label,probability\n");
+        for (i, id) in table.ids.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{}",
+                i + 1,
+                csv_cell(id),
+                trained.cv.fold_of_row[i],
+                u8::from(table.labels[i]),
+                trained.cv.probabilities[i]
+            );
+        }
+        std::fs::write(path, out).with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        std::fs::write(path, report_html(&trained, &table, args, seconds))
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    if args.json {
+        println!("{}", summary_json(&trained, &table, args, seconds));
+    } else {
+        print!("{}", summary_text(&trained, args, seconds));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+}
+
+fn signed(points: f64) -> String {
+    if points > 0.0 { format!("+{points:.1}") } else { format!("{points:.1}") }
+}
+
+fn summary_text(trained: &Trained, args: &TrainArgs, seconds: f64) -> String {
+    let mut out = String::new();
+    let cv = &trained.cv;
+    let _ = writeln!(
+        out,
+        "trained on {} leads ({} converted, {:.1}%) from {}; {} feature columns",
+        trained.rows,
+        trained.positives,
+        100.0 * trained.positives as f64 / trained.rows.max(1) as f64,
+        args.leads.display(),
+        trained.columns_used.len()
+    );
+    let _ = writeln!(
+        out,
+        "{}-fold cross-validation (stratified, seed {}): ROC AUC {:.3} ± {:.3}, log-loss {:.3} ± {:.3}",
+        cv.folds,
+        args.seed,
+        cv.auc_mean(),
+        cv.auc_sd(),
+        cv.log_loss_mean(),
+        cv.log_loss_sd()
+    );
+    let _ = writeln!(
+        out,
+        "wrote {}: {} rules; probability = 1/(1+e^-({:.4} + {:.5} × total)); λ = {}; {:.2} s",
+        args.out.display(),
+        trained.rules.len(),
+        trained.intercept,
+        trained.slope,
+        trained.lambda,
+        seconds
+    );
+    let rate = trained.positives as f64 / trained.rows.max(1) as f64;
+    if !(0.1..=0.9).contains(&rate) {
+        let _ = writeln!(
+            out,
+            "note: imbalanced classes ({:.1}% converted): rows are not re-weighted, so probabilities stay calibrated \
+             to that rate; judge the model by ROC AUC and log-loss, not accuracy",
+            100.0 * rate
+        );
+    }
+    let _ = writeln!(out, "top factors (spread of points across leads):");
+    for (i, factor) in trained.factors.iter().take(8).enumerate() {
+        let _ = writeln!(out, "{:>2}. {}  (±{:.1} points)", i + 1, factor.name, factor.spread);
+        let mut rules: Vec<usize> = factor.rules.clone();
+        rules.sort_by(|&a, &b| trained.rules[b].points.total_cmp(&trained.rules[a].points));
+        for &r in rules.iter().take(6) {
+            let rule = &trained.rules[r];
+            let _ = writeln!(
+                out,
+                "      {:>6}  {}  ({} leads, {:.0}% converted)",
+                signed(rule.points),
+                rule.name,
+                rule.rows,
+                100.0 * rule.converted as f64 / rule.rows.max(1) as f64
+            );
+        }
+        if rules.len() > 6 {
+            let _ = writeln!(out, "      … {} more rules", rules.len() - 6);
+        }
+    }
+    out
+}
+
+fn summary_json(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64) -> Value {
+    let cv = &trained.cv;
+    json!({
+        "model": args.out.display().to_string(),
+        "rows": trained.rows,
+        "positives": trained.positives,
+        "unlabelled": table.unlabelled,
+        "columns": trained.columns_used,
+        "warnings": trained.warnings,
+        "train_seconds": seconds,
+        "cv": {
+            "folds": cv.folds,
+            "seed": args.seed,
+            "auc": cv.auc,
+            "auc_mean": cv.auc_mean(),
+            "auc_sd": cv.auc_sd(),
+            "log_loss": cv.log_loss,
+            "log_loss_mean": cv.log_loss_mean(),
+            "log_loss_sd": cv.log_loss_sd(),
+        },
+        "calibration": {"intercept": trained.intercept, "slope": trained.slope},
+        "lambda": trained.lambda,
+        "factors": trained.factors.iter().map(|f| json!({
+            "name": f.name,
+            "spread": f.spread,
+            "rules": f.rules.iter().map(|&r| trained.rules[r].name.clone()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "rules": trained.rules.iter().map(|r| json!({
+            "name": r.name,
+            "condition": r.condition,
+            "points": r.points,
+            "rows": r.rows,
+            "converted": r.converted,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// (mean predicted, observed rate) of `bands` equal-count groups of rows sorted by probability.
+fn calibration_points(probabilities: &[f64], labels: &[bool], bands: usize) -> Vec<(f64, f64)> {
+    let mut pairs: Vec<(f64, bool)> = probabilities.iter().copied().zip(labels.iter().copied()).collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = pairs.len();
+    (0..bands)
+        .filter_map(|b| {
+            let group = &pairs[b * n / bands..(b + 1) * n / bands];
+            (!group.is_empty()).then(|| {
+                let len = group.len() as f64;
+                let predicted = group.iter().map(|p| p.0).sum::<f64>() / len;
+                let observed = group.iter().filter(|p| p.1).count() as f64 / len;
+                (predicted, observed)
+            })
+        })
+        .collect()
+}
+
+fn report_html(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64) -> String {
+    let cv = &trained.cv;
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<p class=\"muted\">{} leads from {} ({} converted, {:.1}%), {} feature columns; model written to {}</p>",
+        trained.rows,
+        html::escape(&args.leads.display().to_string()),
+        trained.positives,
+        100.0 * trained.positives as f64 / trained.rows.max(1) as f64,
+        trained.columns_used.len(),
+        html::escape(&args.out.display().to_string())
+    );
+    body.push_str("<h2>Cross-validated quality</h2>");
+    let mut rows: Vec<Vec<String>> = cv
+        .auc
+        .iter()
+        .zip(&cv.log_loss)
+        .enumerate()
+        .map(|(i, (a, l))| vec![format!("fold {}", i + 1), format!("{a:.3}"), format!("{l:.3}")])
+        .collect();
+    rows.push(vec![
+        "mean ± sd".into(),
+        format!("{:.3} ± {:.3}", cv.auc_mean(), cv.auc_sd()),
+        format!("{:.3} ± {:.3}", cv.log_loss_mean(), cv.log_loss_sd()),
+    ]);
+    body.push_str(&html::table(&["", "ROC AUC", "log-loss"], &rows));
+    let _ = write!(
+        body,
+        "<p class=\"muted\">{}-fold stratified cross-validation, seed {}; training took {seconds:.2} s. Probabilities are \
+         out-of-fold.</p>",
+        cv.folds, args.seed
+    );
+    let bands = bands_by_score(&cv.probabilities, &table.labels, 10);
+    let bars: Vec<(String, f64)> = bands.iter().map(|b| (format!("{}", b.band), b.conversion_rate)).collect();
+    body.push_str("<div class=\"grid\">");
+    body.push_str(&html::bar_chart(
+        "Conversion rate by decile of out-of-fold probability (1 = highest)",
+        &bars,
+        "decile",
+        "converted",
+        true,
+    ));
+    let converted: Vec<f64> =
+        cv.probabilities.iter().zip(&table.labels).filter(|(_, y)| **y).map(|(p, _)| *p).collect();
+    let not: Vec<f64> = cv.probabilities.iter().zip(&table.labels).filter(|(_, y)| !**y).map(|(p, _)| *p).collect();
+    body.push_str(&html::histogram(
+        "Out-of-fold probability by outcome",
+        &[("converted".into(), converted), ("not converted".into(), not)],
+        20,
+        "probability",
+    ));
+    body.push_str(&html::line_chart(
+        "Calibration: observed conversion against mean predicted probability, per decile",
+        &[("out-of-fold".into(), calibration_points(&cv.probabilities, &table.labels, 10))],
+        "predicted probability",
+        "converted",
+    ));
+    body.push_str("</div>");
+    body.push_str("<h2>Top factors</h2>");
+    let factor_rows: Vec<Vec<String>> = trained
+        .factors
+        .iter()
+        .map(|f| vec![f.name.clone(), format!("{:.1}", f.spread), f.rules.len().to_string()])
+        .collect();
+    body.push_str(&html::table(&["factor", "spread (points)", "rules"], &factor_rows));
+    body.push_str("<h2>Rules</h2>");
+    let rule_rows: Vec<Vec<String>> = trained
+        .factors
+        .iter()
+        .flat_map(|f| f.rules.iter())
+        .map(|&r| {
+            let rule = &trained.rules[r];
+            vec![
+                rule.name.clone(),
+                signed(rule.points),
+                rule.rows.to_string(),
+                format!("{:.1}%", 100.0 * rule.converted as f64 / rule.rows.max(1) as f64),
+            ]
+        })
+        .collect();
+    body.push_str(&html::table(&["rule", "points", "leads", "converted"], &rule_rows));
+    let _ = write!(
+        body,
+        "<p class=\"muted\">probability = 1 / (1 + e^-({:.4} + {:.5} × total)). Missing values and categories not \
+         seen in training match no rule.</p>",
+        trained.intercept, trained.slope
+    );
+    if !trained.warnings.is_empty() {
+        body.push_str("<h2>Notes</h2><ul>");
+        for w in &trained.warnings {
+            let _ = write!(body, "<li>{}</li>", html::escape(w));
+        }
+        body.push_str("</ul>");
+    }
+    html::page("Leadscore training report", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_in_any_case_and_other_values_do_not() {
+        for yes in ["1", "true", "TRUE", "Yes", "yes", "1.0"] {
+            assert_eq!(parse_label(yes), Some(true), "{yes}");
+        }
+        for no in ["0", "false", "False", "NO", "no", "0.0"] {
+            assert_eq!(parse_label(no), Some(false), "{no}");
+        }
+        assert_eq!(parse_label("maybe"), None);
+        assert_eq!(parse_label("2"), None);
+    }
+
+    #[test]
+    fn page_paths_group_by_their_first_segment() {
+        assert_eq!(path_family("/pricing/enterprise"), "/pricing");
+        assert_eq!(path_family("/pricing"), "/pricing");
+        assert_eq!(path_family("/blog?x=1"), "/blog");
+        assert_eq!(path_family("/"), "/");
+        assert_eq!(path_family(""), "/");
+    }
+
+    #[test]
+    fn events_are_keyed_by_track_name_or_page_family() {
+        let track = json!({"type": "track", "event": "Demo \"Booked\""});
+        let (key, label, on) = event_key(&track).unwrap();
+        assert_eq!((key.as_str(), label.as_str()), ("track:Demo \"Booked\"", "Demo \"Booked\""));
+        assert_eq!(on, r#"event.type == "track" && event.event == "Demo \"Booked\"""#);
+        let page = json!({"type": "page", "properties": {"path": "/docs/start"}});
+        let (key, _, on) = event_key(&page).unwrap();
+        assert_eq!(key, "page:/docs");
+        assert!(on.contains(r#"event.properties.path.startsWith("/docs/")"#), "{on}");
+        assert!(event_key(&json!({"type": "identify"})).is_none());
+    }
+}

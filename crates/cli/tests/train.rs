@@ -1,0 +1,389 @@
+//! `leadscore train` on small CSVs written here: the learned model checks, scores with a
+//! probability column, and bad inputs fail with messages that say what is wrong.
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly on broken fixtures")]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn leadscore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leadscore")).args(args).output().expect("leadscore runs")
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write");
+    path
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A deterministic pseudo-random stream in [0, 1).
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Leads where visits and industry drive conversion; `yes`/`no` written by `label`.
+fn leads_csv(rows: usize, label: impl Fn(bool) -> &'static str) -> String {
+    let mut random = Random(7);
+    let mut out = String::from("id,industry,visits,Company Size,converted\n");
+    let industries = ["software", "retail", "finance", "education"];
+    for i in 0..rows {
+        let industry = industries[(random.next() * 4.0) as usize % 4];
+        let visits = (random.next() * 12.0).floor();
+        let size = (random.next() * 500.0).floor();
+        let logit = -2.0 + 0.35 * visits + if industry == "software" { 1.5 } else { 0.0 };
+        let converted = random.next() < 1.0 / (1.0 + (-logit).exp());
+        let visits = if i % 17 == 0 { "NA".to_owned() } else { visits.to_string() };
+        let _ = writeln!(out, "L{i},{industry},{visits},{size},{}", label(converted));
+    }
+    out
+}
+
+fn yes_no(converted: bool) -> &'static str {
+    if converted { "yes" } else { "no" }
+}
+
+#[test]
+fn trained_model_checks_and_scores_with_a_probability_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", &leads_csv(400, yes_no));
+    let model = dir.path().join("model.toml");
+    let report = dir.path().join("report.html");
+    let predictions = dir.path().join("oof.csv");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        leads.to_str().unwrap(),
+        "--label",
+        "converted",
+        "--na-values",
+        "NA",
+        "--out",
+        model.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--predictions",
+        predictions.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("ROC AUC"), "{text}");
+    assert!(text.contains("log-loss"), "{text}");
+    assert!(text.contains("visits"), "{text}");
+    assert!(std::fs::read_to_string(&report).unwrap().contains("<svg"));
+    let oof = std::fs::read_to_string(&predictions).unwrap();
+    assert_eq!(oof.lines().next(), Some("row,lead_id,fold,label,probability"));
+    assert_eq!(oof.lines().count(), 401);
+
+    let source = std::fs::read_to_string(&model).unwrap();
+    assert!(source.contains("[calibration]"), "{source}");
+    assert!(source.contains("[dimensions.predicted]"), "{source}");
+    let check = leadscore(&["check", model.to_str().unwrap()]);
+    assert!(check.status.success(), "{}\n{source}", stderr(&check));
+    assert!(!stderr(&check).contains("error"), "{}", stderr(&check));
+
+    // A test file without an id column, with a new category, a non-number and empty cells.
+    let test = write(
+        dir.path(),
+        "test.csv",
+        "industry,visits,Company Size\nsoftware,11,100\nretail,0,20\nspace travel,NA,\n,,\n",
+    );
+    let scored =
+        leadscore(&["score", "--model", model.to_str().unwrap(), "--leads", test.to_str().unwrap(), "--format", "csv"]);
+    assert!(scored.status.success(), "{}", stderr(&scored));
+    let csv = stdout(&scored);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let p = header.iter().position(|h| *h == "probability").expect("a probability column");
+    let t = header.iter().position(|h| *h == "total").unwrap();
+    let rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(str::to_owned).collect()).collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    let probability: Vec<f64> = rows.iter().map(|r| r[p].parse().unwrap()).collect();
+    assert!(probability.iter().all(|&x| x > 0.0 && x < 1.0), "{csv}");
+    assert!(probability[0] > probability[1], "a software lead with many visits beats a retail lead with none: {csv}");
+    // Unseen and missing values match no rule: both score the baseline of 0 points.
+    assert_eq!(rows[2][t], "0", "{csv}");
+    assert_eq!(rows[3][t], "0", "{csv}");
+}
+
+#[test]
+fn labels_may_be_true_false_or_one_zero_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, label) in [
+        ("tf.csv", (|c: bool| if c { "TRUE" } else { "FALSE" }) as fn(bool) -> &'static str),
+        ("yn.csv", |c: bool| if c { "Yes" } else { "No" }),
+        ("10.csv", |c: bool| if c { "1" } else { "0" }),
+    ] {
+        let leads = write(dir.path(), name, &leads_csv(200, label));
+        let model = dir.path().join(format!("{name}.toml"));
+        let output = leadscore(&[
+            "train",
+            "--leads",
+            leads.to_str().unwrap(),
+            "--label",
+            "converted",
+            "--out",
+            model.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(json["rows"], 200);
+        let auc = json["cv"]["auc_mean"].as_f64().unwrap();
+        assert!(auc > 0.65, "{name}: {auc}");
+        assert!(leadscore(&["check", model.to_str().unwrap()]).status.success());
+    }
+}
+
+#[test]
+fn outcomes_label_leads_and_leads_without_one_are_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = leads_csv(300, yes_no);
+    let mut leads = String::from("id,industry,visits,Company Size\n");
+    let mut outcomes = String::from("lead_id,outcome,at\n");
+    for (i, line) in csv.lines().skip(1).enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        let _ = writeln!(leads, "{},{},{},{}", cells[0], cells[1], cells[2], cells[3]);
+        if i % 10 == 9 {
+            continue; // no outcome yet
+        }
+        let outcome = if cells[4] == "yes" { if i % 2 == 0 { "converted" } else { "won" } } else { "lost" };
+        let _ = writeln!(outcomes, "{},{outcome},2024-05-01T00:00:00Z", cells[0]);
+    }
+    let leads = write(dir.path(), "leads.csv", &leads);
+    let outcomes = write(dir.path(), "outcomes.csv", &outcomes);
+    let model = dir.path().join("m.toml");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        leads.to_str().unwrap(),
+        "--outcomes",
+        outcomes.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json["rows"], 270);
+    assert_eq!(json["unlabelled"], 30);
+}
+
+#[test]
+fn events_become_count_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut random = Random(3);
+    let mut leads = String::from("id,region\n");
+    let mut outcomes = String::from("lead_id,outcome,at\n");
+    let mut events = String::new();
+    for i in 0..300 {
+        let region = if random.next() < 0.5 { "north" } else { "south" };
+        let _ = writeln!(leads, "L{i},{region}");
+        let pricing = (random.next() * 6.0).floor() as u32;
+        for k in 0..pricing {
+            let _ = writeln!(
+                events,
+                r#"{{"type":"page","userId":"L{i}","properties":{{"path":"/pricing/plans"}},"timestamp":"2024-04-{:02}T10:00:00Z","messageId":"p{i}-{k}"}}"#,
+                10 + k
+            );
+        }
+        let _ = writeln!(
+            events,
+            r#"{{"type":"track","userId":"L{i}","event":"Newsletter Opened","timestamp":"2024-04-05T10:00:00Z"}}"#
+        );
+        // A pricing visit after the outcome must not count.
+        let _ = writeln!(
+            events,
+            r#"{{"type":"page","userId":"L{i}","properties":{{"path":"/pricing"}},"timestamp":"2024-06-01T10:00:00Z"}}"#
+        );
+        let converted = random.next() < if pricing >= 3 { 0.8 } else { 0.15 };
+        let _ = writeln!(outcomes, "L{i},{},2024-05-01T00:00:00Z", if converted { "converted" } else { "lost" });
+    }
+    let leads = write(dir.path(), "leads.csv", &leads);
+    let outcomes = write(dir.path(), "outcomes.csv", &outcomes);
+    let events = write(dir.path(), "events.jsonl", &events);
+    let model = dir.path().join("m.toml");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        leads.to_str().unwrap(),
+        "--outcomes",
+        outcomes.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(json["cv"]["auc_mean"].as_f64().unwrap() > 0.75, "{json}");
+    let source = std::fs::read_to_string(&model).unwrap();
+    assert!(source.contains("at_least = 3"), "{source}");
+    assert!(source.contains("Page /pricing"), "{source}");
+    let check = leadscore(&["check", model.to_str().unwrap()]);
+    assert!(check.status.success(), "{}\n{source}", stderr(&check));
+    let scored = leadscore(&[
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--leads",
+        leads.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--as-of",
+        "2024-04-30T00:00:00Z",
+    ]);
+    assert!(scored.status.success(), "{}", stderr(&scored));
+    assert!(stdout(&scored).lines().next().unwrap().contains("probability"));
+}
+
+#[test]
+fn a_missing_label_column_names_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", &leads_csv(50, yes_no));
+    let out = dir.path().join("m.toml");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        leads.to_str().unwrap(),
+        "--label",
+        "Converted",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("no label column `Converted`"), "{message}");
+    assert!(message.contains("id, industry, visits, Company Size, converted"), "{message}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_single_class_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", &leads_csv(50, |_| "no"));
+    let out = dir.path().join("m.toml");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        leads.to_str().unwrap(),
+        "--label",
+        "converted",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("all 50 labelled rows are not converted"), "{message}");
+    assert!(message.contains("both converted and non-converted"), "{message}");
+}
+
+#[test]
+fn an_empty_file_and_a_file_without_labels_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.toml");
+    let empty = write(dir.path(), "empty.csv", "");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        empty.to_str().unwrap(),
+        "--label",
+        "converted",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("empty"), "{}", stderr(&output));
+
+    let header_only = write(dir.path(), "header.csv", "id,industry,converted\n");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        header_only.to_str().unwrap(),
+        "--label",
+        "converted",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("no rows"), "{}", stderr(&output));
+
+    let unlabelled = write(dir.path(), "unlabelled.csv", "id,industry,converted\na,x,\nb,y,\n");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        unlabelled.to_str().unwrap(),
+        "--label",
+        "converted",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("no labelled rows"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_bad_label_value_names_the_line_and_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let leads = write(dir.path(), "leads.csv", "id,industry,converted\na,x,yes\nb,y,maybe\n");
+    let out = dir.path().join("m.toml");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        leads.to_str().unwrap(),
+        "--label",
+        "converted",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("leads.csv:3"), "{message}");
+    assert!(message.contains("`maybe`"), "{message}");
+}
+
+#[test]
+fn id_like_and_constant_columns_are_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("Prospect ID,Lead Number,channel,constant,converted\n");
+    for i in 0..120 {
+        let _ = writeln!(
+            csv,
+            "p-{i},{},{},same,{}",
+            1000 + i,
+            if i % 3 == 0 { "web" } else { "phone" },
+            i % 3 == 0 || i % 7 == 0
+        );
+    }
+    let leads = write(dir.path(), "leads.csv", &csv);
+    let out = dir.path().join("m.toml");
+    let output = leadscore(&[
+        "train",
+        "--leads",
+        leads.to_str().unwrap(),
+        "--label",
+        "converted",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("skipping column `Prospect ID`"), "{message}");
+    assert!(message.contains("skipping column `Lead Number`"), "{message}");
+    assert!(message.contains("skipping column `constant`"), "{message}");
+    let source = std::fs::read_to_string(&out).unwrap();
+    assert!(!source.contains("Prospect ID") && !source.contains("Lead Number"), "{source}");
+}

@@ -162,11 +162,12 @@ pub(crate) fn prepare(columns: &[Column], warnings: &mut Vec<String>) -> Vec<Pre
             warnings.push(format!("skipping column `{}`: the same value on every row", column.name));
             continue;
         }
-        let id_like = present >= 10
-            && match kind {
-                Kind::Numeric(_) => integers && distinct as f64 >= 0.95 * present as f64,
-                Kind::Categorical { .. } => distinct as f64 >= 0.9 * present as f64,
-            };
+        // Distinct whole numbers are normal in a small sample (employee counts of 13 companies),
+        // so a numeric column needs more rows than a text one before it is taken for an id.
+        let id_like = match kind {
+            Kind::Numeric(_) => present >= 200 && integers && distinct as f64 >= 0.95 * present as f64,
+            Kind::Categorical { .. } => present >= 10 && distinct as f64 >= 0.9 * present as f64,
+        };
         if id_like && matches!(column.source, Source::Trait) {
             warnings.push(format!(
                 "skipping column `{}`: looks like an id ({distinct} distinct values in {present} rows)",

@@ -154,3 +154,15 @@ fn the_written_model_checks_and_the_engine_reproduces_the_fitted_probabilities()
     let lead = LeadHistory { id: "x".into(), traits, events: Vec::new(), outcomes: Vec::new() };
     assert_eq!(evaluate(&model, &lead, &accounts, 0).total, 0.0);
 }
+
+#[test]
+fn numeric_ids_are_skipped_only_in_a_large_sample() {
+    // 300 rows numbered 1..=300: an id. The same shape in 30 rows is ordinary data.
+    let labels: Vec<bool> = (0..300).map(|i| i % 3 == 0).collect();
+    let numbers = |n: usize| text_column("Lead Number", (1..=n).map(|i| i.to_string()).collect());
+    let kind = |n: usize| text_column("kind", (0..n).map(|i| if i % 3 == 0 { "a" } else { "b" }.to_owned()).collect());
+    let big = train(&[numbers(300), kind(300)], &labels, &Options::default()).unwrap();
+    assert!(big.warnings.iter().any(|w| w.contains("`Lead Number`: looks like an id")), "{:?}", big.warnings);
+    let small = train(&[numbers(30), kind(30)], &labels[..30], &Options::default()).unwrap();
+    assert!(!small.warnings.iter().any(|w| w.contains("Lead Number")), "{:?}", small.warnings);
+}

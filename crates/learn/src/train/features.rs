@@ -378,13 +378,13 @@ mod tests {
 
     #[test]
     fn constant_and_id_like_columns_are_skipped_with_a_warning() {
-        let ids: Vec<String> = (0..50).map(|i| format!("L{i}")).collect();
-        let numbers: Vec<String> = (0..50).map(|i| (1000 + i).to_string()).collect();
+        let ids: Vec<String> = (0..250).map(|i| format!("L{i}")).collect();
+        let numbers: Vec<String> = (0..250).map(|i| (1000 + i).to_string()).collect();
         let columns = vec![
             text("id", &ids.iter().map(String::as_str).collect::<Vec<_>>()),
             text("number", &numbers.iter().map(String::as_str).collect::<Vec<_>>()),
-            text("same", &["x"; 50]),
-            text("kept", &(0..50).map(|i| if i % 2 == 0 { "a" } else { "b" }).collect::<Vec<_>>()),
+            text("same", &["x"; 250]),
+            text("kept", &(0..250).map(|i| if i % 2 == 0 { "a" } else { "b" }).collect::<Vec<_>>()),
         ];
         let mut warnings = Vec::new();
         let prepared = prepare(&columns, &mut warnings);

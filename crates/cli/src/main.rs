@@ -4,6 +4,7 @@
 mod backtest;
 mod check;
 mod clock;
+mod generate;
 mod history;
 mod html;
 mod progress;
@@ -33,6 +34,8 @@ enum Command {
     Backtest(backtest::BacktestArgs),
     /// Learn a scorecard model from leads with outcomes (or a label column)
     Train(train::TrainArgs),
+    /// Write a realistic synthetic dataset (leads, events, outcomes) with a hidden ground truth
+    Gen(generate::GenArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Score(args) => score::run(&args),
         Command::Backtest(args) => backtest::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Gen(args) => generate::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -8,4 +8,5 @@
 
 pub mod backtest;
 pub mod metrics;
+pub mod synth;
 pub mod train;

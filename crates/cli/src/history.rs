@@ -98,12 +98,13 @@ impl Inputs {
                     id,
                 })
                 .collect();
+            // Consumed in parallel, so each history is also dropped on a worker thread.
             let mapped: Vec<(String, T)> = histories
-                .par_iter()
+                .into_par_iter()
                 .map(|lead| {
-                    let result = f(lead, accounts);
+                    let result = f(&lead, accounts);
                     bar.inc(1);
-                    (lead.id.clone(), result)
+                    (lead.id, result)
                 })
                 .collect();
             results.extend(mapped);

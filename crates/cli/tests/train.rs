@@ -359,7 +359,7 @@ fn a_bad_label_value_names_the_line_and_the_value() {
 fn id_like_and_constant_columns_are_skipped_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let mut csv = String::from("Prospect ID,Lead Number,channel,constant,converted\n");
-    for i in 0..120 {
+    for i in 0..250 {
         let _ = writeln!(
             csv,
             "p-{i},{},{},same,{}",

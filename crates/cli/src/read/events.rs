@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use leadscore_core::engine::{EventError, is_ignored};
+use leadscore_core::model::{Projection, parse_projected};
 use leadscore_core::{AccountBook, CheckedModel, Event, IdentityGraph};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -38,6 +39,8 @@ pub struct EventSource {
     pub unattributed: u64,
     file: PathBuf,
     parts: Vec<PathBuf>,
+    /// What pass 2 keeps of each message: what the model can read (everything without a model).
+    projection: Projection,
     _dir: tempfile::TempDir,
 }
 
@@ -263,7 +266,17 @@ pub fn partition_events(
     for writer in &mut writers {
         writer.flush().map_err(io_error)?;
     }
-    Ok(EventSource { identities, accounts, messages, unattributed, file: path.to_owned(), parts, _dir: dir })
+    let projection = model.map_or_else(Projection::everything, CheckedModel::event_projection);
+    Ok(EventSource {
+        identities,
+        accounts,
+        messages,
+        unattributed,
+        file: path.to_owned(),
+        parts,
+        projection,
+        _dir: dir,
+    })
 }
 
 /// Where pass 1 reads messages from: JSON Lines, or Parquet rows turned into JSON lines.
@@ -347,7 +360,7 @@ impl EventSource {
             .map(|entry| {
                 let (n, json) = split_entry(entry)
                     .ok_or_else(|| InputError::new(path, None, None, "corrupt temporary partition file"))?;
-                let value: Value = serde_json::from_slice(json).map_err(|e| json_error(path, n, &e))?;
+                let value = parse_projected(json, &self.projection).map_err(|e| json_error(path, n, &e))?;
                 let mut event = Event::from_message(value).map_err(|e| event_error(path, n, e))?;
                 Ok(self.identities.attribute(&event).map(|a| {
                     event.visible_at = a.from;

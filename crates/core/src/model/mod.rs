@@ -6,6 +6,7 @@ mod analysis;
 mod check;
 mod index;
 mod parse;
+mod projection;
 
 use std::ops::Range;
 
@@ -15,6 +16,7 @@ use crate::time::Duration;
 
 pub use index::RuleIndex;
 pub use parse::parse_model_file;
+pub use projection::{Project, Projection, parse_projected};
 
 /// A value as written in the model file, with its byte span.
 #[derive(Debug, Clone, PartialEq)]

@@ -343,3 +343,28 @@ fn out_writes_a_file_and_jsonl_is_chosen_by_extension() {
         serde_json::json!({"lead_id": "l1", "fit": 20.0, "engagement": 0.0, "total": 20.0, "stage": "lead", "grade": "A3"})
     );
 }
+
+#[test]
+fn a_user_id_seen_only_in_ignored_messages_is_no_lead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(
+        dir.path(),
+        "m.toml",
+        &format!(
+            "{MODEL}\n[events]\nignore = 'has(event.context.userAgent) && event.context.userAgent.contains(\"bot\")'\n"
+        ),
+    );
+    let events = write(
+        dir.path(),
+        "events.jsonl",
+        concat!(
+            r#"{"type":"page","userId":"crawler-1","properties":{"path":"/pricing"},"context":{"userAgent":"Googlebot"},"timestamp":"2024-05-01T00:00:00Z"}"#,
+            "\n",
+            r#"{"type":"page","userId":"l1","properties":{"path":"/pricing"},"context":{"userAgent":"Mozilla"},"timestamp":"2024-05-01T00:00:00Z"}"#,
+            "\n",
+        ),
+    );
+    let out = leadscore(&["score", "--model", s(&model), "--events", s(&events), "--as-of", "2024-06-01T00:00:00Z"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "lead_id,fit,engagement,total,stage,grade\nl1,0,10,10,lead,B2\n");
+}

@@ -41,6 +41,9 @@ pub struct EventSource {
     parts: Vec<PathBuf>,
     /// What pass 2 keeps of each message: what the model can read (everything without a model).
     projection: Projection,
+    /// The model, for `[events] ignore`: ignored messages are dropped as they are loaded, so a
+    /// user id seen only in ignored messages (a bot) is no lead.
+    model: Option<CheckedModel>,
     _dir: tempfile::TempDir,
 }
 
@@ -275,6 +278,7 @@ pub fn partition_events(
         file: path.to_owned(),
         parts,
         projection,
+        model: model.cloned(),
         _dir: dir,
     })
 }
@@ -362,6 +366,9 @@ impl EventSource {
                     .ok_or_else(|| InputError::new(path, None, None, "corrupt temporary partition file"))?;
                 let value = parse_projected(json, &self.projection).map_err(|e| json_error(path, n, &e))?;
                 let mut event = Event::from_message(value).map_err(|e| event_error(path, n, e))?;
+                if self.model.as_ref().is_some_and(|m| is_ignored(m, &event)) {
+                    return Ok(None);
+                }
                 Ok(self.identities.attribute(&event).map(|a| {
                     event.visible_at = a.from;
                     (a.lead_id, event)

@@ -61,7 +61,10 @@
 //!   number and null) are false and true, never an error. Lists and maps are equal when their
 //!   elements are. Ordering (`< <= > >=`) is defined between numbers, between strings (byte-wise,
 //!   which is code-point order), between bools, between timestamps and between durations; anything
-//!   else is an error. Comparisons involving NaN are false, except `!=`.
+//!   else is an error. Comparisons involving NaN are false, except `!=`. A string holding an RFC
+//!   3339 timestamp compares (`==` and ordering) with a timestamp as that instant (an extension:
+//!   traits declared `timestamp` are RFC 3339 strings in the lead's JSON, so
+//!   `lead.created_at < timestamp("2024-02-01T00:00:00Z")` works).
 //! - **Fields.** `x.f` and `x["f"]` on a missing key, or on `null`, are errors (so the condition is
 //!   false). `has(x.f)` is true if and only if the whole path resolves and the last value is not
 //!   JSON `null` (a deviation from CEL, where `has` is true for an explicit null: SDKs send nulls

@@ -778,3 +778,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn timestamp_strings_compare_with_timestamps() {
+    let lead = serde_json::json!({"created_at": "2024-01-01T00:00:00Z", "note": "soon"});
+    let holds = |src: &str| {
+        let program = compile(src, &["lead"]).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+        program.matches(&Activation { vars: &[Binding::Json(&lead)], as_of: 0 })
+    };
+    assert!(holds(r#"lead.created_at < timestamp("2024-02-01T00:00:00Z")"#));
+    assert!(holds(r#"timestamp("2023-12-31T00:00:00Z") <= lead.created_at"#));
+    assert!(holds(r#"lead.created_at == timestamp("2024-01-01T01:00:00+01:00")"#));
+    assert!(!holds(r#"lead.created_at > timestamp("2024-02-01T00:00:00Z")"#));
+    // A string that is not a timestamp: unequal, and unordered (an error, so false).
+    assert!(!holds(r#"lead.note == timestamp("2024-01-01T00:00:00Z")"#));
+    assert!(!holds(r#"lead.note < timestamp("2024-01-01T00:00:00Z")"#));
+}

@@ -392,6 +392,10 @@ pub(crate) fn equal(a: &Value<'_>, b: &Value<'_>) -> bool {
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Null, Value::Null) => true,
         (Value::Timestamp(x), Value::Timestamp(y)) => x == y,
+        // Traits declared `timestamp` are RFC 3339 strings in the lead's JSON.
+        (Value::Timestamp(x), Value::String(y)) | (Value::String(y), Value::Timestamp(x)) => {
+            crate::time::parse_timestamp(y) == Some(*x)
+        }
         (Value::Duration(x), Value::Duration(y)) => x == y,
         _ => {
             if let (Some(x), Some(y)) = (a.number(), b.number()) {
@@ -418,6 +422,15 @@ pub(crate) fn compare(a: &Value<'_>, b: &Value<'_>, op: &'static str) -> Result<
         (Value::String(x), Value::String(y)) => Ok(Some(x.as_bytes().cmp(y.as_bytes()))),
         (Value::Bool(x), Value::Bool(y)) => Ok(Some(x.cmp(y))),
         (Value::Timestamp(x), Value::Timestamp(y)) => Ok(Some(x.cmp(y))),
+        // A string holding an RFC 3339 timestamp (a trait declared `timestamp`) orders as one.
+        (Value::Timestamp(x), Value::String(y)) => match crate::time::parse_timestamp(y) {
+            Some(y) => Ok(Some(x.cmp(&y))),
+            None => Err(no_overload(op, a, b)),
+        },
+        (Value::String(x), Value::Timestamp(y)) => match crate::time::parse_timestamp(x) {
+            Some(x) => Ok(Some(x.cmp(y))),
+            None => Err(no_overload(op, a, b)),
+        },
         (Value::Duration(x), Value::Duration(y)) => Ok(Some(x.cmp(y))),
         // The common case: a JSON number against an int literal that a double holds exactly.
         (Value::Double(x), Value::Int(y)) if y.unsigned_abs() <= 1 << 53 => Ok(x.partial_cmp(&(*y as f64))),

@@ -211,6 +211,13 @@ impl Group {
     }
 }
 
+/// The z with `P(Z > z) = p` for a standard normal Z (Abramowitz & Stegun 26.2.23, error < 5e-4).
+fn upper_tail_z(p: f64) -> f64 {
+    let p = p.clamp(1e-300, 0.5);
+    let t = (-2.0 * p.ln()).sqrt();
+    t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t)
+}
+
 /// Merges neighbours: first groups below `min_rows` into their closer neighbour, then the least
 /// different neighbours while they differ by less than `merge_z` standard errors.
 fn merge_neighbours(mut groups: Vec<Group>, min_rows: f64, merge_z: f64) -> Vec<Group> {
@@ -349,7 +356,11 @@ pub(crate) fn bin_columns(columns: &[Prepared], rows: &[usize], labels: &[bool],
                     let rb = (b.positives + strength * prior) / (b.rows + strength);
                     ra.total_cmp(&rb)
                 });
-                let groups = merge_neighbours(groups, rare_below, binning.merge_z);
+                // Neighbours in an order chosen by the data differ more than chance alone would
+                // suggest: hold each of the k - 1 adjacent comparisons to a Bonferroni-corrected
+                // level, so a column of noise (last names) does not come out in bands.
+                let merge_z = binning.merge_z.max(upper_tail_z(0.025 / groups.len().saturating_sub(1).max(1) as f64));
+                let groups = merge_neighbours(groups, rare_below, merge_z);
                 if groups.len() == 1 && missing == 0.0 {
                     continue;
                 }
@@ -373,6 +384,13 @@ mod tests {
             name: name.into(),
             source: Source::Trait,
             values: Values::Text(values.iter().map(|v| (!v.is_empty()).then(|| (*v).to_owned())).collect()),
+        }
+    }
+
+    #[test]
+    fn upper_tail_z_matches_normal_quantiles() {
+        for (p, z) in [(0.025, 1.959964), (0.005, 2.575829), (0.0005, 3.290527), (0.5, 0.0)] {
+            assert!((upper_tail_z(p) - z).abs() < 1e-3, "{p}: {}", upper_tail_z(p));
         }
     }
 

@@ -95,6 +95,7 @@ impl Inputs {
                     traits: leads.traits.get(&id).cloned().unwrap_or_default(),
                     events: groups.remove(&id).unwrap_or_default(),
                     outcomes: self.outcomes.get(&id).cloned().unwrap_or_default(),
+                    ignore_applied: self.events.as_ref().is_some_and(EventSource::applies_ignore),
                     id,
                 })
                 .collect();

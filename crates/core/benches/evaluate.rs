@@ -32,6 +32,7 @@ fn history(events: usize) -> LeadHistory {
         traits: traits.as_object().cloned().unwrap_or_default(),
         events,
         outcomes: vec![],
+        ignore_applied: false,
     }
 }
 

@@ -160,6 +160,9 @@ pub struct LeadHistory {
     pub traits: Map<String, Value>,
     pub events: Vec<Event>,
     pub outcomes: Vec<Outcome>,
+    /// The caller already dropped the events the model's `[events] ignore` matches (the batch
+    /// reader does, as it loads them), so `evaluate` need not test them again.
+    pub ignore_applied: bool,
 }
 
 /// Account (company) traits over time, from `group` messages of every lead.
@@ -279,7 +282,7 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
         .events
         .iter()
         .filter(|e| e.at <= as_of && e.visible_at <= as_of)
-        .filter(|e| !is_ignored(model, e))
+        .filter(|e| lead.ignore_applied || !is_ignored(model, e))
         .collect();
     // Ties on time and messageId fall back to the content, so input order never matters.
     events.sort_by(|a, b| {

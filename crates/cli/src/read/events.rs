@@ -347,6 +347,11 @@ fn split_entry(entry: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 impl EventSource {
+    /// Whether `load` drops the messages the model's `[events] ignore` matches.
+    pub fn applies_ignore(&self) -> bool {
+        self.model.is_some()
+    }
+
     pub fn partitions(&self) -> usize {
         self.parts.len()
     }

@@ -256,6 +256,11 @@ pub struct FieldPath {
     pub span: Range<usize>,
 }
 
+/// Whether `name` is a CEL keyword or reserved word, so it cannot name a variable.
+pub fn is_reserved_word(name: &str) -> bool {
+    matches!(name, "true" | "false" | "null" | "in") || lexer::RESERVED.contains(&name)
+}
+
 /// Compiles a condition whose variables are `vars` (slot `i` of an [`Activation`] binds
 /// `vars[i]`). Returns every error found, sorted by position.
 pub fn compile(src: &str, vars: &[&str]) -> Result<Program, Vec<CelError>> {

@@ -19,37 +19,9 @@ pub const EVENT_VARS: &[&str] = &["event", "lead", "account"];
 /// Variables of `[events] ignore`.
 pub const IGNORE_VARS: &[&str] = &["event"];
 
-const RESERVED: &[&str] = &[
-    "total",
-    "lead",
-    "event",
-    "account",
-    "lead_id",
-    "stage",
-    "grade",
-    "probability",
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "return",
-    "var",
-    "void",
-    "while",
-];
+/// Names a dimension cannot have besides CEL's reserved words: the other variables and the
+/// score columns.
+const RESERVED: &[&str] = &["total", "lead", "event", "account", "lead_id", "stage", "grade", "probability"];
 
 pub(super) fn check(source: &str, file: &ModelFile) -> (Option<CheckedModel>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
@@ -196,7 +168,8 @@ fn check_dimensions(file: &ModelFile, diags: &mut Vec<Diagnostic>) -> Vec<Dimens
     let mut out = Vec::new();
     for raw in &file.dimensions {
         let name = &raw.name;
-        if !is_identifier(&name.value) || RESERVED.contains(&name.value.as_str()) {
+        if !is_identifier(&name.value) || RESERVED.contains(&name.value.as_str()) || cel::is_reserved_word(&name.value)
+        {
             diags.push(
                 Diagnostic::error("invalid_dimension_name", Some(name.span.clone()), format!("`{}` cannot be a dimension name", name.value))
                     .with_hint("dimension names are identifiers (letters, digits, `_`) other than `total`, `lead`, `event`, `account`, the score columns (`lead_id`, `stage`, `grade`, `probability`) and CEL keywords"),

@@ -40,7 +40,7 @@ pub fn identify(user: &str, traits: Value, at: Millis) -> Event {
 
 pub fn lead(id: &str, traits: Value, events: Vec<Event>) -> LeadHistory {
     let traits = traits.as_object().cloned().unwrap_or_default();
-    LeadHistory { id: id.to_owned(), traits, events, outcomes: vec![] }
+    LeadHistory { id: id.to_owned(), traits, events, outcomes: vec![], ignore_applied: false }
 }
 
 pub fn score(model: &CheckedModel, lead: &LeadHistory, as_of: Millis) -> Score {

@@ -142,7 +142,8 @@ fn the_written_model_checks_and_the_engine_reproduces_the_fitted_probabilities()
             traits.insert("Total Time (s)".into(), serde_json::Value::String(time[r].clone()));
         }
         traits.insert("Lead Source".into(), serde_json::Value::String(source[r].clone()));
-        let lead = LeadHistory { id: r.to_string(), traits, events: Vec::new(), outcomes: Vec::new() };
+        let lead =
+            LeadHistory { id: r.to_string(), traits, events: Vec::new(), outcomes: Vec::new(), ignore_applied: false };
         let score = evaluate(&model, &lead, &accounts, 0);
         let p = score.probability.unwrap();
         assert!((p - trained.fitted[r]).abs() < 1e-6, "row {r}: engine {p} vs trained {}", trained.fitted[r]);
@@ -151,7 +152,7 @@ fn the_written_model_checks_and_the_engine_reproduces_the_fitted_probabilities()
     let mut traits = serde_json::Map::new();
     traits.insert("Lead Source".into(), serde_json::Value::String("Carrier pigeon".into()));
     traits.insert("Total Time (s)".into(), serde_json::Value::String("NA".into()));
-    let lead = LeadHistory { id: "x".into(), traits, events: Vec::new(), outcomes: Vec::new() };
+    let lead = LeadHistory { id: "x".into(), traits, events: Vec::new(), outcomes: Vec::new(), ignore_applied: false };
     assert_eq!(evaluate(&model, &lead, &accounts, 0).total, 0.0);
 }
 

@@ -104,6 +104,7 @@ fn read_table(args: &TrainArgs, now: Millis) -> anyhow::Result<Table> {
     let path = &args.leads;
     let file = path.display();
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(crate::read::sniff_delimiter(path))
         .trim(csv::Trim::All)
         .flexible(false)
         .from_path(path)

@@ -387,3 +387,43 @@ fn id_like_and_constant_columns_are_skipped_with_a_warning() {
     let source = std::fs::read_to_string(&out).unwrap();
     assert!(!source.contains("Prospect ID") && !source.contains("Lead Number"), "{source}");
 }
+
+/// A semicolon-separated file with quoted headers and a yes/no label, shaped like UCI's bank
+/// marketing data: train on it, then score a held-out file of the same shape.
+#[test]
+fn semicolon_files_train_and_score_like_comma_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = |rows: std::ops::Range<usize>| {
+        let mut text = String::from("\"age\";\"job\";\"balance\";\"y\"\n");
+        for i in rows {
+            let job = ["admin.", "retired", "student", "technician"][i % 4];
+            // Retired and student clients subscribe more, and a higher balance helps.
+            let yes = (job == "retired" || job == "student") ^ (i % 5 == 0) || (i % 7 == 0 && i % 3 == 0);
+            let _ =
+                writeln!(text, "{};\"{job}\";{};\"{}\"", 20 + i % 50, (i * 37) % 3000, if yes { "yes" } else { "no" });
+        }
+        text
+    };
+    let train = write(dir.path(), "train.csv", &table(0..600));
+    let test = write(dir.path(), "test.csv", &table(600..800));
+    let model = dir.path().join("m.toml");
+    let out =
+        leadscore(&["train", "--leads", train.to_str().unwrap(), "--label", "y", "--out", model.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out =
+        leadscore(&["score", "--model", model.to_str().unwrap(), "--leads", test.to_str().unwrap(), "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let header = text.lines().next().unwrap();
+    assert!(header.ends_with(",probability"), "{header}");
+    assert_eq!(text.lines().count(), 201, "a row per test lead");
+    // The learned job effect shows: retired/student rows score above admin./technician rows.
+    let probabilities: Vec<f64> =
+        text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    let mean = |k: usize| {
+        let v: Vec<f64> =
+            probabilities.iter().enumerate().filter(|(i, _)| (600 + i) % 4 == k).map(|(_, p)| *p).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(mean(1) > mean(0) + 0.2 && mean(2) > mean(3) + 0.2, "retired {} admin {}", mean(1), mean(0));
+}

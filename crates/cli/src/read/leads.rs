@@ -64,6 +64,7 @@ pub fn read_leads(
         return read_leads_parquet(path, id_column, schema, skipped);
     }
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(crate::read::sniff_delimiter(path))
         .trim(csv::Trim::Headers)
         .from_path(path)
         .map_err(|e| InputError::new(path, None, None, format!("cannot read: {e}")))?;

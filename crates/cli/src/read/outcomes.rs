@@ -10,6 +10,7 @@ use super::{InputError, Skipped};
 
 pub fn read_outcomes(path: &Path, skipped: &mut Skipped) -> Result<HashMap<String, Vec<Outcome>>, InputError> {
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(crate::read::sniff_delimiter(path))
         .trim(csv::Trim::All)
         .from_path(path)
         .map_err(|e| InputError::new(path, None, None, format!("cannot read: {e}")))?;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::cel::{Activation, Binding};
 use crate::model::{Aggregate, CheckedModel, DEFAULT_STAGE, RuleKind};
-use crate::time::{self, Duration, MS_PER_DAY, Millis};
+use crate::time::{self, Duration, Millis};
 
 /// One Segment message attributed to a lead.
 #[derive(Debug, Clone, PartialEq)]
@@ -525,11 +525,6 @@ pub fn evaluate_account(model: &CheckedModel, account_id: &str, leads: &[&Score]
         total,
         leads: leads.iter().map(|s| s.lead_id.clone()).collect(),
     }
-}
-
-/// Seconds are enough for humans; the number of whole days between two instants, for reports.
-pub fn days_between(from: Millis, to: Millis) -> f64 {
-    (to - from) as f64 / MS_PER_DAY as f64
 }
 
 impl Event {

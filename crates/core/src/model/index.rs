@@ -84,3 +84,65 @@ impl RuleIndex {
         self.by_name.values().map(Vec::len).sum::<usize>() + self.by_type.values().map(Vec::len).sum::<usize>()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::model::CheckedModel;
+
+    fn model() -> CheckedModel {
+        let source = r#"
+[model]
+name = "index"
+[dimensions.engagement]
+[[rules]]
+name = "opened"
+on = 'event.event == "Email Opened"'
+points = 1
+[[rules]]
+name = "careers"
+on = 'event.type == "page" && event.properties.path.startsWith("/careers")'
+points = -1
+[[rules]]
+name = "any page"
+on = 'event.type == "page"'
+points = 1
+[[rules]]
+name = "anything from a bot"
+on = 'event.context.userAgent.contains("bot")'
+points = -1
+[[rules]]
+name = "trait"
+if = 'true'
+points = 1
+"#;
+        CheckedModel::from_source(source).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn candidates(model: &CheckedModel, event: serde_json::Value) -> Vec<&str> {
+        let mut out = Vec::new();
+        model.index.for_each_candidate(&event, |r| out.push(model.rules[r].name.as_str()));
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn events_are_only_tested_against_rules_that_could_match() {
+        let m = model();
+        assert_eq!(m.index.indexed_rules(), 3, "by event name, by type, by type with a path prefix");
+        assert_eq!(
+            candidates(&m, json!({"type": "track", "event": "Email Opened"})),
+            ["anything from a bot", "opened"]
+        );
+        assert_eq!(
+            candidates(&m, json!({"type": "page", "properties": {"path": "/careers/jobs"}})),
+            ["any page", "anything from a bot", "careers"]
+        );
+        assert_eq!(
+            candidates(&m, json!({"type": "page", "properties": {"path": "/pricing"}})),
+            ["any page", "anything from a bot"]
+        );
+        assert_eq!(candidates(&m, json!({"type": "identify"})), ["anything from a bot"]);
+    }
+}

@@ -7,6 +7,8 @@ use std::io::Write;
 use leadscore_core::engine::round2;
 use leadscore_core::time::format_timestamp;
 use leadscore_core::{CheckedModel, Score};
+use serde::Serialize;
+use serde::ser::SerializeMap;
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,6 +38,50 @@ fn number(x: f64) -> Value {
 
 fn probability(p: f64) -> f64 {
     (p * 10_000.0).round() / 10_000.0
+}
+
+/// A JSON object whose keys are written in the given order (the column order of the CSV), not
+/// sorted: `lead_id` first, `contributions` last.
+struct Ordered<'a, T: Serialize>(&'a [(&'a str, T)]);
+
+impl<T: Serialize> Serialize for Ordered<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// One contribution as written with `--explain`, fields in this order.
+#[derive(Serialize)]
+struct ContributionOut<'a> {
+    rule: &'a str,
+    dimension: &'a str,
+    points: f64,
+    matched: usize,
+    last_matched_at: Option<String>,
+}
+
+impl<'a> From<&'a leadscore_core::Contribution> for ContributionOut<'a> {
+    fn from(c: &'a leadscore_core::Contribution) -> Self {
+        ContributionOut {
+            rule: &c.rule,
+            dimension: &c.dimension,
+            points: round2(c.points),
+            matched: c.matched,
+            last_matched_at: c.last_matched_at.map(format_timestamp),
+        }
+    }
+}
+
+/// A field of a JSON Lines row.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Cell<'a> {
+    Value(Value),
+    Contributions(Vec<ContributionOut<'a>>),
 }
 
 pub fn write_scores(
@@ -81,36 +127,23 @@ pub fn write_scores(
         Format::Jsonl => {
             for row in rows {
                 let s = &row.score;
-                let mut object = Map::new();
-                object.insert("lead_id".to_owned(), json!(s.lead_id));
+                let mut fields: Vec<(&str, Cell<'_>)> = vec![("lead_id", Cell::Value(json!(s.lead_id)))];
                 for (dim, value) in model.dimensions.iter().zip(&s.dimensions) {
-                    object.insert(dim.name.clone(), number(*value));
+                    fields.push((dim.name.as_str(), Cell::Value(number(*value))));
                 }
-                object.insert("total".to_owned(), number(s.total));
-                object.insert("stage".to_owned(), json!(s.stage));
+                fields.push(("total", Cell::Value(number(s.total))));
+                fields.push(("stage", Cell::Value(json!(s.stage))));
                 if graded {
-                    object.insert("grade".to_owned(), json!(s.grade));
+                    fields.push(("grade", Cell::Value(json!(s.grade))));
                 }
                 if calibrated {
-                    object.insert("probability".to_owned(), json!(s.probability.map(probability)));
+                    fields.push(("probability", Cell::Value(json!(s.probability.map(probability)))));
                 }
                 if explain {
-                    let contributions: Vec<Value> = s
-                        .contributions
-                        .iter()
-                        .map(|c| {
-                            json!({
-                                "rule": c.rule,
-                                "dimension": c.dimension,
-                                "points": round2(c.points),
-                                "matched": c.matched,
-                                "last_matched_at": c.last_matched_at.map(format_timestamp),
-                            })
-                        })
-                        .collect();
-                    object.insert("contributions".to_owned(), Value::Array(contributions));
+                    fields
+                        .push(("contributions", Cell::Contributions(s.contributions.iter().map(Into::into).collect())));
                 }
-                serde_json::to_writer(&mut *out, &Value::Object(object))?;
+                serde_json::to_writer(&mut *out, &Ordered(&fields))?;
                 out.write_all(b"\n")?;
             }
         }

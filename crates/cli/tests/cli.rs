@@ -337,6 +337,10 @@ fn out_writes_a_file_and_jsonl_is_chosen_by_extension() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());
     let written = std::fs::read_to_string(&out_path).expect("written");
+    assert!(
+        written.starts_with(r#"{"lead_id":"l1","fit":20.0,"engagement":0.0,"total":20.0,"stage":"lead","grade":"A3"}"#),
+        "{written}"
+    );
     let first: serde_json::Value = serde_json::from_str(written.lines().next().expect("row")).expect("json");
     assert_eq!(
         first,

@@ -123,10 +123,13 @@ fn record(
     };
     let score = evaluate(model, lead, accounts, cutoff);
     let stage_index = |s: &Score| model.stages.iter().position(|st| st.name == s.stage);
-    // Stage timeline: the score at the end of each UTC day with events, and at the cutoff.
+    // Stage timeline: the score at the end of each UTC day with events, and at the cutoff (a
+    // model without stages has none to find).
+    let with_stages = !model.stages.is_empty();
     let mut checkpoints: Vec<Millis> = lead
         .events
         .iter()
+        .filter(|_| with_stages)
         .map(|e| e.at.max(e.visible_at))
         .filter(|&t| t <= cutoff)
         .map(|t| (utc_day(t) + 1) * MS_PER_DAY - 1)
@@ -135,6 +138,9 @@ fn record(
     checkpoints.dedup();
     let mut reached_at: Vec<Option<Millis>> = vec![None; model.stages.len()];
     for t in checkpoints.into_iter().map(|t| t.min(cutoff)).chain([cutoff]) {
+        if reached_at.iter().all(Option::is_some) {
+            break; // every stage reached: later checkpoints cannot change a first time
+        }
         let at = if t == cutoff { score.clone() } else { evaluate(model, lead, accounts, t) };
         if let Some(index) = stage_index(&at) {
             for slot in reached_at.iter_mut().take(index + 1) {

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use leadscore_core::time::{Duration, Millis};
+use leadscore_core::engine::events_as_of;
+use leadscore_core::time::{Duration, MS_PER_DAY, Millis};
 use leadscore_core::{CheckedModel, LeadHistory, OutcomeKind};
 use leadscore_learn::metrics::bands_by_score;
 use leadscore_learn::train::{Column, Options, Source, Trained, Values, train};
@@ -294,28 +295,18 @@ fn behaviour_columns(events: &Path, table: &Table) -> anyhow::Result<Vec<Column>
         eprintln!("{summary}");
     }
     let row_of: HashMap<&str, usize> = table.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let day = 86_400_000i64;
     // Per lead: key -> counts per window.
     let per_lead = inputs.map_leads("features", |lead: &LeadHistory, _| {
         let &row = row_of.get(lead.id.as_str())?;
         let cutoff = table.cutoffs[row];
         let mut counts: HashMap<String, (String, String, [u32; 2])> = HashMap::new();
-        let mut seen_messages: HashSet<&str> = HashSet::new();
-        for event in &lead.events {
-            if event.at > cutoff || event.visible_at > cutoff {
-                continue;
-            }
-            if let Some(id) = event.message_id.as_deref()
-                && !seen_messages.insert(id)
-            {
-                continue;
-            }
+        for event in events_as_of(None, lead, cutoff) {
             let Some((key, label, on)) = event_key(&event.body) else {
                 continue;
             };
             let entry = counts.entry(key).or_insert((label, on, [0, 0]));
             for (w, days) in WINDOWS.iter().enumerate() {
-                if event.at > cutoff - i64::from(*days) * day {
+                if event.at > cutoff - i64::from(*days) * MS_PER_DAY {
                     entry.2[w] += 1;
                 }
             }

@@ -204,14 +204,6 @@ impl AccountBook {
         traits.insert("id".to_owned(), Value::String(group_id.to_owned()));
         traits
     }
-
-    pub fn len(&self) -> usize {
-        self.updates.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.updates.is_empty()
-    }
 }
 
 fn group_id_of(body: &Value) -> Option<String> {
@@ -275,16 +267,18 @@ pub fn round2(x: f64) -> f64 {
     if r == 0.0 { 0.0 } else { r }
 }
 
-/// The score of `lead` under `model` as of `as_of` (SPEC §2.2).
-pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook, as_of: Millis) -> Score {
-    // Events that exist at `as_of`, not ignored, in time order, each messageId once.
+/// The events that exist for `lead` at `as_of` (SPEC §2.2): happened, and attributed to the lead,
+/// by then; not dropped by `ignore`'s `[events] ignore` (unless the history says the caller already
+/// applied it); in time order (ties: messageId, then content, so input order never matters); each
+/// messageId once.
+pub fn events_as_of<'a>(ignore: Option<&CheckedModel>, lead: &'a LeadHistory, as_of: Millis) -> Vec<&'a Event> {
+    let ignore = ignore.filter(|_| !lead.ignore_applied);
     let mut events: Vec<&Event> = lead
         .events
         .iter()
         .filter(|e| e.at <= as_of && e.visible_at <= as_of)
-        .filter(|e| lead.ignore_applied || !is_ignored(model, e))
+        .filter(|e| ignore.is_none_or(|model| !is_ignored(model, e)))
         .collect();
-    // Ties on time and messageId fall back to the content, so input order never matters.
     events.sort_by(|a, b| {
         a.at.cmp(&b.at)
             .then_with(|| a.message_id.cmp(&b.message_id))
@@ -292,6 +286,12 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
     });
     let mut seen: HashSet<&str> = HashSet::new();
     events.retain(|e| e.message_id.as_deref().is_none_or(|id| seen.insert(id)));
+    events
+}
+
+/// The score of `lead` under `model` as of `as_of` (SPEC §2.2).
+pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook, as_of: Millis) -> Score {
+    let events = events_as_of(Some(model), lead, as_of);
 
     // Traits: base, then identify traits in time order.
     let mut traits = lead.traits.clone();

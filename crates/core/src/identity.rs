@@ -65,12 +65,4 @@ impl IdentityGraph {
     pub fn lead_of(&self, anonymous_id: &str) -> Option<&str> {
         self.links.get(anonymous_id).map(|(_, user)| user.as_str())
     }
-
-    pub fn len(&self) -> usize {
-        self.links.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.links.is_empty()
-    }
 }

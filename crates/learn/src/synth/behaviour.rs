@@ -522,6 +522,37 @@ fn page_of_kind(rng: &mut Rng, kind: PageKind) -> &'static Page {
     PAGES.iter().filter(|p| p.kind == kind).nth(n).unwrap_or(&PAGES[0])
 }
 
+/// A page view by a browser that never identified itself (a visitor or a crawler).
+fn anonymous_page(
+    message_id: String,
+    anonymous_id: &str,
+    page: &Page,
+    timestamp: Millis,
+    referrer: &str,
+    ip: &str,
+    agent: &str,
+) -> Message {
+    let url = format!("{SITE}{}", page.path);
+    Message {
+        kind: "page",
+        message_id,
+        timestamp,
+        user_id: None,
+        anonymous_id: Some(anonymous_id.to_owned()),
+        event: None,
+        name: Some(page_name(page).to_owned()),
+        group_id: None,
+        properties: Some(page_fields(page, &url, referrer)),
+        traits: None,
+        context: json!({
+            "ip": ip,
+            "userAgent": agent,
+            "library": {"name": LIBRARY_BROWSER.0, "version": LIBRARY_BROWSER.1},
+            "page": page_fields(page, &url, referrer),
+        }),
+    }
+}
+
 /// A crawler reading the site: a burst of page views with a bot user agent and a fresh anonymous id.
 fn bot_crawl(config: &Config, rng: &mut Rng, out: &mut Vec<Message>) {
     let (agent, prefix) = *weighted(rng, BOTS);
@@ -530,25 +561,7 @@ fn bot_crawl(config: &Config, rng: &mut Rng, out: &mut Vec<Message>) {
     let mut t = config.start() + int(rng, 0, config.end - config.start() - MS_PER_HOUR);
     for _ in 0..(5 + poisson(rng, 20.0)) {
         let page = pick(rng, PAGES);
-        let url = format!("{SITE}{}", page.path);
-        out.push(Message {
-            kind: "page",
-            message_id: uuid(rng),
-            timestamp: t,
-            user_id: None,
-            anonymous_id: Some(anonymous_id.clone()),
-            event: None,
-            name: Some(page_name(page).to_owned()),
-            group_id: None,
-            properties: Some(page_fields(page, &url, "")),
-            traits: None,
-            context: json!({
-                "ip": ip,
-                "userAgent": agent,
-                "library": {"name": LIBRARY_BROWSER.0, "version": LIBRARY_BROWSER.1},
-                "page": page_fields(page, &url, ""),
-            }),
-        });
+        out.push(anonymous_page(uuid(rng), &anonymous_id, page, t, "", &ip, agent));
         t += int(rng, 500, 5_000);
     }
 }
@@ -562,26 +575,8 @@ fn anonymous_visit(config: &Config, rng: &mut Rng, out: &mut Vec<Message>) {
     let mut referrer = (*weighted(rng, REFERRERS)).to_owned();
     for _ in 0..(1 + poisson(rng, 1.5)) {
         let page = pick(rng, PAGES);
-        let url = format!("{SITE}{}", page.path);
-        out.push(Message {
-            kind: "page",
-            message_id: uuid(rng),
-            timestamp: t,
-            user_id: None,
-            anonymous_id: Some(anonymous_id.clone()),
-            event: None,
-            name: Some(page_name(page).to_owned()),
-            group_id: None,
-            properties: Some(page_fields(page, &url, &referrer)),
-            traits: None,
-            context: json!({
-                "ip": ip,
-                "userAgent": agent,
-                "library": {"name": LIBRARY_BROWSER.0, "version": LIBRARY_BROWSER.1},
-                "page": page_fields(page, &url, &referrer),
-            }),
-        });
-        referrer = url;
+        out.push(anonymous_page(uuid(rng), &anonymous_id, page, t, &referrer, &ip, agent));
+        referrer = format!("{SITE}{}", page.path);
         t += 15_000 + (exponential(rng, 70.0) * 1000.0) as Millis;
     }
 }

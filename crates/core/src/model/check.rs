@@ -559,25 +559,14 @@ pub(super) fn condition_span(source: &str, value_span: &Range<usize>, inner: &Ra
                 return body_start + i;
             }
             if c == '\\' {
-                let escape_len = match chars.peek().map(|(_, e)| *e) {
-                    Some('u') => 5,
-                    Some('U') => 9,
-                    _ => 1,
+                // `\n`, `\"`, `\\` … decode to one byte; `\uXXXX` and `\UXXXXXXXX` to their character.
+                let digits = match chars.next().map(|(_, letter)| letter) {
+                    Some('u') => 4,
+                    Some('U') => 8,
+                    _ => 0,
                 };
-                let mut produced = '\u{0}';
-                let mut hex = String::new();
-                for _ in 0..escape_len {
-                    if let Some((_, e)) = chars.next() {
-                        hex.push(e);
-                        produced = e;
-                    }
-                }
-                let len = if escape_len > 1 {
-                    u32::from_str_radix(&hex[1..], 16).ok().and_then(char::from_u32).map_or(1, char::len_utf8)
-                } else {
-                    produced.len_utf8().min(1)
-                };
-                decoded += len;
+                let hex: String = (0..digits).filter_map(|_| chars.next().map(|(_, d)| d)).collect();
+                decoded += u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).map_or(1, char::len_utf8);
             } else {
                 decoded += c.len_utf8();
             }

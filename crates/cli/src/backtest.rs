@@ -8,10 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use leadscore_core::model::RuleKind;
-use leadscore_core::time::{Duration, MS_PER_DAY, Millis, format_timestamp, utc_day};
-use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Score, evaluate};
-use leadscore_learn::backtest::{BacktestReport, Label, LeadRecord, ModelNames, build_report};
+use leadscore_core::time::{Duration, Millis, format_timestamp};
+use leadscore_learn::backtest::{BacktestReport, LeadRecord, ModelNames, build_report, record_lead};
 
 use crate::history::{InputFiles, Inputs};
 use crate::html;
@@ -69,7 +67,8 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         };
         // Each model reads the inputs itself: its `[traits]` and `[events] ignore` shape them.
         let inputs = Inputs::read(&files, Some(&model), &mut skipped)?;
-        let records = inputs.map_leads("backtesting", |lead, accounts| record(&model, lead, accounts, as_of, gap))?;
+        let records =
+            inputs.map_leads("backtesting", |lead, accounts| record_lead(&model, lead, accounts, as_of, gap))?;
         let records: Vec<LeadRecord> = records.into_iter().map(|(_, r)| r).collect();
         if records.is_empty() {
             bail!("no leads to backtest: the inputs name no lead");
@@ -98,80 +97,6 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Scores one lead at its cutoff and finds when it reached each stage.
-fn record(
-    model: &CheckedModel,
-    lead: &LeadHistory,
-    accounts: &AccountBook,
-    as_of: Millis,
-    gap: Duration,
-) -> LeadRecord {
-    let outcome = lead.outcomes.iter().min_by_key(|o| o.at);
-    let (label, outcome_at, cutoff) = match outcome {
-        // Strictly before the outcome, so the outcome itself cannot show.
-        Some(o) => {
-            let label = match o.kind {
-                k if k.is_conversion() => Label::Converted,
-                leadscore_core::OutcomeKind::Lost => Label::Lost,
-                _ => Label::Disqualified,
-            };
-            (label, Some(o.at), o.at - gap.as_millis().max(1))
-        }
-        None => (Label::Open, None, as_of),
-    };
-    let score = evaluate(model, lead, accounts, cutoff);
-    let stage_index = |s: &Score| model.stages.iter().position(|st| st.name == s.stage);
-    // Stage timeline: the score at the end of each UTC day with events, and at the cutoff (a
-    // model without stages has none to find).
-    let with_stages = !model.stages.is_empty();
-    let mut checkpoints: Vec<Millis> = lead
-        .events
-        .iter()
-        .filter(|_| with_stages)
-        .map(|e| e.at.max(e.visible_at))
-        .filter(|&t| t <= cutoff)
-        .map(|t| (utc_day(t) + 1) * MS_PER_DAY - 1)
-        .collect();
-    checkpoints.sort_unstable();
-    checkpoints.dedup();
-    let mut reached_at: Vec<Option<Millis>> = vec![None; model.stages.len()];
-    for t in checkpoints.into_iter().map(|t| t.min(cutoff)).chain([cutoff]) {
-        if reached_at.iter().all(Option::is_some) {
-            break; // every stage reached: later checkpoints cannot change a first time
-        }
-        let at = if t == cutoff { score.clone() } else { evaluate(model, lead, accounts, t) };
-        if let Some(index) = stage_index(&at) {
-            for slot in reached_at.iter_mut().take(index + 1) {
-                slot.get_or_insert(t);
-            }
-        }
-    }
-    let fired = model
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(_, rule)| {
-            score.contributions.iter().any(|c| {
-                c.rule == rule.name
-                    && match &rule.kind {
-                        RuleKind::Count { at_least, .. } => c.matched >= *at_least,
-                        _ => c.points != 0.0 || c.matched > 0,
-                    }
-            })
-        })
-        .map(|(i, _)| i)
-        .collect();
-    LeadRecord {
-        lead_id: lead.id.clone(),
-        label,
-        outcome_at,
-        total: score.total,
-        stage: stage_index(&score),
-        reached_at,
-        fired,
-    }
 }
 
 fn percent(x: Option<f64>) -> String {

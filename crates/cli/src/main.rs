@@ -4,12 +4,14 @@
 mod backtest;
 mod check;
 mod clock;
+mod demo;
 mod generate;
 mod history;
 mod html;
 mod progress;
 mod read;
 mod score;
+mod serve;
 mod train;
 mod write;
 
@@ -41,6 +43,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Write a realistic synthetic dataset (leads, events, outcomes) with a hidden ground truth
     Gen(generate::GenArgs),
+    /// Run the server: Segment-compatible ingest, live scores, the API
+    Serve(serve::ServeArgs),
+    /// Generate realistic data, load it into an embedded database and serve it
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         Command::Backtest(args) => backtest::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Gen(args) => generate::run(&args),
+        Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -481,7 +481,7 @@ fn keep_latest_per_day(times: &[Millis], per_day: usize) -> Vec<Millis> {
 
 /// The `created_at` trait as an instant: an RFC 3339 string or date, or epoch seconds /
 /// milliseconds as a number (values above 10^11 are taken as milliseconds).
-fn created_at(traits: &Map<String, Value>) -> Option<Millis> {
+pub(crate) fn created_at(traits: &Map<String, Value>) -> Option<Millis> {
     match traits.get("created_at")? {
         Value::String(s) => time::parse_timestamp(s),
         Value::Number(n) => {

@@ -11,6 +11,7 @@ pub mod diagnostics;
 pub mod engine;
 pub mod identity;
 pub mod model;
+pub mod schedule;
 pub mod time;
 
 pub use diagnostics::{Diagnostic, Severity};

@@ -53,11 +53,11 @@ pub fn utc_day(ms: Millis) -> i64 {
 pub struct Duration(Millis);
 
 impl Duration {
-    pub fn from_millis(ms: Millis) -> Self {
+    pub const fn from_millis(ms: Millis) -> Self {
         Duration(ms)
     }
 
-    pub fn as_millis(self) -> Millis {
+    pub const fn as_millis(self) -> Millis {
         self.0
     }
 

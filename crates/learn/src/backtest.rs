@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use leadscore_core::time::{MS_PER_DAY, Millis};
+use leadscore_core::model::RuleKind;
+use leadscore_core::time::{Duration, MS_PER_DAY, Millis, utc_day};
+use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Score, evaluate};
 use serde::Serialize;
 
 use crate::metrics::{Band, auc_confidence_interval, bands_by_score, cumulative_gains, roc_auc};
@@ -219,6 +221,81 @@ pub fn build_report(names: &ModelNames<'_>, records: &[LeadRecord], seed: u64) -
         rules,
         totals_converted: records.iter().filter(|r| r.label.converted()).map(|r| r.total).collect(),
         totals_other: records.iter().filter(|r| !r.label.converted()).map(|r| r.total).collect(),
+    }
+}
+
+/// Scores one lead at its cutoff (its first outcome minus `gap`, or `as_of` for open leads) and
+/// finds when it first reached each stage. The batch `backtest` and the server's both use it.
+pub fn record_lead(
+    model: &CheckedModel,
+    lead: &LeadHistory,
+    accounts: &AccountBook,
+    as_of: Millis,
+    gap: Duration,
+) -> LeadRecord {
+    let outcome = lead.outcomes.iter().min_by_key(|o| o.at);
+    let (label, outcome_at, cutoff) = match outcome {
+        // Strictly before the outcome, so the outcome itself cannot show.
+        Some(o) => {
+            let label = match o.kind {
+                k if k.is_conversion() => Label::Converted,
+                leadscore_core::OutcomeKind::Lost => Label::Lost,
+                _ => Label::Disqualified,
+            };
+            (label, Some(o.at), o.at - gap.as_millis().max(1))
+        }
+        None => (Label::Open, None, as_of),
+    };
+    let score = evaluate(model, lead, accounts, cutoff);
+    let stage_index = |s: &Score| model.stages.iter().position(|st| st.name == s.stage);
+    // Stage timeline: the score at the end of each UTC day with events, and at the cutoff (a
+    // model without stages has none to find).
+    let with_stages = !model.stages.is_empty();
+    let mut checkpoints: Vec<Millis> = lead
+        .events
+        .iter()
+        .filter(|_| with_stages)
+        .map(|e| e.at.max(e.visible_at))
+        .filter(|&t| t <= cutoff)
+        .map(|t| (utc_day(t) + 1) * MS_PER_DAY - 1)
+        .collect();
+    checkpoints.sort_unstable();
+    checkpoints.dedup();
+    let mut reached_at: Vec<Option<Millis>> = vec![None; model.stages.len()];
+    for t in checkpoints.into_iter().map(|t| t.min(cutoff)).chain([cutoff]) {
+        if reached_at.iter().all(Option::is_some) {
+            break; // every stage reached: later checkpoints cannot change a first time
+        }
+        let at = if t == cutoff { score.clone() } else { evaluate(model, lead, accounts, t) };
+        if let Some(index) = stage_index(&at) {
+            for slot in reached_at.iter_mut().take(index + 1) {
+                slot.get_or_insert(t);
+            }
+        }
+    }
+    let fired = model
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| {
+            score.contributions.iter().any(|c| {
+                c.rule == rule.name
+                    && match &rule.kind {
+                        RuleKind::Count { at_least, .. } => c.matched >= *at_least,
+                        _ => c.points != 0.0 || c.matched > 0,
+                    }
+            })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    LeadRecord {
+        lead_id: lead.id.clone(),
+        label,
+        outcome_at,
+        total: score.total,
+        stage: stage_index(&score),
+        reached_at,
+        fired,
     }
 }
 

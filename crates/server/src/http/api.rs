@@ -1,0 +1,675 @@
+//! The read and admin API (SPEC §6.2), behind bearer API keys: leads (list, one, as of a past
+//! time, outcome, delete), accounts, model versions, backtests over stored history and the
+//! webhook delivery log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use leadscore_core::engine::{events_as_of, round2};
+use leadscore_core::time::{self, Duration, Millis};
+use leadscore_core::{OutcomeKind, Score, evaluate};
+use leadscore_learn::backtest::{ModelNames, build_report, record_lead};
+use leadscore_store::{LeadCursor, LeadFilter, LeadRow, LeadSort, OutcomeRow, Tx};
+
+use crate::app::{App, ModelProblem, RescoreProgress};
+use crate::error::ApiError;
+use crate::http::ingest::read_body;
+use crate::scoring::{contributions_json, load_history, rescore_lead, scores_json};
+
+/// Runs blocking store work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(ApiError::internal("task", &e)))
+}
+
+fn lead_not_found(id: &str) -> ApiError {
+    ApiError::not_found("lead_not_found", format!("no lead with id `{id}`"))
+}
+
+fn parse_time(name: &str, text: &str) -> Result<Millis, ApiError> {
+    time::parse_timestamp(text).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_parameter",
+            format!("`{name}`: `{text}` is not an RFC 3339 timestamp (e.g. 2024-05-01T00:00:00Z)"),
+        )
+    })
+}
+
+/// A lead in a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadSummary {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub scores: Value,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadPage {
+    pub leads: Vec<LeadSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn summary(row: &LeadRow) -> LeadSummary {
+    let score = row.score.as_ref();
+    LeadSummary {
+        id: row.id.clone(),
+        scores: score.and_then(|s| serde_json::from_str(&s.scores).ok()).unwrap_or_else(|| json!({})),
+        total: round2(score.map_or(0.0, |s| s.total)),
+        stage: score.map_or_else(|| leadscore_core::model::DEFAULT_STAGE.to_owned(), |s| s.stage.clone()),
+        grade: score.and_then(|s| s.grade.clone()),
+        updated_at: time::format_timestamp(row.updated_at),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only leads in this stage.
+    pub stage: Option<String>,
+    /// Only leads with this grade.
+    pub grade: Option<String>,
+    /// Only leads with at least this total.
+    pub min_total: Option<String>,
+    /// Only leads of this account.
+    pub account: Option<String>,
+    /// Search in ids and traits.
+    pub q: Option<String>,
+    /// `-total` (default), `total`, `-updated`, or `call` (SQL first, then by total).
+    pub sort: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+fn encode_cursor(sort: LeadSort, row: &LeadRow) -> String {
+    let key = Tx::sort_key(row, sort);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{key}\n{}", row.id))
+}
+
+fn decode_cursor(text: &str) -> Result<LeadCursor, ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "`cursor` is not one this API returned");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (key, id) = text.split_once('\n').ok_or_else(bad)?;
+    Ok(LeadCursor { key: key.parse().map_err(|_| bad())?, id: id.to_owned() })
+}
+
+/// The parsed list request.
+pub struct ListRequest {
+    pub filter: LeadFilter,
+    pub sort: LeadSort,
+    pub limit: usize,
+    pub cursor: Option<LeadCursor>,
+}
+
+impl ListQuery {
+    pub fn parse(&self) -> Result<ListRequest, ApiError> {
+        let sort = match self.sort.as_deref().unwrap_or("-total") {
+            "-total" => LeadSort::TotalDesc,
+            "total" => LeadSort::TotalAsc,
+            "-updated" => LeadSort::UpdatedDesc,
+            "call" => LeadSort::CallNow,
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("`sort`: `{other}` is not one of -total, total, -updated, call"),
+                ));
+            }
+        };
+        let limit = match self.limit.as_deref() {
+            None => 50,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        format!("`limit`: `{text}` is not a whole number from 1 to 1000"),
+                    ));
+                }
+            },
+        };
+        let min_total = match self.min_total.as_deref() {
+            None => None,
+            Some(text) => Some(text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                ApiError::bad_request("invalid_parameter", format!("`min_total`: `{text}` is not a number"))
+            })?),
+        };
+        let empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        Ok(ListRequest {
+            filter: LeadFilter {
+                stage: empty(&self.stage),
+                grade: empty(&self.grade),
+                min_total,
+                account: empty(&self.account),
+                search: empty(&self.q),
+            },
+            sort,
+            limit,
+            cursor: self.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?,
+        })
+    }
+}
+
+/// One page of leads (also used by the dashboard).
+pub fn list_page(tx: &mut Tx<'_>, request: &ListRequest) -> Result<LeadPage, leadscore_store::StoreError> {
+    let mut rows = tx.list_leads(&request.filter, request.sort, request.limit + 1, request.cursor.as_ref())?;
+    let more = rows.len() > request.limit;
+    rows.truncate(request.limit);
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(request.sort, r)) } else { None };
+    Ok(LeadPage { leads: rows.iter().map(summary).collect(), next_cursor })
+}
+
+/// List leads
+#[utoipa::path(get, path = "/api/leads", params(ListQuery), tag = "leads",
+    responses((status = 200, body = LeadPage), (status = 400, description = "bad parameter", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list_leads(
+    State(app): State<Arc<App>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<LeadPage>, ApiError> {
+    let request = query.parse()?;
+    blocking(move || Ok(app.store.read(|tx| list_page(tx, &request))?)).await.map(Json)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AsOfQuery {
+    /// Score the lead as of this past instant (RFC 3339).
+    pub as_of: Option<String>,
+}
+
+/// The full view of one lead as of an instant (also used by the dashboard).
+pub fn lead_view(app: &App, tx: &mut Tx<'_>, id: &str, as_of: Millis) -> Result<Option<Value>, ApiError> {
+    let active = app.model();
+    let Some((history, accounts)) = load_history(tx, &active.model, id)? else { return Ok(None) };
+    let score = evaluate(&active.model, &history, &accounts, as_of);
+    let events: Vec<Value> =
+        events_as_of(Some(&active.model), &history, as_of).into_iter().rev().take(50).map(|e| e.body.clone()).collect();
+    let entries: Vec<Value> = tx
+        .history_of(id)?
+        .into_iter()
+        .filter(|h| h.at <= as_of)
+        .map(|h| json!({ "at": time::format_timestamp(h.at), "stage": h.stage, "total": h.total }))
+        .collect();
+    let account = score.account.as_ref().map(|account_id| {
+        let mut traits = accounts.traits_at(account_id, as_of);
+        traits.remove("id");
+        json!({ "id": account_id, "traits": traits })
+    });
+    let mut view = json!({
+        "id": id,
+        "traits": score.traits,
+        "account": account,
+        "scores": scores_json(&active.model, &score),
+        "total": round2(score.total),
+        "stage": score.stage,
+        "grade": score.grade,
+        "contributions": contributions_json(&score),
+        "events": events,
+        "history": entries,
+        "as_of": time::format_timestamp(as_of),
+        "model_version": active.version,
+    });
+    if let (Some(p), Some(object)) = (score.probability, view.as_object_mut()) {
+        object.insert("probability".to_owned(), json!((p * 10_000.0).round() / 10_000.0));
+    }
+    Ok(Some(view))
+}
+
+/// One lead: scores, contributions, events, history
+#[utoipa::path(get, path = "/api/leads/{id}", params(("id" = String, Path, description = "lead id"), AsOfQuery),
+    tag = "leads", responses((status = 200, description = "the lead", body = Object),
+    (status = 404, description = "no such lead", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_lead(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(query): Query<AsOfQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let as_of = match query.as_of.as_deref() {
+        Some(text) => parse_time("as_of", text)?,
+        None => app.clock.now(),
+    };
+    blocking(move || {
+        let mut result = Ok(None);
+        app.store.read(|tx| {
+            result = lead_view(&app, tx, &id, as_of);
+            Ok(())
+        })?;
+        result?.ok_or_else(|| lead_not_found(&id))
+    })
+    .await
+    .map(Json)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OutcomeBody {
+    /// converted, won, lost or disqualified.
+    pub outcome: String,
+    /// When (RFC 3339); default now.
+    pub at: Option<String>,
+}
+
+/// Record a lead's outcome
+#[utoipa::path(post, path = "/api/leads/{id}/outcome", params(("id" = String, Path, description = "lead id")),
+    request_body = OutcomeBody, tag = "leads",
+    responses((status = 200, description = "the lead's new stage", body = Object),
+    (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn post_outcome(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body).await?;
+    let parsed: OutcomeBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body must be {{\"outcome\", \"at\"}}: {e}")))?;
+    let kind = OutcomeKind::parse(&parsed.outcome).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_outcome",
+            format!("`outcome`: `{}` is not one of converted, won, lost, disqualified", parsed.outcome),
+        )
+    })?;
+    let now = app.clock.now();
+    let at = match parsed.at.as_deref() {
+        Some(text) => parse_time("at", text)?,
+        None => now,
+    };
+    blocking(move || {
+        let active = app.model();
+        let found = app.store.write(|tx| {
+            if tx.lead(&id)?.is_none() {
+                return Ok(None);
+            }
+            tx.lock_leads(std::slice::from_ref(&id))?;
+            tx.add_outcome(&OutcomeRow { lead_id: id.clone(), outcome: kind.as_str().to_owned(), at }, now)?;
+            rescore_lead(tx, &active, &app.hooks, &id, now, now)?;
+            tx.lead(&id)
+        })?;
+        let row = found.ok_or_else(|| lead_not_found(&id))?;
+        let s = summary(&row);
+        Ok(json!({ "id": s.id, "outcome": kind.as_str(), "at": time::format_timestamp(at), "stage": s.stage, "total": s.total }))
+    })
+    .await
+    .map(Json)
+}
+
+/// Delete a lead and everything about it (GDPR)
+#[utoipa::path(delete, path = "/api/leads/{id}", params(("id" = String, Path, description = "lead id")), tag = "leads",
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn delete_lead(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        let existed = app.store.write(|tx| {
+            tx.lock_leads(std::slice::from_ref(&id))?;
+            // The anonymous ids whose visits were stitched to this lead go with it.
+            let mut winners: HashMap<String, (Millis, String)> = HashMap::new();
+            for link in tx.links_of_lead(&id)? {
+                let candidate = (link.at, link.lead_id);
+                if winners.get(&link.anonymous_id).is_none_or(|w| candidate < *w) {
+                    winners.insert(link.anonymous_id, candidate);
+                }
+            }
+            let stitched: Vec<String> =
+                winners.into_iter().filter(|(_, (_, lead))| *lead == id).map(|(anon, _)| anon).collect();
+            tx.delete_lead(&id, &stitched)
+        })?;
+        if existed { Ok(StatusCode::NO_CONTENT) } else { Err(lead_not_found(&id)) }
+    })
+    .await
+}
+
+/// An account's rolled-up scores and its leads
+#[utoipa::path(get, path = "/api/accounts/{id}", params(("id" = String, Path, description = "account (group) id")),
+    tag = "accounts", responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_account(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let now = app.clock.now();
+    blocking(move || {
+        let active = app.model();
+        let (rows, group_events) = app.store.read(|tx| Ok((tx.leads_of_account(&id)?, tx.group_events(std::slice::from_ref(&id))?)))?;
+        if rows.is_empty() && group_events.is_empty() {
+            return Err(ApiError::not_found("account_not_found", format!("no account with id `{id}`")));
+        }
+        let mut book = leadscore_core::AccountBook::default();
+        for stored in &group_events {
+            if let Ok(event) = serde_json::from_str(&stored.body).map_err(|_| ()).and_then(|v| {
+                leadscore_core::Event::from_message(v).map_err(|_| ())
+            }) {
+                book.record_event(&event);
+            }
+        }
+        let scores: Vec<Score> = rows.iter().map(|row| score_of_row(&active.model, row, now)).collect();
+        let refs: Vec<&Score> = scores.iter().collect();
+        let rolled = leadscore_core::engine::evaluate_account(&active.model, &id, &refs, now);
+        let mut traits = book.traits_at(&id, now);
+        traits.remove("id");
+        let dims: serde_json::Map<String, Value> = active
+            .model
+            .dimensions
+            .iter()
+            .zip(&rolled.dimensions)
+            .map(|(d, v)| (d.name.clone(), json!(round2(*v))))
+            .collect();
+        Ok(json!({
+            "id": id,
+            "traits": traits,
+            "aggregate": format!("{:?}", active.model.aggregate).to_lowercase(),
+            "scores": dims,
+            "total": round2(rolled.total),
+            "stage": rolled.stage,
+            "leads": rows.iter().map(|r| { let s = summary(r); json!({ "id": s.id, "total": s.total, "stage": s.stage, "grade": s.grade }) }).collect::<Vec<_>>(),
+        }))
+    })
+    .await
+    .map(Json)
+}
+
+/// A stored lead row as a `Score` (for account roll-ups).
+fn score_of_row(model: &leadscore_core::CheckedModel, row: &LeadRow, now: Millis) -> Score {
+    let stored: serde_json::Map<String, Value> =
+        row.score.as_ref().and_then(|s| serde_json::from_str(&s.scores).ok()).unwrap_or_default();
+    Score {
+        lead_id: row.id.clone(),
+        as_of: now,
+        dimensions: model
+            .dimensions
+            .iter()
+            .map(|d| stored.get(&d.name).and_then(Value::as_f64).unwrap_or(0.0))
+            .collect(),
+        total: row.score.as_ref().map_or(0.0, |s| s.total),
+        stage: row.score.as_ref().map_or_else(String::new, |s| s.stage.clone()),
+        grade: None,
+        probability: None,
+        account: None,
+        traits: serde_json::Map::new(),
+        contributions: Vec::new(),
+    }
+}
+
+// ---- models ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelSummary {
+    pub version: i64,
+    pub name: String,
+    pub created_at: String,
+    pub activated_at: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    pub models: Vec<ModelSummary>,
+    /// The full rescore after the latest activation.
+    #[schema(value_type = Object)]
+    pub rescore: RescoreProgress,
+}
+
+/// Model versions
+#[utoipa::path(get, path = "/api/models", tag = "models", responses((status = 200, body = ModelList)),
+    security(("api_key" = [])))]
+pub async fn list_models(State(app): State<Arc<App>>) -> Result<Json<ModelList>, ApiError> {
+    blocking(move || {
+        let rows = app.store.read(|tx| tx.models())?;
+        let rescore = app.rescore.lock().map(|p| p.clone()).unwrap_or_default();
+        Ok(ModelList {
+            models: rows
+                .into_iter()
+                .map(|r| ModelSummary {
+                    version: r.version,
+                    name: r.name,
+                    created_at: time::format_timestamp(r.created_at),
+                    activated_at: r.activated_at.map(time::format_timestamp),
+                    active: r.active,
+                })
+                .collect(),
+            rescore,
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// One model version with its TOML source
+#[utoipa::path(get, path = "/api/models/{version}", params(("version" = i64, Path, description = "model version")),
+    tag = "models", responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_model(State(app): State<Arc<App>>, Path(version): Path<String>) -> Result<Json<Value>, ApiError> {
+    let version = parse_version(&version)?;
+    blocking(move || {
+        let row = app.store.read(|tx| tx.model(version))?.ok_or_else(|| model_not_found(version))?;
+        Ok(json!({
+            "version": row.version, "name": row.name, "source": row.source, "active": row.active,
+            "created_at": time::format_timestamp(row.created_at),
+            "activated_at": row.activated_at.map(time::format_timestamp),
+        }))
+    })
+    .await
+    .map(Json)
+}
+
+fn parse_version(text: &str) -> Result<i64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("invalid_parameter", format!("`{text}` is not a model version number")))
+}
+
+fn model_not_found(version: i64) -> ApiError {
+    ApiError::not_found("model_not_found", format!("no model version {version}"))
+}
+
+fn invalid_model(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> ApiError {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let list: Vec<Value> = diagnostics.iter().map(|d| d.to_json("model.toml", source)).collect();
+    let first = diagnostics.iter().find(|d| d.is_error()).map(|d| d.headline("model.toml", source)).unwrap_or_default();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_model",
+        format!("the model has {errors} error{}: {first}", if errors == 1 { "" } else { "s" }),
+    )
+    .with_details("diagnostics", Value::Array(list))
+}
+
+fn model_problem(source: &str, problem: ModelProblem) -> ApiError {
+    match problem {
+        ModelProblem::Invalid(d) => invalid_model(source, &d),
+        ModelProblem::Store(e) => e.into(),
+    }
+}
+
+/// Upload a model version (TOML); it is checked like `leadscore check`
+#[utoipa::path(post, path = "/api/models", request_body(content = String, content_type = "application/toml"),
+    tag = "models", responses((status = 201, description = "stored (not active yet)", body = Object),
+    (status = 422, description = "the model has errors; `diagnostics` lists them", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn post_model(State(app): State<Arc<App>>, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_body(body).await?;
+    let source = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request("invalid_body", "the model must be UTF-8 TOML text"))?;
+    blocking(move || {
+        let (version, name, warnings) = app.add_model(&source).map_err(|p| model_problem(&source, p))?;
+        let warnings: Vec<Value> = warnings.iter().map(|d| d.to_json("model.toml", &source)).collect();
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({ "version": version, "name": name, "active": false, "warnings": warnings })),
+        )
+            .into_response())
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActivateQuery {
+    /// `true`: answer only when every lead is rescored.
+    pub wait: Option<bool>,
+}
+
+/// Activate a model version; every lead is rescored (progress in `GET /api/models`)
+#[utoipa::path(post, path = "/api/models/{version}/activate", params(("version" = i64, Path, description = "model version"), ActivateQuery),
+    tag = "models", responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn activate_model(
+    State(app): State<Arc<App>>,
+    Path(version): Path<String>,
+    Query(query): Query<ActivateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let version = parse_version(&version)?;
+    let app2 = Arc::clone(&app);
+    let progress = blocking(move || match app2.activate(version) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(model_not_found(version)),
+        Err(problem) => Err(model_problem("", problem)),
+    })
+    .await?;
+    let mut progress = progress;
+    if query.wait == Some(true) {
+        while !progress.finished {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            progress = app.rescore.lock().map(|p| p.clone()).unwrap_or_default();
+            if progress.version != version {
+                break;
+            }
+        }
+    }
+    Ok(Json(json!({ "version": version, "active": true, "rescore": progress })))
+}
+
+// ---- backtest ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BacktestQuery {
+    /// Open leads are scored as of this instant (default now).
+    pub as_of: Option<String>,
+    /// How long before its outcome each lead is scored (default 1d).
+    pub gap: Option<String>,
+}
+
+/// Backtest a model (the TOML body, or the active model) over stored history
+#[utoipa::path(post, path = "/api/backtest", params(BacktestQuery),
+    request_body(content = String, content_type = "application/toml", description = "optional model; default the active one"),
+    tag = "models", responses((status = 200, description = "the backtest report (SPEC §5)", body = Object),
+    (status = 422, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn backtest(
+    State(app): State<Arc<App>>,
+    Query(query): Query<BacktestQuery>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body).await?;
+    let as_of = match query.as_of.as_deref() {
+        Some(text) => parse_time("as_of", text)?,
+        None => app.clock.now(),
+    };
+    let gap_text = query.gap.unwrap_or_else(|| "1d".to_owned());
+    let gap = Duration::parse(&gap_text)
+        .map_err(|e| ApiError::bad_request("invalid_parameter", format!("`gap`: `{gap_text}`: {e}")))?;
+    let source = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request("invalid_body", "the model must be UTF-8 TOML text"))?;
+    blocking(move || {
+        let active = app.model();
+        let custom;
+        let model = if source.trim().is_empty() {
+            &active.model
+        } else {
+            custom = crate::app::check_source(&source).map_err(|d| invalid_model(&source, &d))?.0;
+            &custom
+        };
+        let report = app.store.read(|tx| {
+            let mut records = Vec::new();
+            let mut after = String::new();
+            loop {
+                let ids = tx.lead_ids_after(&after, 1000)?;
+                let Some(last) = ids.last().cloned() else { break };
+                for id in &ids {
+                    if let Some((history, accounts)) = load_history(tx, model, id)? {
+                        records.push(record_lead(model, &history, &accounts, as_of, gap));
+                    }
+                }
+                after = last;
+            }
+            Ok(records)
+        })?;
+        if report.is_empty() {
+            return Err(ApiError::bad_request("no_leads", "there are no stored leads to backtest"));
+        }
+        let names = ModelNames {
+            model: &model.name,
+            stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
+            rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
+        };
+        let built = build_report(&names, &report, 42);
+        Ok(json!({ "as_of": time::format_timestamp(as_of), "gap": gap.to_string(), "models": [built] }))
+    })
+    .await
+    .map(Json)
+}
+
+// ---- deliveries ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// pending, delivered or dead.
+    pub status: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The webhook delivery log, newest first
+#[utoipa::path(get, path = "/api/webhooks/deliveries", params(DeliveryQuery), tag = "webhooks",
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn list_deliveries(
+    State(app): State<Arc<App>>,
+    Query(query): Query<DeliveryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(status) = query.status.as_deref()
+        && !["pending", "delivered", "dead"].contains(&status)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("`status`: `{status}` is not one of pending, delivered, dead"),
+        ));
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    blocking(move || {
+        let rows = app.store.read(|tx| tx.deliveries(query.status.as_deref(), limit))?;
+        let list: Vec<Value> = rows
+            .into_iter()
+            .map(|d| {
+                json!({
+                    "id": d.id, "lead_id": d.lead_id, "url": d.url, "status": d.status, "attempts": d.attempts,
+                    "created_at": time::format_timestamp(d.created_at),
+                    "next_attempt_at": (d.status == "pending").then(|| time::format_timestamp(d.next_attempt_at)),
+                    "last_attempt_at": d.last_attempt_at.map(time::format_timestamp),
+                    "last_error": d.last_error,
+                    "delivered_at": d.delivered_at.map(time::format_timestamp),
+                    "body": serde_json::from_str::<Value>(&d.body).unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        Ok(json!({ "deliveries": list }))
+    })
+    .await
+    .map(Json)
+}
+
+/// The error body every endpoint uses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code.
+    pub code: String,
+    pub message: String,
+}

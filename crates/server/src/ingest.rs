@@ -1,0 +1,376 @@
+//! Decoding Segment tracking-API requests (SPEC §6.1, INGEST-CLIENTS.md) into events to store:
+//! gzip or not, whatever the content type says (`application/json`, `text/plain`, form-encoded),
+//! the write key from Basic auth or the body, explicit nulls, `context.traits`, clock-skew
+//! correction, size limits, and a JSON path in every error. Pure: bytes in, events or an error out.
+
+use std::io::Read;
+
+pub use axum::http::HeaderMap;
+use axum::http::header;
+use base64::Engine;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use leadscore_core::Event;
+use leadscore_core::engine::EventError;
+use leadscore_core::time::{self, Millis};
+use leadscore_store::NewEvent;
+
+use crate::error::ApiError;
+
+/// Segment's limits: 32 KB per message, 500 KB per request body.
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+
+/// The message types the tracking API knows.
+pub const TYPES: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
+
+/// One message ready to store, with its parsed form for scoring.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub new: NewEvent,
+    pub event: Event,
+}
+
+/// A decoded request.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub write_key: String,
+    pub messages: Vec<Incoming>,
+}
+
+/// The message type a single-message path implies (`/v1/track`, `/v1/t`, …).
+pub fn type_of_path(segment: &str) -> Option<&'static str> {
+    Some(match segment {
+        "identify" | "i" => "identify",
+        "track" | "t" => "track",
+        "page" | "p" => "page",
+        "screen" | "s" => "screen",
+        "group" | "g" => "group",
+        "alias" | "a" => "alias",
+        _ => return None,
+    })
+}
+
+/// Decodes one request. `implied_type` is `None` for `/v1/batch` and `/v1/b`.
+pub fn decode(
+    implied_type: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+    write_keys: &[String],
+    received_at: Millis,
+) -> Result<Decoded, ApiError> {
+    let body = decompress(headers, body)?;
+    if body.len() > MAX_BATCH_BYTES {
+        return Err(ApiError::too_large(
+            "batch_too_large",
+            format!("the request body is {} bytes; the limit is {MAX_BATCH_BYTES} (500 KB)", body.len()),
+        ));
+    }
+    let root: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut root) = root else {
+        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+    };
+    let write_key = authenticate(headers, &root, write_keys)?;
+    let batch_sent_at = root.get("sentAt").cloned().filter(|v| !v.is_null());
+    let (messages, path_of): (Vec<Value>, Box<dyn Fn(usize) -> String>) = match implied_type {
+        None => match root.remove("batch") {
+            Some(Value::Array(items)) => (items, Box::new(|i| format!("batch[{i}]"))),
+            Some(_) => return Err(ApiError::bad_request("invalid_batch", "`batch` must be an array")),
+            None => return Err(ApiError::bad_request("invalid_batch", "`batch` is missing")),
+        },
+        Some(kind) => {
+            root.remove("writeKey");
+            root.entry("type").or_insert_with(|| Value::String(kind.to_owned()));
+            (vec![Value::Object(root)], Box::new(|_| "$".to_owned()))
+        }
+    };
+    let mut out = Vec::with_capacity(messages.len());
+    for (i, message) in messages.into_iter().enumerate() {
+        let path = path_of(i);
+        out.push(normalise(message, &path, &write_key, batch_sent_at.as_ref(), received_at)?);
+    }
+    Ok(Decoded { write_key, messages: out })
+}
+
+/// Undoes `Content-Encoding: gzip` (also a gzip body sent without the header, as some
+/// form-encoded clients do), never inflating past the batch limit.
+fn decompress(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+    let gzip_magic = body.starts_with(&[0x1f, 0x8b]);
+    match encoding.to_ascii_lowercase().as_str() {
+        "gzip" | "x-gzip" => inflate(body),
+        "" | "identity" if gzip_magic => inflate(body),
+        "" | "identity" => Ok(body.to_vec()),
+        other => Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("Content-Encoding `{other}` is not supported (use gzip or none)"),
+        )),
+    }
+}
+
+fn inflate(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(body).take(MAX_BATCH_BYTES as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad_request("invalid_gzip", format!("the body is not valid gzip: {e}")))?;
+    if out.len() > MAX_BATCH_BYTES {
+        return Err(ApiError::too_large(
+            "batch_too_large",
+            format!("the decompressed body is over {MAX_BATCH_BYTES} bytes (500 KB)"),
+        ));
+    }
+    Ok(out)
+}
+
+/// The write key: Basic auth user name (password empty; the colon may be missing), else
+/// `writeKey` in the body.
+fn authenticate(headers: &HeaderMap, root: &Map<String, Value>, write_keys: &[String]) -> Result<String, ApiError> {
+    let from_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, rest) = v.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        Some(text.split(':').next().unwrap_or("").to_owned())
+    });
+    let key = from_header
+        .filter(|k| !k.is_empty())
+        .or_else(|| root.get("writeKey").and_then(Value::as_str).map(str::to_owned))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_write_key",
+                "no write key: send it as the Basic-auth user name or as `writeKey` in the body",
+            )
+        })?;
+    if write_keys.iter().any(|k| k == &key) {
+        Ok(key)
+    } else {
+        Err(ApiError::unauthorized("invalid_write_key", "the write key is not valid"))
+    }
+}
+
+fn invalid(path: &str, field: &str, message: impl std::fmt::Display) -> ApiError {
+    let code = if field == "timestamp" { "invalid_timestamp" } else { "invalid_message" };
+    ApiError::bad_request(code, format!("{path}.{field}: {message}"))
+}
+
+/// Validates one message and brings it to the stored form: `type` known, an id present, traits
+/// from `context.traits` when `traits` is missing, `receivedAt` and `sentAt` set so the event
+/// time is `timestamp`, else `originalTimestamp` corrected for clock skew, else receipt.
+fn normalise(
+    message: Value,
+    path: &str,
+    write_key: &str,
+    batch_sent_at: Option<&Value>,
+    received_at: Millis,
+) -> Result<Incoming, ApiError> {
+    let Value::Object(mut m) = message else {
+        return Err(ApiError::bad_request("invalid_message", format!("{path}: a message must be a JSON object")));
+    };
+    let size = serde_json::to_vec(&m).map_or(0, |v| v.len());
+    if size > MAX_MESSAGE_BYTES {
+        return Err(ApiError::too_large(
+            "message_too_large",
+            format!("{path}: the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} (32 KB)"),
+        ));
+    }
+    let kind = match m.get("type") {
+        Some(Value::String(t)) if TYPES.contains(&t.as_str()) => t.clone(),
+        Some(Value::String(t)) => {
+            return Err(ApiError::bad_request(
+                "unknown_type",
+                format!("{path}.type: unknown message type `{t}` (known: {})", TYPES.join(", ")),
+            ));
+        }
+        None | Some(Value::Null) => return Err(invalid(path, "type", "is missing")),
+        Some(_) => return Err(invalid(path, "type", "must be a string")),
+    };
+    for field in ["userId", "anonymousId", "previousId", "groupId", "messageId"] {
+        match m.get(field) {
+            None | Some(Value::Null | Value::String(_) | Value::Number(_)) => {}
+            Some(_) => return Err(invalid(path, field, "must be a string")),
+        }
+    }
+    let id_of = |m: &Map<String, Value>, field: &str| match m.get(field) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let user_id = id_of(&m, "userId");
+    let anonymous_id = id_of(&m, "anonymousId");
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err(ApiError::bad_request(
+            "missing_id",
+            format!("{path}: give `userId` or `anonymousId` (both are missing or empty)"),
+        ));
+    }
+    if kind == "alias" && (user_id.is_none() || id_of(&m, "previousId").is_none()) {
+        return Err(ApiError::bad_request("missing_id", format!("{path}: an alias needs `userId` and `previousId`")));
+    }
+    if kind == "group" && id_of(&m, "groupId").is_none() {
+        return Err(ApiError::bad_request("missing_id", format!("{path}: a group call needs `groupId`")));
+    }
+    if kind == "track" && !matches!(m.get("event"), Some(Value::String(e)) if !e.is_empty()) {
+        return Err(invalid(path, "event", "a track call needs the event name as a string"));
+    }
+    for field in ["properties", "traits", "context"] {
+        match m.get(field) {
+            None | Some(Value::Null | Value::Object(_)) => {}
+            Some(_) => return Err(invalid(path, field, "must be an object")),
+        }
+    }
+    // RudderStack Python sends identify traits only in `context.traits`.
+    if matches!(m.get("traits"), None | Some(Value::Null))
+        && let Some(traits) = m.get("context").and_then(|c| c.get("traits")).filter(|t| t.is_object()).cloned()
+    {
+        m.insert("traits".to_owned(), traits);
+    }
+    let message_id = match id_of(&m, "messageId") {
+        Some(id) => id,
+        None => {
+            // No messageId: derive one from the content (before the receipt fields are added), so a
+            // resent copy still counts once.
+            let digest = Sha256::digest(serde_json::to_vec(&m).unwrap_or_default());
+            let id = format!("ls-{}", hex::encode(&digest[..16]));
+            m.insert("messageId".to_owned(), Value::String(id.clone()));
+            id
+        }
+    };
+    if matches!(m.get("sentAt"), None | Some(Value::Null))
+        && let Some(sent) = batch_sent_at
+    {
+        m.insert("sentAt".to_owned(), sent.clone());
+    }
+    m.insert("receivedAt".to_owned(), Value::String(time::format_timestamp(received_at)));
+    let group_id = id_of(&m, "groupId");
+    let event = Event::from_message(Value::Object(m)).map_err(|e| match e {
+        EventError::BadTimestamp { field, value } => {
+            invalid(path, field, format!("`{value}` is not an RFC 3339 timestamp"))
+        }
+        other => ApiError::bad_request("invalid_message", format!("{path}: {other}")),
+    })?;
+    let body = serde_json::to_string(&event.body)
+        .map_err(|e| ApiError::bad_request("invalid_message", format!("{path}: {e}")))?;
+    Ok(Incoming {
+        new: NewEvent {
+            write_key: write_key.to_owned(),
+            message_id,
+            lead_id: user_id,
+            anonymous_id,
+            group_id,
+            event_type: kind,
+            at: event.at,
+            received_at,
+            body,
+        },
+        event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use axum::http::HeaderValue;
+    use std::io::Write;
+
+    const NOW: Millis = 1_790_000_000_000;
+
+    fn keys() -> Vec<String> {
+        vec!["wk".to_owned()]
+    }
+
+    fn basic(key: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:")));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+        h
+    }
+
+    #[test]
+    fn python_sdk_batch_with_explicit_nulls_is_accepted() {
+        let body = br#"{"batch":[{"integrations":{},"anonymousId":null,"timestamp":"2026-11-22T09:14:19.907+00:00",
+            "context":{"library":{"name":"analytics-python","version":"2.4.0"}},"type":"identify","userId":"user-42",
+            "traits":{"email":"jane@acme.com"},"messageId":"m1"}],"sentAt":"2026-11-22T09:14:20.421766+00:00","writeKey":"wk"}"#;
+        let d = decode(None, &basic("wk"), body, &keys(), NOW).unwrap();
+        assert_eq!(d.messages.len(), 1);
+        assert_eq!(d.messages[0].new.lead_id.as_deref(), Some("user-42"));
+        assert_eq!(d.messages[0].new.at, time::parse_timestamp("2026-11-22T09:14:19.907Z").unwrap());
+    }
+
+    #[test]
+    fn rudder_context_traits_and_original_timestamp_are_used() {
+        let body = br#"{"batch":[{"type":"identify","userId":"u","context":{"traits":{"title":"CTO"}},
+            "originalTimestamp":"2026-01-01T00:00:00.000Z","sentAt":"2026-01-01T00:00:10.000Z","messageId":"m"}]}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(body).unwrap();
+        let mut headers = basic("wk");
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let received = time::parse_timestamp("2026-01-01T00:00:15Z").unwrap();
+        let d = decode(None, &headers, &gz.finish().unwrap(), &keys(), received).unwrap();
+        let m = &d.messages[0];
+        assert_eq!(m.event.body["traits"]["title"], "CTO");
+        // 5 s of skew: the client clock is 5 s behind the server.
+        assert_eq!(m.new.at, time::parse_timestamp("2026-01-01T00:00:05Z").unwrap());
+    }
+
+    #[test]
+    fn short_browser_paths_imply_the_type_and_take_the_key_from_the_body() {
+        let body = br#"{"writeKey":"wk","event":"Signed Up","anonymousId":"a1","messageId":"x"}"#;
+        let d = decode(type_of_path("t"), &HeaderMap::new(), body, &keys(), NOW).unwrap();
+        assert_eq!(d.messages[0].new.event_type, "track");
+        assert_eq!(d.messages[0].new.at, NOW);
+    }
+
+    #[test]
+    fn errors_have_stable_codes_and_json_paths() {
+        let cases: [(&[u8], &str, &str); 8] = [
+            (b"{not json", "invalid_json", ""),
+            (br#"{"batch":{}}"#, "invalid_batch", "`batch`"),
+            (br#"{"batch":[{"type":"frob","userId":"u"}]}"#, "unknown_type", "batch[0].type"),
+            (br#"{"batch":[{"type":"track","event":"x"}]}"#, "missing_id", "batch[0]"),
+            (br#"{"batch":[{"type":"track","event":"x","userId":"u"},{"type":"page","userId":"u","timestamp":"yesterday"}]}"#,
+                "invalid_timestamp", "batch[1].timestamp"),
+            (br#"{"batch":[{"type":"track","userId":"u","event":7}]}"#, "invalid_message", "batch[0].event"),
+            (br#"{"batch":[{"type":"track","userId":{"a":1},"event":"e"}]}"#, "invalid_message", "batch[0].userId"),
+            (br#"{"batch":[{"type":"identify","userId":"u","traits":[1]}]}"#, "invalid_message", "batch[0].traits"),
+        ];
+        for (body, code, path) in cases {
+            let e = decode(None, &basic("wk"), body, &keys(), NOW).unwrap_err();
+            assert_eq!(e.code, code, "{}", String::from_utf8_lossy(body));
+            assert!(e.message.contains(path), "{} lacks {path}", e.message);
+        }
+    }
+
+    #[test]
+    fn keys_and_limits_are_enforced() {
+        let body = br#"{"batch":[]}"#;
+        assert_eq!(decode(None, &HeaderMap::new(), body, &keys(), NOW).unwrap_err().code, "missing_write_key");
+        assert_eq!(decode(None, &basic("nope"), body, &keys(), NOW).unwrap_err().code, "invalid_write_key");
+        let big = format!(
+            r#"{{"batch":[{{"type":"track","userId":"u","event":"e","properties":{{"x":"{}"}}}}]}}"#,
+            "a".repeat(40_000)
+        );
+        let e = decode(None, &basic("wk"), big.as_bytes(), &keys(), NOW).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (413, "message_too_large"));
+        let huge = format!(r#"{{"batch":[],"pad":"{}"}}"#, "a".repeat(600_000));
+        assert_eq!(decode(None, &basic("wk"), huge.as_bytes(), &keys(), NOW).unwrap_err().code, "batch_too_large");
+        let mut h = basic("wk");
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert_eq!(decode(None, &h, b"\x1f\x8bnot really", &keys(), NOW).unwrap_err().code, "invalid_gzip");
+    }
+
+    #[test]
+    fn messages_without_an_id_get_one_from_their_content() {
+        let body = br#"{"batch":[{"type":"track","userId":"u","event":"e","timestamp":"2026-01-01T00:00:00Z"}]}"#;
+        let a = decode(None, &basic("wk"), body, &keys(), NOW).unwrap();
+        let b = decode(None, &basic("wk"), body, &keys(), NOW).unwrap();
+        assert_eq!(a.messages[0].new.message_id, b.messages[0].new.message_id);
+        assert!(a.messages[0].new.message_id.starts_with("ls-"));
+    }
+}

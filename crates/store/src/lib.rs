@@ -1,0 +1,172 @@
+//! leadscore-store: where leads, events, scores, history, models and webhook deliveries live.
+//!
+//! One [`Store`] with two real backends, embedded SQLite (`sqlite://PATH`) and PostgreSQL
+//! (`postgres://…`), behind one SQL code path ([`Tx`]): both speak the same portable subset
+//! (integers, doubles, text, NULL; times as epoch milliseconds, JSON as text), and only the
+//! migrations and a few statements differ per dialect. The store knows nothing about scoring: the
+//! server's use cases decide what to write; this crate makes it durable and consistent.
+//!
+//! Blocking by design: every call runs on the caller's thread (the server uses dedicated threads
+//! and `spawn_blocking`), so one transaction is one plain function.
+
+mod migrate;
+mod postgres;
+pub mod sql;
+mod sqlite;
+mod tx;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+pub use sql::Dialect;
+pub use tx::*;
+
+use sql::Conn;
+
+/// What went wrong in the store. `Conflict` is retried by [`Store::write`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open `{url}`: {reason}")]
+    Open { url: String, reason: String },
+    #[error("unsupported database URL `{0}` (use sqlite://PATH or postgres://…)")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("write conflict: {0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// A database: a pool of connections to one SQLite file or one PostgreSQL database.
+pub struct Store {
+    backend: Backend,
+    idle: Mutex<Vec<Box<dyn Conn>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+/// How many times a write transaction is retried after a conflict (deadlock, busy).
+const WRITE_ATTEMPTS: usize = 8;
+
+impl Store {
+    /// Opens (creating it if needed) the database at `url` and applies pending migrations.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let backend = if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            }
+            Backend::Sqlite(PathBuf::from(path))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(url.to_owned())
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let store = Store { backend, idle: Mutex::new(Vec::new()) };
+        let mut conn = store.connect()?;
+        migrate::apply(conn.as_mut())?;
+        store.release(conn);
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    fn connect(&self) -> Result<Box<dyn Conn>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(path) => Box::new(sqlite::SqliteConn::open(path)?),
+            Backend::Postgres(url) => Box::new(postgres::PgConn::connect(url)?),
+        })
+    }
+
+    fn acquire(&self) -> Result<Box<dyn Conn>, StoreError> {
+        let idle = self.idle.lock().map_err(|_| StoreError::Unavailable("connection pool poisoned".into()))?.pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.connect(),
+        }
+    }
+
+    fn release(&self, conn: Box<dyn Conn>) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 16
+        {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` in a write transaction and commits it; on a conflict (a deadlock, a busy
+    /// database) the whole transaction is rolled back and `f` runs again.
+    pub fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.transaction(true, &mut f) {
+                Err(StoreError::Conflict(_)) if attempt < WRITE_ATTEMPTS => {
+                    std::thread::sleep(std::time::Duration::from_millis(5 * attempt as u64));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `f` in a read-only transaction: one consistent snapshot.
+    pub fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.transaction(false, &mut f)
+    }
+
+    fn transaction<T>(
+        &self,
+        write: bool,
+        f: &mut impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.acquire()?;
+        let begin = match (conn.dialect(), write) {
+            (Dialect::Sqlite, true) => "BEGIN IMMEDIATE",
+            (Dialect::Sqlite, false) => "BEGIN",
+            (Dialect::Postgres, true) => "BEGIN",
+            (Dialect::Postgres, false) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        if let Err(e) = conn.batch(begin) {
+            // A broken pooled connection: try once with a fresh one.
+            conn = self.connect()?;
+            if conn.batch(begin).is_err() {
+                return Err(e);
+            }
+        }
+        let result = f(&mut Tx { conn: conn.as_mut() });
+        let end = match &result {
+            Ok(_) => conn.batch("COMMIT"),
+            Err(_) => conn.batch("ROLLBACK"),
+        };
+        match (result, end) {
+            (Ok(value), Ok(())) => {
+                self.release(conn);
+                Ok(value)
+            }
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), Ok(())) => {
+                self.release(conn);
+                Err(e)
+            }
+            (Err(e), Err(_)) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,840 @@
+//! Every statement Leadscore runs, once for both backends: events (deduplicated per write key and
+//! `messageId`), identity links, leads and their current scores, outcomes, stage history, model
+//! versions and webhook deliveries.
+
+use std::collections::HashSet;
+
+use leadscore_core::time::Millis;
+
+use crate::StoreError;
+use crate::sql::{Conn, Dialect, Row, Sql};
+
+/// An open transaction (see [`crate::Store::write`] and [`crate::Store::read`]).
+pub struct Tx<'a> {
+    pub(crate) conn: &'a mut dyn Conn,
+}
+
+/// A message to store, already validated and normalised by ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub write_key: String,
+    pub message_id: String,
+    /// `userId`.
+    pub lead_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub group_id: Option<String>,
+    pub event_type: String,
+    /// The resolved event time.
+    pub at: Millis,
+    pub received_at: Millis,
+    /// The normalised message, as JSON.
+    pub body: String,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub lead_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub at: Millis,
+    pub body: String,
+}
+
+/// An anonymous id linked to a lead (by `identify` with both ids, or `alias`) from `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub anonymous_id: String,
+    pub lead_id: String,
+    pub at: Millis,
+}
+
+/// A lead and its current score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadRow {
+    pub id: String,
+    /// Base traits (from imports), JSON object.
+    pub traits: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub score: Option<StoredScore>,
+}
+
+/// The score stored for a lead: what the lists show and what stage changes compare against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredScore {
+    pub scored_at: Millis,
+    pub model_version: i64,
+    /// JSON object: dimension -> points.
+    pub scores: String,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
+    pub probability: Option<f64>,
+    /// JSON array of contributions.
+    pub contributions: String,
+    /// JSON object: the traits as of `scored_at` (base + identify).
+    pub current_traits: String,
+    pub account_id: Option<String>,
+    /// When time alone will next change the score (the scheduler's due time).
+    pub next_change_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeRow {
+    pub lead_id: String,
+    pub outcome: String,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    pub at: Millis,
+    pub stage: String,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRow {
+    pub version: i64,
+    pub name: String,
+    pub source: String,
+    pub created_at: Millis,
+    pub activated_at: Option<Millis>,
+    pub active: bool,
+}
+
+/// A webhook delivery (the outbox).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub lead_id: String,
+    pub url: String,
+    pub body: String,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: Millis,
+    pub next_attempt_at: Millis,
+    pub last_attempt_at: Option<Millis>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Millis>,
+}
+
+/// How lead lists are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadSort {
+    /// `-total`: highest first.
+    TotalDesc,
+    /// `total`: lowest first.
+    TotalAsc,
+    /// `-updated`: most recently changed first.
+    UpdatedDesc,
+    /// Sales' "call now": SQLs first, then MQLs, then the rest, each by total.
+    CallNow,
+}
+
+/// Which leads a list shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadFilter {
+    pub stage: Option<String>,
+    pub grade: Option<String>,
+    pub min_total: Option<f64>,
+    pub account: Option<String>,
+    /// Substring of the id or current traits, any case.
+    pub search: Option<String>,
+}
+
+/// Where a page of leads continues: the sort key and id of the last lead shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadCursor {
+    pub key: f64,
+    pub id: String,
+}
+
+const LEAD_COLUMNS: &str = "id, traits, created_at, updated_at, scored_at, model_version, scores, total, stage, grade, \
+     probability, contributions, current_traits, account_id, next_change_at";
+
+const EVENT_COLUMNS: &str = "seq, lead_id, anonymous_id, at, body";
+
+const DELIVERY_COLUMNS: &str = "id, lead_id, url, body, status, attempts, created_at, next_attempt_at, \
+     last_attempt_at, last_error, delivered_at";
+
+/// Row accessors that name the column at fault.
+fn text(row: &Row, i: usize) -> Result<String, StoreError> {
+    row.get(i)
+        .and_then(Sql::text)
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::Corrupt(format!("column {i}: expected text, got {:?}", row.get(i))))
+}
+
+fn opt_text(row: &Row, i: usize) -> Option<String> {
+    row.get(i).and_then(Sql::text).map(str::to_owned)
+}
+
+fn int(row: &Row, i: usize) -> Result<i64, StoreError> {
+    row.get(i)
+        .and_then(Sql::int)
+        .ok_or_else(|| StoreError::Corrupt(format!("column {i}: expected an integer, got {:?}", row.get(i))))
+}
+
+fn opt_int(row: &Row, i: usize) -> Option<i64> {
+    row.get(i).and_then(Sql::int)
+}
+
+fn real(row: &Row, i: usize) -> Result<f64, StoreError> {
+    row.get(i)
+        .and_then(Sql::real)
+        .ok_or_else(|| StoreError::Corrupt(format!("column {i}: expected a number, got {:?}", row.get(i))))
+}
+
+fn opt_real(row: &Row, i: usize) -> Option<f64> {
+    row.get(i).and_then(Sql::real)
+}
+
+fn lead_row(row: &Row) -> Result<LeadRow, StoreError> {
+    let score = match opt_int(row, 4) {
+        Some(scored_at) => Some(StoredScore {
+            scored_at,
+            model_version: opt_int(row, 5).unwrap_or(0),
+            scores: text(row, 6)?,
+            total: real(row, 7)?,
+            stage: text(row, 8)?,
+            grade: opt_text(row, 9),
+            probability: opt_real(row, 10),
+            contributions: text(row, 11)?,
+            current_traits: text(row, 12)?,
+            account_id: opt_text(row, 13),
+            next_change_at: opt_int(row, 14),
+        }),
+        None => None,
+    };
+    Ok(LeadRow { id: text(row, 0)?, traits: text(row, 1)?, created_at: int(row, 2)?, updated_at: int(row, 3)?, score })
+}
+
+fn event_row(row: &Row) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        seq: int(row, 0)?,
+        lead_id: opt_text(row, 1),
+        anonymous_id: opt_text(row, 2),
+        at: int(row, 3)?,
+        body: text(row, 4)?,
+    })
+}
+
+fn delivery_row(row: &Row) -> Result<DeliveryRow, StoreError> {
+    Ok(DeliveryRow {
+        id: text(row, 0)?,
+        lead_id: text(row, 1)?,
+        url: text(row, 2)?,
+        body: text(row, 3)?,
+        status: text(row, 4)?,
+        attempts: int(row, 5)?,
+        created_at: int(row, 6)?,
+        next_attempt_at: int(row, 7)?,
+        last_attempt_at: opt_int(row, 8),
+        last_error: opt_text(row, 9),
+        delivered_at: opt_int(row, 10),
+    })
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Most parameters one statement binds (SQLite's default limit is 32766).
+const MAX_PARAMS: usize = 30_000;
+
+impl Tx<'_> {
+    pub fn dialect(&self) -> Dialect {
+        self.conn.dialect()
+    }
+
+    // ---- events ----------------------------------------------------------------------------
+
+    /// Stores the events whose (write key, messageId) is new; returns the indices (into
+    /// `events`) of those stored. Duplicates, in the store or earlier in `events`, are skipped.
+    pub fn insert_events(&mut self, events: &[NewEvent]) -> Result<Vec<usize>, StoreError> {
+        const COLUMNS: usize = 9;
+        const PER_STATEMENT: usize = MAX_PARAMS / COLUMNS;
+        let mut inserted = Vec::new();
+        for (chunk_index, chunk) in events.chunks(PER_STATEMENT).enumerate() {
+            let values: Vec<String> =
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS))).collect();
+            let sql = format!(
+                "INSERT INTO events (write_key, message_id, lead_id, anonymous_id, group_id, event_type, at, \
+                 received_at, body) VALUES {} ON CONFLICT (write_key, message_id) DO NOTHING \
+                 RETURNING write_key, message_id",
+                values.join(", ")
+            );
+            let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
+            for e in chunk {
+                params.extend([
+                    Sql::from(e.write_key.as_str()),
+                    Sql::from(e.message_id.as_str()),
+                    Sql::from(e.lead_id.as_deref()),
+                    Sql::from(e.anonymous_id.as_deref()),
+                    Sql::from(e.group_id.as_deref()),
+                    Sql::from(e.event_type.as_str()),
+                    Sql::Int(e.at),
+                    Sql::Int(e.received_at),
+                    Sql::from(e.body.as_str()),
+                ]);
+            }
+            let mut new: HashSet<(String, String)> = self
+                .conn
+                .query(&sql, &params)?
+                .into_iter()
+                .filter_map(|mut r| {
+                    let id = r.pop()?.into_text()?;
+                    let key = r.pop()?.into_text()?;
+                    Some((key, id))
+                })
+                .collect();
+            for (i, e) in chunk.iter().enumerate() {
+                // The first copy of a messageId within the batch is the one stored.
+                if new.remove(&(e.write_key.clone(), e.message_id.clone())) {
+                    inserted.push(chunk_index * PER_STATEMENT + i);
+                }
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// The messages naming `lead_id` directly, plus anonymous messages of the given anonymous ids.
+    pub fn events_of(&mut self, lead_id: &str, anonymous_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut rows = self
+            .conn
+            .query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id = $1 ORDER BY seq"), &[lead_id.into()])?;
+        for chunk in anonymous_ids.chunks(1000) {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IS NULL AND anonymous_id IN ({}) ORDER BY seq",
+                placeholders(1, chunk.len())
+            );
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            rows.extend(self.conn.query(&sql, &params)?);
+        }
+        rows.iter().map(event_row).collect()
+    }
+
+    /// Every `group` message for these accounts (their traits over time).
+    pub fn group_events(&mut self, group_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in group_ids.chunks(1000) {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE group_id IN ({}) AND event_type = 'group' ORDER BY seq",
+                placeholders(1, chunk.len())
+            );
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            for row in self.conn.query(&sql, &params)? {
+                out.push(event_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The leads (by `userId`) and anonymous ids that sent `group` messages for `group_id`.
+    pub fn members_of(&mut self, group_id: &str) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let rows = self.conn.query(
+            "SELECT DISTINCT lead_id, anonymous_id FROM events WHERE group_id = $1 AND event_type = 'group'",
+            &[group_id.into()],
+        )?;
+        let mut leads = Vec::new();
+        let mut anonymous = Vec::new();
+        for row in &rows {
+            match (opt_text(row, 0), opt_text(row, 1)) {
+                (Some(lead), _) => leads.push(lead),
+                (None, Some(anon)) => anonymous.push(anon),
+                (None, None) => {}
+            }
+        }
+        leads.sort();
+        leads.dedup();
+        anonymous.sort();
+        anonymous.dedup();
+        Ok((leads, anonymous))
+    }
+
+    /// Messages in `seq` order after `after`, at most `limit` (for rebuilding and exports).
+    pub fn events_after(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = self.conn.query(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            &[Sql::Int(after), Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(event_row).collect()
+    }
+
+    pub fn count_events(&mut self) -> Result<i64, StoreError> {
+        self.scalar_int("SELECT COUNT(*) FROM events", &[])
+    }
+
+    // ---- identity --------------------------------------------------------------------------
+
+    /// Records that `anonymous_id` was linked to `lead_id` at `at` (the earliest such time is
+    /// kept). Returns whether anything changed.
+    pub fn add_link(&mut self, link: &Link) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO links (anonymous_id, lead_id, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (anonymous_id, lead_id) DO UPDATE SET at = excluded.at WHERE excluded.at < links.at",
+            &[link.anonymous_id.as_str().into(), link.lead_id.as_str().into(), Sql::Int(link.at)],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Every link of these anonymous ids.
+    pub fn links_of_anonymous(&mut self, anonymous_ids: &[String]) -> Result<Vec<Link>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in anonymous_ids.chunks(1000) {
+            let sql = format!(
+                "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            for row in self.conn.query(&sql, &params)? {
+                out.push(Link { anonymous_id: text(&row, 0)?, lead_id: text(&row, 1)?, at: int(&row, 2)? });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every link naming `lead_id`, and every other link of the same anonymous ids (to find which
+    /// link wins).
+    pub fn links_of_lead(&mut self, lead_id: &str) -> Result<Vec<Link>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN \
+             (SELECT anonymous_id FROM links WHERE lead_id = $1)",
+            &[lead_id.into()],
+        )?;
+        rows.iter()
+            .map(|row| Ok(Link { anonymous_id: text(row, 0)?, lead_id: text(row, 1)?, at: int(row, 2)? }))
+            .collect()
+    }
+
+    /// Forgets every link (before they are rebuilt under a new model's `[events] ignore`).
+    pub fn clear_links(&mut self) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM links", &[])?;
+        Ok(())
+    }
+
+    // ---- leads -----------------------------------------------------------------------------
+
+    /// Creates the lead if it does not exist yet. Returns whether it was created.
+    pub fn ensure_lead(&mut self, id: &str, now: Millis) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO leads (id, created_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT (id) DO NOTHING",
+            &[id.into(), Sql::Int(now)],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Sets a lead's base traits (creating the lead if needed), merged over the existing ones.
+    pub fn set_base_traits(&mut self, id: &str, traits_json: &str, now: Millis) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO leads (id, traits, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (id) DO UPDATE SET traits = excluded.traits, updated_at = excluded.updated_at",
+            &[id.into(), traits_json.into(), Sql::Int(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Serialises writers on these leads until the transaction ends (PostgreSQL: advisory locks
+    /// in a fixed order, so two processes never deadlock; SQLite: the write transaction already
+    /// excludes other writers).
+    pub fn lock_leads(&mut self, ids: &[String]) -> Result<(), StoreError> {
+        if self.dialect() != Dialect::Postgres {
+            return Ok(());
+        }
+        let mut sorted: Vec<&String> = ids.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        for id in sorted {
+            self.conn.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[id.as_str().into()])?;
+        }
+        Ok(())
+    }
+
+    pub fn lead(&mut self, id: &str) -> Result<Option<LeadRow>, StoreError> {
+        let rows = self.conn.query(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"), &[id.into()])?;
+        rows.first().map(lead_row).transpose()
+    }
+
+    /// Stores a lead's new score. `changed` marks a visible change (moves `updated_at`).
+    pub fn save_score(&mut self, id: &str, score: &StoredScore, changed: bool) -> Result<(), StoreError> {
+        let sql = if changed {
+            "UPDATE leads SET scored_at = $2, model_version = $3, scores = $4, total = $5, stage = $6, grade = $7, \
+             probability = $8, contributions = $9, current_traits = $10, account_id = $11, next_change_at = $12, \
+             updated_at = $2 WHERE id = $1"
+        } else {
+            "UPDATE leads SET scored_at = $2, model_version = $3, scores = $4, total = $5, stage = $6, grade = $7, \
+             probability = $8, contributions = $9, current_traits = $10, account_id = $11, next_change_at = $12 \
+             WHERE id = $1"
+        };
+        self.conn.execute(
+            sql,
+            &[
+                id.into(),
+                Sql::Int(score.scored_at),
+                Sql::Int(score.model_version),
+                score.scores.as_str().into(),
+                Sql::Real(score.total),
+                score.stage.as_str().into(),
+                score.grade.as_deref().into(),
+                score.probability.into(),
+                score.contributions.as_str().into(),
+                score.current_traits.as_str().into(),
+                score.account_id.as_deref().into(),
+                score.next_change_at.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A page of leads.
+    pub fn list_leads(
+        &mut self,
+        filter: &LeadFilter,
+        sort: LeadSort,
+        limit: usize,
+        cursor: Option<&LeadCursor>,
+    ) -> Result<Vec<LeadRow>, StoreError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut params: Vec<Sql> = Vec::new();
+        let mut bind = |clauses: &mut Vec<String>, template: &str, values: Vec<Sql>| {
+            let mut clause = template.to_owned();
+            for (k, v) in values.into_iter().enumerate() {
+                params.push(v);
+                clause = clause.replace(&format!("?{k}"), &format!("${}", params.len()));
+            }
+            clauses.push(clause);
+        };
+        if let Some(stage) = &filter.stage {
+            bind(&mut clauses, "stage = ?0", vec![stage.as_str().into()]);
+        }
+        if let Some(grade) = &filter.grade {
+            bind(&mut clauses, "grade = ?0", vec![grade.as_str().into()]);
+        }
+        if let Some(min) = filter.min_total {
+            bind(&mut clauses, "total >= ?0", vec![Sql::Real(min)]);
+        }
+        if let Some(account) = &filter.account {
+            bind(&mut clauses, "account_id = ?0", vec![account.as_str().into()]);
+        }
+        if let Some(search) = &filter.search {
+            let pattern = format!("%{}%", search.to_lowercase().replace(['%', '_'], ""));
+            bind(
+                &mut clauses,
+                "(lower(id) LIKE ?0 OR lower(current_traits) LIKE ?1)",
+                vec![pattern.clone().into(), pattern.into()],
+            );
+        }
+        const RANK: &str = "(CASE stage WHEN 'sql' THEN 0 WHEN 'mql' THEN 1 WHEN 'lead' THEN 2 ELSE 3 END)";
+        let (key, order) = match sort {
+            LeadSort::TotalDesc => ("total", "total DESC, id ASC"),
+            LeadSort::TotalAsc => ("total", "total ASC, id ASC"),
+            LeadSort::UpdatedDesc => ("updated_at", "updated_at DESC, id ASC"),
+            LeadSort::CallNow => ("call_rank", "call_rank ASC, id ASC"),
+        };
+        // Call-now ranks by stage, then by total: one number keeps the cursor simple.
+        let key_expr = match sort {
+            LeadSort::CallNow => format!("({RANK} * 1e12 - total)"),
+            _ => key.to_owned(),
+        };
+        if let Some(c) = cursor {
+            let cmp = match sort {
+                LeadSort::TotalDesc | LeadSort::UpdatedDesc => "<",
+                LeadSort::TotalAsc | LeadSort::CallNow => ">",
+            };
+            let key_value = if sort == LeadSort::UpdatedDesc { Sql::Int(c.key as i64) } else { Sql::Real(c.key) };
+            bind(
+                &mut clauses,
+                &format!("({key_expr} {cmp} ?0 OR ({key_expr} = ?1 AND id > ?2))"),
+                vec![key_value.clone(), key_value, c.id.as_str().into()],
+            );
+        }
+        let mut sql = format!("SELECT {LEAD_COLUMNS}, {key_expr} AS call_rank FROM leads");
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY {order} LIMIT {}", limit.max(1)));
+        self.conn.query(&sql, &params)?.iter().map(lead_row).collect()
+    }
+
+    /// The sort key a lead has in a list (for its cursor).
+    pub fn sort_key(row: &LeadRow, sort: LeadSort) -> f64 {
+        let total = row.score.as_ref().map_or(0.0, |s| s.total);
+        match sort {
+            LeadSort::TotalDesc | LeadSort::TotalAsc => total,
+            LeadSort::UpdatedDesc => row.updated_at as f64,
+            LeadSort::CallNow => {
+                let rank = match row.score.as_ref().map(|s| s.stage.as_str()) {
+                    Some("sql") => 0.0,
+                    Some("mql") => 1.0,
+                    Some("lead") | None => 2.0,
+                    Some(_) => 3.0,
+                };
+                rank * 1e12 - total
+            }
+        }
+    }
+
+    /// Ids after `after` in id order (for rescoring everything in chunks).
+    pub fn lead_ids_after(&mut self, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT id FROM leads WHERE id > $1 ORDER BY id LIMIT $2",
+            &[after.into(), Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(|r| text(r, 0)).collect()
+    }
+
+    pub fn count_leads(&mut self) -> Result<i64, StoreError> {
+        self.scalar_int("SELECT COUNT(*) FROM leads", &[])
+    }
+
+    /// Leads scored with a model version other than `version`.
+    pub fn count_leads_not_scored_with(&mut self, version: i64) -> Result<i64, StoreError> {
+        self.scalar_int(
+            "SELECT COUNT(*) FROM leads WHERE model_version IS NULL OR model_version <> $1",
+            &[Sql::Int(version)],
+        )
+    }
+
+    /// Leads whose time-driven change is due at or before `now`, earliest first.
+    pub fn due_leads(&mut self, now: Millis, limit: usize) -> Result<Vec<(String, Millis)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT id, next_change_at FROM leads WHERE next_change_at IS NOT NULL AND next_change_at <= $1 \
+             ORDER BY next_change_at LIMIT $2",
+            &[Sql::Int(now), Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(|r| Ok((text(r, 0)?, int(r, 1)?))).collect()
+    }
+
+    /// The earliest scheduled change of any lead.
+    pub fn next_due(&mut self) -> Result<Option<Millis>, StoreError> {
+        let rows = self.conn.query("SELECT MIN(next_change_at) FROM leads", &[])?;
+        Ok(rows.first().and_then(|r| opt_int(r, 0)))
+    }
+
+    /// Leads whose current account is `account_id`.
+    pub fn leads_of_account(&mut self, account_id: &str) -> Result<Vec<LeadRow>, StoreError> {
+        let rows = self.conn.query(
+            &format!("SELECT {LEAD_COLUMNS} FROM leads WHERE account_id = $1 ORDER BY total DESC, id"),
+            &[account_id.into()],
+        )?;
+        rows.iter().map(lead_row).collect()
+    }
+
+    /// Removes the lead and everything about it: its messages (and the anonymous messages
+    /// stitched to it), links, outcomes, history and deliveries. Returns whether it existed.
+    pub fn delete_lead(&mut self, id: &str, anonymous_ids: &[String]) -> Result<bool, StoreError> {
+        for chunk in anonymous_ids.chunks(1000) {
+            let sql = format!(
+                "DELETE FROM events WHERE lead_id IS NULL AND anonymous_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            self.conn.execute(&sql, &params)?;
+        }
+        self.conn.execute("DELETE FROM events WHERE lead_id = $1", &[id.into()])?;
+        self.conn.execute("DELETE FROM links WHERE lead_id = $1", &[id.into()])?;
+        self.conn.execute("DELETE FROM outcomes WHERE lead_id = $1", &[id.into()])?;
+        self.conn.execute("DELETE FROM history WHERE lead_id = $1", &[id.into()])?;
+        self.conn.execute("DELETE FROM deliveries WHERE lead_id = $1", &[id.into()])?;
+        Ok(self.conn.execute("DELETE FROM leads WHERE id = $1", &[id.into()])? > 0)
+    }
+
+    /// Every row in every table that names `id` (to prove a delete is complete).
+    pub fn rows_naming_lead(&mut self, id: &str) -> Result<i64, StoreError> {
+        let mut n = 0;
+        for table in ["events", "links", "outcomes", "history", "deliveries"] {
+            n += self.scalar_int(&format!("SELECT COUNT(*) FROM {table} WHERE lead_id = $1"), &[id.into()])?;
+        }
+        n += self.scalar_int("SELECT COUNT(*) FROM leads WHERE id = $1", &[id.into()])?;
+        Ok(n)
+    }
+
+    // ---- outcomes and history ----------------------------------------------------------------
+
+    pub fn add_outcome(&mut self, outcome: &OutcomeRow, now: Millis) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO outcomes (lead_id, outcome, at, recorded_at) VALUES ($1, $2, $3, $4)",
+            &[outcome.lead_id.as_str().into(), outcome.outcome.as_str().into(), Sql::Int(outcome.at), Sql::Int(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn outcomes_of(&mut self, lead_id: &str) -> Result<Vec<OutcomeRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT lead_id, outcome, at FROM outcomes WHERE lead_id = $1 ORDER BY at, seq",
+            &[lead_id.into()],
+        )?;
+        rows.iter().map(|r| Ok(OutcomeRow { lead_id: text(r, 0)?, outcome: text(r, 1)?, at: int(r, 2)? })).collect()
+    }
+
+    /// Every outcome (for backtests over stored history).
+    pub fn all_outcomes(&mut self) -> Result<Vec<OutcomeRow>, StoreError> {
+        let rows = self.conn.query("SELECT lead_id, outcome, at FROM outcomes ORDER BY lead_id, at, seq", &[])?;
+        rows.iter().map(|r| Ok(OutcomeRow { lead_id: text(r, 0)?, outcome: text(r, 1)?, at: int(r, 2)? })).collect()
+    }
+
+    pub fn append_history(&mut self, lead_id: &str, entry: &HistoryRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO history (lead_id, at, stage, total) VALUES ($1, $2, $3, $4)",
+            &[lead_id.into(), Sql::Int(entry.at), entry.stage.as_str().into(), Sql::Real(entry.total)],
+        )?;
+        Ok(())
+    }
+
+    /// The lead's history, oldest first.
+    pub fn history_of(&mut self, lead_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT at, stage, total FROM history WHERE lead_id = $1 ORDER BY at, seq", &[lead_id.into()])?;
+        rows.iter().map(|r| Ok(HistoryRow { at: int(r, 0)?, stage: text(r, 1)?, total: real(r, 2)? })).collect()
+    }
+
+    // ---- models ------------------------------------------------------------------------------
+
+    /// Stores a new model version; returns its number.
+    pub fn insert_model(&mut self, name: &str, source: &str, now: Millis) -> Result<i64, StoreError> {
+        let next = self.scalar_int("SELECT COALESCE(MAX(version), 0) + 1 FROM models", &[])?;
+        self.conn.execute(
+            "INSERT INTO models (version, name, source, created_at, active) VALUES ($1, $2, $3, $4, 0)",
+            &[Sql::Int(next), name.into(), source.into(), Sql::Int(now)],
+        )?;
+        Ok(next)
+    }
+
+    pub fn models(&mut self) -> Result<Vec<ModelRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT version, name, source, created_at, activated_at, active FROM models ORDER BY version",
+            &[],
+        )?;
+        rows.iter().map(model_row).collect()
+    }
+
+    pub fn model(&mut self, version: i64) -> Result<Option<ModelRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT version, name, source, created_at, activated_at, active FROM models WHERE version = $1",
+            &[Sql::Int(version)],
+        )?;
+        rows.first().map(model_row).transpose()
+    }
+
+    pub fn active_model(&mut self) -> Result<Option<ModelRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT version, name, source, created_at, activated_at, active FROM models WHERE active = 1",
+            &[],
+        )?;
+        rows.first().map(model_row).transpose()
+    }
+
+    /// Makes `version` the one active model. Returns false if there is no such version.
+    pub fn activate_model(&mut self, version: i64, now: Millis) -> Result<bool, StoreError> {
+        if self.model(version)?.is_none() {
+            return Ok(false);
+        }
+        self.conn.execute("UPDATE models SET active = 0 WHERE active = 1 AND version <> $1", &[Sql::Int(version)])?;
+        self.conn.execute(
+            "UPDATE models SET active = 1, activated_at = $2 WHERE version = $1",
+            &[Sql::Int(version), Sql::Int(now)],
+        )?;
+        Ok(true)
+    }
+
+    // ---- deliveries ----------------------------------------------------------------------------
+
+    pub fn enqueue_delivery(&mut self, delivery: &DeliveryRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            &format!("INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ({})", placeholders(1, 11)),
+            &[
+                delivery.id.as_str().into(),
+                delivery.lead_id.as_str().into(),
+                delivery.url.as_str().into(),
+                delivery.body.as_str().into(),
+                delivery.status.as_str().into(),
+                Sql::Int(delivery.attempts),
+                Sql::Int(delivery.created_at),
+                Sql::Int(delivery.next_attempt_at),
+                delivery.last_attempt_at.into(),
+                delivery.last_error.as_deref().into(),
+                delivery.delivered_at.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Pending deliveries due at `now`, oldest first. On PostgreSQL rows being sent by another
+    /// process are skipped (`FOR UPDATE SKIP LOCKED`).
+    pub fn due_deliveries(&mut self, now: Millis, limit: usize) -> Result<Vec<DeliveryRow>, StoreError> {
+        let lock = if self.dialect() == Dialect::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let rows = self.conn.query(
+            &format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+                 ORDER BY next_attempt_at, id LIMIT $2{lock}"
+            ),
+            &[Sql::Int(now), Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    /// Records an attempt's result.
+    pub fn update_delivery(&mut self, delivery: &DeliveryRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, last_attempt_at = $5, \
+             last_error = $6, delivered_at = $7 WHERE id = $1",
+            &[
+                delivery.id.as_str().into(),
+                delivery.status.as_str().into(),
+                Sql::Int(delivery.attempts),
+                Sql::Int(delivery.next_attempt_at),
+                delivery.last_attempt_at.into(),
+                delivery.last_error.as_deref().into(),
+                delivery.delivered_at.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn delivery(&mut self, id: &str) -> Result<Option<DeliveryRow>, StoreError> {
+        let rows =
+            self.conn.query(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"), &[id.into()])?;
+        rows.first().map(delivery_row).transpose()
+    }
+
+    /// The delivery log, newest first.
+    pub fn deliveries(&mut self, status: Option<&str>, limit: usize) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = match status {
+            Some(status) => self.conn.query(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = $1 ORDER BY created_at DESC, id LIMIT $2"
+                ),
+                &[status.into(), Sql::Int(limit as i64)],
+            )?,
+            None => self.conn.query(
+                &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries ORDER BY created_at DESC, id LIMIT $1"),
+                &[Sql::Int(limit as i64)],
+            )?,
+        };
+        rows.iter().map(delivery_row).collect()
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------
+
+    fn scalar_int(&mut self, sql: &str, params: &[Sql]) -> Result<i64, StoreError> {
+        let rows = self.conn.query(sql, params)?;
+        Ok(rows.first().and_then(|r| opt_int(r, 0)).unwrap_or(0))
+    }
+}
+
+fn model_row(r: &Row) -> Result<ModelRow, StoreError> {
+    Ok(ModelRow {
+        version: int(r, 0)?,
+        name: text(r, 1)?,
+        source: text(r, 2)?,
+        created_at: int(r, 3)?,
+        activated_at: opt_int(r, 4),
+        active: opt_int(r, 5) == Some(1),
+    })
+}

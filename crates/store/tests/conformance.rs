@@ -1,0 +1,383 @@
+//! The store conformance suite: every check runs against SQLite and against a real PostgreSQL
+//! (a throwaway cluster; "skipped: …" loudly when PostgreSQL is not installed).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests")]
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use leadscore_store::*;
+
+type Check = fn(&Store);
+
+const CHECKS: &[(&str, Check)] = &[
+    ("messages_are_deduplicated_per_write_key_and_message_id", messages_are_deduplicated_per_write_key_and_message_id),
+    ("a_lead_gets_its_own_and_its_stitched_anonymous_messages", a_lead_gets_its_own_and_its_stitched_anonymous_messages),
+    ("the_earliest_link_time_is_kept", the_earliest_link_time_is_kept),
+    ("scores_round_trip_with_nulls_and_floats", scores_round_trip_with_nulls_and_floats),
+    ("every_sort_pages_through_every_lead_once", every_sort_pages_through_every_lead_once),
+    ("filters_select_the_right_leads", filters_select_the_right_leads),
+    ("due_leads_come_earliest_first", due_leads_come_earliest_first),
+    ("outcomes_and_history_keep_their_order", outcomes_and_history_keep_their_order),
+    ("one_model_version_is_active", one_model_version_is_active),
+    ("deliveries_move_through_their_states", deliveries_move_through_their_states),
+    ("deleting_a_lead_removes_every_row_naming_it", deleting_a_lead_removes_every_row_naming_it),
+    ("a_failed_transaction_leaves_nothing_behind", a_failed_transaction_leaves_nothing_behind),
+];
+
+fn run_all(open: impl Fn() -> Store) {
+    for (name, check) in CHECKS {
+        eprintln!("check: {name}");
+        check(&open());
+    }
+}
+
+#[test]
+fn conformance_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    run_all(|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Store::open(&format!("sqlite://{}", dir.path().join(format!("t{i}.db")).display())).unwrap()
+    });
+}
+
+#[test]
+fn conformance_postgres() {
+    let Some(cluster) = pg::PgCluster::start() else { return };
+    run_all(|| Store::open(&cluster.database()).unwrap());
+}
+
+#[test]
+fn sqlite_data_survives_reopening_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let store = Store::open(&url).unwrap();
+    store.write(|tx| tx.insert_events(&[event("k", "m1", Some("u1"), None, 10)])).unwrap();
+    drop(store);
+    let store = Store::open(&url).unwrap();
+    assert_eq!(store.read(|tx| tx.count_events()).unwrap(), 1);
+}
+
+#[test]
+fn unknown_urls_are_refused() {
+    assert!(matches!(Store::open("mysql://x").unwrap_err(), StoreError::UnsupportedUrl(_)));
+    assert!(matches!(Store::open("sqlite://").unwrap_err(), StoreError::UnsupportedUrl(_)));
+}
+
+fn event(key: &str, id: &str, lead: Option<&str>, anon: Option<&str>, at: i64) -> NewEvent {
+    NewEvent {
+        write_key: key.into(),
+        message_id: id.into(),
+        lead_id: lead.map(Into::into),
+        anonymous_id: anon.map(Into::into),
+        group_id: None,
+        event_type: "track".into(),
+        at,
+        received_at: at + 1,
+        body: format!(r#"{{"type":"track","messageId":"{id}"}}"#),
+    }
+}
+
+fn score(total: f64, stage: &str, next: Option<i64>) -> StoredScore {
+    StoredScore {
+        scored_at: 100,
+        model_version: 1,
+        scores: format!(r#"{{"fit":{total}}}"#),
+        total,
+        stage: stage.into(),
+        grade: None,
+        probability: None,
+        contributions: "[]".into(),
+        current_traits: "{}".into(),
+        account_id: None,
+        next_change_at: next,
+    }
+}
+
+fn messages_are_deduplicated_per_write_key_and_message_id(store: &Store) {
+    let batch = vec![
+        event("k1", "a", Some("u"), None, 1),
+        event("k1", "b", Some("u"), None, 2),
+        event("k1", "a", Some("u"), None, 3), // a resend within the batch
+        event("k2", "a", Some("u"), None, 4), // another write key
+    ];
+    let stored = store.write(|tx| tx.insert_events(&batch)).unwrap();
+    assert_eq!(stored, vec![0, 1, 3]);
+    let again = store.write(|tx| tx.insert_events(&batch)).unwrap();
+    assert!(again.is_empty(), "a resent batch stores nothing: {again:?}");
+    assert_eq!(store.read(|tx| tx.count_events()).unwrap(), 3);
+    // Large batches are split below the parameter limit.
+    let many: Vec<NewEvent> = (0..7000).map(|i| event("k3", &format!("m{i}"), Some("v"), None, i)).collect();
+    assert_eq!(store.write(|tx| tx.insert_events(&many)).unwrap().len(), 7000);
+}
+
+fn a_lead_gets_its_own_and_its_stitched_anonymous_messages(store: &Store) {
+    let mut group = event("k", "g", Some("u1"), None, 5);
+    group.group_id = Some("acme".into());
+    group.event_type = "group".into();
+    let mut anon_group = event("k", "g2", None, Some("anon-2"), 6);
+    anon_group.group_id = Some("acme".into());
+    anon_group.event_type = "group".into();
+    store
+        .write(|tx| {
+            tx.insert_events(&[
+                event("k", "1", Some("u1"), Some("anon-1"), 1),
+                event("k", "2", None, Some("anon-1"), 2),
+                event("k", "3", None, Some("anon-9"), 3),
+                event("k", "4", Some("u2"), Some("anon-1"), 4),
+                group.clone(),
+                anon_group.clone(),
+            ])
+        })
+        .unwrap();
+    let events = store.read(|tx| tx.events_of("u1", &["anon-1".to_owned()])).unwrap();
+    let ids: Vec<i64> = events.iter().map(|e| e.at).collect();
+    // Its own (1, 5) and anon-1's anonymous message (2); not u2's message that carries anon-1.
+    assert_eq!(ids.len(), 3, "{events:?}");
+    assert!(ids.contains(&1) && ids.contains(&2) && ids.contains(&5));
+    let groups = store.read(|tx| tx.group_events(&["acme".to_owned()])).unwrap();
+    assert_eq!(groups.len(), 2);
+    let (leads, anons) = store.read(|tx| tx.members_of("acme")).unwrap();
+    assert_eq!((leads, anons), (vec!["u1".to_owned()], vec!["anon-2".to_owned()]));
+    let page = store.read(|tx| tx.events_after(0, 2)).unwrap();
+    assert_eq!(page.len(), 2);
+    assert!(page[0].seq < page[1].seq);
+}
+
+fn the_earliest_link_time_is_kept(store: &Store) {
+    let link = |lead: &str, at| Link { anonymous_id: "anon".into(), lead_id: lead.into(), at };
+    assert!(store.write(|tx| tx.add_link(&link("u1", 50))).unwrap());
+    assert!(store.write(|tx| tx.add_link(&link("u1", 20))).unwrap());
+    assert!(!store.write(|tx| tx.add_link(&link("u1", 30))).unwrap(), "a later link changes nothing");
+    store.write(|tx| tx.add_link(&link("u2", 10))).unwrap();
+    let mut links = store.read(|tx| tx.links_of_lead("u1")).unwrap();
+    links.sort_by(|a, b| a.lead_id.cmp(&b.lead_id));
+    assert_eq!(links, vec![link("u1", 20), link("u2", 10)], "u1's links and the competing ones");
+    assert_eq!(store.read(|tx| tx.links_of_anonymous(&["anon".to_owned()])).unwrap().len(), 2);
+    store.write(|tx| tx.clear_links()).unwrap();
+    assert!(store.read(|tx| tx.links_of_lead("u1")).unwrap().is_empty());
+}
+
+fn scores_round_trip_with_nulls_and_floats(store: &Store) {
+    assert!(store.write(|tx| tx.ensure_lead("u", 7)).unwrap());
+    assert!(!store.write(|tx| tx.ensure_lead("u", 8)).unwrap());
+    let fresh = store.read(|tx| tx.lead("u")).unwrap().unwrap();
+    assert_eq!((fresh.created_at, fresh.updated_at, fresh.score.clone()), (7, 7, None));
+    let mut s = score(12.345_678, "mql", Some(999));
+    s.grade = Some("A1".into());
+    s.probability = Some(0.125);
+    s.account_id = Some("acme".into());
+    store.write(|tx| tx.save_score("u", &s, true)).unwrap();
+    let row = store.read(|tx| tx.lead("u")).unwrap().unwrap();
+    assert_eq!(row.score, Some(s.clone()));
+    assert_eq!(row.updated_at, 100, "a visible change moves updated_at");
+    let mut quiet = s.clone();
+    quiet.scored_at = 200;
+    quiet.next_change_at = None;
+    store.write(|tx| tx.save_score("u", &quiet, false)).unwrap();
+    let row = store.read(|tx| tx.lead("u")).unwrap().unwrap();
+    assert_eq!((row.updated_at, row.score.unwrap().next_change_at), (100, None));
+    store.write(|tx| tx.set_base_traits("u", r#"{"title":"CTO"}"#, 300)).unwrap();
+    assert_eq!(store.read(|tx| tx.lead("u")).unwrap().unwrap().traits, r#"{"title":"CTO"}"#);
+    assert_eq!(store.read(|tx| tx.lead("nobody")).unwrap(), None);
+}
+
+fn seed_leads(store: &Store, n: usize) {
+    store
+        .write(|tx| {
+            for i in 0..n {
+                let id = format!("lead-{i:03}");
+                tx.ensure_lead(&id, 0)?;
+                let stage = ["lead", "mql", "sql"][i % 3];
+                let mut s = score((i % 7) as f64 * 10.0, stage, None);
+                s.scored_at = i as i64;
+                s.grade = Some(if i % 2 == 0 { "A1" } else { "B2" }.into());
+                s.account_id = Some(format!("acct-{}", i % 4));
+                s.current_traits = format!(r#"{{"email":"person{i}@example.com"}}"#);
+                tx.save_score(&id, &s, true)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn every_sort_pages_through_every_lead_once(store: &Store) {
+    seed_leads(store, 23);
+    for sort in [LeadSort::TotalDesc, LeadSort::TotalAsc, LeadSort::UpdatedDesc, LeadSort::CallNow] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<LeadCursor> = None;
+        loop {
+            let page = store.read(|tx| tx.list_leads(&LeadFilter::default(), sort, 5, cursor.as_ref())).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            let last = page.last().unwrap();
+            cursor = Some(LeadCursor { key: Tx::sort_key(last, sort), id: last.id.clone() });
+            seen.extend(page.into_iter().map(|r| (Tx::sort_key(&r, sort), r.id)));
+        }
+        assert_eq!(seen.len(), 23, "{sort:?}");
+        let mut ids: Vec<&String> = seen.iter().map(|(_, id)| id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 23, "{sort:?}: no lead twice");
+        let keys: Vec<f64> = seen.iter().map(|(k, _)| *k).collect();
+        let ordered = match sort {
+            LeadSort::TotalDesc | LeadSort::UpdatedDesc => keys.windows(2).all(|w| w[0] >= w[1]),
+            LeadSort::TotalAsc | LeadSort::CallNow => keys.windows(2).all(|w| w[0] <= w[1]),
+        };
+        assert!(ordered, "{sort:?}: {keys:?}");
+    }
+    let call = store.read(|tx| tx.list_leads(&LeadFilter::default(), LeadSort::CallNow, 100, None)).unwrap();
+    let first_non_sql = call.iter().position(|r| r.score.as_ref().unwrap().stage != "sql").unwrap();
+    assert!(call[first_non_sql..].iter().all(|r| r.score.as_ref().unwrap().stage != "sql"), "SQLs first");
+}
+
+fn filters_select_the_right_leads(store: &Store) {
+    seed_leads(store, 30);
+    let count = |filter: LeadFilter| {
+        store.read(|tx| tx.list_leads(&filter, LeadSort::TotalDesc, 1000, None)).unwrap().len()
+    };
+    assert_eq!(count(LeadFilter { stage: Some("sql".into()), ..LeadFilter::default() }), 10);
+    assert_eq!(count(LeadFilter { grade: Some("A1".into()), ..LeadFilter::default() }), 15);
+    assert_eq!(count(LeadFilter { account: Some("acct-1".into()), ..LeadFilter::default() }), 8);
+    let high = (0..30).filter(|i| (i % 7) * 10 >= 40).count();
+    assert_eq!(count(LeadFilter { min_total: Some(40.0), ..LeadFilter::default() }), high);
+    assert_eq!(count(LeadFilter { search: Some("PERSON17@".into()), ..LeadFilter::default() }), 1);
+    assert_eq!(count(LeadFilter { search: Some("lead-00".into()), ..LeadFilter::default() }), 10);
+    assert_eq!(store.read(|tx| tx.leads_of_account("acct-2")).unwrap().len(), 7);
+}
+
+fn due_leads_come_earliest_first(store: &Store) {
+    store
+        .write(|tx| {
+            for (id, next) in [("a", Some(300)), ("b", Some(100)), ("c", None), ("d", Some(200))] {
+                tx.ensure_lead(id, 0)?;
+                tx.save_score(id, &score(1.0, "lead", next), true)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let due = store.read(|tx| tx.due_leads(250, 10)).unwrap();
+    assert_eq!(due, vec![("b".to_owned(), 100), ("d".to_owned(), 200)]);
+    assert_eq!(store.read(|tx| tx.next_due()).unwrap(), Some(100));
+    assert_eq!(store.read(|tx| tx.count_leads_not_scored_with(1)).unwrap(), 0);
+    assert_eq!(store.read(|tx| tx.count_leads_not_scored_with(2)).unwrap(), 4);
+    assert_eq!(store.read(|tx| tx.lead_ids_after("b", 2)).unwrap(), vec!["c".to_owned(), "d".to_owned()]);
+}
+
+fn outcomes_and_history_keep_their_order(store: &Store) {
+    store
+        .write(|tx| {
+            tx.add_outcome(&OutcomeRow { lead_id: "u".into(), outcome: "won".into(), at: 20 }, 1)?;
+            tx.add_outcome(&OutcomeRow { lead_id: "u".into(), outcome: "lost".into(), at: 10 }, 1)?;
+            tx.append_history("u", &HistoryRow { at: 5, stage: "mql".into(), total: 55.5 })?;
+            tx.append_history("u", &HistoryRow { at: 1, stage: "lead".into(), total: 0.0 })?;
+            tx.append_history("u", &HistoryRow { at: 5, stage: "sql".into(), total: 80.0 })?;
+            Ok(())
+        })
+        .unwrap();
+    let outcomes = store.read(|tx| tx.outcomes_of("u")).unwrap();
+    assert_eq!(outcomes.iter().map(|o| o.at).collect::<Vec<_>>(), vec![10, 20]);
+    assert_eq!(store.read(|tx| tx.all_outcomes()).unwrap().len(), 2);
+    let history = store.read(|tx| tx.history_of("u")).unwrap();
+    let stages: Vec<&str> = history.iter().map(|h| h.stage.as_str()).collect();
+    assert_eq!(stages, ["lead", "mql", "sql"], "by time, then by insertion");
+    assert_eq!(history[1].total, 55.5);
+}
+
+fn one_model_version_is_active(store: &Store) {
+    let v1 = store.write(|tx| tx.insert_model("m", "a = 1", 10)).unwrap();
+    let v2 = store.write(|tx| tx.insert_model("m", "a = 2", 20)).unwrap();
+    assert_eq!((v1, v2), (1, 2));
+    assert!(store.write(|tx| tx.activate_model(v1, 30)).unwrap());
+    assert!(store.write(|tx| tx.activate_model(v2, 40)).unwrap());
+    assert!(!store.write(|tx| tx.activate_model(9, 50)).unwrap());
+    let active = store.read(|tx| tx.active_model()).unwrap().unwrap();
+    assert_eq!((active.version, active.source.as_str(), active.activated_at), (2, "a = 2", Some(40)));
+    let all = store.read(|tx| tx.models()).unwrap();
+    assert_eq!(all.iter().filter(|m| m.active).count(), 1);
+    assert_eq!(store.read(|tx| tx.model(1)).unwrap().unwrap().activated_at, Some(30));
+}
+
+fn delivery(id: &str, lead: &str, at: i64) -> DeliveryRow {
+    DeliveryRow {
+        id: id.into(),
+        lead_id: lead.into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        body: "{}".into(),
+        status: "pending".into(),
+        attempts: 0,
+        created_at: at,
+        next_attempt_at: at,
+        last_attempt_at: None,
+        last_error: None,
+        delivered_at: None,
+    }
+}
+
+fn deliveries_move_through_their_states(store: &Store) {
+    store
+        .write(|tx| {
+            tx.enqueue_delivery(&delivery("d1", "u", 10))?;
+            tx.enqueue_delivery(&delivery("d2", "u", 20))?;
+            tx.enqueue_delivery(&delivery("d3", "v", 30))
+        })
+        .unwrap();
+    let due = store.write(|tx| tx.due_deliveries(25, 10)).unwrap();
+    assert_eq!(due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
+    let mut d1 = due[0].clone();
+    d1.status = "delivered".into();
+    d1.attempts = 1;
+    d1.delivered_at = Some(26);
+    let mut d2 = due[1].clone();
+    d2.attempts = 1;
+    d2.next_attempt_at = 1000;
+    d2.last_error = Some("connection refused".into());
+    store.write(|tx| {
+        tx.update_delivery(&d1)?;
+        tx.update_delivery(&d2)
+    })
+    .unwrap();
+    assert_eq!(store.read(|tx| tx.delivery("d1")).unwrap().unwrap(), d1);
+    assert_eq!(store.write(|tx| tx.due_deliveries(100, 10)).unwrap().iter().map(|d| d.id.clone()).collect::<Vec<_>>(), ["d3"]);
+    assert_eq!(store.read(|tx| tx.deliveries(Some("pending"), 10)).unwrap().len(), 2);
+    assert_eq!(store.read(|tx| tx.deliveries(None, 10)).unwrap()[0].id, "d3", "newest first");
+}
+
+fn deleting_a_lead_removes_every_row_naming_it(store: &Store) {
+    store
+        .write(|tx| {
+            tx.insert_events(&[
+                event("k", "1", Some("gone"), Some("anon-g"), 1),
+                event("k", "2", None, Some("anon-g"), 2),
+                event("k", "3", Some("kept"), None, 3),
+            ])?;
+            tx.add_link(&Link { anonymous_id: "anon-g".into(), lead_id: "gone".into(), at: 1 })?;
+            for id in ["gone", "kept"] {
+                tx.ensure_lead(id, 0)?;
+                tx.add_outcome(&OutcomeRow { lead_id: id.into(), outcome: "won".into(), at: 5 }, 5)?;
+                tx.append_history(id, &HistoryRow { at: 1, stage: "lead".into(), total: 0.0 })?;
+                tx.enqueue_delivery(&delivery(&format!("d-{id}"), id, 1))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap() >= 6);
+    assert!(store.write(|tx| tx.delete_lead("gone", &["anon-g".to_owned()])).unwrap());
+    assert_eq!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap(), 0);
+    assert_eq!(store.read(|tx| tx.events_of("gone", &["anon-g".to_owned()])).unwrap(), vec![]);
+    assert_eq!(store.read(|tx| tx.rows_naming_lead("kept")).unwrap(), 5, "the other lead is untouched");
+    assert!(!store.write(|tx| tx.delete_lead("gone", &[])).unwrap());
+}
+
+fn a_failed_transaction_leaves_nothing_behind(store: &Store) {
+    let result: Result<(), StoreError> = store.write(|tx| {
+        tx.insert_events(&[event("k", "x", Some("u"), None, 1)])?;
+        tx.ensure_lead("u", 1)?;
+        Err(StoreError::Backend("the use case failed".into()))
+    });
+    assert!(result.is_err());
+    assert_eq!(store.read(|tx| tx.count_events()).unwrap(), 0);
+    assert_eq!(store.read(|tx| tx.count_leads()).unwrap(), 0);
+}

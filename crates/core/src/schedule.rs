@@ -100,3 +100,88 @@ fn changes_continuously(model: &CheckedModel, lead: &LeadHistory, as_of: Millis)
     let decays = model.rules.iter().any(|r| matches!(r.kind, RuleKind::Event { half_life: Some(_), .. }));
     reads_clock || (decays && lead.events.iter().any(|e| e.at <= as_of))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::engine::Event;
+    use crate::time::MS_PER_DAY;
+
+    const MODEL: &str = r#"
+[model]
+name = "t"
+[dimensions.fit]
+[dimensions.engagement]
+half_life = "10d"
+[[rules]]
+name = "Executive"
+dimension = "fit"
+if = 'lead.title == "VP"'
+points = 40
+[[rules]]
+name = "Demo"
+dimension = "engagement"
+on = 'event.type == "track"'
+points = 60
+[[rules]]
+name = "Recent visit"
+dimension = "engagement"
+on = 'event.type == "page"'
+within = "3d"
+points = 1
+[[stages]]
+name = "mql"
+when = "total >= 50"
+[[stages]]
+name = "sql"
+when = "total >= 80"
+"#;
+
+    fn lead(events: &[(&str, Millis)]) -> LeadHistory {
+        let mut traits = serde_json::Map::new();
+        traits.insert("title".into(), "VP".into());
+        let events = events
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, at))| {
+                Event::from_message(serde_json::json!({
+                    "type": kind, "userId": "u", "event": "x", "messageId": format!("m{i}"),
+                    "timestamp": crate::time::format_timestamp(*at),
+                }))
+                .unwrap()
+            })
+            .collect();
+        LeadHistory { id: "u".into(), traits, events, ..LeadHistory::default() }
+    }
+
+    #[test]
+    fn a_decaying_total_is_due_exactly_when_it_leaves_sql() {
+        let model = CheckedModel::from_source(MODEL).unwrap();
+        let t0 = 1_700_000_000_000;
+        let history = lead(&[("track", t0)]);
+        let accounts = AccountBook::default();
+        // Within the first day nothing crosses: due for a refresh a day later.
+        assert_eq!(next_change(&model, &history, &accounts, t0), Some(t0 + MS_PER_DAY));
+        // 40 + 60·2^(−t/10d) < 80 from t = 10d·log2(1.5).
+        let crossing = t0 + (10.0 * MS_PER_DAY as f64 * 1.5f64.log2()).ceil() as Millis;
+        let due = next_change(&model, &history, &accounts, crossing - 3 * 3_600_000).unwrap();
+        assert!((due - crossing).abs() <= 1, "{due} vs {crossing}");
+        assert_eq!(evaluate(&model, &history, &accounts, due).stage, "mql");
+        assert_eq!(evaluate(&model, &history, &accounts, due - 1).stage, "sql");
+    }
+
+    #[test]
+    fn a_window_closing_is_due_at_its_exact_end() {
+        let model = CheckedModel::from_source(&MODEL.replace("half_life = \"10d\"", "")).unwrap();
+        let t0 = 1_700_000_000_000;
+        let history = lead(&[("page", t0), ("page", t0 + 1000)]);
+        let accounts = AccountBook::default();
+        assert_eq!(next_change(&model, &history, &accounts, t0 + 5000), Some(t0 + 3 * MS_PER_DAY));
+        assert_eq!(next_change(&model, &history, &accounts, t0 + 3 * MS_PER_DAY), Some(t0 + 1000 + 3 * MS_PER_DAY));
+        assert_eq!(next_change(&model, &history, &accounts, t0 + 4 * MS_PER_DAY), None, "nothing left to change");
+        // An event dated in the future arrives at its time.
+        let future = lead(&[("page", t0 + MS_PER_DAY)]);
+        assert_eq!(next_change(&model, &future, &accounts, t0), Some(t0 + MS_PER_DAY));
+    }
+}

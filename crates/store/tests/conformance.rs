@@ -12,7 +12,10 @@ type Check = fn(&Store);
 
 const CHECKS: &[(&str, Check)] = &[
     ("messages_are_deduplicated_per_write_key_and_message_id", messages_are_deduplicated_per_write_key_and_message_id),
-    ("a_lead_gets_its_own_and_its_stitched_anonymous_messages", a_lead_gets_its_own_and_its_stitched_anonymous_messages),
+    (
+        "a_lead_gets_its_own_and_its_stitched_anonymous_messages",
+        a_lead_gets_its_own_and_its_stitched_anonymous_messages,
+    ),
     ("the_earliest_link_time_is_kept", the_earliest_link_time_is_kept),
     ("scores_round_trip_with_nulls_and_floats", scores_round_trip_with_nulls_and_floats),
     ("every_sort_pages_through_every_lead_once", every_sort_pages_through_every_lead_once),
@@ -235,9 +238,8 @@ fn every_sort_pages_through_every_lead_once(store: &Store) {
 
 fn filters_select_the_right_leads(store: &Store) {
     seed_leads(store, 30);
-    let count = |filter: LeadFilter| {
-        store.read(|tx| tx.list_leads(&filter, LeadSort::TotalDesc, 1000, None)).unwrap().len()
-    };
+    let count =
+        |filter: LeadFilter| store.read(|tx| tx.list_leads(&filter, LeadSort::TotalDesc, 1000, None)).unwrap().len();
     assert_eq!(count(LeadFilter { stage: Some("sql".into()), ..LeadFilter::default() }), 10);
     assert_eq!(count(LeadFilter { grade: Some("A1".into()), ..LeadFilter::default() }), 15);
     assert_eq!(count(LeadFilter { account: Some("acct-1".into()), ..LeadFilter::default() }), 8);
@@ -334,13 +336,17 @@ fn deliveries_move_through_their_states(store: &Store) {
     d2.attempts = 1;
     d2.next_attempt_at = 1000;
     d2.last_error = Some("connection refused".into());
-    store.write(|tx| {
-        tx.update_delivery(&d1)?;
-        tx.update_delivery(&d2)
-    })
-    .unwrap();
+    store
+        .write(|tx| {
+            tx.update_delivery(&d1)?;
+            tx.update_delivery(&d2)
+        })
+        .unwrap();
     assert_eq!(store.read(|tx| tx.delivery("d1")).unwrap().unwrap(), d1);
-    assert_eq!(store.write(|tx| tx.due_deliveries(100, 10)).unwrap().iter().map(|d| d.id.clone()).collect::<Vec<_>>(), ["d3"]);
+    assert_eq!(
+        store.write(|tx| tx.due_deliveries(100, 10)).unwrap().iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        ["d3"]
+    );
     assert_eq!(store.read(|tx| tx.deliveries(Some("pending"), 10)).unwrap().len(), 2);
     assert_eq!(store.read(|tx| tx.deliveries(None, 10)).unwrap()[0].id, "d3", "newest first");
 }

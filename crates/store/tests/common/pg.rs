@@ -137,7 +137,8 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         if let Some(dir) = &self.dir {
             let data = dir.path().join("data");
-            let _ = std::panic::catch_unwind(|| self.run("pg_ctl", &["-m", "immediate", "-w", "stop", "-D"], Some(&data)));
+            let _ =
+                std::panic::catch_unwind(|| self.run("pg_ctl", &["-m", "immediate", "-w", "stop", "-D"], Some(&data)));
         }
     }
 }

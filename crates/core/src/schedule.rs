@@ -19,9 +19,16 @@ pub const REFRESH: Duration = Duration::from_millis(86_400_000);
 /// outcomes) are returned exactly; a stage or grade change caused by decay or by a `days_since`
 /// condition is found to the millisecond by bisection; otherwise a decaying lead is due again
 /// after [`REFRESH`].
-pub fn next_change(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook, as_of: Millis) -> Option<Millis> {
-    let now = evaluate(model, lead, accounts, as_of);
-    let discrete = next_boundary(model, lead, &now, as_of);
+///
+/// `now` is the lead's score at `as_of` (the caller has just computed it).
+pub fn next_change(
+    model: &CheckedModel,
+    lead: &LeadHistory,
+    accounts: &AccountBook,
+    as_of: Millis,
+    now: &Score,
+) -> Option<Millis> {
+    let discrete = next_boundary(model, lead, now, as_of);
     let continuous = changes_continuously(model, lead, as_of);
     let horizon = match (discrete, continuous) {
         (None, false) => return None,
@@ -29,12 +36,15 @@ pub fn next_change(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountB
         (None, true) => as_of + REFRESH.as_millis(),
         (Some(b), true) => b.min(as_of + REFRESH.as_millis()),
     };
-    let differs = |t: Millis| key(&evaluate(model, lead, accounts, t)) != key(&now);
-    // Between `as_of` and the horizon nothing happens discretely, so decay is monotone per rule;
-    // a few samples guard against rules with opposite signs and different half-lives.
+    let differs = |t: Millis| key(&evaluate(model, lead, accounts, t)) != key(now);
+    // Between `as_of` and the horizon nothing happens discretely, so each rule's decay is
+    // monotone and, when every decaying rule has the same sign, so is the total: its end says
+    // whether a threshold is crossed. Rules of both signs (and clock-reading conditions) get
+    // more samples.
+    let steps = if mixed_signs(model) { 4 } else { 1 };
     let mut low = as_of;
-    for step in 1..=8 {
-        let t = as_of + (horizon - as_of) * step / 8;
+    for step in 1..=steps {
+        let t = as_of + (horizon - as_of) * step / steps;
         if differs(t) {
             let mut high = t;
             while high - low > 1 {
@@ -50,6 +60,13 @@ pub fn next_change(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountB
         low = t;
     }
     Some(horizon)
+}
+
+/// Whether decaying rules pull in both directions (or a condition reads the clock).
+fn mixed_signs(model: &CheckedModel) -> bool {
+    let decaying = || model.rules.iter().filter(|r| matches!(r.kind, RuleKind::Event { half_life: Some(_), .. }));
+    let reads_clock = model.rules.iter().any(|r| r.kind.condition().source().contains("days_since"));
+    reads_clock || (decaying().any(|r| r.points > 0.0) && decaying().any(|r| r.points < 0.0))
 }
 
 /// What a scheduled change is about: a new stage or grade.
@@ -138,6 +155,10 @@ name = "sql"
 when = "total >= 80"
 "#;
 
+    fn nc(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook, as_of: Millis) -> Option<Millis> {
+        next_change(model, lead, accounts, as_of, &evaluate(model, lead, accounts, as_of))
+    }
+
     fn lead(events: &[(&str, Millis)]) -> LeadHistory {
         let mut traits = serde_json::Map::new();
         traits.insert("title".into(), "VP".into());
@@ -162,10 +183,10 @@ when = "total >= 80"
         let history = lead(&[("track", t0)]);
         let accounts = AccountBook::default();
         // Within the first day nothing crosses: due for a refresh a day later.
-        assert_eq!(next_change(&model, &history, &accounts, t0), Some(t0 + MS_PER_DAY));
+        assert_eq!(nc(&model, &history, &accounts, t0), Some(t0 + MS_PER_DAY));
         // 40 + 60·2^(−t/10d) < 80 from t = 10d·log2(1.5).
         let crossing = t0 + (10.0 * MS_PER_DAY as f64 * 1.5f64.log2()).ceil() as Millis;
-        let due = next_change(&model, &history, &accounts, crossing - 3 * 3_600_000).unwrap();
+        let due = nc(&model, &history, &accounts, crossing - 3 * 3_600_000).unwrap();
         assert!((due - crossing).abs() <= 1, "{due} vs {crossing}");
         assert_eq!(evaluate(&model, &history, &accounts, due).stage, "mql");
         assert_eq!(evaluate(&model, &history, &accounts, due - 1).stage, "sql");
@@ -177,11 +198,11 @@ when = "total >= 80"
         let t0 = 1_700_000_000_000;
         let history = lead(&[("page", t0), ("page", t0 + 1000)]);
         let accounts = AccountBook::default();
-        assert_eq!(next_change(&model, &history, &accounts, t0 + 5000), Some(t0 + 3 * MS_PER_DAY));
-        assert_eq!(next_change(&model, &history, &accounts, t0 + 3 * MS_PER_DAY), Some(t0 + 1000 + 3 * MS_PER_DAY));
-        assert_eq!(next_change(&model, &history, &accounts, t0 + 4 * MS_PER_DAY), None, "nothing left to change");
+        assert_eq!(nc(&model, &history, &accounts, t0 + 5000), Some(t0 + 3 * MS_PER_DAY));
+        assert_eq!(nc(&model, &history, &accounts, t0 + 3 * MS_PER_DAY), Some(t0 + 1000 + 3 * MS_PER_DAY));
+        assert_eq!(nc(&model, &history, &accounts, t0 + 4 * MS_PER_DAY), None, "nothing left to change");
         // An event dated in the future arrives at its time.
         let future = lead(&[("page", t0 + MS_PER_DAY)]);
-        assert_eq!(next_change(&model, &future, &accounts, t0), Some(t0 + MS_PER_DAY));
+        assert_eq!(nc(&model, &future, &accounts, t0), Some(t0 + MS_PER_DAY));
     }
 }

@@ -2,6 +2,7 @@
 //! requests into transactions, the scheduler that applies time-driven changes, model activation
 //! with a full rescore, and the watcher that picks up a model activated by another process.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -17,7 +18,7 @@ use leadscore_store::{Store, StoreError};
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::ingest::Incoming;
-use crate::scoring::{ActiveModel, Recorded, record_events, rescore_lead};
+use crate::scoring::{ActiveModel, Recorded, record_events, rescore_leads};
 use crate::settings::Settings;
 use crate::webhooks::Webhooks;
 
@@ -293,19 +294,22 @@ impl App {
             recorded += self.store.write(|tx| {
                 let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.clone()).collect();
                 tx.lock_leads(&ids)?;
-                let mut n = 0;
+                let existing: HashSet<String> = tx.leads_by_ids(&ids)?.into_iter().map(|r| r.id).collect();
+                let mut due = Vec::new();
                 for (id, outcome, at) in chunk {
                     let Some(kind) = leadscore_core::OutcomeKind::parse(outcome) else { continue };
-                    if tx.lead(id)?.is_none() {
+                    if !existing.contains(id) {
                         continue;
                     }
                     let row =
                         leadscore_store::OutcomeRow { lead_id: id.clone(), outcome: kind.as_str().to_owned(), at: *at };
                     tx.add_outcome(&row, now)?;
-                    rescore_lead(tx, &active, &self.hooks, id, now, now)?;
-                    n += 1;
+                    due.push((id.clone(), now));
                 }
-                Ok(n)
+                due.sort();
+                due.dedup();
+                rescore_leads(tx, &active, &self.hooks, &due)?;
+                Ok(due.len())
             })?;
         }
         Ok(recorded)
@@ -329,16 +333,16 @@ impl App {
             rescored += self.store.write(|tx| {
                 let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
                 tx.lock_leads(&ids)?;
-                let mut n = 0;
-                for (id, at) in &due {
-                    // Another writer may have rescored it since it was read.
-                    let still_due = tx.lead(id)?.and_then(|r| r.score).and_then(|s| s.next_change_at) == Some(*at);
-                    if still_due {
-                        rescore_lead(tx, &active, &self.hooks, id, *at, *at)?;
-                        n += 1;
-                    }
-                }
-                Ok(n)
+                // Another writer may have rescored some since they were read.
+                let current: HashMap<String, Option<Millis>> = tx
+                    .leads_by_ids(&ids)?
+                    .into_iter()
+                    .map(|r| (r.id, r.score.and_then(|s| s.next_change_at)))
+                    .collect();
+                let still_due: Vec<(String, Millis)> =
+                    due.iter().filter(|(id, at)| current.get(id) == Some(&Some(*at))).cloned().collect();
+                rescore_leads(tx, &active, &self.hooks, &still_due)?;
+                Ok(still_due.len())
             })?;
         }
         metrics::counter!("leadscore_rescored_leads_total", "cause" => "schedule").increment(rescored as u64);
@@ -415,13 +419,8 @@ impl App {
             let ids = self.store.read(|tx| tx.lead_ids_after(&after, RESCORE_CHUNK))?;
             let Some(last) = ids.last().cloned() else { break };
             let now = self.clock.now();
-            self.store.write(|tx| {
-                tx.lock_leads(&ids)?;
-                for id in &ids {
-                    rescore_lead(tx, &active, &self.hooks, id, now, now)?;
-                }
-                Ok(())
-            })?;
+            let due: Vec<(String, Millis)> = ids.iter().map(|id| (id.clone(), now)).collect();
+            self.store.write(|tx| rescore_leads(tx, &active, &self.hooks, &due))?;
             metrics::counter!("leadscore_rescored_leads_total", "cause" => "model").increment(ids.len() as u64);
             if let Ok(mut p) = self.rescore.lock() {
                 p.done += ids.len() as u64;

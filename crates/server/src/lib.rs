@@ -33,7 +33,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let router = http::router(Arc::clone(&app));
     let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
-    let app2 = Arc::clone(&app);
-    let _ = tokio::task::spawn_blocking(move || app2.shutdown()).await;
+    // Shut down (and drop the store's connections) off the async threads.
+    let _ = tokio::task::spawn_blocking(move || {
+        app.shutdown();
+        drop(app);
+    })
+    .await;
     result
 }

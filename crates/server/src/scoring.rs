@@ -4,7 +4,9 @@
 //! the batch CLI uses; stage changes go to the lead's history and, through the outbox, to
 //! webhooks, in the same transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use rayon::prelude::*;
 
 use serde_json::{Map, Value, json};
 
@@ -12,7 +14,7 @@ use leadscore_core::engine::{AccountBook, is_ignored, round2};
 use leadscore_core::schedule::next_change;
 use leadscore_core::time::{self, Millis};
 use leadscore_core::{CheckedModel, Event, LeadHistory, Outcome, OutcomeKind, Score, evaluate};
-use leadscore_store::{HistoryRow, Link, StoreError, StoredScore, Tx};
+use leadscore_store::{HistoryRow, LeadRow, Link, StoreError, StoredScore, Tx};
 
 use crate::ingest::Incoming;
 use crate::webhooks::{self, Webhooks};
@@ -91,22 +93,15 @@ pub fn record_events(
         affected.insert(link.lead_id);
     }
     let affected: Vec<String> = affected.into_iter().collect();
-    for id in &affected {
-        tx.ensure_lead(id, now)?;
-    }
-    tx.lock_leads(&affected)?;
-    let mut recorded = Recorded {
+    tx.ensure_leads(&affected, now)?;
+    let due: Vec<(String, Millis)> = affected.iter().map(|id| (id.clone(), now)).collect();
+    let changes = rescore_leads(tx, active, hooks, &due)?;
+    Ok(Recorded {
         stored: inserted.len(),
         duplicates: messages.len() - inserted.len(),
         rescored: affected.len(),
-        changes: Vec::new(),
-    };
-    for id in &affected {
-        if let Some(change) = rescore_lead(tx, active, hooks, id, now, now)? {
-            recorded.changes.push(change);
-        }
-    }
-    Ok(recorded)
+        changes,
+    })
 }
 
 /// The identity link a message makes: `identify` with both ids, or `alias`.
@@ -124,43 +119,60 @@ pub fn link_of(event: &Event) -> Option<Link> {
     })
 }
 
-/// Everything `evaluate` needs about one lead, rebuilt from the store. Account traits come from
-/// every `group` message of the lead's accounts that `model` does not ignore.
-pub fn load_history(
-    tx: &mut Tx<'_>,
-    model: &CheckedModel,
-    lead_id: &str,
-) -> Result<Option<(LeadHistory, AccountBook)>, StoreError> {
-    let Some(row) = tx.lead(lead_id)? else { return Ok(None) };
-    // Anonymous ids whose earliest link is to this lead, and from when.
-    let mut best: HashMap<String, (Millis, String)> = HashMap::new();
-    for link in tx.links_of_lead(lead_id)? {
+/// What `evaluate` needs about some leads, rebuilt from the store in a few queries.
+pub struct Loaded {
+    pub leads: Vec<(LeadRow, LeadHistory)>,
+    pub accounts: AccountBook,
+}
+
+/// Loads the histories of the leads `ids` (those that exist). Anonymous messages belong to the
+/// lead their earliest link names, from the link's time; account traits come from every `group`
+/// message of the leads' accounts that `model` does not ignore (as in the batch reader).
+pub fn load_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> Result<Loaded, StoreError> {
+    let rows = tx.leads_by_ids(ids)?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    // Each anonymous id goes to its earliest link.
+    let mut winners: HashMap<String, (Millis, String)> = HashMap::new();
+    for link in tx.links_of_leads(&ids)? {
         let candidate = (link.at, link.lead_id);
-        match best.get(&link.anonymous_id) {
-            Some(existing) if *existing <= candidate => {}
-            _ => {
-                best.insert(link.anonymous_id, candidate);
-            }
+        if winners.get(&link.anonymous_id).is_none_or(|w| candidate < *w) {
+            winners.insert(link.anonymous_id, candidate);
         }
     }
-    let stitched: HashMap<String, Millis> =
-        best.into_iter().filter(|(_, (_, lead))| lead == lead_id).map(|(anon, (at, _))| (anon, at)).collect();
-    let anonymous_ids: Vec<String> = stitched.keys().cloned().collect();
-    let mut events = Vec::new();
+    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    winners.retain(|_, (_, lead)| wanted.contains(lead.as_str()));
+    let anonymous_ids: Vec<String> = winners.keys().cloned().collect();
+    let stored = tx.events_of_leads(&ids, &anonymous_ids)?;
+    // Parse in parallel: JSON is most of the work.
+    let parsed: Vec<Result<(String, Event), StoreError>> = stored
+        .into_par_iter()
+        .filter_map(|stored| {
+            let (owner, linked_at) = match (&stored.lead_id, &stored.anonymous_id) {
+                (Some(lead), _) => (lead.clone(), None),
+                (None, Some(anon)) => {
+                    let (at, lead) = winners.get(anon)?;
+                    (lead.clone(), Some(*at))
+                }
+                (None, None) => return None,
+            };
+            Some(parse_event(&stored.body).map(|mut event| {
+                if let Some(at) = linked_at {
+                    event.visible_at = event.at.max(at);
+                }
+                (owner, event)
+            }))
+        })
+        .collect();
+    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
     let mut group_ids: BTreeSet<String> = BTreeSet::new();
-    for stored in tx.events_of(lead_id, &anonymous_ids)? {
-        let mut event = parse_event(&stored.body)?;
-        if stored.lead_id.is_none()
-            && let Some(linked) = stored.anonymous_id.as_ref().and_then(|a| stitched.get(a))
-        {
-            event.visible_at = event.at.max(*linked);
-        }
+    for item in parsed {
+        let (owner, event) = item?;
         if event.kind() == "group"
             && let Some(group) = event.body.get("groupId").and_then(Value::as_str)
         {
             group_ids.insert(group.to_owned());
         }
-        events.push(event);
+        events.entry(owner).or_default().push(event);
     }
     let mut accounts = AccountBook::default();
     for stored in tx.group_events(&group_ids.into_iter().collect::<Vec<_>>())? {
@@ -169,17 +181,40 @@ pub fn load_history(
             accounts.record_event(&event);
         }
     }
-    let traits = match serde_json::from_str::<Value>(&row.traits) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    let outcomes = tx
-        .outcomes_of(lead_id)?
+    let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
+    for o in tx.outcomes_of_leads(&ids)? {
+        if let Some(kind) = OutcomeKind::parse(&o.outcome) {
+            outcomes.entry(o.lead_id).or_default().push(Outcome { kind, at: o.at });
+        }
+    }
+    let leads = rows
         .into_iter()
-        .filter_map(|o| OutcomeKind::parse(&o.outcome).map(|kind| Outcome { kind, at: o.at }))
+        .map(|row| {
+            let traits = match serde_json::from_str::<Value>(&row.traits) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            let history = LeadHistory {
+                id: row.id.clone(),
+                traits,
+                events: events.remove(&row.id).unwrap_or_default(),
+                outcomes: outcomes.remove(&row.id).unwrap_or_default(),
+                ignore_applied: false,
+            };
+            (row, history)
+        })
         .collect();
-    let history = LeadHistory { id: lead_id.to_owned(), traits, events, outcomes, ignore_applied: false };
-    Ok(Some((history, accounts)))
+    Ok(Loaded { leads, accounts })
+}
+
+/// One lead's history (for reads), or `None` if there is no such lead.
+pub fn load_history(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    lead_id: &str,
+) -> Result<Option<(LeadHistory, AccountBook)>, StoreError> {
+    let mut loaded = load_histories(tx, model, &[lead_id.to_owned()])?;
+    Ok(loaded.leads.pop().map(|(_, history)| (history, loaded.accounts)))
 }
 
 fn parse_event(body: &str) -> Result<Event, StoreError> {
@@ -187,35 +222,59 @@ fn parse_event(body: &str) -> Result<Event, StoreError> {
     Event::from_message(value).map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))
 }
 
-/// Rescores one lead as of `as_of` and stores the result; a stage change is recorded in its
-/// history at `at` and queued for webhooks. Returns the change, if any.
-pub fn rescore_lead(
+/// Rescores leads, each as of its own instant `(id, as_of)`, and stores the results; a stage
+/// change is recorded in the lead's history at that instant and queued for webhooks. The caller
+/// holds the leads' locks. Returns the stage changes.
+pub fn rescore_leads(
     tx: &mut Tx<'_>,
     active: &ActiveModel,
     hooks: &Webhooks,
-    lead_id: &str,
-    as_of: Millis,
-    at: Millis,
-) -> Result<Option<StageChange>, StoreError> {
-    let Some((history, accounts)) = load_history(tx, &active.model, lead_id)? else { return Ok(None) };
-    let score = evaluate(&active.model, &history, &accounts, as_of);
-    let next = next_change(&active.model, &history, &accounts, as_of);
-    let previous = tx.lead(lead_id)?.and_then(|row| row.score);
-    let stored = stored_score(&active.model, active.version, &score, as_of, next);
-    let before = previous.as_ref().map(|p| (p.stage.clone(), round2(p.total), p.grade.clone()));
-    let after = (stored.stage.clone(), round2(stored.total), stored.grade.clone());
-    let changed = before.as_ref() != Some(&after);
-    tx.save_score(lead_id, &stored, changed)?;
-    if changed {
-        tx.append_history(lead_id, &HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total) })?;
+    due: &[(String, Millis)],
+) -> Result<Vec<StageChange>, StoreError> {
+    if due.is_empty() {
+        return Ok(Vec::new());
     }
-    let from = previous.map_or_else(|| leadscore_core::model::DEFAULT_STAGE.to_owned(), |p| p.stage);
-    if from == stored.stage {
-        return Ok(None);
+    let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
+    tx.lock_leads(&ids)?;
+    let loaded = load_histories(tx, &active.model, &ids)?;
+    let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    let model = &active.model;
+    let accounts = &loaded.accounts;
+    // Scoring is pure: all cores.
+    let scored: Vec<(&LeadRow, StoredScore)> = loaded
+        .leads
+        .par_iter()
+        .map(|(row, history)| {
+            let at = as_of.get(row.id.as_str()).copied().unwrap_or_default();
+            let score = evaluate(model, history, accounts, at);
+            let next = next_change(model, history, accounts, at, &score);
+            (row, stored_score(model, active.version, &score, at, next))
+        })
+        .collect();
+    let mut saves = Vec::with_capacity(scored.len());
+    let mut entries = Vec::new();
+    let mut changes = Vec::new();
+    for (row, stored) in &scored {
+        let at = stored.scored_at;
+        let previous = row.score.as_ref();
+        let before = previous.map(|p| (p.stage.as_str(), round2(p.total), p.grade.as_deref()));
+        let after = (stored.stage.as_str(), round2(stored.total), stored.grade.as_deref());
+        let changed = before != Some(after);
+        saves.push((*row, stored, if changed { at } else { row.updated_at }));
+        if changed {
+            entries
+                .push((row.id.as_str(), HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total) }));
+        }
+        let from = previous.map_or(leadscore_core::model::DEFAULT_STAGE, |p| p.stage.as_str());
+        if from != stored.stage {
+            let change = StageChange { lead_id: row.id.clone(), from: from.to_owned(), to: stored.stage.clone(), at };
+            webhooks::enqueue(tx, hooks, &change, stored)?;
+            changes.push(change);
+        }
     }
-    let change = StageChange { lead_id: lead_id.to_owned(), from, to: stored.stage.clone(), at };
-    webhooks::enqueue(tx, hooks, &change, &stored)?;
-    Ok(Some(change))
+    tx.save_scores(&saves)?;
+    tx.append_histories(&entries)?;
+    Ok(changes)
 }
 
 /// The stored form of a score.

@@ -14,15 +14,27 @@ use crate::StoreError;
 use crate::sql::{Conn, Dialect, Row, Sql};
 
 pub struct PgConn {
-    client: Client,
+    /// `Some` until dropped (see the `Drop` impl).
+    client: Option<Client>,
     statements: HashMap<String, Statement>,
+}
+
+impl Drop for PgConn {
+    /// The driver blocks on its own runtime when a client closes, which panics inside an async
+    /// context (a server dropping its store at shutdown): close it on a plain thread instead.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let closer = std::thread::spawn(move || drop(client));
+            let _ = closer.join();
+        }
+    }
 }
 
 impl PgConn {
     pub fn connect(url: &str) -> Result<PgConn, StoreError> {
         let client =
             Client::connect(url, NoTls).map_err(|e| StoreError::Open { url: redact(url), reason: e.to_string() })?;
-        Ok(PgConn { client, statements: HashMap::new() })
+        Ok(PgConn { client: Some(client), statements: HashMap::new() })
     }
 }
 
@@ -101,12 +113,16 @@ fn row(row: &postgres::Row) -> Result<Row, StoreError> {
 }
 
 impl PgConn {
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        self.client.as_mut().ok_or_else(|| StoreError::Unavailable("the connection is closed".into()))
+    }
+
     /// A prepared statement, prepared once per connection.
     fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(sql).map_err(backend)?;
+        let statement = self.client()?.prepare(sql).map_err(backend)?;
         if self.statements.len() > 256 {
             self.statements.clear();
         }
@@ -123,17 +139,17 @@ impl Conn for PgConn {
     fn execute(&mut self, sql: &str, params: &[Sql]) -> Result<u64, StoreError> {
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let statement = self.statement(sql)?;
-        self.client.execute(&statement, &params).map_err(backend)
+        self.client()?.execute(&statement, &params).map_err(backend)
     }
 
     fn query(&mut self, sql: &str, params: &[Sql]) -> Result<Vec<Row>, StoreError> {
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let statement = self.statement(sql)?;
-        self.client.query(&statement, &params).map_err(backend)?.iter().map(row).collect()
+        self.client()?.query(&statement, &params).map_err(backend)?.iter().map(row).collect()
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.client.batch_execute(sql).map_err(backend)
+        self.client()?.batch_execute(sql).map_err(backend)
     }
 }
 

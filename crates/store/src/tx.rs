@@ -428,6 +428,21 @@ impl Tx<'_> {
         Ok(n > 0)
     }
 
+    /// Creates the leads that do not exist yet.
+    pub fn ensure_leads(&mut self, ids: &[String], now: Millis) -> Result<(), StoreError> {
+        for chunk in ids.chunks(MAX_PARAMS / 2) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $1)", i + 2)).collect();
+            let sql = format!(
+                "INSERT INTO leads (id, created_at, updated_at) VALUES {} ON CONFLICT (id) DO NOTHING",
+                values.join(", ")
+            );
+            let mut params = vec![Sql::Int(now)];
+            params.extend(chunk.iter().map(|id| Sql::from(id.as_str())));
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
     /// Sets a lead's base traits (creating the lead if needed), merged over the existing ones.
     pub fn set_base_traits(&mut self, id: &str, traits_json: &str, now: Millis) -> Result<(), StoreError> {
         self.conn.execute(
@@ -442,14 +457,152 @@ impl Tx<'_> {
     /// in a fixed order, so two processes never deadlock; SQLite: the write transaction already
     /// excludes other writers).
     pub fn lock_leads(&mut self, ids: &[String]) -> Result<(), StoreError> {
-        if self.dialect() != Dialect::Postgres {
+        if self.dialect() != Dialect::Postgres || ids.is_empty() {
             return Ok(());
         }
         let mut sorted: Vec<&String> = ids.iter().collect();
         sorted.sort();
         sorted.dedup();
-        for id in sorted {
-            self.conn.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[id.as_str().into()])?;
+        // One round trip per chunk; volatile functions run after ORDER BY, so locks are taken
+        // in id order.
+        for chunk in sorted.chunks(1000) {
+            let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
+            let sql = format!(
+                "SELECT pg_advisory_xact_lock(hashtextextended(column1, 0)) FROM (VALUES {}) AS v ORDER BY column1",
+                values.join(", ")
+            );
+            let params: Vec<Sql> = chunk.iter().map(|id| Sql::from(id.as_str())).collect();
+            self.conn.query(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    /// The leads with these ids (those that exist).
+    pub fn leads_by_ids(&mut self, ids: &[String]) -> Result<Vec<LeadRow>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({})", placeholders(1, chunk.len()));
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            for row in self.conn.query(&sql, &params)? {
+                out.push(lead_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every link naming one of these leads, and every other link of the same anonymous ids.
+    pub fn links_of_leads(&mut self, ids: &[String]) -> Result<Vec<Link>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN \
+                 (SELECT anonymous_id FROM links WHERE lead_id IN ({}))",
+                placeholders(1, chunk.len())
+            );
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            for row in self.conn.query(&sql, &params)? {
+                out.push(Link { anonymous_id: text(&row, 0)?, lead_id: text(&row, 1)?, at: int(&row, 2)? });
+            }
+        }
+        out.sort_by(|a, b| (&a.anonymous_id, &a.lead_id).cmp(&(&b.anonymous_id, &b.lead_id)));
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The messages naming these leads directly, plus anonymous messages of these anonymous ids.
+    pub fn events_of_leads(
+        &mut self,
+        ids: &[String],
+        anonymous_ids: &[String],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IN ({})", placeholders(1, chunk.len()));
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            for row in self.conn.query(&sql, &params)? {
+                out.push(event_row(&row)?);
+            }
+        }
+        for chunk in anonymous_ids.chunks(1000) {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IS NULL AND anonymous_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            for row in self.conn.query(&sql, &params)? {
+                out.push(event_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The outcomes of these leads.
+    pub fn outcomes_of_leads(&mut self, ids: &[String]) -> Result<Vec<OutcomeRow>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "SELECT lead_id, outcome, at FROM outcomes WHERE lead_id IN ({}) ORDER BY at, seq",
+                placeholders(1, chunk.len())
+            );
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            for r in self.conn.query(&sql, &params)? {
+                out.push(OutcomeRow { lead_id: text(&r, 0)?, outcome: text(&r, 1)?, at: int(&r, 2)? });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores many leads' new scores in a few statements. Each entry gives the lead's
+    /// `updated_at` to keep (the old one, or the scoring time for a visible change).
+    pub fn save_scores(&mut self, scores: &[(&LeadRow, &StoredScore, Millis)]) -> Result<(), StoreError> {
+        const COLUMNS: usize = 15;
+        for chunk in scores.chunks(MAX_PARAMS / COLUMNS) {
+            let values: Vec<String> =
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS))).collect();
+            let sql = format!(
+                "INSERT INTO leads ({LEAD_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+                 updated_at = excluded.updated_at, scored_at = excluded.scored_at, \
+                 model_version = excluded.model_version, scores = excluded.scores, total = excluded.total, \
+                 stage = excluded.stage, grade = excluded.grade, probability = excluded.probability, \
+                 contributions = excluded.contributions, current_traits = excluded.current_traits, \
+                 account_id = excluded.account_id, next_change_at = excluded.next_change_at",
+                values.join(", ")
+            );
+            let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
+            for (row, score, updated_at) in chunk {
+                params.extend([
+                    Sql::from(row.id.as_str()),
+                    Sql::from(row.traits.as_str()),
+                    Sql::Int(row.created_at),
+                    Sql::Int(*updated_at),
+                    Sql::Int(score.scored_at),
+                    Sql::Int(score.model_version),
+                    Sql::from(score.scores.as_str()),
+                    Sql::Real(score.total),
+                    Sql::from(score.stage.as_str()),
+                    Sql::from(score.grade.as_deref()),
+                    Sql::from(score.probability),
+                    Sql::from(score.contributions.as_str()),
+                    Sql::from(score.current_traits.as_str()),
+                    Sql::from(score.account_id.as_deref()),
+                    Sql::from(score.next_change_at),
+                ]);
+            }
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    /// Appends many history entries at once.
+    pub fn append_histories(&mut self, entries: &[(&str, HistoryRow)]) -> Result<(), StoreError> {
+        for chunk in entries.chunks(MAX_PARAMS / 4) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 4 + 1, 4))).collect();
+            let sql = format!("INSERT INTO history (lead_id, at, stage, total) VALUES {}", values.join(", "));
+            let mut params = Vec::with_capacity(chunk.len() * 4);
+            for (lead, h) in chunk {
+                params.extend([Sql::from(*lead), Sql::Int(h.at), Sql::from(h.stage.as_str()), Sql::Real(h.total)]);
+            }
+            self.conn.execute(&sql, &params)?;
         }
         Ok(())
     }

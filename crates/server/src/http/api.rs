@@ -24,7 +24,7 @@ use leadscore_store::{LeadCursor, LeadFilter, LeadRow, LeadSort, OutcomeRow, Tx}
 use crate::app::{App, ModelProblem, RescoreProgress};
 use crate::error::ApiError;
 use crate::http::ingest::read_body;
-use crate::scoring::{contributions_json, load_history, rescore_lead, scores_json};
+use crate::scoring::{contributions_json, load_histories, load_history, rescore_leads, scores_json};
 
 /// Runs blocking store work off the async threads.
 pub async fn blocking<T: Send + 'static>(
@@ -297,7 +297,7 @@ pub async fn post_outcome(
             }
             tx.lock_leads(std::slice::from_ref(&id))?;
             tx.add_outcome(&OutcomeRow { lead_id: id.clone(), outcome: kind.as_str().to_owned(), at }, now)?;
-            rescore_lead(tx, &active, &app.hooks, &id, now, now)?;
+            rescore_leads(tx, &active, &app.hooks, &[(id.clone(), now)])?;
             tx.lead(&id)
         })?;
         let row = found.ok_or_else(|| lead_not_found(&id))?;
@@ -594,11 +594,10 @@ pub async fn backtest(
             loop {
                 let ids = tx.lead_ids_after(&after, 1000)?;
                 let Some(last) = ids.last().cloned() else { break };
-                for id in &ids {
-                    if let Some((history, accounts)) = load_history(tx, model, id)? {
-                        records.push(record_lead(model, &history, &accounts, as_of, gap));
-                    }
-                }
+                let loaded = load_histories(tx, model, &ids)?;
+                records.extend(
+                    loaded.leads.iter().map(|(_, history)| record_lead(model, history, &loaded.accounts, as_of, gap)),
+                );
                 after = last;
             }
             Ok(records)

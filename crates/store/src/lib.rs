@@ -42,7 +42,7 @@ pub enum StoreError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Backend {
-    Sqlite(PathBuf),
+    Sqlite(PathBuf, sqlite::Synchronous),
     Postgres(String),
 }
 
@@ -64,12 +64,25 @@ const WRITE_ATTEMPTS: usize = 8;
 impl Store {
     /// Opens (creating it if needed) the database at `url` and applies pending migrations.
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        let backend = if let Some(path) = url.strip_prefix("sqlite://") {
-            let path = path.split('?').next().unwrap_or(path);
+        let backend = if let Some(rest) = url.strip_prefix("sqlite://") {
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
             if path.is_empty() {
                 return Err(StoreError::UnsupportedUrl(url.to_owned()));
             }
-            Backend::Sqlite(PathBuf::from(path))
+            let mut synchronous = sqlite::Synchronous::Full;
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                synchronous = match pair {
+                    "synchronous=full" => sqlite::Synchronous::Full,
+                    "synchronous=normal" => sqlite::Synchronous::Normal,
+                    _ => {
+                        return Err(StoreError::Open {
+                            url: url.to_owned(),
+                            reason: format!("unknown option `{pair}` (known: synchronous=full, synchronous=normal)"),
+                        });
+                    }
+                };
+            }
+            Backend::Sqlite(PathBuf::from(path), synchronous)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(url.to_owned())
         } else {
@@ -84,14 +97,14 @@ impl Store {
 
     pub fn dialect(&self) -> Dialect {
         match self.backend {
-            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Sqlite(..) => Dialect::Sqlite,
             Backend::Postgres(_) => Dialect::Postgres,
         }
     }
 
     fn connect(&self) -> Result<Box<dyn Conn>, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(path) => Box::new(sqlite::SqliteConn::open(path)?),
+            Backend::Sqlite(path, synchronous) => Box::new(sqlite::SqliteConn::open(path, *synchronous)?),
             Backend::Postgres(url) => Box::new(postgres::PgConn::connect(url)?),
         })
     }

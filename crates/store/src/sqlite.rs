@@ -1,5 +1,5 @@
-//! The embedded SQLite backend: one file, WAL journal, `synchronous = FULL` (a commit is on disk
-//! before the server answers 200), one writer at a time (`BEGIN IMMEDIATE`), readers in parallel.
+//! The embedded SQLite backend: one file, WAL journal, `synchronous = FULL` by default (a commit is
+//! on disk before the server answers 200), one writer at a time (`BEGIN IMMEDIATE`), readers in parallel.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,20 +10,34 @@ use rusqlite::{Connection, OpenFlags, params_from_iter};
 use crate::StoreError;
 use crate::sql::{Conn, Dialect, Row, Sql};
 
+/// When a commit reaches the disk. `Full` (the default): before the commit returns, so an
+/// acknowledged event survives a power loss. `Normal` (`sqlite://PATH?synchronous=normal`): the
+/// write-ahead log is synced at checkpoints only; a crash of the process loses nothing, a power
+/// loss can lose the last commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
 pub struct SqliteConn {
     conn: Connection,
 }
 
 impl SqliteConn {
-    pub fn open(path: &Path) -> Result<SqliteConn, StoreError> {
+    pub fn open(path: &Path, synchronous: Synchronous) -> Result<SqliteConn, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| StoreError::Open { url: format!("sqlite://{}", path.display()), reason: e.to_string() })?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(backend)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
-             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
-        )
+        let sync = match synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; \
+             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
+        ))
         .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteConn { conn })

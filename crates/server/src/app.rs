@@ -122,7 +122,7 @@ impl App {
             clock,
             settings,
             hooks,
-            model: RwLock::new(Arc::new(ActiveModel { version, source, model })),
+            model: RwLock::new(Arc::new(ActiveModel::new(version, source, model))),
             pending: AtomicUsize::new(0),
             writer: Mutex::new(None),
             rescore: Mutex::new(RescoreProgress { version, finished: true, ..RescoreProgress::default() }),
@@ -369,7 +369,7 @@ impl App {
         let (model, _) = check_source(&row.source).map_err(ModelProblem::Invalid)?;
         let now = self.clock.now();
         self.store.write(|tx| tx.activate_model(version, now))?;
-        self.set_model(ActiveModel { version, source: row.source, model });
+        self.set_model(ActiveModel::new(version, row.source, model));
         Ok(Some(self.spawn_rescore(version)))
     }
 
@@ -382,7 +382,7 @@ impl App {
         match check_source(&row.source) {
             Ok((model, _)) => {
                 tracing::info!("model version {} was activated elsewhere; using it", row.version);
-                self.set_model(ActiveModel { version: row.version, source: row.source, model });
+                self.set_model(ActiveModel::new(row.version, row.source, model));
             }
             Err(_) => tracing::error!("active model version {} does not check; keeping the current one", row.version),
         }

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
 use leadscore_core::engine::{AccountBook, is_ignored, round2};
+use leadscore_core::model::{Projection, parse_projected};
 use leadscore_core::schedule::next_change;
 use leadscore_core::time::{self, Millis};
 use leadscore_core::{CheckedModel, Event, LeadHistory, Outcome, OutcomeKind, Score, evaluate};
@@ -25,6 +26,15 @@ pub struct ActiveModel {
     pub version: i64,
     pub source: String,
     pub model: CheckedModel,
+    /// The parts of a stored message the model can read: scoring parses only these.
+    pub projection: Projection,
+}
+
+impl ActiveModel {
+    pub fn new(version: i64, source: String, model: CheckedModel) -> ActiveModel {
+        let projection = model.event_projection();
+        ActiveModel { version, source, model, projection }
+    }
 }
 
 /// A lead's stage moved.
@@ -128,7 +138,12 @@ pub struct Loaded {
 /// Loads the histories of the leads `ids` (those that exist). Anonymous messages belong to the
 /// lead their earliest link names, from the link's time; account traits come from every `group`
 /// message of the leads' accounts that `model` does not ignore (as in the batch reader).
-pub fn load_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> Result<Loaded, StoreError> {
+pub fn load_histories(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    projection: &Projection,
+    ids: &[String],
+) -> Result<Loaded, StoreError> {
     let rows = tx.leads_by_ids(ids)?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     // Each anonymous id goes to its earliest link.
@@ -155,7 +170,7 @@ pub fn load_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> 
                 }
                 (None, None) => return None,
             };
-            Some(parse_event(&stored.body).map(|mut event| {
+            Some(parse_event(&stored.body, projection).map(|mut event| {
                 if let Some(at) = linked_at {
                     event.visible_at = event.at.max(at);
                 }
@@ -176,7 +191,7 @@ pub fn load_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> 
     }
     let mut accounts = AccountBook::default();
     for stored in tx.group_events(&group_ids.into_iter().collect::<Vec<_>>())? {
-        let event = parse_event(&stored.body)?;
+        let event = parse_event(&stored.body, projection)?;
         if !is_ignored(model, &event) {
             accounts.record_event(&event);
         }
@@ -207,18 +222,19 @@ pub fn load_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> 
     Ok(Loaded { leads, accounts })
 }
 
-/// One lead's history (for reads), or `None` if there is no such lead.
+/// One lead's history with whole messages (for reads), or `None` if there is no such lead.
 pub fn load_history(
     tx: &mut Tx<'_>,
     model: &CheckedModel,
     lead_id: &str,
 ) -> Result<Option<(LeadHistory, AccountBook)>, StoreError> {
-    let mut loaded = load_histories(tx, model, &[lead_id.to_owned()])?;
+    let mut loaded = load_histories(tx, model, &Projection::everything(), &[lead_id.to_owned()])?;
     Ok(loaded.leads.pop().map(|(_, history)| (history, loaded.accounts)))
 }
 
-fn parse_event(body: &str) -> Result<Event, StoreError> {
-    let value: Value = serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
+fn parse_event(body: &str, projection: &Projection) -> Result<Event, StoreError> {
+    let value = parse_projected(body.as_bytes(), projection)
+        .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
     Event::from_message(value).map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))
 }
 
@@ -236,7 +252,7 @@ pub fn rescore_leads(
     }
     let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
     tx.lock_leads(&ids)?;
-    let loaded = load_histories(tx, &active.model, &ids)?;
+    let loaded = load_histories(tx, &active.model, &active.projection, &ids)?;
     let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     let model = &active.model;
     let accounts = &loaded.accounts;

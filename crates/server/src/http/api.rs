@@ -594,7 +594,7 @@ pub async fn backtest(
             loop {
                 let ids = tx.lead_ids_after(&after, 1000)?;
                 let Some(last) = ids.last().cloned() else { break };
-                let loaded = load_histories(tx, model, &ids)?;
+                let loaded = load_histories(tx, model, &model.event_projection(), &ids)?;
                 records.extend(
                     loaded.leads.iter().map(|(_, history)| record_lead(model, history, &loaded.accounts, as_of, gap)),
                 );

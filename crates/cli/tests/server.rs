@@ -174,6 +174,87 @@ fn two_processes_sharing_postgres_agree_with_batch() {
     }
 }
 
+/// Sends batches from three threads until `stop`; returns the acknowledged count per lead.
+fn send_until(
+    base: &str,
+    stop: &Arc<AtomicBool>,
+    first_id: u64,
+    acknowledged: &Arc<Mutex<HashMap<String, u64>>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..3)
+        .map(|t| {
+            let base = base.to_owned();
+            let stop = Arc::clone(stop);
+            let acknowledged = Arc::clone(acknowledged);
+            let start = first_id + t * 1_000_000;
+            std::thread::spawn(move || {
+                let mut i = start;
+                while !stop.load(Ordering::SeqCst) {
+                    let batch: Vec<Value> = (0..20)
+                        .map(|k| {
+                            let user = format!("d{}", (i + k) % 50);
+                            json!({"type": "track", "userId": user, "event": "Tick", "messageId": format!("k{}", i + k), "timestamp": "2026-03-01T00:00:00Z"})
+                        })
+                        .collect();
+                    match post_batch(&base, &batch) {
+                        200 => {
+                            let mut acked = acknowledged.lock().unwrap();
+                            for m in &batch {
+                                *acked.entry(m["userId"].as_str().unwrap().to_owned()).or_default() += 1;
+                            }
+                        }
+                        // Refused while shutting down, or the connection is gone: not acknowledged.
+                        0 | 503 => std::thread::sleep(std::time::Duration::from_millis(5)),
+                        other => panic!("unexpected status {other}"),
+                    }
+                    i += 20;
+                }
+            })
+        })
+        .collect()
+}
+
+/// Every lead's acknowledged events are stored, and its stored score counts them.
+fn assert_all_stored(server: &ServerProcess, acked: &HashMap<String, u64>) {
+    assert!(acked.values().sum::<u64>() > 200, "the senders got through: {acked:?}");
+    let stored: HashMap<String, Value> =
+        all_leads(&server.base).into_iter().map(|l| (l["id"].as_str().unwrap().to_owned(), l)).collect();
+    for (lead, count) in acked {
+        let (_, view) = get_json(&server.base, &format!("/api/leads/{lead}"));
+        let matched =
+            view["contributions"].as_array().unwrap().iter().find(|c| c["rule"] == "Any track").unwrap()["matched"]
+                .as_u64()
+                .unwrap();
+        assert!(matched >= *count, "{lead}: {count} acknowledged, {matched} stored");
+        // Stored and scored in the same transaction: the stored total counts every stored event.
+        assert!(close(&stored[lead]["total"], &json!(matched as f64)), "{lead}: {} vs {matched}", stored[lead]);
+    }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("steady.toml");
+    std::fs::write(&model, STEADY_MODEL).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("graceful.db").display());
+    let acknowledged: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let mut server = ServerProcess::start(&model, &db, dir.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders = send_until(&server.base, &stop, 0, &acknowledged);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for s in senders {
+        s.join().unwrap();
+    }
+    assert!(status.success(), "exit status {status}: {}", server.log());
+    assert!(server.log().contains("leadscore: stopped"), "{}", server.log());
+    let server = ServerProcess::start(&model, &db, dir.path());
+    assert_all_stored(&server, &acknowledged.lock().unwrap());
+}
+
 #[test]
 fn every_acknowledged_event_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,32 +266,7 @@ fn every_acknowledged_event_survives_kill_9() {
     for round in 0..4 {
         let server = ServerProcess::start(&model, &db, dir.path());
         let stop = Arc::new(AtomicBool::new(false));
-        let senders: Vec<_> = (0..3)
-            .map(|t| {
-                let base = server.base.clone();
-                let stop = Arc::clone(&stop);
-                let acknowledged = Arc::clone(&acknowledged);
-                let start = next_id + t * 1_000_000;
-                std::thread::spawn(move || {
-                    let mut i = start;
-                    while !stop.load(Ordering::SeqCst) {
-                        let batch: Vec<Value> = (0..20)
-                            .map(|k| {
-                                let user = format!("d{}", (i + k) % 50);
-                                json!({"type": "track", "userId": user, "event": "Tick", "messageId": format!("k{}", i + k), "timestamp": "2026-03-01T00:00:00Z"})
-                            })
-                            .collect();
-                        if post_batch(&base, &batch) == 200 {
-                            let mut acked = acknowledged.lock().unwrap();
-                            for m in &batch {
-                                *acked.entry(m["userId"].as_str().unwrap().to_owned()).or_default() += 1;
-                            }
-                        }
-                        i += 20;
-                    }
-                })
-            })
-            .collect();
+        let senders = send_until(&server.base, &stop, next_id, &acknowledged);
         std::thread::sleep(std::time::Duration::from_millis(700 + 300 * round));
         server.kill();
         stop.store(true, Ordering::SeqCst);
@@ -220,18 +276,5 @@ fn every_acknowledged_event_survives_kill_9() {
         next_id += 10_000_000;
     }
     let server = ServerProcess::start(&model, &db, dir.path());
-    let acked = acknowledged.lock().unwrap();
-    assert!(acked.values().sum::<u64>() > 200, "the senders got through: {acked:?}");
-    let stored: HashMap<String, Value> =
-        all_leads(&server.base).into_iter().map(|l| (l["id"].as_str().unwrap().to_owned(), l)).collect();
-    for (lead, count) in acked.iter() {
-        let (_, view) = get_json(&server.base, &format!("/api/leads/{lead}"));
-        let matched =
-            view["contributions"].as_array().unwrap().iter().find(|c| c["rule"] == "Any track").unwrap()["matched"]
-                .as_u64()
-                .unwrap();
-        assert!(matched >= *count, "{lead}: {count} acknowledged, {matched} stored");
-        // Stored and scored in the same transaction: the stored total counts every stored event.
-        assert!(close(&stored[lead]["total"], &json!(matched as f64)), "{lead}: {} vs {matched}", stored[lead]);
-    }
+    assert_all_stored(&server, &acknowledged.lock().unwrap());
 }

@@ -41,7 +41,7 @@ pub fn next_change(
     // monotone and, when every decaying rule has the same sign, so is the total: its end says
     // whether a threshold is crossed. Rules of both signs (and clock-reading conditions) get
     // more samples.
-    let steps = if mixed_signs(model) { 4 } else { 1 };
+    let steps = if mixed_signs(model) { 2 } else { 1 };
     let mut low = as_of;
     for step in 1..=steps {
         let t = as_of + (horizon - as_of) * step / steps;

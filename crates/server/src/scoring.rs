@@ -233,8 +233,8 @@ pub fn load_history(
 }
 
 fn parse_event(body: &str, projection: &Projection) -> Result<Event, StoreError> {
-    let value = parse_projected(body.as_bytes(), projection)
-        .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
+    let value =
+        parse_projected(body.as_bytes(), projection).map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
     Event::from_message(value).map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))
 }
 

@@ -36,7 +36,7 @@ impl SqliteConn {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; \
-             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
+             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);

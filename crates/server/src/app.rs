@@ -116,7 +116,7 @@ impl App {
             }
         };
         let (model, _) = check_source(&source).map_err(|d| StartError::Model(render(&name, &source, &d)))?;
-        let hooks = Webhooks { hooks: settings.webhooks.clone() };
+        let hooks = Webhooks::new(settings.webhooks.clone());
         let app = Arc::new(App {
             store,
             clock,
@@ -135,6 +135,11 @@ impl App {
             let now = app.clock.now();
             if let Err(e) = app.run_due(now) {
                 tracing::warn!("scheduler: {e}");
+            }
+        });
+        app.spawn_loop("webhooks", Duration::from_millis(200), |app| {
+            if let Err(e) = crate::webhooks::dispatch_due(&app.store, &app.hooks, app.clock.now()) {
+                tracing::warn!("webhooks: {e}");
             }
         });
         app.spawn_loop("model-watcher", Duration::from_secs(2), |app| {

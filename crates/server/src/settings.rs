@@ -45,6 +45,9 @@ pub struct WebhookConfig {
     /// Which event types to send (default: all; today there is `lead.stage_changed`).
     #[serde(default)]
     pub events: Vec<String>,
+    /// The wait before the first retry of a failed delivery (default `5s`), doubling after each
+    /// failure up to an hour; retries go on for 24 hours.
+    pub first_retry: Option<String>,
 }
 
 /// Command-line values (highest precedence).
@@ -135,6 +138,10 @@ impl Settings {
                 Some(format!("`url` must start with http:// or https:// (got `{}`)", hook.url))
             } else if hook.secret.is_empty() {
                 Some("`secret` is empty".to_owned())
+            } else if let Some(text) = hook.first_retry.as_deref()
+                && leadscore_core::time::Duration::parse(text).is_err()
+            {
+                Some(format!("`first_retry`: `{text}` is not a duration (e.g. 5s, 1m)"))
             } else {
                 hook.events
                     .iter()

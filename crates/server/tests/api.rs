@@ -4,148 +4,20 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests")]
 
+#[path = "common/harness.rs"]
+mod harness;
 #[path = "../../store/tests/common/pg.rs"]
 mod pg;
 
 use std::io::Write;
-use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
+use harness::{MODEL, Server, T0, basic, start, start_with};
 use leadscore_core::time::{MS_PER_DAY, parse_timestamp};
-use leadscore_server::{App, ManualClock, Settings};
-
-const MODEL: &str = r#"
-[model]
-name = "api-test"
-
-[traits]
-title = "string"
-
-[dimensions.fit]
-[dimensions.engagement]
-half_life = "10d"
-
-[[rules]]
-name = "Executive"
-dimension = "fit"
-if = 'lead.title.contains("VP")'
-points = 40
-
-[[rules]]
-name = "Big account"
-dimension = "fit"
-if = 'has(account.employees) && account.employees >= 100'
-points = 10
-
-[[rules]]
-name = "Demo requested"
-dimension = "engagement"
-on = 'event.type == "track" && event.event == "Demo Requested"'
-points = 60
-
-[[rules]]
-name = "Pricing page"
-dimension = "engagement"
-on = 'event.type == "page" && event.properties.path.startsWith("/pricing")'
-points = 5
-
-[[stages]]
-name = "mql"
-when = "total >= 50"
-
-[[stages]]
-name = "sql"
-when = "total >= 80"
-"#;
-
-const T0: &str = "2026-01-10T00:00:00Z";
-
-struct Server {
-    app: Arc<App>,
-    router: Router,
-    clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
-
-fn start_with(db: Option<String>, model: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("model.toml");
-    std::fs::write(&model_path, model).unwrap();
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db: db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("test.db").display())),
-        model: Some(model_path),
-        write_keys: vec!["wk".into()],
-        api_keys: vec!["ak".into()],
-        webhooks: Vec::new(),
-    };
-    let clock = Arc::new(ManualClock::new(parse_timestamp(T0).unwrap()));
-    let app = App::start(settings, clock.clone()).unwrap();
-    let router = leadscore_server::http::router(Arc::clone(&app));
-    Server { app, router, clock, _dir: dir }
-}
-
-fn start() -> Server {
-    start_with(None, MODEL)
-}
-
-fn basic(key: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:")))
-}
-
-impl Server {
-    async fn send(&self, request: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value =
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        (status, value, headers)
-    }
-
-    async fn ingest(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let request = Request::post(path)
-            .header(header::AUTHORIZATION, basic("wk"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let (s, v, _) = self.send(request).await;
-        (s, v)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let request = Request::get(path).header(header::AUTHORIZATION, "Bearer ak").body(Body::empty()).unwrap();
-        let (s, v, _) = self.send(request).await;
-        (s, v)
-    }
-
-    async fn post(&self, path: &str, body: &str) -> (StatusCode, Value) {
-        let request =
-            Request::post(path).header(header::AUTHORIZATION, "Bearer ak").body(Body::from(body.to_owned())).unwrap();
-        let (s, v, _) = self.send(request).await;
-        (s, v)
-    }
-
-    /// Runs store work off the async thread (the PostgreSQL driver blocks on its own runtime).
-    async fn store<T: Send + 'static>(&self, f: impl FnOnce(&leadscore_store::Store) -> T + Send + 'static) -> T {
-        let app = Arc::clone(&self.app);
-        tokio::task::spawn_blocking(move || f(&app.store)).await.unwrap()
-    }
-
-    async fn lead(&self, id: &str) -> Value {
-        let (status, lead) = self.get(&format!("/api/leads/{id}")).await;
-        assert_eq!(status, StatusCode::OK, "{lead}");
-        lead
-    }
-}
 
 fn track(user: &str, event: &str, id: &str, at: &str) -> Value {
     json!({"type": "track", "userId": user, "event": event, "messageId": id, "timestamp": at})

@@ -34,10 +34,22 @@ impl ServerProcess {
     }
 
     pub fn start_on(model: &Path, db: &str, log_dir: &Path, port: u16) -> ServerProcess {
-        let log = log_dir.join(format!("serve-{port}-{}.log", Instant::now().elapsed().as_nanos()));
+        Self::start_configured(model, db, log_dir, port, None)
+    }
+
+    /// With a config file (e.g. `[[webhooks]]`) besides the flags.
+    pub fn start_configured(model: &Path, db: &str, log_dir: &Path, port: u16, config: Option<&Path>) -> ServerProcess {
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let log = log_dir.join(format!("serve-{port}-{n}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(binary())
-            .args(["serve", "--model"])
+        let mut command = Command::new(binary());
+        command.arg("serve");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
+            .arg("--model")
             .arg(model)
             .args([
                 "--db",
@@ -53,14 +65,17 @@ impl ServerProcess {
             .stderr(log_file)
             .spawn()
             .expect("leadscore serve starts");
-        let server = ServerProcess { child, base: format!("http://127.0.0.1:{port}"), port, log };
+        let mut server = ServerProcess { child, base: format!("http://127.0.0.1:{port}"), port, log };
         server.wait_healthy();
         server
     }
 
-    fn wait_healthy(&self) {
+    fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited ({status}): {}", self.log());
+            }
             if let Ok(mut r) = agent().get(format!("{}/healthz", self.base)).call()
                 && r.status() == 200
                 && r.body_mut().read_to_string().is_ok()

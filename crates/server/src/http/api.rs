@@ -645,21 +645,42 @@ pub async fn list_deliveries(
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     blocking(move || {
         let rows = app.store.read(|tx| tx.deliveries(query.status.as_deref(), limit))?;
-        let list: Vec<Value> = rows
-            .into_iter()
-            .map(|d| {
-                json!({
-                    "id": d.id, "lead_id": d.lead_id, "url": d.url, "status": d.status, "attempts": d.attempts,
-                    "created_at": time::format_timestamp(d.created_at),
-                    "next_attempt_at": (d.status == "pending").then(|| time::format_timestamp(d.next_attempt_at)),
-                    "last_attempt_at": d.last_attempt_at.map(time::format_timestamp),
-                    "last_error": d.last_error,
-                    "delivered_at": d.delivered_at.map(time::format_timestamp),
-                    "body": serde_json::from_str::<Value>(&d.body).unwrap_or(Value::Null),
-                })
-            })
-            .collect();
+        let list: Vec<Value> = rows.iter().map(delivery_json).collect();
         Ok(json!({ "deliveries": list }))
+    })
+    .await
+    .map(Json)
+}
+
+fn delivery_json(d: &leadscore_store::DeliveryRow) -> Value {
+    json!({
+        "id": d.id, "lead_id": d.lead_id, "url": d.url, "status": d.status, "attempts": d.attempts,
+        "created_at": time::format_timestamp(d.created_at),
+        "next_attempt_at": (d.status == "pending").then(|| time::format_timestamp(d.next_attempt_at)),
+        "last_attempt_at": d.last_attempt_at.map(time::format_timestamp),
+        "last_error": d.last_error,
+        "delivered_at": d.delivered_at.map(time::format_timestamp),
+        "body": serde_json::from_str::<Value>(&d.body).unwrap_or(Value::Null),
+    })
+}
+
+/// Send a delivery again (now), whatever its status
+#[utoipa::path(post, path = "/api/webhooks/deliveries/{id}/resend", params(("id" = String, Path, description = "delivery id")),
+    tag = "webhooks", responses((status = 200, description = "the delivery, pending again", body = Object),
+    (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn resend_delivery(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let now = app.clock.now();
+    blocking(move || {
+        let updated = app.store.write(|tx| {
+            let Some(mut d) = tx.delivery(&id)? else { return Ok(None) };
+            d.status = "pending".to_owned();
+            d.next_attempt_at = now;
+            tx.update_delivery(&d)?;
+            Ok(Some(d))
+        })?;
+        let d =
+            updated.ok_or_else(|| ApiError::not_found("delivery_not_found", format!("no delivery with id `{id}`")))?;
+        Ok(delivery_json(&d))
     })
     .await
     .map(Json)

@@ -27,7 +27,7 @@ use crate::error::ApiError;
         ingest_doc::batch, ingest_doc::single, ingest_doc::settings,
         api::list_leads, api::get_lead, api::post_outcome, api::delete_lead, api::get_account,
         api::list_models, api::get_model, api::post_model, api::activate_model, api::backtest,
-        api::list_deliveries, healthz
+        api::list_deliveries, api::resend_delivery, healthz
     ),
     components(schemas(api::LeadSummary, api::LeadPage, api::ErrorBody, api::ModelSummary, api::ModelList, api::OutcomeBody)),
     modifiers(&Security)
@@ -201,6 +201,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/models/{version}/activate", post(api::activate_model))
         .route("/api/backtest", post(api::backtest))
         .route("/api/webhooks/deliveries", get(api::list_deliveries))
+        .route("/api/webhooks/deliveries/{id}/resend", post(api::resend_delivery))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&app), require_api_key));
     Router::new()
         .merge(ingest)

@@ -4,6 +4,7 @@
 mod backtest;
 mod check;
 mod clock;
+mod crm;
 mod demo;
 mod generate;
 mod history;
@@ -47,6 +48,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Generate realistic data, load it into an embedded database and serve it
     Demo(demo::DemoArgs),
+    /// Import a CRM export (HubSpot, Salesforce or plain CSV) of leads or outcomes into a server
+    Import(crm::ImportArgs),
+    /// Export every lead's scores, stage, grade and top reasons as a CSV for a CRM
+    Export(crm::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
         Command::Gen(args) => generate::run(&args),
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Import(args) => crm::run_import(&args),
+        Command::Export(args) => crm::run_export(&args),
     };
     match result {
         Ok(code) => code,

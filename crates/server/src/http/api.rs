@@ -56,6 +56,14 @@ pub struct LeadSummary {
     pub stage: String,
     pub grade: Option<String>,
     pub updated_at: String,
+    /// With `include=contributions`: the stored contributions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub contributions: Option<Value>,
+    /// With `include=traits`: the traits as of the stored score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub traits: Option<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +82,8 @@ fn summary(row: &LeadRow) -> LeadSummary {
         stage: score.map_or_else(|| leadscore_core::model::DEFAULT_STAGE.to_owned(), |s| s.stage.clone()),
         grade: score.and_then(|s| s.grade.clone()),
         updated_at: time::format_timestamp(row.updated_at),
+        contributions: None,
+        traits: None,
     }
 }
 
@@ -95,6 +105,8 @@ pub struct ListQuery {
     /// Page size, 1–1000 (default 50).
     pub limit: Option<String>,
     pub cursor: Option<String>,
+    /// Comma-separated extras per lead: `contributions`, `traits`.
+    pub include: Option<String>,
 }
 
 fn encode_cursor(sort: LeadSort, row: &LeadRow) -> String {
@@ -116,6 +128,8 @@ pub struct ListRequest {
     pub sort: LeadSort,
     pub limit: usize,
     pub cursor: Option<LeadCursor>,
+    pub contributions: bool,
+    pub traits: bool,
 }
 
 impl ListQuery {
@@ -151,7 +165,22 @@ impl ListQuery {
             })?),
         };
         let empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let (mut contributions, mut traits) = (false, false);
+        for part in self.include.as_deref().unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "contributions" => contributions = true,
+                "traits" => traits = true,
+                other => {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        format!("`include`: `{other}` is not one of contributions, traits"),
+                    ));
+                }
+            }
+        }
         Ok(ListRequest {
+            contributions,
+            traits,
             filter: LeadFilter {
                 stage: empty(&self.stage),
                 grade: empty(&self.grade),
@@ -172,7 +201,22 @@ pub fn list_page(tx: &mut Tx<'_>, request: &ListRequest) -> Result<LeadPage, lea
     let more = rows.len() > request.limit;
     rows.truncate(request.limit);
     let next_cursor = if more { rows.last().map(|r| encode_cursor(request.sort, r)) } else { None };
-    Ok(LeadPage { leads: rows.iter().map(summary).collect(), next_cursor })
+    let leads = rows
+        .iter()
+        .map(|row| {
+            let mut s = summary(row);
+            let stored = row.score.as_ref();
+            if request.contributions {
+                s.contributions =
+                    Some(stored.and_then(|x| serde_json::from_str(&x.contributions).ok()).unwrap_or(json!([])));
+            }
+            if request.traits {
+                s.traits = Some(stored.and_then(|x| serde_json::from_str(&x.current_traits).ok()).unwrap_or(json!({})));
+            }
+            s
+        })
+        .collect();
+    Ok(LeadPage { leads, next_cursor })
 }
 
 /// List leads

@@ -12,10 +12,10 @@ use leadscore_core::time::{Duration, Millis, format_timestamp};
 use leadscore_learn::backtest::{BacktestReport, LeadRecord, ModelNames, build_report, record_lead};
 
 use crate::history::{InputFiles, Inputs};
-use crate::html;
 use crate::read::Skipped;
 use crate::read::leads::IdColumn;
 use crate::score::{load_model, parse_as_of};
+use leadscore_server::charts as html;
 
 #[derive(Args)]
 pub struct BacktestArgs {

@@ -1,7 +1,7 @@
 //! `leadscore demo`: one command on a fresh machine. Generates a realistic dataset (`gen`'s story,
 //! ending now), loads it into an embedded SQLite file through the server's own ingest path (the
 //! same decoding, group commit and live scoring as `POST /v1/batch`), records the outcomes through
-//! the API's use case, then serves and prints the address and keys.
+//! the API's use case, then serves the dashboard and API and prints the address and keys.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -139,7 +139,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let address = app.settings.listen;
     let banner = format!(
-        "\nLeadscore demo is running.\n\n  API        http://{address}/api/leads   (OpenAPI: http://{address}/openapi.json)\n  API key    {API_KEY}   (Authorization: Bearer {API_KEY})\n  write key  {WRITE_KEY}   (Segment SDKs: write key; host http://{address})\n\n\
+        "\nLeadscore demo is running.\n\n  Dashboard  http://{address}/   (log in with the API key)\n  API        http://{address}/api/leads   (OpenAPI: http://{address}/openapi.json)\n  API key    {API_KEY}   (Authorization: Bearer {API_KEY})\n  write key  {WRITE_KEY}   (Segment SDKs: write key; host http://{address})\n\n\
          Try:\n  curl -s -H 'Authorization: Bearer {API_KEY}' 'http://{address}/api/leads?sort=-total&limit=5'\n  \
          curl -s -u {WRITE_KEY}: http://{address}/v1/track -d '{{\"userId\":\"L0000001\",\"event\":\"Demo Requested\"}}'\n\n\
          Press Ctrl-C to stop; the data stays in {}.",

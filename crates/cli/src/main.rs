@@ -8,7 +8,7 @@ mod crm;
 mod demo;
 mod generate;
 mod history;
-mod html;
+
 mod progress;
 mod read;
 mod score;

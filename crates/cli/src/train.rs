@@ -17,10 +17,10 @@ use leadscore_learn::train::{Column, Options, Source, Trained, Values, train};
 use serde_json::{Value, json};
 
 use crate::history::{InputFiles, Inputs};
-use crate::html;
 use crate::read::Skipped;
 use crate::read::leads::IdColumn;
 use crate::read::outcomes::read_outcomes;
+use leadscore_server::charts as html;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["outcomes", "label"])))]

@@ -56,6 +56,10 @@ pub struct App {
     stopping: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     pub started: Instant,
+    /// Dashboard sessions: token -> expiry.
+    pub sessions: Mutex<HashMap<String, Millis>>,
+    /// The latest backtest report (from the API or the dashboard) and when it ran.
+    pub latest_backtest: Mutex<Option<(Millis, serde_json::Value)>>,
 }
 
 /// Why a model cannot be used.
@@ -129,6 +133,8 @@ impl App {
             stopping: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             started: Instant::now(),
+            sessions: Mutex::new(HashMap::new()),
+            latest_backtest: Mutex::new(None),
         });
         app.spawn_writer();
         app.spawn_loop("scheduler", Duration::from_millis(250), |app| {

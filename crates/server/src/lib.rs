@@ -10,7 +10,9 @@
 //! due, at that instant.
 
 pub mod app;
+pub mod charts;
 pub mod clock;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod ingest;

@@ -847,6 +847,37 @@ impl Tx<'_> {
         rows.iter().map(|r| Ok(HistoryRow { at: int(r, 0)?, stage: text(r, 1)?, total: real(r, 2)? })).collect()
     }
 
+    /// The histories of several leads, oldest first (for sparklines).
+    pub fn histories_of(&mut self, ids: &[String]) -> Result<Vec<(String, HistoryRow)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "SELECT lead_id, at, stage, total FROM history WHERE lead_id IN ({}) ORDER BY lead_id, at, seq",
+                placeholders(1, chunk.len())
+            );
+            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
+            for r in self.conn.query(&sql, &params)? {
+                out.push((text(&r, 0)?, HistoryRow { at: int(&r, 1)?, stage: text(&r, 2)?, total: real(&r, 3)? }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` stored scores: `(lead id, scores JSON, total, stage)` (for distributions).
+    pub fn score_sample(&mut self, limit: usize) -> Result<Vec<(String, String, f64, String)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT id, scores, total, stage FROM leads WHERE scored_at IS NOT NULL LIMIT $1",
+            &[Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(|r| Ok((text(r, 0)?, text(r, 1)?, real(r, 2)?, text(r, 3)?))).collect()
+    }
+
+    /// Every `(lead id, stage)` a lead's history has reached.
+    pub fn stages_reached(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self.conn.query("SELECT DISTINCT lead_id, stage FROM history", &[])?;
+        rows.iter().map(|r| Ok((text(r, 0)?, text(r, 1)?))).collect()
+    }
+
     // ---- models ------------------------------------------------------------------------------
 
     /// Stores a new model version; returns its number.

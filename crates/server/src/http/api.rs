@@ -276,6 +276,29 @@ pub fn lead_view(app: &App, tx: &mut Tx<'_>, id: &str, as_of: Millis) -> Result<
     Ok(Some(view))
 }
 
+/// The lead's total and stage replayed at `n` instants from its first event to `to` (the score as
+/// it was then, with the current model), for charts. Empty for an unknown lead.
+pub fn score_series(
+    app: &App,
+    tx: &mut Tx<'_>,
+    id: &str,
+    to: Millis,
+    n: usize,
+) -> Result<Vec<(Millis, f64, String)>, ApiError> {
+    let active = app.model();
+    let Some((history, accounts)) = load_history(tx, &active.model, id)? else { return Ok(Vec::new()) };
+    let Some(from) = history.events.iter().map(|e| e.at.max(e.visible_at)).min() else { return Ok(Vec::new()) };
+    let from = from.min(to);
+    let steps = n.max(2) - 1;
+    Ok((0..=steps)
+        .map(|i| {
+            let t = from + (to - from) * i as i64 / steps as i64;
+            let score = evaluate(&active.model, &history, &accounts, t);
+            (t, round2(score.total), score.stage)
+        })
+        .collect())
+}
+
 /// One lead: scores, contributions, events, history
 #[utoipa::path(get, path = "/api/leads/{id}", params(("id" = String, Path, description = "lead id"), AsOfQuery),
     tag = "leads", responses((status = 200, description = "the lead", body = Object),
@@ -623,42 +646,49 @@ pub async fn backtest(
         .map_err(|e| ApiError::bad_request("invalid_parameter", format!("`gap`: `{gap_text}`: {e}")))?;
     let source = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::bad_request("invalid_body", "the model must be UTF-8 TOML text"))?;
-    blocking(move || {
-        let active = app.model();
-        let custom;
-        let model = if source.trim().is_empty() {
-            &active.model
-        } else {
-            custom = crate::app::check_source(&source).map_err(|d| invalid_model(&source, &d))?.0;
-            &custom
-        };
-        let report = app.store.read(|tx| {
-            let mut records = Vec::new();
-            let mut after = String::new();
-            loop {
-                let ids = tx.lead_ids_after(&after, 1000)?;
-                let Some(last) = ids.last().cloned() else { break };
-                let loaded = load_histories(tx, model, &model.event_projection(), &ids)?;
-                records.extend(
-                    loaded.leads.iter().map(|(_, history)| record_lead(model, history, &loaded.accounts, as_of, gap)),
-                );
-                after = last;
-            }
-            Ok(records)
-        })?;
-        if report.is_empty() {
-            return Err(ApiError::bad_request("no_leads", "there are no stored leads to backtest"));
+    blocking(move || run_backtest(&app, &source, as_of, gap)).await.map(Json)
+}
+
+/// Backtests `source` (or the active model when it is blank) over the stored history and keeps
+/// the report as the latest (the dashboard shows it).
+pub fn run_backtest(app: &App, source: &str, as_of: Millis, gap: Duration) -> Result<Value, ApiError> {
+    let active = app.model();
+    let custom;
+    let model = if source.trim().is_empty() {
+        &active.model
+    } else {
+        custom = crate::app::check_source(source).map_err(|d| invalid_model(source, &d))?.0;
+        &custom
+    };
+    let projection = model.event_projection();
+    let records = app.store.read(|tx| {
+        let mut records = Vec::new();
+        let mut after = String::new();
+        loop {
+            let ids = tx.lead_ids_after(&after, 1000)?;
+            let Some(last) = ids.last().cloned() else { break };
+            let loaded = load_histories(tx, model, &projection, &ids)?;
+            records.extend(
+                loaded.leads.iter().map(|(_, history)| record_lead(model, history, &loaded.accounts, as_of, gap)),
+            );
+            after = last;
         }
-        let names = ModelNames {
-            model: &model.name,
-            stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
-            rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
-        };
-        let built = build_report(&names, &report, 42);
-        Ok(json!({ "as_of": time::format_timestamp(as_of), "gap": gap.to_string(), "models": [built] }))
-    })
-    .await
-    .map(Json)
+        Ok(records)
+    })?;
+    if records.is_empty() {
+        return Err(ApiError::bad_request("no_leads", "there are no stored leads to backtest"));
+    }
+    let names = ModelNames {
+        model: &model.name,
+        stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
+        rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
+    };
+    let built = build_report(&names, &records, 42);
+    let report = json!({ "as_of": time::format_timestamp(as_of), "gap": gap.to_string(), "models": [built] });
+    if let Ok(mut latest) = app.latest_backtest.lock() {
+        *latest = Some((app.clock.now(), report.clone()));
+    }
+    Ok(report)
 }
 
 // ---- deliveries ------------------------------------------------------------------------------------------

@@ -206,6 +206,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(ingest)
         .merge(api)
+        .merge(crate::dashboard::routes(Arc::clone(&app)))
         .route("/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))

@@ -1,0 +1,133 @@
+// The dashboard in real headless Chromium: log in with an API key, the call-now list starts with
+// the lead the API ranks first, its page shows the same reasons as the API, the marketing page
+// draws its charts. Usage:
+//   node tests/browser/dashboard.mjs --base http://127.0.0.1:8080 --api-key KEY [--screenshots DIR]
+// Exit 0 pass, 1 fail, 77 skipped (no Chromium / playwright-core).
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const base = args.base;
+const apiKey = args["api-key"];
+const shots = args.screenshots;
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+
+let chromium;
+try {
+  ({ chromium } = await import("playwright-core"));
+} catch (e) {
+  console.log(`skipped: playwright-core is not installed (npm ci --prefix tests/browser): ${e.message}`);
+  process.exit(77);
+}
+if (!existsSync(executablePath)) {
+  console.log(`skipped: no Chromium at ${executablePath} (apt-get install chromium)`);
+  process.exit(77);
+}
+
+const failures = [];
+const check = (ok, what) => {
+  if (!ok) failures.push(what);
+};
+const api = async (path) => {
+  const r = await fetch(base + path, { headers: { Authorization: `Bearer ${apiKey}` } });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.json();
+};
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  if (shots) mkdirSync(shots, { recursive: true });
+
+  // Not logged in: the dashboard sends us to the login page; a wrong key is refused.
+  await page.goto(base + "/leads");
+  check(page.url().endsWith("/login"), `unauthenticated /leads should redirect to /login, got ${page.url()}`);
+  await page.fill("#key", "not-a-key");
+  await page.click("button[type=submit]");
+  check((await page.textContent(".error"))?.includes("not an API key"), "a wrong key shows an error");
+  if (shots) await page.screenshot({ path: join(shots, "login.png") });
+  await page.fill("#key", apiKey);
+  await page.click("button[type=submit]");
+  await page.waitForURL(/\/leads$/);
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === "leadscore_session");
+  check(session && session.httpOnly && session.sameSite === "Lax", `session cookie must be HttpOnly + SameSite=Lax: ${JSON.stringify(session)}`);
+
+  // Call now: the first row is the API's first lead in call order.
+  const expected = (await api("/api/leads?sort=call&limit=1")).leads[0];
+  const firstRow = await page.getAttribute("#leads tbody tr:first-child", "data-lead");
+  check(firstRow === expected.id, `first lead on the page ${firstRow}, API says ${expected.id}`);
+  const firstStage = (await page.textContent("#leads tbody tr:first-child .badge"))?.trim();
+  check(firstStage === expected.stage, `first lead's stage ${firstStage} vs ${expected.stage}`);
+  const listReasons = await page.$$eval("#leads tbody tr:first-child .reason", (els) => els.length);
+  check(listReasons >= 1 && listReasons <= 3, `1–3 reasons in the list, got ${listReasons}`);
+  if (shots) await page.screenshot({ path: join(shots, "call-now.png"), fullPage: false });
+
+  // Filter by stage.
+  await page.selectOption("select[name=stage]", "mql");
+  await page.click("form.filters button");
+  const stages = await page.$$eval("#leads tbody tr .badge", (els) => els.map((e) => e.textContent.trim()));
+  check(stages.length > 0 && stages.every((s) => s === "mql"), `stage filter: ${stages.slice(0, 5)}`);
+  await page.goto(base + "/leads");
+
+  // The lead page: same reasons and stage as the API.
+  await page.click("#leads tbody tr:first-child a");
+  await page.waitForURL(/\/leads\/.+/);
+  const lead = await api(`/api/leads/${encodeURIComponent(expected.id)}`);
+  const rules = await page.$$eval("#contributions tbody td.rule", (els) => els.map((e) => e.textContent.trim()));
+  const apiRules = lead.contributions.map((c) => c.rule);
+  check(JSON.stringify(rules) === JSON.stringify(apiRules), `ledger ${JSON.stringify(rules)} vs API ${JSON.stringify(apiRules)}`);
+  check((await page.textContent("#stage"))?.trim() === lead.stage, "stage on the lead page matches the API");
+  check((await page.textContent("#total"))?.trim() === String(lead.total).replace(/\.0$/, ""), `total ${await page.textContent("#total")} vs ${lead.total}`);
+  check((await page.$$("svg[aria-label='score history'] circle")).length >= 1, "the history chart marks stages");
+  if (shots) await page.screenshot({ path: join(shots, "lead.png") });
+
+  // Marketing: charts, funnel, model rules; a backtest run adds its charts.
+  await page.goto(base + "/marketing");
+  const before = await page.$$eval("svg", (els) => els.length);
+  check(before >= 3, `marketing charts: ${before} SVGs`);
+  const bars = await page.$$eval(".charts svg rect", (els) => els.length);
+  check(bars > 5, `the distribution charts draw bars (${bars})`);
+  const ruleRows = await page.$$eval("#rules tbody tr", (els) => els.length);
+  check(ruleRows > 3, `the active model's rules are listed (${ruleRows})`);
+  const funnel = await page.$$eval("#funnel tbody tr", (els) => els.length);
+  check(funnel >= 3, `funnel rows ${funnel}`);
+  await page.click("#backtest button");
+  await page.waitForSelector("#backtest svg", { timeout: 60000 });
+  const after = await page.$$eval("#backtest svg", (els) => els.length);
+  check(after === 3, `backtest charts: ${after}`);
+  check((await page.textContent("#backtest"))?.includes("ROC AUC"), "the backtest shows its AUC");
+  if (shots) await page.screenshot({ path: join(shots, "marketing.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1500 } });
+
+  // A phone-sized screen still reads.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+  await phone.addCookies(cookies);
+  const small = await phone.newPage();
+  await small.goto(base + "/leads");
+  const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 1, `no sideways scrolling on a phone (${overflow}px)`);
+  if (shots) await small.screenshot({ path: join(shots, "call-now-phone.png") });
+
+  // Log out.
+  await page.goto(base + "/leads");
+  await page.click("header form button");
+  await page.waitForURL(/\/login$/);
+  await page.goto(base + "/marketing");
+  check(page.url().endsWith("/login"), "logged out");
+} finally {
+  await browser.close();
+}
+
+if (failures.length) {
+  console.log(`FAIL dashboard:\n  - ${failures.join("\n  - ")}`);
+  process.exit(1);
+}
+console.log("PASS dashboard: login, call-now order, filters, lead reasons = API, marketing charts, backtest, phone width, logout");

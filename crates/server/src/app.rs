@@ -51,6 +51,8 @@ pub struct App {
     pub hooks: Webhooks,
     model: RwLock<Arc<ActiveModel>>,
     pending: AtomicUsize,
+    /// Most events waiting for the writer before ingest answers 429 ([`MAX_PENDING_EVENTS`]).
+    queue_limit: AtomicUsize,
     writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     pub rescore: Mutex<RescoreProgress>,
     stopping: AtomicBool,
@@ -128,6 +130,7 @@ impl App {
             hooks,
             model: RwLock::new(Arc::new(ActiveModel::new(version, source, model))),
             pending: AtomicUsize::new(0),
+            queue_limit: AtomicUsize::new(MAX_PENDING_EVENTS),
             writer: Mutex::new(None),
             rescore: Mutex::new(RescoreProgress { version, finished: true, ..RescoreProgress::default() }),
             stopping: AtomicBool::new(false),
@@ -176,6 +179,11 @@ impl App {
         }
     }
 
+    /// Changes how many events may wait for the writer before ingest answers 429.
+    pub fn set_queue_limit(&self, events: usize) {
+        self.queue_limit.store(events.max(1), Ordering::Relaxed);
+    }
+
     pub fn pending_events(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
     }
@@ -208,7 +216,7 @@ impl App {
         }
         let n = messages.len();
         let before = self.pending.fetch_add(n, Ordering::SeqCst);
-        if before + n > MAX_PENDING_EVENTS && before > 0 {
+        if before + n > self.queue_limit.load(Ordering::Relaxed) && before > 0 {
             self.pending.fetch_sub(n, Ordering::SeqCst);
             metrics::counter!("leadscore_ingest_rejected_total", "reason" => "backpressure").increment(n as u64);
             return Err(ApiError::overloaded(1));

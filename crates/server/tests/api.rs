@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 use harness::{MODEL, Server, T0, basic, start, start_with};
 use leadscore_core::time::{MS_PER_DAY, parse_timestamp};
@@ -117,6 +118,53 @@ async fn every_client_shape_is_accepted() {
         .unwrap();
     let (_, _, headers) = s.send(preflight).await;
     assert_eq!(headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "*");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
+    let s = start();
+    s.app.set_queue_limit(50);
+    // Another writer holds the database: the server's writer waits, its queue fills.
+    let (locked, release) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
+    let store = std::sync::Arc::clone(&s.app.store);
+    let holder = std::thread::spawn(move || {
+        store
+            .write(|tx| {
+                tx.ensure_lead("holder", 0)?;
+                let _ = locked.0.send(());
+                let _ = release.1.recv();
+                Ok(())
+            })
+            .unwrap();
+    });
+    locked.1.recv().unwrap();
+    let batch = |first: usize| json!({"batch": (first..first + 40).map(|i| track(&format!("q{i}"), "Demo Requested", &format!("q{i}"), T0)).collect::<Vec<_>>()});
+    let first = {
+        let router = s.router.clone();
+        let body = batch(0).to_string();
+        tokio::spawn(async move {
+            let request =
+                Request::post("/v1/batch").header(header::AUTHORIZATION, basic("wk")).body(Body::from(body)).unwrap();
+            router.oneshot(request).await.unwrap().status()
+        })
+    };
+    while s.app.pending_events() < 40 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let request = Request::post("/v1/batch")
+        .header(header::AUTHORIZATION, basic("wk"))
+        .body(Body::from(batch(40).to_string()))
+        .unwrap();
+    let (status, body, headers) = s.send(request).await;
+    assert_eq!((status, body["code"].as_str().unwrap()), (StatusCode::TOO_MANY_REQUESTS, "overloaded"));
+    assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+    release.0.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(first.await.unwrap(), StatusCode::OK, "the queued request is committed");
+    assert_eq!(s.lead("q0").await["total"], json!(60.0));
+    assert_eq!(s.get("/api/leads/q40").await.0, StatusCode::NOT_FOUND, "the refused batch stored nothing");
+    // The SDK resends after Retry-After: now it fits.
+    assert_eq!(s.ingest("/v1/batch", batch(40)).await.0, StatusCode::OK);
 }
 
 #[tokio::test]

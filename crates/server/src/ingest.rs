@@ -192,6 +192,9 @@ fn normalise(
     };
     for field in ["userId", "anonymousId", "previousId", "groupId", "messageId"] {
         match m.get(field) {
+            Some(Value::String(s)) if s.contains('\0') => {
+                return Err(invalid(path, field, "must not contain a NUL character"));
+            }
             None | Some(Value::Null | Value::String(_) | Value::Number(_)) => {}
             Some(_) => return Err(invalid(path, field, "must be a string")),
         }
@@ -329,7 +332,7 @@ mod tests {
 
     #[test]
     fn errors_have_stable_codes_and_json_paths() {
-        let cases: [(&[u8], &str, &str); 8] = [
+        let cases: [(&[u8], &str, &str); 9] = [
             (b"{not json", "invalid_json", ""),
             (br#"{"batch":{}}"#, "invalid_batch", "`batch`"),
             (br#"{"batch":[{"type":"frob","userId":"u"}]}"#, "unknown_type", "batch[0].type"),
@@ -339,6 +342,7 @@ mod tests {
             (br#"{"batch":[{"type":"track","userId":"u","event":7}]}"#, "invalid_message", "batch[0].event"),
             (br#"{"batch":[{"type":"track","userId":{"a":1},"event":"e"}]}"#, "invalid_message", "batch[0].userId"),
             (br#"{"batch":[{"type":"identify","userId":"u","traits":[1]}]}"#, "invalid_message", "batch[0].traits"),
+            (br#"{"batch":[{"type":"track","userId":"a\u0000b","event":"e"}]}"#, "invalid_message", "batch[0].userId"),
         ];
         for (body, code, path) in cases {
             let e = decode(None, &basic("wk"), body, &keys(), NOW).unwrap_err();
@@ -372,5 +376,87 @@ mod tests {
         let b = decode(None, &basic("wk"), body, &keys(), NOW).unwrap();
         assert_eq!(a.messages[0].new.message_id, b.messages[0].new.message_id);
         assert!(a.messages[0].new.message_id.starts_with("ls-"));
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: Millis = 1_790_000_000_000;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            "[a-zA-Z0-9:+. -]{0,12}".prop_map(Value::from),
+            prop_oneof![
+                Just("track"),
+                Just("identify"),
+                Just("page"),
+                Just("group"),
+                Just("alias"),
+                Just("2026-01-01T00:00:00Z")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("userId".to_owned()),
+                        Just("anonymousId".to_owned()),
+                        Just("event".to_owned()),
+                        Just("timestamp".to_owned()),
+                        Just("originalTimestamp".to_owned()),
+                        Just("sentAt".to_owned()),
+                        Just("traits".to_owned()),
+                        Just("context".to_owned()),
+                        Just("batch".to_owned()),
+                        Just("groupId".to_owned()),
+                        Just("previousId".to_owned()),
+                        Just("messageId".to_owned()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever arrives, decoding answers a 4xx or accepts it: never a panic, never a 5xx.
+        #[test]
+        fn any_json_body_is_accepted_or_a_4xx(body in json_value(), path in prop_oneof![Just(None), Just(Some("track")), Just(Some("identify"))]) {
+            let mut body = body;
+            if let Some(object) = body.as_object_mut() {
+                object.insert("writeKey".to_owned(), Value::from("wk"));
+            }
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            match decode(path, &HeaderMap::new(), &bytes, &["wk".to_owned()], NOW) {
+                Ok(decoded) => prop_assert!(decoded.messages.iter().all(|m| !m.new.message_id.is_empty())),
+                Err(e) => prop_assert!(e.status.is_client_error(), "{} {}", e.status, e.message),
+            }
+        }
+
+        #[test]
+        fn any_bytes_are_accepted_or_a_4xx(bytes in prop::collection::vec(any::<u8>(), 0..300), gzip in any::<bool>()) {
+            let mut headers = HeaderMap::new();
+            if gzip {
+                headers.insert(header::CONTENT_ENCODING, axum::http::HeaderValue::from_static("gzip"));
+            }
+            if let Err(e) = decode(None, &headers, &bytes, &["wk".to_owned()], NOW) {
+                prop_assert!(e.status.is_client_error(), "{} {}", e.status, e.message);
+            }
+        }
     }
 }

@@ -145,7 +145,7 @@ def main():
     rss, hwm = rss_mib(proc.pid)
     top = get(port, "/api/leads?sort=-total&limit=3")["leads"]
     t2 = time.time()
-    page = get(port, "/api/leads?sort=-total&limit=50")
+    get(port, "/api/leads?sort=-total&limit=50")
     list_ms = (time.time() - t2) * 1000
     proc.terminate()
     proc.wait()

@@ -18,6 +18,9 @@ use leadscore_core::time::format_timestamp;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use leadscore_server::http::percent_encode;
+use leadscore_server::scoring;
+
 use crate::read::{InputError, sniff_delimiter};
 
 #[derive(clap::Args)]
@@ -377,7 +380,7 @@ fn import_outcomes(args: &ImportArgs, path: &Path, overrides: &HashMap<String, S
     let agent = agent();
     let (mut recorded, mut unknown) = (0, 0);
     for (id, kind, at) in &outcomes {
-        let url = format!("{}/api/leads/{}/outcome", args.server.trim_end_matches('/'), urlencode(id));
+        let url = format!("{}/api/leads/{}/outcome", args.server.trim_end_matches('/'), percent_encode(id));
         let mut body = json!({ "outcome": kind.as_str() });
         if let Some(at) = at {
             body["at"] = json!(format_timestamp(*at));
@@ -403,41 +406,17 @@ fn import_outcomes(args: &ImportArgs, path: &Path, overrides: &HashMap<String, S
     Ok(ExitCode::SUCCESS)
 }
 
-/// Percent-encodes a path segment.
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The top reasons of a lead in plain words: the three contributions with the most points
 /// either way, e.g. `Demo requested (+30); Pricing page (+10); Unsubscribed (−20)`.
 pub fn top_reasons(contributions: &Value, n: usize) -> String {
-    let mut list: Vec<(&str, f64)> = contributions
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| Some((c["rule"].as_str()?, c["points"].as_f64()?)))
-                .filter(|(_, p)| *p != 0.0)
-                .collect()
-        })
-        .unwrap_or_default();
-    list.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(b.0)));
-    list.iter()
-        .take(n)
+    scoring::top_reasons(contributions, n)
+        .iter()
         .map(|(rule, points)| {
             let sign = if *points > 0.0 { "+" } else { "−" };
-            format!("{rule} ({sign}{})", format_points(points.abs()))
+            format!("{rule} ({sign}{})", scoring::format_points(points.abs()))
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-fn format_points(p: f64) -> String {
-    if p.fract() == 0.0 { format!("{p:.0}") } else { format!("{p:.1}") }
 }
 
 pub fn run_export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
@@ -448,7 +427,7 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     loop {
         let mut url = format!("{base}/api/leads?limit=1000&include=contributions,traits");
         if let Some(stage) = &args.stage {
-            url.push_str(&format!("&stage={}", urlencode(stage)));
+            url.push_str(&format!("&stage={}", percent_encode(stage)));
         }
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));

@@ -192,6 +192,11 @@ impl AccountBook {
         self.record(&group_id, event.at, traits);
     }
 
+    /// Whether no `group` message was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty()
+    }
+
     /// The account's traits as of `as_of` (later `group` traits win; `null` removes a trait),
     /// with its `id`.
     pub fn traits_at(&self, group_id: &str, as_of: Millis) -> Map<String, Value> {

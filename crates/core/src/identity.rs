@@ -65,4 +65,14 @@ impl IdentityGraph {
     pub fn lead_of(&self, anonymous_id: &str) -> Option<&str> {
         self.links.get(anonymous_id).map(|(_, user)| user.as_str())
     }
+
+    /// The winning link of an anonymous id: from when, and to which lead.
+    pub fn link_of(&self, anonymous_id: &str) -> Option<(Millis, &str)> {
+        self.links.get(anonymous_id).map(|(at, user)| (*at, user.as_str()))
+    }
+
+    /// The anonymous ids whose winning link names `lead_id`.
+    pub fn anonymous_ids_of<'a>(&'a self, lead_id: &'a str) -> impl Iterator<Item = &'a str> {
+        self.links.iter().filter(move |(_, (_, user))| user == lead_id).map(|(anon, _)| anon.as_str())
+    }
 }

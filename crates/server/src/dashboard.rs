@@ -22,7 +22,6 @@ use minijinja::{Environment, Value as Jv, context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use leadscore_core::engine::round2;
 use leadscore_core::model::RuleKind;
 use leadscore_core::time::{self, Duration, Millis};
 use leadscore_store::LeadSort;
@@ -31,6 +30,8 @@ use crate::app::App;
 use crate::charts;
 use crate::error::ApiError;
 use crate::http::api::{ListQuery, blocking, lead_view, list_page, run_backtest, score_series};
+use crate::http::percent_encode;
+use crate::scoring::{format_points, top_reasons};
 
 const COOKIE: &str = "leadscore_session";
 const SESSION_MS: Millis = 12 * 3_600_000;
@@ -153,18 +154,8 @@ struct Reason {
 
 /// The `n` contributions with the most points either way, in plain words.
 fn reasons(contributions: &Value, n: usize) -> Vec<Reason> {
-    let mut list: Vec<(String, f64)> = contributions
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| Some((c["rule"].as_str()?.to_owned(), c["points"].as_f64()?)))
-                .filter(|(_, p)| *p != 0.0)
-                .collect()
-        })
-        .unwrap_or_default();
-    list.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
-    list.into_iter()
-        .take(n)
+    top_reasons(contributions, n)
+        .into_iter()
         .map(|(rule, points)| Reason {
             sign: if points > 0.0 { "+" } else { "−" },
             abs: format_points(points.abs()),
@@ -172,11 +163,6 @@ fn reasons(contributions: &Value, n: usize) -> Vec<Reason> {
             points,
         })
         .collect()
-}
-
-fn format_points(p: f64) -> String {
-    let r = round2(p);
-    if r.fract() == 0.0 { format!("{r:.0}") } else { format!("{r}") }
 }
 
 /// A lead's display name: first and last name, else e-mail, else id.
@@ -273,7 +259,7 @@ async fn leads_page(State(app): State<Arc<App>>, Query(query): Query<LeadsQuery>
         let mut q = format!("cursor={c}");
         for (k, v) in [("q", &query.q), ("stage", &query.stage), ("grade", &query.grade), ("account", &query.account)] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                let _ = write!(q, "&{k}={}", urlencode(v));
+                let _ = write!(q, "&{k}={}", percent_encode(v));
             }
         }
         q
@@ -286,15 +272,6 @@ async fn leads_page(State(app): State<Arc<App>>, Query(query): Query<LeadsQuery>
             grade => query.grade.unwrap_or_default(), account => query.account.unwrap_or_default(),
         },
     )
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Total over time (replayed), with each stage change marked.
@@ -374,18 +351,15 @@ async fn lead_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Respo
     let app2 = Arc::clone(&app);
     let id2 = id.clone();
     let view = blocking(move || {
-        let mut result = Ok(None);
-        let mut series = Ok(Vec::new());
-        app2.store.read(|tx| {
-            result = lead_view(&app2, tx, &id2, now);
-            series = score_series(&app2, tx, &id2, now, 60);
-            Ok(())
+        let found = app2.store.read(|tx| {
+            let Some(view) = lead_view(&app2, tx, &id2, now)? else { return Ok(None) };
+            Ok(Some((view, score_series(&app2, tx, &id2, now, 60)?)))
         })?;
-        Ok(result?.map(|view| (view, series)))
+        Ok(found)
     })
     .await;
     let (view, series) = match view {
-        Ok(Some((v, series))) => (v, series.unwrap_or_default()),
+        Ok(Some((v, series))) => (v, series),
         Ok(None) => return page_error(ApiError::not_found("lead_not_found", format!("no lead with id `{id}`"))),
         Err(e) => return page_error(e),
     };
@@ -663,7 +637,7 @@ async fn backtest_action(State(app): State<Arc<App>>) -> Response {
     let result = blocking(move || run_backtest(&app, "", now, Duration::from_millis(86_400_000))).await;
     match result {
         Ok(_) => Redirect::to("/marketing#backtest").into_response(),
-        Err(e) => Redirect::to(&format!("/marketing?error={}", urlencode(&e.message))).into_response(),
+        Err(e) => Redirect::to(&format!("/marketing?error={}", percent_encode(&e.message))).into_response(),
     }
 }
 
@@ -676,7 +650,7 @@ async fn activate_action(State(app): State<Arc<App>>, Path(version): Path<i64>) 
     .await;
     match result {
         Ok(()) => Redirect::to("/marketing").into_response(),
-        Err(e) => Redirect::to(&format!("/marketing?error={}", urlencode(&e.message))).into_response(),
+        Err(e) => Redirect::to(&format!("/marketing?error={}", percent_encode(&e.message))).into_response(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! the batch CLI uses; stage changes go to the lead's history and, through the outbox, to
 //! webhooks, in the same transaction.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use rayon::prelude::*;
 
@@ -14,7 +14,7 @@ use leadscore_core::engine::{AccountBook, is_ignored, round2};
 use leadscore_core::model::{Projection, parse_projected};
 use leadscore_core::schedule::next_change;
 use leadscore_core::time::{self, Millis};
-use leadscore_core::{CheckedModel, Event, LeadHistory, Outcome, OutcomeKind, Score, evaluate};
+use leadscore_core::{CheckedModel, Event, IdentityGraph, LeadHistory, Outcome, OutcomeKind, Score, evaluate};
 use leadscore_store::{HistoryRow, LeadRow, Link, StoreError, StoredScore, Tx};
 
 use crate::ingest::Incoming;
@@ -146,17 +146,9 @@ pub fn load_histories(
 ) -> Result<Loaded, StoreError> {
     let rows = tx.leads_by_ids(ids)?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    // Each anonymous id goes to its earliest link.
-    let mut winners: HashMap<String, (Millis, String)> = HashMap::new();
-    for link in tx.links_of_leads(&ids)? {
-        let candidate = (link.at, link.lead_id);
-        if winners.get(&link.anonymous_id).is_none_or(|w| candidate < *w) {
-            winners.insert(link.anonymous_id, candidate);
-        }
-    }
-    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    winners.retain(|_, (_, lead)| wanted.contains(lead.as_str()));
-    let anonymous_ids: Vec<String> = winners.keys().cloned().collect();
+    let identities = identities_of(tx, &ids)?;
+    let anonymous_ids: Vec<String> =
+        ids.iter().flat_map(|id| identities.anonymous_ids_of(id)).map(str::to_owned).collect();
     let stored = tx.events_of_leads(&ids, &anonymous_ids)?;
     // Parse in parallel: JSON is most of the work.
     let parsed: Vec<Result<(String, Event), StoreError>> = stored
@@ -165,8 +157,8 @@ pub fn load_histories(
             let (owner, linked_at) = match (&stored.lead_id, &stored.anonymous_id) {
                 (Some(lead), _) => (lead.clone(), None),
                 (None, Some(anon)) => {
-                    let (at, lead) = winners.get(anon)?;
-                    (lead.clone(), Some(*at))
+                    let (at, lead) = identities.link_of(anon)?;
+                    (lead.to_owned(), Some(at))
                 }
                 (None, None) => return None,
             };
@@ -189,13 +181,7 @@ pub fn load_histories(
         }
         events.entry(owner).or_default().push(event);
     }
-    let mut accounts = AccountBook::default();
-    for stored in tx.group_events(&group_ids.into_iter().collect::<Vec<_>>())? {
-        let event = parse_event(&stored.body, projection)?;
-        if !is_ignored(model, &event) {
-            accounts.record_event(&event);
-        }
-    }
+    let accounts = account_book(tx, model, projection, &group_ids.into_iter().collect::<Vec<_>>())?;
     let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
     for o in tx.outcomes_of_leads(&ids)? {
         if let Some(kind) = OutcomeKind::parse(&o.outcome) {
@@ -220,6 +206,40 @@ pub fn load_histories(
         })
         .collect();
     Ok(Loaded { leads, accounts })
+}
+
+/// The traits over time of these accounts: every `group` message for them that `model` does not
+/// ignore (as in the batch reader).
+pub fn account_book(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    projection: &Projection,
+    group_ids: &[String],
+) -> Result<AccountBook, StoreError> {
+    let mut accounts = AccountBook::default();
+    for stored in tx.group_events(group_ids)? {
+        let event = parse_event(&stored.body, projection)?;
+        if !is_ignored(model, &event) {
+            accounts.record_event(&event);
+        }
+    }
+    Ok(accounts)
+}
+
+/// The identity links of these leads' anonymous ids, with the same rule as the batch reader
+/// (`core::IdentityGraph`: the earliest link of an anonymous id wins).
+fn identities_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<IdentityGraph, StoreError> {
+    let mut identities = IdentityGraph::default();
+    for link in tx.links_of_leads(ids)? {
+        identities.link(&link.anonymous_id, &link.lead_id, link.at);
+    }
+    Ok(identities)
+}
+
+/// The anonymous ids whose visits belong to `lead_id` (they go with it when it is deleted).
+pub fn stitched_anonymous_ids(tx: &mut Tx<'_>, lead_id: &str) -> Result<Vec<String>, StoreError> {
+    let identities = identities_of(tx, &[lead_id.to_owned()])?;
+    Ok(identities.anonymous_ids_of(lead_id).map(str::to_owned).collect())
 }
 
 /// One lead's history with whole messages (for reads), or `None` if there is no such lead.
@@ -323,6 +343,29 @@ pub fn scores_json(model: &CheckedModel, score: &Score) -> Value {
         map.insert(dim.name.clone(), json!(round2(*value)));
     }
     Value::Object(map)
+}
+
+/// A lead's top reasons: the `n` stored contributions with the most points either way, as
+/// `(rule, points)` (what sales sees in the dashboard and a CRM gets in exports).
+pub fn top_reasons(contributions: &Value, n: usize) -> Vec<(String, f64)> {
+    let mut list: Vec<(String, f64)> = contributions
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| Some((c["rule"].as_str()?.to_owned(), c["points"].as_f64()?)))
+                .filter(|(_, p)| *p != 0.0)
+                .collect()
+        })
+        .unwrap_or_default();
+    list.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
+    list.truncate(n);
+    list
+}
+
+/// Points for people: at most 2 decimals, none for whole numbers (`30`, `12.66`).
+pub fn format_points(p: f64) -> String {
+    let r = round2(p);
+    if r.fract() == 0.0 { format!("{r:.0}") } else { format!("{r}") }
 }
 
 /// `[{rule, dimension, points, matched, last_matched_at}]` (SPEC §6.2).

@@ -347,7 +347,9 @@ async fn delete_removes_everything(s: &Server) {
     assert_eq!(s.get("/api/leads/gone").await.0, StatusCode::NOT_FOUND);
     let left = s
         .store(|store| {
-            store.read(|tx| Ok((tx.rows_naming_lead("gone")?, tx.events_of("gone", &["anon-x".to_owned()])?)))
+            store.read(|tx| {
+                Ok((tx.rows_naming_lead("gone")?, tx.events_of_leads(&["gone".to_owned()], &["anon-x".to_owned()])?))
+            })
         })
         .await
         .unwrap();

@@ -222,6 +222,14 @@ fn event_row(row: &Row) -> Result<StoredEvent, StoreError> {
     })
 }
 
+fn link_row(row: &Row) -> Result<Link, StoreError> {
+    Ok(Link { anonymous_id: text(row, 0)?, lead_id: text(row, 1)?, at: int(row, 2)? })
+}
+
+fn outcome_row(row: &Row) -> Result<OutcomeRow, StoreError> {
+    Ok(OutcomeRow { lead_id: text(row, 0)?, outcome: text(row, 1)?, at: int(row, 2)? })
+}
+
 fn delivery_row(row: &Row) -> Result<DeliveryRow, StoreError> {
     Ok(DeliveryRow {
         id: text(row, 0)?,
@@ -302,36 +310,12 @@ impl Tx<'_> {
         Ok(inserted)
     }
 
-    /// The messages naming `lead_id` directly, plus anonymous messages of the given anonymous ids.
-    pub fn events_of(&mut self, lead_id: &str, anonymous_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut rows = self
-            .conn
-            .query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id = $1 ORDER BY seq"), &[lead_id.into()])?;
-        for chunk in anonymous_ids.chunks(1000) {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IS NULL AND anonymous_id IN ({}) ORDER BY seq",
-                placeholders(1, chunk.len())
-            );
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            rows.extend(self.conn.query(&sql, &params)?);
-        }
-        rows.iter().map(event_row).collect()
-    }
-
     /// Every `group` message for these accounts (their traits over time).
     pub fn group_events(&mut self, group_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in group_ids.chunks(1000) {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE group_id IN ({}) AND event_type = 'group' ORDER BY seq",
-                placeholders(1, chunk.len())
-            );
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            for row in self.conn.query(&sql, &params)? {
-                out.push(event_row(&row)?);
-            }
-        }
-        Ok(out)
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE group_id IN ({{in}}) AND event_type = 'group' ORDER BY seq"
+        );
+        self.query_in(&sql, group_ids)?.iter().map(event_row).collect()
     }
 
     /// The leads (by `userId`) and anonymous ids that sent `group` messages for `group_id`.
@@ -356,15 +340,6 @@ impl Tx<'_> {
         Ok((leads, anonymous))
     }
 
-    /// Messages in `seq` order after `after`, at most `limit` (for rebuilding and exports).
-    pub fn events_after(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = self.conn.query(
-            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"),
-            &[Sql::Int(after), Sql::Int(limit as i64)],
-        )?;
-        rows.iter().map(event_row).collect()
-    }
-
     pub fn count_events(&mut self) -> Result<i64, StoreError> {
         self.scalar_int("SELECT COUNT(*) FROM events", &[])
     }
@@ -384,37 +359,8 @@ impl Tx<'_> {
 
     /// Every link of these anonymous ids.
     pub fn links_of_anonymous(&mut self, anonymous_ids: &[String]) -> Result<Vec<Link>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in anonymous_ids.chunks(1000) {
-            let sql = format!(
-                "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            for row in self.conn.query(&sql, &params)? {
-                out.push(Link { anonymous_id: text(&row, 0)?, lead_id: text(&row, 1)?, at: int(&row, 2)? });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every link naming `lead_id`, and every other link of the same anonymous ids (to find which
-    /// link wins).
-    pub fn links_of_lead(&mut self, lead_id: &str) -> Result<Vec<Link>, StoreError> {
-        let rows = self.conn.query(
-            "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN \
-             (SELECT anonymous_id FROM links WHERE lead_id = $1)",
-            &[lead_id.into()],
-        )?;
-        rows.iter()
-            .map(|row| Ok(Link { anonymous_id: text(row, 0)?, lead_id: text(row, 1)?, at: int(row, 2)? }))
-            .collect()
-    }
-
-    /// Forgets every link (before they are rebuilt under a new model's `[events] ignore`).
-    pub fn clear_links(&mut self) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM links", &[])?;
-        Ok(())
+        let sql = "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN ({in})";
+        self.query_in(sql, anonymous_ids)?.iter().map(link_row).collect()
     }
 
     // ---- leads -----------------------------------------------------------------------------
@@ -440,16 +386,6 @@ impl Tx<'_> {
             params.extend(chunk.iter().map(|id| Sql::from(id.as_str())));
             self.conn.execute(&sql, &params)?;
         }
-        Ok(())
-    }
-
-    /// Sets a lead's base traits (creating the lead if needed), merged over the existing ones.
-    pub fn set_base_traits(&mut self, id: &str, traits_json: &str, now: Millis) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO leads (id, traits, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-             ON CONFLICT (id) DO UPDATE SET traits = excluded.traits, updated_at = excluded.updated_at",
-            &[id.into(), traits_json.into(), Sql::Int(now)],
-        )?;
         Ok(())
     }
 
@@ -479,31 +415,17 @@ impl Tx<'_> {
 
     /// The leads with these ids (those that exist).
     pub fn leads_by_ids(&mut self, ids: &[String]) -> Result<Vec<LeadRow>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(1000) {
-            let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({})", placeholders(1, chunk.len()));
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            for row in self.conn.query(&sql, &params)? {
-                out.push(lead_row(&row)?);
-            }
-        }
-        Ok(out)
+        self.query_in(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({{in}})"), ids)?
+            .iter()
+            .map(lead_row)
+            .collect()
     }
 
     /// Every link naming one of these leads, and every other link of the same anonymous ids.
     pub fn links_of_leads(&mut self, ids: &[String]) -> Result<Vec<Link>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(1000) {
-            let sql = format!(
-                "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN \
-                 (SELECT anonymous_id FROM links WHERE lead_id IN ({}))",
-                placeholders(1, chunk.len())
-            );
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            for row in self.conn.query(&sql, &params)? {
-                out.push(Link { anonymous_id: text(&row, 0)?, lead_id: text(&row, 1)?, at: int(&row, 2)? });
-            }
-        }
+        let sql = "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN \
+                   (SELECT anonymous_id FROM links WHERE lead_id IN ({in}))";
+        let mut out = self.query_in(sql, ids)?.iter().map(link_row).collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| (&a.anonymous_id, &a.lead_id).cmp(&(&b.anonymous_id, &b.lead_id)));
         out.dedup();
         Ok(out)
@@ -515,41 +437,17 @@ impl Tx<'_> {
         ids: &[String],
         anonymous_ids: &[String],
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(1000) {
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IN ({})", placeholders(1, chunk.len()));
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            for row in self.conn.query(&sql, &params)? {
-                out.push(event_row(&row)?);
-            }
-        }
-        for chunk in anonymous_ids.chunks(1000) {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IS NULL AND anonymous_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            for row in self.conn.query(&sql, &params)? {
-                out.push(event_row(&row)?);
-            }
-        }
-        Ok(out)
+        let mut rows = self.query_in(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IN ({{in}})"), ids)?;
+        let anonymous =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IS NULL AND anonymous_id IN ({{in}})");
+        rows.extend(self.query_in(&anonymous, anonymous_ids)?);
+        rows.iter().map(event_row).collect()
     }
 
     /// The outcomes of these leads.
     pub fn outcomes_of_leads(&mut self, ids: &[String]) -> Result<Vec<OutcomeRow>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(1000) {
-            let sql = format!(
-                "SELECT lead_id, outcome, at FROM outcomes WHERE lead_id IN ({}) ORDER BY at, seq",
-                placeholders(1, chunk.len())
-            );
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            for r in self.conn.query(&sql, &params)? {
-                out.push(OutcomeRow { lead_id: text(&r, 0)?, outcome: text(&r, 1)?, at: int(&r, 2)? });
-            }
-        }
-        Ok(out)
+        let sql = "SELECT lead_id, outcome, at FROM outcomes WHERE lead_id IN ({in}) ORDER BY at, seq";
+        self.query_in(sql, ids)?.iter().map(outcome_row).collect()
     }
 
     /// Stores many leads' new scores in a few statements. Each entry gives the lead's
@@ -610,37 +508,6 @@ impl Tx<'_> {
     pub fn lead(&mut self, id: &str) -> Result<Option<LeadRow>, StoreError> {
         let rows = self.conn.query(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"), &[id.into()])?;
         rows.first().map(lead_row).transpose()
-    }
-
-    /// Stores a lead's new score. `changed` marks a visible change (moves `updated_at`).
-    pub fn save_score(&mut self, id: &str, score: &StoredScore, changed: bool) -> Result<(), StoreError> {
-        let sql = if changed {
-            "UPDATE leads SET scored_at = $2, model_version = $3, scores = $4, total = $5, stage = $6, grade = $7, \
-             probability = $8, contributions = $9, current_traits = $10, account_id = $11, next_change_at = $12, \
-             updated_at = $2 WHERE id = $1"
-        } else {
-            "UPDATE leads SET scored_at = $2, model_version = $3, scores = $4, total = $5, stage = $6, grade = $7, \
-             probability = $8, contributions = $9, current_traits = $10, account_id = $11, next_change_at = $12 \
-             WHERE id = $1"
-        };
-        self.conn.execute(
-            sql,
-            &[
-                id.into(),
-                Sql::Int(score.scored_at),
-                Sql::Int(score.model_version),
-                score.scores.as_str().into(),
-                Sql::Real(score.total),
-                score.stage.as_str().into(),
-                score.grade.as_deref().into(),
-                score.probability.into(),
-                score.contributions.as_str().into(),
-                score.current_traits.as_str().into(),
-                score.account_id.as_deref().into(),
-                score.next_change_at.into(),
-            ],
-        )?;
-        Ok(())
     }
 
     /// A page of leads.
@@ -763,12 +630,6 @@ impl Tx<'_> {
         rows.iter().map(|r| Ok((text(r, 0)?, int(r, 1)?))).collect()
     }
 
-    /// The earliest scheduled change of any lead.
-    pub fn next_due(&mut self) -> Result<Option<Millis>, StoreError> {
-        let rows = self.conn.query("SELECT MIN(next_change_at) FROM leads", &[])?;
-        Ok(rows.first().and_then(|r| opt_int(r, 0)))
-    }
-
     /// Leads whose current account is `account_id`.
     pub fn leads_of_account(&mut self, account_id: &str) -> Result<Vec<LeadRow>, StoreError> {
         let rows = self.conn.query(
@@ -781,14 +642,11 @@ impl Tx<'_> {
     /// Removes the lead and everything about it: its messages (and the anonymous messages
     /// stitched to it), links, outcomes, history and deliveries. Returns whether it existed.
     pub fn delete_lead(&mut self, id: &str, anonymous_ids: &[String]) -> Result<bool, StoreError> {
-        for chunk in anonymous_ids.chunks(1000) {
-            let sql = format!(
-                "DELETE FROM events WHERE lead_id IS NULL AND anonymous_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            self.conn.execute(&sql, &params)?;
-        }
+        // `RETURNING` makes the delete a query, so the chunking helper runs it.
+        self.query_in(
+            "DELETE FROM events WHERE lead_id IS NULL AND anonymous_id IN ({in}) RETURNING seq",
+            anonymous_ids,
+        )?;
         self.conn.execute("DELETE FROM events WHERE lead_id = $1", &[id.into()])?;
         self.conn.execute("DELETE FROM links WHERE lead_id = $1", &[id.into()])?;
         self.conn.execute("DELETE FROM outcomes WHERE lead_id = $1", &[id.into()])?;
@@ -816,29 +674,11 @@ impl Tx<'_> {
         )?;
         Ok(())
     }
-
-    pub fn outcomes_of(&mut self, lead_id: &str) -> Result<Vec<OutcomeRow>, StoreError> {
-        let rows = self.conn.query(
-            "SELECT lead_id, outcome, at FROM outcomes WHERE lead_id = $1 ORDER BY at, seq",
-            &[lead_id.into()],
-        )?;
-        rows.iter().map(|r| Ok(OutcomeRow { lead_id: text(r, 0)?, outcome: text(r, 1)?, at: int(r, 2)? })).collect()
-    }
-
     /// Every outcome (for backtests over stored history).
     pub fn all_outcomes(&mut self) -> Result<Vec<OutcomeRow>, StoreError> {
         let rows = self.conn.query("SELECT lead_id, outcome, at FROM outcomes ORDER BY lead_id, at, seq", &[])?;
-        rows.iter().map(|r| Ok(OutcomeRow { lead_id: text(r, 0)?, outcome: text(r, 1)?, at: int(r, 2)? })).collect()
+        rows.iter().map(outcome_row).collect()
     }
-
-    pub fn append_history(&mut self, lead_id: &str, entry: &HistoryRow) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO history (lead_id, at, stage, total) VALUES ($1, $2, $3, $4)",
-            &[lead_id.into(), Sql::Int(entry.at), entry.stage.as_str().into(), Sql::Real(entry.total)],
-        )?;
-        Ok(())
-    }
-
     /// The lead's history, oldest first.
     pub fn history_of(&mut self, lead_id: &str) -> Result<Vec<HistoryRow>, StoreError> {
         let rows = self
@@ -849,18 +689,11 @@ impl Tx<'_> {
 
     /// The histories of several leads, oldest first (for sparklines).
     pub fn histories_of(&mut self, ids: &[String]) -> Result<Vec<(String, HistoryRow)>, StoreError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(1000) {
-            let sql = format!(
-                "SELECT lead_id, at, stage, total FROM history WHERE lead_id IN ({}) ORDER BY lead_id, at, seq",
-                placeholders(1, chunk.len())
-            );
-            let params: Vec<Sql> = chunk.iter().map(|a| Sql::from(a.as_str())).collect();
-            for r in self.conn.query(&sql, &params)? {
-                out.push((text(&r, 0)?, HistoryRow { at: int(&r, 1)?, stage: text(&r, 2)?, total: real(&r, 3)? }));
-            }
-        }
-        Ok(out)
+        let sql = "SELECT lead_id, at, stage, total FROM history WHERE lead_id IN ({in}) ORDER BY lead_id, at, seq";
+        self.query_in(sql, ids)?
+            .iter()
+            .map(|r| Ok((text(r, 0)?, HistoryRow { at: int(r, 1)?, stage: text(r, 2)?, total: real(r, 3)? })))
+            .collect()
     }
 
     /// Up to `limit` stored scores: `(lead id, scores JSON, total, stage)` (for distributions).
@@ -1005,6 +838,18 @@ impl Tx<'_> {
     }
 
     // ---- helpers ------------------------------------------------------------------------------
+
+    /// Runs `sql`, whose `{in}` stands for a `$1, $2, …` list, once per chunk of `values` (so any
+    /// number of ids fits the parameter limit) and collects the rows.
+    fn query_in(&mut self, sql: &str, values: &[String]) -> Result<Vec<Row>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in values.chunks(1000) {
+            let statement = sql.replace("{in}", &placeholders(1, chunk.len()));
+            let params: Vec<Sql> = chunk.iter().map(|v| Sql::from(v.as_str())).collect();
+            rows.extend(self.conn.query(&statement, &params)?);
+        }
+        Ok(rows)
+    }
 
     fn scalar_int(&mut self, sql: &str, params: &[Sql]) -> Result<i64, StoreError> {
         let rows = self.conn.query(sql, params)?;

@@ -2,7 +2,6 @@
 //! time, outcome, delete), accounts, model versions, backtests over stored history and the
 //! webhook delivery log.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -19,12 +18,14 @@ use leadscore_core::engine::{events_as_of, round2};
 use leadscore_core::time::{self, Duration, Millis};
 use leadscore_core::{OutcomeKind, Score, evaluate};
 use leadscore_learn::backtest::{ModelNames, build_report, record_lead};
-use leadscore_store::{LeadCursor, LeadFilter, LeadRow, LeadSort, OutcomeRow, Tx};
+use leadscore_store::{LeadCursor, LeadFilter, LeadRow, LeadSort, OutcomeRow, StoreError, Tx};
 
 use crate::app::{App, ModelProblem, RescoreProgress};
 use crate::error::ApiError;
 use crate::http::ingest::read_body;
-use crate::scoring::{contributions_json, load_histories, load_history, rescore_leads, scores_json};
+use crate::scoring::{
+    account_book, contributions_json, load_histories, load_history, rescore_leads, scores_json, stitched_anonymous_ids,
+};
 
 /// Runs blocking store work off the async threads.
 pub async fn blocking<T: Send + 'static>(
@@ -239,7 +240,7 @@ pub struct AsOfQuery {
 }
 
 /// The full view of one lead as of an instant (also used by the dashboard).
-pub fn lead_view(app: &App, tx: &mut Tx<'_>, id: &str, as_of: Millis) -> Result<Option<Value>, ApiError> {
+pub fn lead_view(app: &App, tx: &mut Tx<'_>, id: &str, as_of: Millis) -> Result<Option<Value>, StoreError> {
     let active = app.model();
     let Some((history, accounts)) = load_history(tx, &active.model, id)? else { return Ok(None) };
     let score = evaluate(&active.model, &history, &accounts, as_of);
@@ -284,7 +285,7 @@ pub fn score_series(
     id: &str,
     to: Millis,
     n: usize,
-) -> Result<Vec<(Millis, f64, String)>, ApiError> {
+) -> Result<Vec<(Millis, f64, String)>, StoreError> {
     let active = app.model();
     let Some((history, accounts)) = load_history(tx, &active.model, id)? else { return Ok(Vec::new()) };
     let Some(from) = history.events.iter().map(|e| e.at.max(e.visible_at)).min() else { return Ok(Vec::new()) };
@@ -312,16 +313,9 @@ pub async fn get_lead(
         Some(text) => parse_time("as_of", text)?,
         None => app.clock.now(),
     };
-    blocking(move || {
-        let mut result = Ok(None);
-        app.store.read(|tx| {
-            result = lead_view(&app, tx, &id, as_of);
-            Ok(())
-        })?;
-        result?.ok_or_else(|| lead_not_found(&id))
-    })
-    .await
-    .map(Json)
+    blocking(move || app.store.read(|tx| lead_view(&app, tx, &id, as_of))?.ok_or_else(|| lead_not_found(&id)))
+        .await
+        .map(Json)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -383,15 +377,7 @@ pub async fn delete_lead(State(app): State<Arc<App>>, Path(id): Path<String>) ->
         let existed = app.store.write(|tx| {
             tx.lock_leads(std::slice::from_ref(&id))?;
             // The anonymous ids whose visits were stitched to this lead go with it.
-            let mut winners: HashMap<String, (Millis, String)> = HashMap::new();
-            for link in tx.links_of_lead(&id)? {
-                let candidate = (link.at, link.lead_id);
-                if winners.get(&link.anonymous_id).is_none_or(|w| candidate < *w) {
-                    winners.insert(link.anonymous_id, candidate);
-                }
-            }
-            let stitched: Vec<String> =
-                winners.into_iter().filter(|(_, (_, lead))| *lead == id).map(|(anon, _)| anon).collect();
+            let stitched = stitched_anonymous_ids(tx, &id)?;
             tx.delete_lead(&id, &stitched)
         })?;
         if existed { Ok(StatusCode::NO_CONTENT) } else { Err(lead_not_found(&id)) }
@@ -407,17 +393,12 @@ pub async fn get_account(State(app): State<Arc<App>>, Path(id): Path<String>) ->
     let now = app.clock.now();
     blocking(move || {
         let active = app.model();
-        let (rows, group_events) = app.store.read(|tx| Ok((tx.leads_of_account(&id)?, tx.group_events(std::slice::from_ref(&id))?)))?;
-        if rows.is_empty() && group_events.is_empty() {
+        let (rows, book) = app.store.read(|tx| {
+            let book = account_book(tx, &active.model, &active.projection, std::slice::from_ref(&id))?;
+            Ok((tx.leads_of_account(&id)?, book))
+        })?;
+        if rows.is_empty() && book.is_empty() {
             return Err(ApiError::not_found("account_not_found", format!("no account with id `{id}`")));
-        }
-        let mut book = leadscore_core::AccountBook::default();
-        for stored in &group_events {
-            if let Ok(event) = serde_json::from_str(&stored.body).map_err(|_| ()).and_then(|v| {
-                leadscore_core::Event::from_message(v).map_err(|_| ())
-            }) {
-                book.record_event(&event);
-            }
         }
         let scores: Vec<Score> = rows.iter().map(|row| score_of_row(&active.model, row, now)).collect();
         let refs: Vec<&Score> = scores.iter().collect();

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use leadscore_server::http::percent_encode;
 use leadscore_server::scoring;
 
-use crate::read::{InputError, sniff_delimiter};
+use crate::read::{InputError, open_csv};
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
@@ -171,26 +171,12 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>, InputError> {
-    csv::ReaderBuilder::new()
-        .delimiter(sniff_delimiter(path))
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| InputError::new(path, None, None, format!("cannot read: {e}")))
-}
-
 /// A CSV file read whole: its headers and `(line, record)` rows.
 type Table = (Vec<String>, Vec<(u64, csv::StringRecord)>);
 
 /// `(line, record)` for each row, with an error naming the line.
 fn rows(path: &Path) -> Result<Table, InputError> {
-    let mut reader = reader(path)?;
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| InputError::new(path, Some(1), None, e.to_string()))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
+    let (mut reader, headers) = open_csv(path, csv::Trim::All)?;
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {

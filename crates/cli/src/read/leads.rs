@@ -63,17 +63,7 @@ pub fn read_leads(
     if super::parquet::is_parquet(path) {
         return read_leads_parquet(path, id_column, schema, skipped);
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(crate::read::sniff_delimiter(path))
-        .trim(csv::Trim::Headers)
-        .from_path(path)
-        .map_err(|e| InputError::new(path, None, None, format!("cannot read: {e}")))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| InputError::new(path, Some(1), None, e.to_string()))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
+    let (mut reader, headers) = crate::read::open_csv(path, csv::Trim::Headers)?;
     let id_index = resolve_id_column(path, &headers, id_column)?;
     let id_name = id_index.map_or("id", |i| headers[i].as_str()).to_owned();
     let mut rows = Vec::new();

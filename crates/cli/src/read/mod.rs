@@ -32,6 +32,23 @@ pub fn sniff_delimiter(path: &Path) -> u8 {
     counts.iter().fold((b',', 0), |best, &(d, c)| if c > best.1 { (d, c) } else { best }).0
 }
 
+/// Opens a delimited text file (its delimiter sniffed from the header line) and reads the header
+/// names, without a byte-order mark; errors name the file.
+pub fn open_csv(path: &Path, trim: csv::Trim) -> Result<(csv::Reader<std::fs::File>, Vec<String>), InputError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(sniff_delimiter(path))
+        .trim(trim)
+        .from_path(path)
+        .map_err(|e| InputError::new(path, None, None, format!("cannot read: {e}")))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| InputError::new(path, Some(1), None, e.to_string()))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    Ok((reader, headers))
+}
+
 /// A problem in an input file, located as precisely as we can.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {

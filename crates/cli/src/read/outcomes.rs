@@ -9,22 +9,14 @@ use leadscore_core::{Outcome, OutcomeKind};
 use super::{InputError, Skipped};
 
 pub fn read_outcomes(path: &Path, skipped: &mut Skipped) -> Result<HashMap<String, Vec<Outcome>>, InputError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(crate::read::sniff_delimiter(path))
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| InputError::new(path, None, None, format!("cannot read: {e}")))?;
-    let headers = reader.headers().map_err(|e| InputError::new(path, Some(1), None, e.to_string()))?.clone();
+    let (mut reader, headers) = crate::read::open_csv(path, csv::Trim::All)?;
     let column = |name: &str| -> Result<usize, InputError> {
         headers.iter().position(|h| h.eq_ignore_ascii_case(name)).ok_or_else(|| {
             InputError::new(
                 path,
                 Some(1),
                 Some(name),
-                format!(
-                    "missing column (expected header `lead_id,outcome,at`, found `{}`)",
-                    headers.iter().collect::<Vec<_>>().join(",")
-                ),
+                format!("missing column (expected header `lead_id,outcome,at`, found `{}`)", headers.join(",")),
             )
         })
     };

@@ -1,8 +1,9 @@
-//! The one place the binary reads the wall clock; everything below it takes time as an argument.
+//! The binary's "now": the server's wall clock (`leadscore_server::SystemClock`, the one place
+//! that reads it); everything below takes time as an argument.
 
 use leadscore_core::time::Millis;
+use leadscore_server::{Clock, SystemClock};
 
-#[expect(clippy::disallowed_methods, reason = "this is the clock")]
 pub fn now() -> Millis {
-    jiff::Timestamp::now().as_millisecond()
+    SystemClock.now()
 }

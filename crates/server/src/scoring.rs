@@ -63,8 +63,7 @@ pub fn record_events(
     messages: &[Incoming],
     now: Millis,
 ) -> Result<Recorded, StoreError> {
-    let news: Vec<_> = messages.iter().map(|m| m.new.clone()).collect();
-    let inserted = tx.insert_events(&news)?;
+    let inserted = tx.insert_events(messages.iter().map(|m| &m.new))?;
     let mut affected: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeSet<String> = BTreeSet::new();
     let mut anonymous: BTreeSet<String> = BTreeSet::new();

@@ -263,8 +263,12 @@ impl Tx<'_> {
 
     /// Stores the events whose (write key, messageId) is new; returns the indices (into
     /// `events`) of those stored. Duplicates, in the store or earlier in `events`, are skipped.
-    pub fn insert_events(&mut self, events: &[NewEvent]) -> Result<Vec<usize>, StoreError> {
+    pub fn insert_events<'e>(
+        &mut self,
+        events: impl IntoIterator<Item = &'e NewEvent>,
+    ) -> Result<Vec<usize>, StoreError> {
         const COLUMNS: usize = 9;
+        let events: Vec<&NewEvent> = events.into_iter().collect();
         const PER_STATEMENT: usize = MAX_PARAMS / COLUMNS;
         let mut inserted = Vec::new();
         for (chunk_index, chunk) in events.chunks(PER_STATEMENT).enumerate() {

@@ -41,8 +41,72 @@ pub enum EventError {
     BadTimestamp { field: &'static str, value: String },
     #[error("the message has no time: give `timestamp` (RFC 3339)")]
     NoTime,
+    #[error("`{field}` gives an event time outside the years 0000–9999 ({at} ms since 1970)")]
+    TimeOutOfRange { field: &'static str, at: Millis },
     #[error("`{0}` must be a string")]
     NotAString(&'static str),
+}
+
+/// Where an event's time came from (SPEC §6.1: `timestamp`, else `originalTimestamp` corrected
+/// by the clock skew `receivedAt − sentAt`, else `receivedAt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSource {
+    Timestamp,
+    /// `originalTimestamp + (receivedAt − sentAt)`.
+    SkewCorrected,
+    OriginalTimestamp,
+    ReceivedAt,
+}
+
+impl TimeSource {
+    /// The message field the time was read from.
+    pub fn field(self) -> &'static str {
+        match self {
+            TimeSource::Timestamp => "timestamp",
+            TimeSource::SkewCorrected | TimeSource::OriginalTimestamp => "originalTimestamp",
+            TimeSource::ReceivedAt => "receivedAt",
+        }
+    }
+}
+
+/// A message's resolved time and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTime {
+    pub at: Millis,
+    pub source: TimeSource,
+}
+
+/// Resolves a message's time. The fields it reads must be RFC 3339 timestamps, and the result
+/// must be one too (years 0000–9999 after the skew correction), so a stored event's time can
+/// always be read back.
+pub fn resolve_time(object: &Map<String, Value>) -> Result<EventTime, EventError> {
+    let time_of = |field: &'static str| -> Result<Option<Millis>, EventError> {
+        match object.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => {
+                time::parse_timestamp(s).map(Some).ok_or_else(|| EventError::BadTimestamp { field, value: s.clone() })
+            }
+            Some(other) => Err(EventError::BadTimestamp { field, value: other.to_string() }),
+        }
+    };
+    let (at, source) = match time_of("timestamp")? {
+        Some(at) => (at, TimeSource::Timestamp),
+        None => {
+            let received = time_of("receivedAt")?;
+            match (time_of("originalTimestamp")?, time_of("sentAt")?, received) {
+                (Some(original), Some(sent), Some(received)) => {
+                    (original.saturating_add(received.saturating_sub(sent)), TimeSource::SkewCorrected)
+                }
+                (Some(original), _, _) => (original, TimeSource::OriginalTimestamp),
+                (None, _, Some(received)) => (received, TimeSource::ReceivedAt),
+                (None, _, None) => return Err(EventError::NoTime),
+            }
+        }
+    };
+    if !time::is_representable(at) {
+        return Err(EventError::TimeOutOfRange { field: source.field(), at });
+    }
+    Ok(EventTime { at, source })
 }
 
 impl Event {
@@ -55,27 +119,7 @@ impl Event {
             Some(Value::String(_)) => {}
             Some(_) => return Err(EventError::TypeNotString),
         }
-        let time_of = |field: &'static str| -> Result<Option<Millis>, EventError> {
-            match object.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => time::parse_timestamp(s)
-                    .map(Some)
-                    .ok_or_else(|| EventError::BadTimestamp { field, value: s.clone() }),
-                Some(other) => Err(EventError::BadTimestamp { field, value: other.to_string() }),
-            }
-        };
-        let at = match time_of("timestamp")? {
-            Some(at) => at,
-            None => {
-                let received = time_of("receivedAt")?;
-                match (time_of("originalTimestamp")?, time_of("sentAt")?, received) {
-                    (Some(original), Some(sent), Some(received)) => original + (received - sent),
-                    (Some(original), _, _) => original,
-                    (None, _, Some(received)) => received,
-                    (None, _, None) => return Err(EventError::NoTime),
-                }
-            }
-        };
+        let at = resolve_time(object)?.at;
         let message_id = match object.get("messageId") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -485,16 +529,18 @@ fn keep_latest_per_day(times: &[Millis], per_day: usize) -> Vec<Millis> {
 }
 
 /// The `created_at` trait as an instant: an RFC 3339 string or date, or epoch seconds /
-/// milliseconds as a number (values above 10^11 are taken as milliseconds).
+/// milliseconds as a number (values above 10^11 are taken as milliseconds). A value outside the
+/// years 0000–9999 is no instant at all (as if the trait were missing).
 pub(crate) fn created_at(traits: &Map<String, Value>) -> Option<Millis> {
-    match traits.get("created_at")? {
-        Value::String(s) => time::parse_timestamp(s),
+    let at = match traits.get("created_at")? {
+        Value::String(s) => time::parse_timestamp(s)?,
         Value::Number(n) => {
-            let v = n.as_f64()?;
-            Some(if v.abs() > 1e11 { v as Millis } else { (v * 1000.0) as Millis })
+            let v = n.as_f64().filter(|v| v.is_finite())?;
+            if v.abs() > 1e11 { v as Millis } else { (v * 1000.0) as Millis }
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    time::is_representable(at).then_some(at)
 }
 
 /// An account's rolled-up score: each dimension the `[accounts] aggregate` of its leads'.

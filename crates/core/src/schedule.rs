@@ -96,14 +96,14 @@ fn next_boundary(model: &CheckedModel, lead: &LeadHistory, now: &Score, as_of: M
             RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => *w,
             RuleKind::Inactivity { period, .. } => {
                 if let Some(anchor) = anchor {
-                    consider(anchor + period.as_millis());
+                    consider(anchor.saturating_add(period.as_millis()));
                 }
                 *period
             }
             RuleKind::Event { within: None, .. } | RuleKind::Trait { .. } => continue,
         };
         for event in &events {
-            consider(event.at + period.as_millis());
+            consider(event.at.saturating_add(period.as_millis()));
         }
     }
     next
@@ -204,5 +204,23 @@ when = "total >= 80"
         // An event dated in the future arrives at its time.
         let future = lead(&[("page", t0 + MS_PER_DAY)]);
         assert_eq!(nc(&model, &future, &accounts, t0), Some(t0 + MS_PER_DAY));
+    }
+
+    /// A `created_at` of 1e19 (sent by anyone with the write key) once overflowed the anchor of an
+    /// inactivity rule and panicked in the scheduler; now it is no instant at all.
+    #[test]
+    fn an_absurd_created_at_is_ignored_not_a_panic() {
+        let model = CheckedModel::from_source(&format!(
+            "{MODEL}\n[[rules]]\nname = \"Cold\"\ndimension = \"engagement\"\ninactive = 'event.type == \"page\"'\nfor = \"60d\"\npoints = -20\n"
+        ))
+        .unwrap();
+        let t0 = 1_700_000_000_000;
+        for value in [serde_json::json!(1e19), serde_json::json!(i64::MAX), serde_json::json!(-1e30)] {
+            let mut history = lead(&[("page", t0)]);
+            history.traits.insert("created_at".into(), value.clone());
+            let accounts = AccountBook::default();
+            let due = nc(&model, &history, &accounts, t0 + 1000);
+            assert!(due.is_some_and(|d| d > t0), "{value}: {due:?}");
+        }
     }
 }

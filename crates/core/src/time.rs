@@ -34,6 +34,12 @@ pub fn parse_timestamp(text: &str) -> Option<Millis> {
     None
 }
 
+/// Whether `ms` is an instant RFC 3339 can write (years 0000–9999), so that
+/// [`format_timestamp`] and [`parse_timestamp`] round-trip it.
+pub fn is_representable(ms: Millis) -> bool {
+    jiff::Timestamp::from_millisecond(ms).is_ok_and(|ts| ts.to_zoned(jiff::tz::TimeZone::UTC).year() >= 0)
+}
+
 /// Formats epoch milliseconds as RFC 3339 in UTC (`2024-05-01T12:00:00Z`, milliseconds only when
 /// non-zero).
 pub fn format_timestamp(ms: Millis) -> String {
@@ -123,6 +129,19 @@ mod tests {
         assert_eq!(parse_timestamp("1970-01-02"), Some(MS_PER_DAY));
         assert_eq!(parse_timestamp("1970-01-01 00:00:02Z"), Some(2000));
         assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn representable_instants_round_trip_through_rfc3339() {
+        for text in ["0000-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "9999-12-30T00:00:00Z"] {
+            let ms = parse_timestamp(text).unwrap_or_else(|| panic!("{text}"));
+            assert!(is_representable(ms), "{text}");
+            assert_eq!(parse_timestamp(&format_timestamp(ms)), Some(ms), "{text}");
+        }
+        let past_9999 = parse_timestamp("9999-12-30T00:00:00Z").unwrap_or_default() + 365 * MS_PER_DAY;
+        assert!(!is_representable(past_9999));
+        assert!(!is_representable(i64::MAX));
+        assert!(!is_representable(i64::MIN));
     }
 
     #[test]

@@ -541,3 +541,28 @@ fn original_timestamp_is_corrected_by_clock_skew() {
     assert_eq!(e.at, day(0) + hours(1));
     assert_eq!(e.body["timestamp"], json!("2024-01-01T01:00:00Z"));
 }
+
+#[test]
+fn an_event_time_is_taken_from_timestamp_then_skew_corrected_original_timestamp() {
+    use leadscore_core::engine::{EventError, TimeSource, resolve_time};
+    let object = |v: serde_json::Value| v.as_object().cloned().unwrap();
+    let t = resolve_time(&object(
+        json!({"timestamp": "2026-01-01T00:00:00Z", "originalTimestamp": "2020-01-01T00:00:00Z"}),
+    ))
+    .unwrap();
+    assert_eq!(t.source, TimeSource::Timestamp);
+    let skewed = resolve_time(&object(json!({
+        "originalTimestamp": "2026-01-01T00:00:00Z", "sentAt": "2026-01-01T00:00:10Z", "receivedAt": "2026-01-01T00:00:15Z"
+    })))
+    .unwrap();
+    assert_eq!(skewed.source, TimeSource::SkewCorrected);
+    assert_eq!(skewed.at, leadscore_core::time::parse_timestamp("2026-01-01T00:00:05Z").unwrap());
+    // The reported attack: a client clock "in 1970" pushes the corrected time past year 9999.
+    let poisoned = object(json!({
+        "type": "page", "originalTimestamp": "9999-12-30T00:00:00Z", "sentAt": "1970-01-01T00:00:00Z",
+        "receivedAt": "2026-11-26T00:00:00Z"
+    }));
+    let error = resolve_time(&poisoned).unwrap_err();
+    assert!(matches!(error, EventError::TimeOutOfRange { field: "originalTimestamp", .. }), "{error}");
+    assert!(leadscore_core::Event::from_message(serde_json::Value::Object(poisoned)).is_err());
+}

@@ -96,7 +96,7 @@ fn event_error(path: &Path, line: u64, error: EventError) -> InputError {
     let field = match &error {
         EventError::NotAnObject => None,
         EventError::MissingType | EventError::TypeNotString => Some("type"),
-        EventError::BadTimestamp { field, .. } => Some(*field),
+        EventError::BadTimestamp { field, .. } | EventError::TimeOutOfRange { field, .. } => Some(*field),
         EventError::NoTime => Some("timestamp"),
         EventError::NotAString(field) => Some(*field),
     };

@@ -163,6 +163,51 @@ fn crm_time(text: &str) -> Option<i64> {
     })
 }
 
+/// How many times a request the server refused for now (429, 502–504, a connection error) is sent
+/// again before the import gives up.
+const ATTEMPTS: u32 = 10;
+/// The longest wait between two attempts (a larger `Retry-After` is capped).
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Sends a request built by `send` until the server accepts it: a `429`, `502`, `503` or `504` (the
+/// server is busy, restarting or its database is down) or a connection error is retried after the
+/// `Retry-After` the server gave (seconds), else after 1 s doubling up to a minute, at most
+/// [`ATTEMPTS`] times. Returns the final status and body.
+fn send_with_retry(
+    url: &str,
+    mut send: impl FnMut() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> anyhow::Result<(u16, String)> {
+    let mut wait = Duration::from_secs(1);
+    for attempt in 1..=ATTEMPTS {
+        let (retry_after, why) = match send() {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let text = response.body_mut().read_to_string().unwrap_or_default();
+                if !matches!(status, 429 | 502 | 503 | 504) {
+                    return Ok((status, text));
+                }
+                (retry_after, format!("the server answered {status}"))
+            }
+            Err(e) if attempt < ATTEMPTS => (None, format!("cannot reach {url} ({e})")),
+            Err(e) => return Err(e).with_context(|| format!("cannot reach {url}")),
+        };
+        if attempt == ATTEMPTS {
+            bail!("{url}: {why}; gave up after {ATTEMPTS} attempts");
+        }
+        let pause = retry_after.unwrap_or(wait).min(MAX_WAIT);
+        eprintln!("leadscore import: {why}; retrying in {} s", pause.as_secs_f64());
+        std::thread::sleep(pause);
+        wait = (wait * 2).min(MAX_WAIT);
+    }
+    bail!("{url}: gave up after {ATTEMPTS} attempts")
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -244,19 +289,17 @@ fn import_leads(args: &ImportArgs, path: &Path, overrides: &HashMap<String, Stri
     }
     let agent = agent();
     let url = format!("{}/v1/batch", args.server.trim_end_matches('/'));
+    let bar = crate::progress::bar(messages.len() as u64, "leads", false);
     for chunk in messages.chunks(100) {
         let body = json!({ "batch": chunk, "writeKey": write_key }).to_string();
-        let mut response = agent
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes())
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let send = || agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes());
+        let (status, text) = bar.suspend(|| send_with_retry(&url, send))?;
         if status != 200 {
             bail!("{url} answered {status}: {text}");
         }
+        bar.inc(chunk.len() as u64);
     }
+    bar.finish_and_clear();
     eprintln!("imported {} leads from {} into {}", messages.len(), path.display(), args.server);
     Ok(ExitCode::SUCCESS)
 }
@@ -365,25 +408,30 @@ fn import_outcomes(args: &ImportArgs, path: &Path, overrides: &HashMap<String, S
     }
     let agent = agent();
     let (mut recorded, mut unknown) = (0, 0);
+    let bar = crate::progress::bar(outcomes.len() as u64, "outcomes", false);
     for (id, kind, at) in &outcomes {
         let url = format!("{}/api/leads/{}/outcome", args.server.trim_end_matches('/'), percent_encode(id));
         let mut body = json!({ "outcome": kind.as_str() });
         if let Some(at) = at {
             body["at"] = json!(format_timestamp(*at));
         }
-        let mut response = agent
-            .post(&url)
-            .header("Authorization", &format!("Bearer {api_key}"))
-            .header("Content-Type", "application/json")
-            .send(body.to_string().as_bytes())
-            .with_context(|| format!("cannot reach {url}"))?;
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        match response.status().as_u16() {
+        let body = body.to_string();
+        let send = || {
+            agent
+                .post(&url)
+                .header("Authorization", &format!("Bearer {api_key}"))
+                .header("Content-Type", "application/json")
+                .send(body.as_bytes())
+        };
+        let (status, text) = bar.suspend(|| send_with_retry(&url, send))?;
+        match status {
             200 => recorded += 1,
             404 => unknown += 1,
             status => bail!("{url} answered {status}: {text}"),
         }
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     eprintln!(
         "imported {recorded} outcomes from {}{}",
         path.display(),

@@ -15,7 +15,7 @@ use leadscore_server::{App, Settings, SystemClock};
 use serde_json::{Value, json};
 
 use crate::progress;
-use crate::serve::{init_logging, run_server};
+use crate::serve::{bind, init_logging, run_server};
 
 /// The model the demo scores with (the same file as `examples/models/b2b-default.toml`).
 const MODEL: &str = include_str!("../../../examples/models/b2b-default.toml");
@@ -71,6 +71,10 @@ fn identify(lead: &LeadRow) -> Value {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     init_logging();
+    let listen: std::net::SocketAddr =
+        args.listen.parse().with_context(|| format!("--listen: `{}` is not HOST:PORT", args.listen))?;
+    // Take the port first: a taken port is reported before the database is replaced and loaded.
+    let bound = if args.no_serve { None } else { Some(bind(listen)?) };
     for suffix in ["", "-wal", "-shm"] {
         let path = PathBuf::from(format!("{}{suffix}", args.db.display()));
         if path.exists() {
@@ -81,12 +85,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let model_path = dir.path().join("b2b-default.toml");
     std::fs::write(&model_path, MODEL).context("cannot write the demo model")?;
     let settings = Settings {
-        listen: args.listen.parse().with_context(|| format!("--listen: `{}` is not HOST:PORT", args.listen))?,
-        db: format!("sqlite://{}", args.db.display()),
-        model: Some(model_path),
-        write_keys: vec![WRITE_KEY.to_owned()],
-        api_keys: vec![API_KEY.to_owned()],
-        webhooks: Vec::new(),
+        listen,
+        ..Settings::new(
+            format!("sqlite://{}", args.db.display()),
+            Some(model_path),
+            vec![WRITE_KEY.to_owned()],
+            vec![API_KEY.to_owned()],
+        )
     };
     let app = App::start(settings, Arc::new(SystemClock))?;
     let now = app.clock.now();
@@ -103,7 +108,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             return Ok(());
         }
         let body = serde_json::to_vec(&json!({ "batch": batch, "writeKey": WRITE_KEY }))?;
-        let decoded = decode(None, &axum_headers(), &body, &app.settings.write_keys, app.clock.now())
+        let now = app.clock.now();
+        let decoded = decode(None, &axum_headers(), &body, &app.keys, now, app.settings.max_future, None)
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
         runtime.block_on(app.ingest(decoded.messages)).map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
         sent += batch.len();
@@ -145,7 +151,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
          Press Ctrl-C to stop; the data stays in {}.",
         args.db.display()
     );
-    run_server(app, Some(banner))
+    run_server(app, bound, Some(banner))
 }
 
 fn axum_headers() -> HeaderMap {

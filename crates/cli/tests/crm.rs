@@ -4,6 +4,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests")]
 
+#[path = "../../server/tests/common/receiver.rs"]
+mod receiver;
 #[path = "common/server.rs"]
 mod server;
 
@@ -176,4 +178,26 @@ fn bad_files_name_the_line() {
         "{}",
         String::from_utf8_lossy(&wrong_key.stderr)
     );
+}
+
+/// A server that is busy (429) or whose database is down (503) is retried after its
+/// `Retry-After`, and the import completes; a refusal that will not change (400) is not retried.
+#[test]
+fn import_retries_a_busy_or_unavailable_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hubspot.csv");
+    std::fs::write(&file, HUBSPOT).unwrap();
+    let receiver = receiver::Receiver::start(0);
+    receiver.answer_next(&[503, 429]);
+    let path = file.to_str().unwrap();
+    let out = leadscore(&["import", "--leads", path, "--server", &receiver.base(), "--write-key", WRITE_KEY]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("answered 503; retrying in 1 s") && stderr.contains("answered 429"), "{stderr}");
+    assert_eq!(receiver.attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(receiver.requests().len(), 1, "the batch arrived once");
+    receiver.answer_next(&[400]);
+    let out = leadscore(&["import", "--leads", path, "--server", &receiver.base(), "--write-key", WRITE_KEY]);
+    assert!(!out.status.success());
+    assert_eq!(receiver.attempts.load(std::sync::atomic::Ordering::SeqCst), 4, "a 400 is final");
 }

@@ -58,3 +58,36 @@ fn segment_node_sdk_is_scored() {
     }
     run_client("node", "node_sdk.mjs");
 }
+
+/// The browser SDKs, bundled as a page ships them, in real Chromium on another origin: Segment's
+/// analytics.js and RudderStack's JavaScript SDK v3 (XHR and beacon transports), pointed at the
+/// server with their documented settings only (`tests/browser/sdk_clients.mjs`).
+#[test]
+fn browser_sdks_in_chromium_are_scored() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let skip = |why: &str| {
+        let message = format!("skipped: browser SDK test: {}", why.trim());
+        assert!(std::env::var("LEADSCORE_REQUIRE_BROWSER").is_err(), "{message}");
+        eprintln!("\n*** {message} ***\n");
+    };
+    if !root.join("tests/browser/node_modules/@rudderstack/analytics-js").exists() {
+        return skip("the browser SDKs are not installed (npm ci --prefix tests/browser)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("browser.db").display());
+    let server = server::ServerProcess::start(&sdk_dir().join("sdk-model.toml"), &db, dir.path());
+    let out = match Command::new("node")
+        .arg(root.join("tests/browser/sdk_clients.mjs"))
+        .args(["--base", &server.base, "--write-key", server::WRITE_KEY, "--api-key", server::API_KEY])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => return skip(&format!("node is not installed ({e})")),
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    match out.status.code() {
+        Some(0) => eprintln!("{text}"),
+        Some(77) => skip(&text),
+        _ => panic!("sdk_clients.mjs failed:\n{text}\nserver log:\n{}", server.log()),
+    }
+}

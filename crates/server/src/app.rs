@@ -15,6 +15,7 @@ use leadscore_core::time::Millis;
 use leadscore_core::{CheckedModel, check_model};
 use leadscore_store::{Store, StoreError};
 
+use crate::auth::Keys;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::ingest::Incoming;
@@ -37,18 +38,23 @@ struct Job {
 }
 
 /// Progress of the full rescore after a model activation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RescoreProgress {
     pub version: i64,
     pub done: u64,
     pub total: u64,
     pub finished: bool,
+    /// Why the rescore stopped early (the leads not reached are rescored at the next start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 pub struct App {
     pub store: Arc<Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
+    /// Every configured key with its role (compared in constant time).
+    pub keys: Keys,
     pub hooks: Webhooks,
     model: RwLock<Arc<ActiveModel>>,
     pending: AtomicUsize,
@@ -59,8 +65,6 @@ pub struct App {
     stopping: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     pub started: Instant,
-    /// Dashboard sessions: token -> expiry.
-    pub sessions: Mutex<HashMap<String, Millis>>,
     /// The latest backtest report (from the API or the dashboard) and when it ran.
     pub latest_backtest: Mutex<Option<(Millis, serde_json::Value)>>,
 }
@@ -127,6 +131,7 @@ impl App {
         let app = Arc::new(App {
             store,
             clock,
+            keys: settings.keys(),
             settings,
             hooks,
             model: RwLock::new(Arc::new(ActiveModel::new(version, source, model))),
@@ -137,7 +142,6 @@ impl App {
             stopping: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
             started: Instant::now(),
-            sessions: Mutex::new(HashMap::new()),
             latest_backtest: Mutex::new(None),
         });
         app.spawn_writer();
@@ -147,11 +151,14 @@ impl App {
                 tracing::warn!("scheduler: {e}");
             }
         });
-        app.spawn_loop("webhooks", Duration::from_millis(200), |app| {
-            if let Err(e) = crate::webhooks::dispatch_due(&app.store, &app.hooks, app.clock.now()) {
-                tracing::warn!("webhooks: {e}");
-            }
-        });
+        // One dispatcher per receiver: a slow one delays only its own deliveries.
+        for receiver in app.hooks.receivers() {
+            app.spawn_loop("webhooks", Duration::from_millis(200), move |app| {
+                if let Err(e) = crate::webhooks::dispatch_due(&app.store, &app.hooks, &receiver, app.clock.now()) {
+                    tracing::warn!("webhooks: {e}");
+                }
+            });
+        }
         app.spawn_loop("model-watcher", Duration::from_secs(2), |app| {
             if let Err(e) = app.follow_active_model() {
                 tracing::warn!("model watcher: {e}");
@@ -189,7 +196,7 @@ impl App {
         self.pending.load(Ordering::Relaxed)
     }
 
-    fn spawn_loop(self: &Arc<Self>, name: &str, every: Duration, work: fn(&App)) {
+    fn spawn_loop(self: &Arc<Self>, name: &str, every: Duration, work: impl Fn(&App) + Send + 'static) {
         let app = Arc::downgrade(self);
         let handle = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
             loop {
@@ -265,20 +272,52 @@ impl App {
         }
     }
 
-    /// One group commit: every queued request's messages in one transaction.
+    /// One group commit: every queued request's messages in one transaction. If that transaction
+    /// fails for a reason other than the database being unavailable, each request is committed on
+    /// its own, so one bad request never fails the others.
     fn commit(&self, jobs: Vec<Job>, count: usize) {
         let started = Instant::now();
         let mut messages = Vec::with_capacity(count);
         let mut replies = Vec::with_capacity(jobs.len());
+        let mut sizes = Vec::with_capacity(jobs.len());
         for job in jobs {
+            sizes.push(job.messages.len());
             messages.extend(job.messages);
             replies.push(job.reply);
         }
-        let active = self.model();
-        let result = self.store.write(|tx| record_events(tx, &active, &self.hooks, &messages, self.clock.now()));
+        let mut results = vec![self.record(&messages)];
+        if replies.len() > 1 && matches!(&results[0], Err(e) if !is_transient(e)) {
+            tracing::warn!("a group commit of {} requests failed; committing them one by one", replies.len());
+            let mut rest = &messages[..];
+            results = sizes
+                .iter()
+                .map(|&n| {
+                    let (mine, tail) = rest.split_at(n);
+                    rest = tail;
+                    self.record(mine)
+                })
+                .collect();
+        }
         self.pending.fetch_sub(count, Ordering::SeqCst);
         metrics::histogram!("leadscore_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("leadscore_ingest_commit_events").record(count as f64);
+        for (i, reply) in replies.into_iter().enumerate() {
+            let result = if results.len() == 1 { &results[0] } else { &results[i] };
+            let answer = match result {
+                Ok(r) => Ok(r.clone()),
+                Err(StoreError::Conflict(m) | StoreError::Unavailable(m)) => {
+                    Err(ApiError::from(StoreError::Unavailable(m.clone())))
+                }
+                Err(e) => Err(ApiError::internal("ingest", e)),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Stores messages and rescores what they affect, in one transaction.
+    fn record(&self, messages: &[Incoming]) -> Result<Recorded, StoreError> {
+        let active = self.model();
+        let result = self.store.write(|tx| record_events(tx, &active, &self.hooks, messages, self.clock.now()));
         match &result {
             Ok(recorded) => {
                 metrics::counter!("leadscore_ingest_events_total", "result" => "stored")
@@ -291,16 +330,7 @@ impl App {
             }
             Err(e) => tracing::error!("ingest commit failed: {e}"),
         }
-        for reply in replies {
-            let answer = match &result {
-                Ok(r) => Ok(r.clone()),
-                Err(StoreError::Conflict(m) | StoreError::Unavailable(m)) => {
-                    Err(ApiError::from(StoreError::Unavailable(m.clone())))
-                }
-                Err(e) => Err(ApiError::internal("ingest", e)),
-            };
-            let _ = reply.send(answer);
-        }
+        result
     }
 
     /// Records outcomes `(lead id, outcome, at)` of existing leads and rescores them (as
@@ -349,27 +379,49 @@ impl App {
             if let Some((_, earliest)) = due.first() {
                 metrics::gauge!("leadscore_scheduler_lag_seconds").set((now - earliest) as f64 / 1000.0);
             }
-            let active = self.model();
-            rescored += self.store.write(|tx| {
-                let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
-                tx.lock_leads(&ids)?;
-                // Another writer may have rescored some since they were read.
-                let current: HashMap<String, Option<Millis>> = tx
-                    .leads_by_ids(&ids)?
-                    .into_iter()
-                    .map(|r| (r.id, r.score.and_then(|s| s.next_change_at)))
-                    .collect();
-                let still_due: Vec<(String, Millis)> =
-                    due.iter().filter(|(id, at)| current.get(id) == Some(&Some(*at))).cloned().collect();
-                rescore_leads(tx, &active, &self.hooks, &still_due)?;
-                Ok(still_due.len())
-            })?;
+            match self.rescore_due(&due) {
+                Ok(n) => rescored += n,
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(e) => {
+                    // Something about one lead breaks the batch: go one by one and set aside the
+                    // leads that fail (they are scored again at their next event), so the
+                    // scheduler never stops for everyone.
+                    tracing::error!("scheduler: {e}; rescoring the {} due leads one by one", due.len());
+                    for lead in &due {
+                        match self.rescore_due(std::slice::from_ref(lead)) {
+                            Ok(n) => rescored += n,
+                            Err(e) if is_transient(&e) => return Err(e),
+                            Err(e) => {
+                                tracing::error!("scheduler: lead `{}`: {e}; set aside until its next event", lead.0);
+                                metrics::counter!("leadscore_scoring_failures_total").increment(1);
+                                self.store.write(|tx| tx.clear_next_changes(std::slice::from_ref(&lead.0)))?;
+                            }
+                        }
+                    }
+                }
+            }
         }
         metrics::counter!("leadscore_rescored_leads_total", "cause" => "schedule").increment(rescored as u64);
         if rescored == 0 {
             metrics::gauge!("leadscore_scheduler_lag_seconds").set(0.0);
         }
         Ok(rescored)
+    }
+
+    /// Rescores these due leads, each at its due instant, in one transaction.
+    fn rescore_due(&self, due: &[(String, Millis)]) -> Result<usize, StoreError> {
+        let active = self.model();
+        self.store.write(|tx| {
+            let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
+            tx.lock_leads(&ids)?;
+            // Another writer may have rescored some since they were read.
+            let current: HashMap<String, Option<Millis>> =
+                tx.leads_by_ids(&ids)?.into_iter().map(|r| (r.id, r.score.and_then(|s| s.next_change_at))).collect();
+            let still_due: Vec<(String, Millis)> =
+                due.iter().filter(|(id, at)| current.get(id) == Some(&Some(*at))).cloned().collect();
+            rescore_leads(tx, &active, &self.hooks, &still_due)?;
+            Ok(still_due.len())
+        })
     }
 
     // ---- models -------------------------------------------------------------------------------------
@@ -411,7 +463,7 @@ impl App {
 
     fn spawn_rescore(self: &Arc<Self>, version: i64) -> RescoreProgress {
         let total = self.store.read(|tx| tx.count_leads()).unwrap_or(0).max(0) as u64;
-        let progress = RescoreProgress { version, done: 0, total, finished: total == 0 };
+        let progress = RescoreProgress { version, done: 0, total, finished: total == 0, error: None };
         if let Ok(mut p) = self.rescore.lock() {
             *p = progress.clone();
         }
@@ -419,6 +471,12 @@ impl App {
         let handle = std::thread::Builder::new().name("rescore".to_owned()).spawn(move || {
             if let Err(e) = app.rescore_all(version) {
                 tracing::error!("rescore for model version {version}: {e}");
+                if let Ok(mut p) = app.rescore.lock()
+                    && p.version == version
+                {
+                    p.finished = true;
+                    p.error = Some(e.to_string());
+                }
             }
         });
         if let (Ok(handle), Ok(mut threads)) = (handle, self.threads.lock()) {
@@ -440,7 +498,19 @@ impl App {
             let Some(last) = ids.last().cloned() else { break };
             let now = self.clock.now();
             let due: Vec<(String, Millis)> = ids.iter().map(|id| (id.clone(), now)).collect();
-            self.store.write(|tx| rescore_leads(tx, &active, &self.hooks, &due))?;
+            // A database outage pauses the rescore instead of ending it.
+            let mut attempt = 0u32;
+            loop {
+                match self.store.write(|tx| rescore_leads(tx, &active, &self.hooks, &due)) {
+                    Ok(_) => break,
+                    Err(e) if is_transient(&e) && attempt < 60 && !self.stopping.load(Ordering::SeqCst) => {
+                        attempt += 1;
+                        tracing::warn!("rescore paused: {e}; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             metrics::counter!("leadscore_rescored_leads_total", "cause" => "model").increment(ids.len() as u64);
             if let Ok(mut p) = self.rescore.lock() {
                 p.done += ids.len() as u64;
@@ -452,6 +522,33 @@ impl App {
             p.done = p.done.max(p.total);
         }
         Ok(())
+    }
+
+    // ---- leads -------------------------------------------------------------------------------------
+
+    /// Deletes a lead and everything about it (GDPR): its messages and those of every id stitched
+    /// to it (anonymous ids, aliased previous ids), links, outcomes, history and deliveries; then
+    /// makes the deleted bytes unrecoverable from the database files ([`Store::erase_deleted`]).
+    /// Returns whether the lead existed.
+    pub fn delete_lead(&self, id: &str) -> Result<bool, StoreError> {
+        let existed = self.store.write(|tx| {
+            tx.lock_leads(&[id.to_owned()])?;
+            let stitched = crate::scoring::stitched_ids(tx, id)?;
+            tx.lock_leads(&stitched)?;
+            tx.delete_lead(id, &stitched)
+        })?;
+        if existed {
+            self.store.erase_deleted()?;
+        }
+        Ok(existed)
+    }
+
+    // ---- health -------------------------------------------------------------------------------------
+
+    /// Readiness: the database can be written now.
+    pub fn check_ready(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.store.write(|tx| tx.touch_readiness(now))
     }
 
     /// Stops accepting ingest, lets the writer finish what was accepted, and stops the threads.
@@ -468,6 +565,11 @@ impl App {
             let _ = t.join();
         }
     }
+}
+
+/// Failures that go away by themselves (the database is down, busy or read-only): retry later.
+pub fn is_transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_) | StoreError::Conflict(_))
 }
 
 /// Diagnostics as `leadscore check` prints them (plain text).

@@ -6,14 +6,12 @@
 //! SameSite=Lax session cookie (sessions live in memory: a restart logs everyone out).
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
-use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -24,13 +22,14 @@ use serde_json::Value;
 
 use leadscore_core::model::RuleKind;
 use leadscore_core::time::{self, Duration, Millis};
-use leadscore_store::LeadSort;
+use leadscore_store::{LeadSort, SessionRow};
 
 use crate::app::App;
+use crate::auth::{Role, fingerprint, random_token, same_secret, token_digest};
 use crate::charts;
 use crate::error::ApiError;
 use crate::http::api::{ListQuery, blocking, lead_view, list_page, run_backtest, score_series};
-use crate::http::percent_encode;
+use crate::http::{client_origin, percent_encode};
 use crate::scoring::{format_points, top_reasons};
 
 const COOKIE: &str = "leadscore_session";
@@ -64,34 +63,102 @@ fn render(name: &str, ctx: Jv) -> Response {
 
 // ---- sessions ------------------------------------------------------------------------------------------
 
-/// 128 bits from the process's randomly keyed hashers (seeded from the OS).
-fn new_token() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let a = RandomState::new().hash_one(n);
-    let b = RandomState::new().hash_one((n, a));
-    format!("{a:016x}{b:016x}")
+/// A logged-in user, put into every page request by [`require_session`].
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub role: Role,
+    /// The token every form must carry (checked on each POST).
+    pub csrf: String,
 }
 
-fn session_of(headers: &HeaderMap) -> Option<String> {
+impl Session {
+    fn admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// Renders a page for a logged-in user (the header's log-out form carries the CSRF token; admin
+/// actions show only to admins).
+fn render_page(session: &Session, name: &str, ctx: Jv) -> Response {
+    render(name, context! { csrf => session.csrf, admin => session.admin(), ..ctx })
+}
+
+fn token_of(headers: &HeaderMap) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (name, value) = c.trim().split_once('=')?;
-        (name == COOKIE).then(|| value.to_owned())
+        (name == COOKIE && !value.is_empty()).then(|| value.to_owned())
     })
 }
 
-fn logged_in(app: &App, headers: &HeaderMap) -> bool {
-    let Some(token) = session_of(headers) else { return false };
-    let now = app.clock.now();
-    app.sessions.lock().map(|s| s.get(&token).is_some_and(|expiry| *expiry > now)).unwrap_or(false)
+/// The session of this request's cookie: stored (so it survives restarts and is shared by every
+/// process on one database), not expired, and its key still configured with its role.
+async fn session_of(app: &Arc<App>, headers: &HeaderMap) -> Option<Session> {
+    let token = token_of(headers)?;
+    let app = Arc::clone(app);
+    let found = blocking(move || {
+        let now = app.clock.now();
+        let row = app.store.read(|tx| tx.session(&token_digest(&token), now))?;
+        Ok(row.and_then(|row| {
+            let role = Role::parse(&row.role)?;
+            app.keys.has_fingerprint(&row.key_fingerprint, role).then_some(Session { role, csrf: row.csrf })
+        }))
+    })
+    .await;
+    found.ok().flatten()
 }
 
+/// Whether a POST comes from our own pages: its `Origin` (or, without one, its `Referer`) must be
+/// this server's origin; a request with neither relies on the CSRF token alone.
+fn same_origin(app: &App, headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> bool {
+    let ours = client_origin(&app.settings, headers, peer).to_string();
+    let header_text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    match (header_text(header::ORIGIN), header_text(header::REFERER)) {
+        (Some(origin), _) => origin.eq_ignore_ascii_case(&ours),
+        (None, Some(referer)) => {
+            referer.len() >= ours.len()
+                && referer[..ours.len()].eq_ignore_ascii_case(&ours)
+                && matches!(referer.as_bytes().get(ours.len()), None | Some(b'/'))
+        }
+        (None, None) => true,
+    }
+}
+
+fn peer_of(request: &Request) -> Option<std::net::IpAddr> {
+    request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+}
+
+fn forbidden(why: &str) -> Response {
+    let mut r = render("login.html", context! { error => why });
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+/// Pages need a session; a POST also needs our own origin and the session's CSRF token.
 async fn require_session(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    if logged_in(&app, request.headers()) { next.run(request).await } else { Redirect::to("/login").into_response() }
+    let Some(session) = session_of(&app, request.headers()).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let mut request = request;
+    if request.method() == axum::http::Method::POST {
+        if !same_origin(&app, request.headers(), peer_of(&request)) {
+            return forbidden("This form was sent from another site; it was refused.");
+        }
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+            return forbidden("The form could not be read.");
+        };
+        let form: HashMap<String, String> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+        if !form.get("csrf").is_some_and(|token| same_secret(token, &session.csrf)) {
+            return forbidden("The form has expired; reload the page and try again.");
+        }
+        request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    request.extensions_mut().insert(session);
+    next.run(request).await
 }
 
 async fn root(State(app): State<Arc<App>>, headers: HeaderMap) -> Redirect {
-    Redirect::to(if logged_in(&app, &headers) { "/leads" } else { "/login" })
+    Redirect::to(if session_of(&app, &headers).await.is_some() { "/leads" } else { "/login" })
 }
 
 async fn login_page() -> Response {
@@ -103,41 +170,82 @@ struct LoginForm {
     api_key: String,
 }
 
-async fn login(State(app): State<Arc<App>>, Form(form): Form<LoginForm>) -> Response {
-    if !app.settings.api_keys.iter().any(|k| k == form.api_key.trim()) {
-        let mut r = render("login.html", context! { error => "That is not an API key of this server." });
+fn cookie(app: &App, headers: &HeaderMap, peer: Option<std::net::IpAddr>, value: &str, max_age: Millis) -> HeaderValue {
+    let secure = if client_origin(&app.settings, headers, peer).scheme == "https" { "; Secure" } else { "" };
+    let text = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", max_age / 1000);
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("leadscore_session=; Max-Age=0"))
+}
+
+async fn login(State(app): State<Arc<App>>, request: Request) -> Response {
+    let peer = peer_of(&request);
+    let headers = request.headers().clone();
+    if !same_origin(&app, &headers, peer) {
+        return forbidden("This form was sent from another site; it was refused.");
+    }
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &()).await else {
+        return forbidden("The form could not be read.");
+    };
+    let key = form.api_key.trim().to_owned();
+    let refuse = |message: &str| {
+        let mut r = render("login.html", context! { error => message });
         *r.status_mut() = StatusCode::UNAUTHORIZED;
-        return r;
-    }
-    let token = new_token();
+        r
+    };
+    let role = match app.keys.role_of(&key) {
+        Some(role @ (Role::Read | Role::Admin)) => role,
+        Some(Role::Write) => return refuse("That is a write key (for sending events); log in with an API key."),
+        None => return refuse("That is not an API key of this server."),
+    };
+    let (Ok(token), Ok(csrf)) = (random_token(32), random_token(16)) else {
+        return page_error_plain(ApiError::internal("login", &"the system random number generator failed"));
+    };
     let now = app.clock.now();
-    if let Ok(mut sessions) = app.sessions.lock() {
-        sessions.retain(|_, expiry| *expiry > now);
-        sessions.insert(token.clone(), now + SESSION_MS);
+    let row = SessionRow {
+        token_digest: token_digest(&token),
+        role: role.as_str().to_owned(),
+        key_fingerprint: fingerprint(&key),
+        csrf,
+        created_at: now,
+        expires_at: now + SESSION_MS,
+    };
+    let app2 = Arc::clone(&app);
+    let stored = blocking(move || {
+        Ok(app2.store.write(|tx| {
+            tx.purge_sessions(now)?;
+            tx.insert_session(&row)
+        })?)
+    })
+    .await;
+    if let Err(e) = stored {
+        return page_error_plain(e);
     }
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", SESSION_MS / 1000);
     let mut r = Redirect::to("/leads").into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&app, &headers, peer, &token, SESSION_MS));
     r
 }
 
-async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let (Some(token), Ok(mut sessions)) = (session_of(&headers), app.sessions.lock()) {
-        sessions.remove(&token);
+async fn logout(State(app): State<Arc<App>>, request: Request) -> Response {
+    let peer = peer_of(&request);
+    let headers = request.headers().clone();
+    if let Some(token) = token_of(&headers) {
+        let app2 = Arc::clone(&app);
+        let _ = blocking(move || Ok(app2.store.write(|tx| tx.delete_session(&token_digest(&token)))?)).await;
     }
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("leadscore_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-    );
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&app, &headers, peer, "", 0));
     r
 }
 
-fn page_error(e: ApiError) -> Response {
+fn page_error(session: &Session, e: ApiError) -> Response {
     let status = e.status;
-    let mut r = render("login.html", context! { nav => "sales", error => e.message });
+    let mut r = render_page(session, "login.html", context! { nav => "sales", error => e.message });
+    *r.status_mut() = status;
+    r
+}
+
+fn page_error_plain(e: ApiError) -> Response {
+    let status = e.status;
+    let mut r = render("login.html", context! { error => e.message });
     *r.status_mut() = status;
     r
 }
@@ -202,7 +310,11 @@ struct LeadsQuery {
     cursor: Option<String>,
 }
 
-async fn leads_page(State(app): State<Arc<App>>, Query(query): Query<LeadsQuery>) -> Response {
+async fn leads_page(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Query(query): Query<LeadsQuery>,
+) -> Response {
     let list = ListQuery {
         stage: query.stage.clone(),
         grade: query.grade.clone(),
@@ -216,7 +328,7 @@ async fn leads_page(State(app): State<Arc<App>>, Query(query): Query<LeadsQuery>
     };
     let request = match list.parse() {
         Ok(r) => r,
-        Err(e) => return page_error(e),
+        Err(e) => return page_error(&session, e),
     };
     debug_assert_eq!(request.sort, LeadSort::CallNow);
     let app2 = Arc::clone(&app);
@@ -234,7 +346,7 @@ async fn leads_page(State(app): State<Arc<App>>, Query(query): Query<LeadsQuery>
     .await;
     let (page, trends) = match result {
         Ok(x) => x,
-        Err(e) => return page_error(e),
+        Err(e) => return page_error(&session, e),
     };
     let rows: Vec<Jv> = page
         .leads
@@ -264,7 +376,8 @@ async fn leads_page(State(app): State<Arc<App>>, Query(query): Query<LeadsQuery>
         }
         q
     });
-    render(
+    render_page(
+        &session,
         "leads.html",
         context! {
             nav => "sales", leads => rows, stages => stages, next => next,
@@ -346,7 +459,11 @@ fn history_chart(points: &[(Millis, f64, String)]) -> String {
     )
 }
 
-async fn lead_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+async fn lead_page(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
     let now = app.clock.now();
     let app2 = Arc::clone(&app);
     let id2 = id.clone();
@@ -360,8 +477,10 @@ async fn lead_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Respo
     .await;
     let (view, series) = match view {
         Ok(Some((v, series))) => (v, series),
-        Ok(None) => return page_error(ApiError::not_found("lead_not_found", format!("no lead with id `{id}`"))),
-        Err(e) => return page_error(e),
+        Ok(None) => {
+            return page_error(&session, ApiError::not_found("lead_not_found", format!("no lead with id `{id}`")));
+        }
+        Err(e) => return page_error(&session, e),
     };
     let traits = view["traits"].clone();
     let dims: Vec<Jv> = view["scores"]
@@ -412,7 +531,8 @@ async fn lead_page(State(app): State<Arc<App>>, Path(id): Path<String>) -> Respo
     .flatten()
     .collect::<Vec<_>>()
     .join(" · ");
-    render(
+    render_page(
+        &session,
         "lead.html",
         context! {
             nav => "sales",
@@ -467,7 +587,11 @@ fn rule_options(kind: &RuleKind) -> String {
     parts.join(", ")
 }
 
-async fn marketing_page(State(app): State<Arc<App>>, Query(query): Query<MarketingQuery>) -> Response {
+async fn marketing_page(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Query(query): Query<MarketingQuery>,
+) -> Response {
     let app2 = Arc::clone(&app);
     let data = blocking(move || {
         Ok(app2.store.read(|tx| {
@@ -477,7 +601,7 @@ async fn marketing_page(State(app): State<Arc<App>>, Query(query): Query<Marketi
     .await;
     let (lead_count, sample, outcomes, reached, models) = match data {
         Ok(d) => d,
-        Err(e) => return page_error(e),
+        Err(e) => return page_error(&session, e),
     };
     let active = app.model();
     let model = &active.model;
@@ -610,7 +734,8 @@ async fn marketing_page(State(app): State<Arc<App>>, Query(query): Query<Marketi
         .rev()
         .map(|m| context! { version => m.version, name => m.name, created_at => time::format_timestamp(m.created_at), active => m.active })
         .collect();
-    render(
+    render_page(
+        &session,
         "marketing.html",
         context! {
             nav => "marketing",
@@ -632,7 +757,10 @@ async fn marketing_page(State(app): State<Arc<App>>, Query(query): Query<Marketi
     )
 }
 
-async fn backtest_action(State(app): State<Arc<App>>) -> Response {
+async fn backtest_action(State(app): State<Arc<App>>, Extension(session): Extension<Session>) -> Response {
+    if !session.admin() {
+        return forbidden("Running a backtest needs an admin key.");
+    }
     let now = app.clock.now();
     let result = blocking(move || run_backtest(&app, "", now, Duration::from_millis(86_400_000))).await;
     match result {
@@ -641,7 +769,14 @@ async fn backtest_action(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn activate_action(State(app): State<Arc<App>>, Path(version): Path<i64>) -> Response {
+async fn activate_action(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(version): Path<i64>,
+) -> Response {
+    if !session.admin() {
+        return forbidden("Activating a model needs an admin key.");
+    }
     let result = blocking(move || match app.activate(version) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(ApiError::not_found("model_not_found", format!("no model version {version}"))),
@@ -662,12 +797,9 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/marketing", get(marketing_page))
         .route("/marketing/backtest", post(backtest_action))
         .route("/marketing/models/{version}/activate", post(activate_action))
-        .route_layer(middleware::from_fn_with_state(app, require_session));
-    Router::new()
-        .route("/", get(root))
-        .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
-        .merge(pages)
+        .route_layer(middleware::from_fn_with_state(app, require_session));
+    Router::new().route("/", get(root)).route("/login", get(login_page).post(login)).merge(pages)
 }
 
 #[cfg(test)]
@@ -689,11 +821,5 @@ mod tests {
         }
         let html = templates().get_template("login.html").and_then(|t| t.render(context! { error => "<b>" }));
         assert!(html.is_ok_and(|h| h.contains("&lt;b&gt;")), "autoescaped");
-    }
-
-    #[test]
-    fn tokens_differ() {
-        assert_ne!(new_token(), new_token());
-        assert_eq!(new_token().len(), 32);
     }
 }

@@ -35,6 +35,10 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
+
     pub fn too_large(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
     }
@@ -63,7 +67,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) | StoreError::Conflict(_) => {
                 tracing::warn!("store: {e}");
                 ApiError {
-                    retry_after: Some(1),
+                    retry_after: Some(2),
                     ..ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "database_unavailable",

@@ -12,10 +12,11 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use leadscore_core::Event;
-use leadscore_core::engine::EventError;
+use leadscore_core::engine::{EventError, TimeSource, resolve_time};
 use leadscore_core::time::{self, Millis};
 use leadscore_store::NewEvent;
 
+use crate::auth::{Keys, Role};
 use crate::error::ApiError;
 
 /// Segment's limits: 32 KB per message, 500 KB per request body.
@@ -52,13 +53,17 @@ pub fn type_of_path(segment: &str) -> Option<&'static str> {
     })
 }
 
-/// Decodes one request. `implied_type` is `None` for `/v1/batch` and `/v1/b`.
+/// Decodes one request. `implied_type` is `None` for `/v1/batch` and `/v1/b`. Every message is
+/// validated completely here, before anything is queued: an event time before 1970 or more than
+/// `max_future` after `received_at` is a 400.
 pub fn decode(
     implied_type: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
-    write_keys: &[String],
+    keys: &Keys,
     received_at: Millis,
+    max_future: Millis,
+    query_key: Option<&str>,
 ) -> Result<Decoded, ApiError> {
     let body = decompress(headers, body)?;
     if body.len() > MAX_BATCH_BYTES {
@@ -72,7 +77,7 @@ pub fn decode(
     let Value::Object(mut root) = root else {
         return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
     };
-    let write_key = authenticate(headers, &root, write_keys)?;
+    let write_key = authenticate(headers, &root, query_key, keys)?;
     let batch_sent_at = root.get("sentAt").cloned().filter(|v| !v.is_null());
     let (messages, path_of): (Vec<Value>, Box<dyn Fn(usize) -> String>) = match implied_type {
         None => match root.remove("batch") {
@@ -89,7 +94,7 @@ pub fn decode(
     let mut out = Vec::with_capacity(messages.len());
     for (i, message) in messages.into_iter().enumerate() {
         let path = path_of(i);
-        out.push(normalise(message, &path, &write_key, batch_sent_at.as_ref(), received_at)?);
+        out.push(normalise(message, &path, &write_key, batch_sent_at.as_ref(), received_at, max_future)?);
     }
     Ok(Decoded { write_key, messages: out })
 }
@@ -126,28 +131,37 @@ fn inflate(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
-/// The write key: Basic auth user name (password empty; the colon may be missing), else
-/// `writeKey` in the body.
-fn authenticate(headers: &HeaderMap, root: &Map<String, Value>, write_keys: &[String]) -> Result<String, ApiError> {
-    let from_header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-        let (scheme, rest) = v.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return None;
-        }
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        Some(text.split(':').next().unwrap_or("").to_owned())
-    });
-    let key = from_header
+/// The Basic-auth user name (the write key; password empty, the colon may be missing).
+pub fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split(':').next().unwrap_or("").to_owned())
+}
+
+/// The write key: Basic auth user name, else `writeKey` in the body, else `writeKey` in the
+/// query (RudderStack's beacon).
+fn authenticate(
+    headers: &HeaderMap,
+    root: &Map<String, Value>,
+    query_key: Option<&str>,
+    keys: &Keys,
+) -> Result<String, ApiError> {
+    let key = basic_user(headers)
         .filter(|k| !k.is_empty())
         .or_else(|| root.get("writeKey").and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| query_key.filter(|k| !k.is_empty()).map(str::to_owned))
         .ok_or_else(|| {
             ApiError::unauthorized(
                 "missing_write_key",
                 "no write key: send it as the Basic-auth user name or as `writeKey` in the body",
             )
         })?;
-    if write_keys.iter().any(|k| k == &key) {
+    if keys.has(&key, Role::Write) {
         Ok(key)
     } else {
         Err(ApiError::unauthorized("invalid_write_key", "the write key is not valid"))
@@ -159,6 +173,48 @@ fn invalid(path: &str, field: &str, message: impl std::fmt::Display) -> ApiError
     ApiError::bad_request(code, format!("{path}.{field}: {message}"))
 }
 
+/// Every time field must be an RFC 3339 timestamp, and the event time they give (SPEC §6.1) must
+/// lie between 1970 and `max_future` after the receipt.
+fn check_time(m: &Map<String, Value>, path: &str, received_at: Millis, max_future: Millis) -> Result<(), ApiError> {
+    let bad =
+        |field: &str, message: String| ApiError::bad_request("invalid_timestamp", format!("{path}.{field}: {message}"));
+    for field in ["timestamp", "originalTimestamp", "sentAt"] {
+        match m.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if time::parse_timestamp(s).is_some() => {}
+            Some(Value::String(s)) => return Err(bad(field, format!("`{s}` is not an RFC 3339 timestamp"))),
+            Some(other) => return Err(bad(field, format!("`{other}` is not an RFC 3339 timestamp"))),
+        }
+    }
+    let resolved = resolve_time(m).map_err(|e| match e {
+        EventError::TimeOutOfRange { field, .. } => {
+            bad(field, "the event time is outside the years 0000–9999".to_owned())
+        }
+        other => bad("timestamp", other.to_string()),
+    })?;
+    let field = resolved.source.field();
+    let how = match resolved.source {
+        TimeSource::SkewCorrected => " (corrected by the clock skew receivedAt − sentAt)",
+        _ => "",
+    };
+    let latest = received_at.saturating_add(max_future);
+    if resolved.at < 0 {
+        return Err(bad(field, format!("the event time {}{how} is before 1970", time::format_timestamp(resolved.at))));
+    }
+    if resolved.at > latest {
+        return Err(bad(
+            field,
+            format!(
+                "the event time {}{how} is more than {} after its receipt at {}",
+                time::format_timestamp(resolved.at),
+                leadscore_core::time::Duration::from_millis(max_future.max(1)),
+                time::format_timestamp(received_at)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates one message and brings it to the stored form: `type` known, an id present, traits
 /// from `context.traits` when `traits` is missing, `receivedAt` and `sentAt` set so the event
 /// time is `timestamp`, else `originalTimestamp` corrected for clock skew, else receipt.
@@ -168,6 +224,7 @@ fn normalise(
     write_key: &str,
     batch_sent_at: Option<&Value>,
     received_at: Millis,
+    max_future: Millis,
 ) -> Result<Incoming, ApiError> {
     let Value::Object(mut m) = message else {
         return Err(ApiError::bad_request("invalid_message", format!("{path}: a message must be a JSON object")));
@@ -250,13 +307,10 @@ fn normalise(
         m.insert("sentAt".to_owned(), sent.clone());
     }
     m.insert("receivedAt".to_owned(), Value::String(time::format_timestamp(received_at)));
+    check_time(&m, path, received_at, max_future)?;
     let group_id = id_of(&m, "groupId");
-    let event = Event::from_message(Value::Object(m)).map_err(|e| match e {
-        EventError::BadTimestamp { field, value } => {
-            invalid(path, field, format!("`{value}` is not an RFC 3339 timestamp"))
-        }
-        other => ApiError::bad_request("invalid_message", format!("{path}: {other}")),
-    })?;
+    let event = Event::from_message(Value::Object(m))
+        .map_err(|e| ApiError::bad_request("invalid_message", format!("{path}: {e}")))?;
     let body = serde_json::to_string(&event.body)
         .map_err(|e| ApiError::bad_request("invalid_message", format!("{path}: {e}")))?;
     Ok(Incoming {
@@ -282,10 +336,13 @@ mod tests {
     use axum::http::HeaderValue;
     use std::io::Write;
 
-    const NOW: Millis = 1_790_000_000_000;
+    // 2026-12-01T00:00:00Z.
+    const NOW: Millis = 1_796_083_200_000;
 
-    fn keys() -> Vec<String> {
-        vec!["wk".to_owned()]
+    const DAY: Millis = 86_400_000;
+
+    fn keys() -> Keys {
+        Keys::new([("wk", Role::Write), ("ak", Role::Admin)])
     }
 
     fn basic(key: &str) -> HeaderMap {
@@ -300,7 +357,7 @@ mod tests {
         let body = br#"{"batch":[{"integrations":{},"anonymousId":null,"timestamp":"2026-11-22T09:14:19.907+00:00",
             "context":{"library":{"name":"analytics-python","version":"2.4.0"}},"type":"identify","userId":"user-42",
             "traits":{"email":"jane@acme.com"},"messageId":"m1"}],"sentAt":"2026-11-22T09:14:20.421766+00:00","writeKey":"wk"}"#;
-        let d = decode(None, &basic("wk"), body, &keys(), NOW).unwrap();
+        let d = decode(None, &basic("wk"), body, &keys(), NOW, DAY, None).unwrap();
         assert_eq!(d.messages.len(), 1);
         assert_eq!(d.messages[0].new.lead_id.as_deref(), Some("user-42"));
         assert_eq!(d.messages[0].new.at, time::parse_timestamp("2026-11-22T09:14:19.907Z").unwrap());
@@ -315,7 +372,7 @@ mod tests {
         let mut headers = basic("wk");
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         let received = time::parse_timestamp("2026-01-01T00:00:15Z").unwrap();
-        let d = decode(None, &headers, &gz.finish().unwrap(), &keys(), received).unwrap();
+        let d = decode(None, &headers, &gz.finish().unwrap(), &keys(), received, DAY, None).unwrap();
         let m = &d.messages[0];
         assert_eq!(m.event.body["traits"]["title"], "CTO");
         // 5 s of skew: the client clock is 5 s behind the server.
@@ -325,7 +382,7 @@ mod tests {
     #[test]
     fn short_browser_paths_imply_the_type_and_take_the_key_from_the_body() {
         let body = br#"{"writeKey":"wk","event":"Signed Up","anonymousId":"a1","messageId":"x"}"#;
-        let d = decode(type_of_path("t"), &HeaderMap::new(), body, &keys(), NOW).unwrap();
+        let d = decode(type_of_path("t"), &HeaderMap::new(), body, &keys(), NOW, DAY, None).unwrap();
         assert_eq!(d.messages[0].new.event_type, "track");
         assert_eq!(d.messages[0].new.at, NOW);
     }
@@ -345,35 +402,87 @@ mod tests {
             (br#"{"batch":[{"type":"track","userId":"a\u0000b","event":"e"}]}"#, "invalid_message", "batch[0].userId"),
         ];
         for (body, code, path) in cases {
-            let e = decode(None, &basic("wk"), body, &keys(), NOW).unwrap_err();
+            let e = decode(None, &basic("wk"), body, &keys(), NOW, DAY, None).unwrap_err();
             assert_eq!(e.code, code, "{}", String::from_utf8_lossy(body));
             assert!(e.message.contains(path), "{} lacks {path}", e.message);
         }
     }
 
+    /// The reported attack and its relatives: every way to give an event an unreadable or absurd
+    /// time is a 400 naming the field, whichever field the time comes from.
+    #[test]
+    fn event_times_outside_1970_to_receipt_plus_allowance_are_refused() {
+        let cases: [(&str, &str); 7] = [
+            (
+                r#"{"anonymousId":"a7","originalTimestamp":"9999-12-30T00:00:00Z","sentAt":"1970-01-01T00:00:00Z"}"#,
+                "$.originalTimestamp",
+            ),
+            (r#"{"anonymousId":"a7","timestamp":"9999-12-30T00:00:00Z"}"#, "$.timestamp"),
+            (r#"{"anonymousId":"a7","timestamp":"1969-12-31T23:59:59Z"}"#, "$.timestamp"),
+            (r#"{"anonymousId":"a7","originalTimestamp":"1960-01-01T00:00:00Z"}"#, "$.originalTimestamp"),
+            (
+                r#"{"anonymousId":"a7","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":"1900-01-01T00:00:00Z"}"#,
+                "$.originalTimestamp",
+            ),
+            (r#"{"anonymousId":"a7","timestamp":"2026-01-01T00:00:00Z","sentAt":"not a time"}"#, "$.sentAt"),
+            (r#"{"anonymousId":"a7","originalTimestamp":"2026-01-01T00:00:00Z","sentAt":12}"#, "$.sentAt"),
+        ];
+        for (body, path) in cases {
+            let e = decode(type_of_path("page"), &basic("wk"), body.as_bytes(), &keys(), NOW, DAY, None).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (400, "invalid_timestamp"), "{body}: {}", e.message);
+            assert!(e.message.starts_with(path), "{body}: {}", e.message);
+        }
+        // A batch-level sentAt counts for every message without its own.
+        let batch = r#"{"batch":[{"type":"track","userId":"u","event":"e","originalTimestamp":"2026-01-01T00:00:00Z"}],"sentAt":"1971-01-01T00:00:00Z"}"#;
+        let e = decode(None, &basic("wk"), batch.as_bytes(), &keys(), NOW, DAY, None).unwrap_err();
+        assert_eq!(e.code, "invalid_timestamp");
+        assert!(e.message.contains("batch[0].originalTimestamp") && e.message.contains("clock skew"), "{}", e.message);
+        // Up to the allowance after receipt is fine; past it is not.
+        let soon = format!(r#"{{"anonymousId":"a","timestamp":"{}"}}"#, time::format_timestamp(NOW + DAY));
+        assert!(decode(type_of_path("page"), &basic("wk"), soon.as_bytes(), &keys(), NOW, DAY, None).is_ok());
+        let later = format!(r#"{{"anonymousId":"a","timestamp":"{}"}}"#, time::format_timestamp(NOW + DAY + 1000));
+        assert!(decode(type_of_path("page"), &basic("wk"), later.as_bytes(), &keys(), NOW, DAY, None).is_err());
+        // Every accepted time reads back from the stored body.
+        let ok = decode(type_of_path("page"), &basic("wk"), soon.as_bytes(), &keys(), NOW, DAY, None).unwrap();
+        let stored: Value = serde_json::from_str(&ok.messages[0].new.body).unwrap();
+        assert_eq!(Event::from_message(stored).unwrap().at, NOW + DAY);
+    }
+
+    #[test]
+    fn only_write_keys_send_events() {
+        let body = br#"{"batch":[]}"#;
+        assert_eq!(decode(None, &basic("ak"), body, &keys(), NOW, DAY, None).unwrap_err().code, "invalid_write_key");
+    }
+
     #[test]
     fn keys_and_limits_are_enforced() {
         let body = br#"{"batch":[]}"#;
-        assert_eq!(decode(None, &HeaderMap::new(), body, &keys(), NOW).unwrap_err().code, "missing_write_key");
-        assert_eq!(decode(None, &basic("nope"), body, &keys(), NOW).unwrap_err().code, "invalid_write_key");
+        assert_eq!(
+            decode(None, &HeaderMap::new(), body, &keys(), NOW, DAY, None).unwrap_err().code,
+            "missing_write_key"
+        );
+        assert_eq!(decode(None, &basic("nope"), body, &keys(), NOW, DAY, None).unwrap_err().code, "invalid_write_key");
         let big = format!(
             r#"{{"batch":[{{"type":"track","userId":"u","event":"e","properties":{{"x":"{}"}}}}]}}"#,
             "a".repeat(40_000)
         );
-        let e = decode(None, &basic("wk"), big.as_bytes(), &keys(), NOW).unwrap_err();
+        let e = decode(None, &basic("wk"), big.as_bytes(), &keys(), NOW, DAY, None).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (413, "message_too_large"));
         let huge = format!(r#"{{"batch":[],"pad":"{}"}}"#, "a".repeat(600_000));
-        assert_eq!(decode(None, &basic("wk"), huge.as_bytes(), &keys(), NOW).unwrap_err().code, "batch_too_large");
+        assert_eq!(
+            decode(None, &basic("wk"), huge.as_bytes(), &keys(), NOW, DAY, None).unwrap_err().code,
+            "batch_too_large"
+        );
         let mut h = basic("wk");
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        assert_eq!(decode(None, &h, b"\x1f\x8bnot really", &keys(), NOW).unwrap_err().code, "invalid_gzip");
+        assert_eq!(decode(None, &h, b"\x1f\x8bnot really", &keys(), NOW, DAY, None).unwrap_err().code, "invalid_gzip");
     }
 
     #[test]
     fn messages_without_an_id_get_one_from_their_content() {
         let body = br#"{"batch":[{"type":"track","userId":"u","event":"e","timestamp":"2026-01-01T00:00:00Z"}]}"#;
-        let a = decode(None, &basic("wk"), body, &keys(), NOW).unwrap();
-        let b = decode(None, &basic("wk"), body, &keys(), NOW).unwrap();
+        let a = decode(None, &basic("wk"), body, &keys(), NOW, DAY, None).unwrap();
+        let b = decode(None, &basic("wk"), body, &keys(), NOW, DAY, None).unwrap();
         assert_eq!(a.messages[0].new.message_id, b.messages[0].new.message_id);
         assert!(a.messages[0].new.message_id.starts_with("ls-"));
     }
@@ -384,7 +493,8 @@ mod fuzz {
     use super::*;
     use proptest::prelude::*;
 
-    const NOW: Millis = 1_790_000_000_000;
+    // 2026-12-01T00:00:00Z.
+    const NOW: Millis = 1_796_083_200_000;
 
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
@@ -442,7 +552,7 @@ mod fuzz {
                 object.insert("writeKey".to_owned(), Value::from("wk"));
             }
             let bytes = serde_json::to_vec(&body).unwrap_or_default();
-            match decode(path, &HeaderMap::new(), &bytes, &["wk".to_owned()], NOW) {
+            match decode(path, &HeaderMap::new(), &bytes, &Keys::new([("wk", Role::Write)]), NOW, 86_400_000, None) {
                 Ok(decoded) => prop_assert!(decoded.messages.iter().all(|m| !m.new.message_id.is_empty())),
                 Err(e) => prop_assert!(e.status.is_client_error(), "{} {}", e.status, e.message),
             }
@@ -454,7 +564,7 @@ mod fuzz {
             if gzip {
                 headers.insert(header::CONTENT_ENCODING, axum::http::HeaderValue::from_static("gzip"));
             }
-            if let Err(e) = decode(None, &headers, &bytes, &["wk".to_owned()], NOW) {
+            if let Err(e) = decode(None, &headers, &bytes, &Keys::new([("wk", Role::Write)]), NOW, 86_400_000, None) {
                 prop_assert!(e.status.is_client_error(), "{} {}", e.status, e.message);
             }
         }

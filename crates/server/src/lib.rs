@@ -10,6 +10,7 @@
 //! due, at that instant.
 
 pub mod app;
+pub mod auth;
 pub mod charts;
 pub mod clock;
 pub mod dashboard;
@@ -34,7 +35,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = http::router(Arc::clone(&app));
-    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let result = http::connections::serve(listener, router, app.settings.limits, shutdown).await;
     // Shut down (and drop the store's connections) off the async threads.
     let _ = tokio::task::spawn_blocking(move || {
         app.shutdown();

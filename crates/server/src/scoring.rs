@@ -15,7 +15,7 @@ use leadscore_core::model::{Projection, parse_projected};
 use leadscore_core::schedule::next_change;
 use leadscore_core::time::{self, Millis};
 use leadscore_core::{CheckedModel, Event, IdentityGraph, LeadHistory, Outcome, OutcomeKind, Score, evaluate};
-use leadscore_store::{HistoryRow, LeadRow, Link, StoreError, StoredScore, Tx};
+use leadscore_store::{HistoryRow, LeadRow, Link, StoreError, StoredEvent, StoredScore, Tx};
 
 use crate::ingest::Incoming;
 use crate::webhooks::{self, Webhooks};
@@ -132,6 +132,42 @@ pub fn link_of(event: &Event) -> Option<Link> {
 pub struct Loaded {
     pub leads: Vec<(LeadRow, LeadHistory)>,
     pub accounts: AccountBook,
+    /// Stored messages that could not be read back; they were left out (see [`Unreadable`]).
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A stored message the engine cannot read (written by an older version, or damaged). It is left
+/// out of every score, so it never breaks its lead, the scheduler, an activation or a backtest;
+/// it is logged once, counted in `leadscore_unreadable_events_total`, and listed by
+/// `GET /api/events/unreadable`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    pub seq: i64,
+    pub reason: String,
+}
+
+/// Logs and counts unreadable messages the first time this process meets them.
+pub fn note_unreadable(list: &[Unreadable]) -> Vec<&Unreadable> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<i64>>> = std::sync::OnceLock::new();
+    let Ok(mut seen) = SEEN.get_or_init(Default::default).lock() else { return Vec::new() };
+    let mut new = Vec::new();
+    for u in list {
+        if seen.insert(u.seq) {
+            tracing::warn!("stored event {} cannot be read and is left out of scores: {}", u.seq, u.reason);
+            metrics::counter!("leadscore_unreadable_events_total").increment(1);
+            new.push(u);
+        }
+    }
+    new
+}
+
+/// Notes unreadable messages and records them for the admin list (in the caller's transaction).
+pub fn record_unreadable(tx: &mut Tx<'_>, list: &[Unreadable], now: Millis) -> Result<(), StoreError> {
+    note_unreadable(list);
+    for u in list {
+        tx.add_unreadable(u.seq, &u.reason, now)?;
+    }
+    Ok(())
 }
 
 /// Loads the histories of the leads `ids` (those that exist). Anonymous messages belong to the
@@ -149,8 +185,8 @@ pub fn load_histories(
     let anonymous_ids: Vec<String> =
         ids.iter().flat_map(|id| identities.anonymous_ids_of(id)).map(str::to_owned).collect();
     let stored = tx.events_of_leads(&ids, &anonymous_ids)?;
-    // Parse in parallel: JSON is most of the work.
-    let parsed: Vec<Result<(String, Event), StoreError>> = stored
+    // Parse in parallel: JSON is most of the work. A message that cannot be read is left out.
+    let parsed: Vec<Result<(String, Event), Unreadable>> = stored
         .into_par_iter()
         .filter_map(|stored| {
             let (owner, linked_at) = match (&stored.lead_id, &stored.anonymous_id) {
@@ -161,7 +197,7 @@ pub fn load_histories(
                 }
                 (None, None) => return None,
             };
-            Some(parse_event(&stored.body, projection).map(|mut event| {
+            Some(parse_event(&stored, projection).map(|mut event| {
                 if let Some(at) = linked_at {
                     event.visible_at = event.at.max(at);
                 }
@@ -171,8 +207,15 @@ pub fn load_histories(
         .collect();
     let mut events: HashMap<String, Vec<Event>> = HashMap::new();
     let mut group_ids: BTreeSet<String> = BTreeSet::new();
+    let mut unreadable = Vec::new();
     for item in parsed {
-        let (owner, event) = item?;
+        let (owner, event) = match item {
+            Ok(x) => x,
+            Err(u) => {
+                unreadable.push(u);
+                continue;
+            }
+        };
         if event.kind() == "group"
             && let Some(group) = event.body.get("groupId").and_then(Value::as_str)
         {
@@ -180,7 +223,8 @@ pub fn load_histories(
         }
         events.entry(owner).or_default().push(event);
     }
-    let accounts = account_book(tx, model, projection, &group_ids.into_iter().collect::<Vec<_>>())?;
+    let (accounts, mut skipped) = account_book(tx, model, projection, &group_ids.into_iter().collect::<Vec<_>>())?;
+    unreadable.append(&mut skipped);
     let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
     for o in tx.outcomes_of_leads(&ids)? {
         if let Some(kind) = OutcomeKind::parse(&o.outcome) {
@@ -204,25 +248,27 @@ pub fn load_histories(
             (row, history)
         })
         .collect();
-    Ok(Loaded { leads, accounts })
+    Ok(Loaded { leads, accounts, unreadable })
 }
 
 /// The traits over time of these accounts: every `group` message for them that `model` does not
-/// ignore (as in the batch reader).
+/// ignore (as in the batch reader), and the messages that could not be read.
 pub fn account_book(
     tx: &mut Tx<'_>,
     model: &CheckedModel,
     projection: &Projection,
     group_ids: &[String],
-) -> Result<AccountBook, StoreError> {
+) -> Result<(AccountBook, Vec<Unreadable>), StoreError> {
     let mut accounts = AccountBook::default();
+    let mut unreadable = Vec::new();
     for stored in tx.group_events(group_ids)? {
-        let event = parse_event(&stored.body, projection)?;
-        if !is_ignored(model, &event) {
-            accounts.record_event(&event);
+        match parse_event(&stored, projection) {
+            Ok(event) if !is_ignored(model, &event) => accounts.record_event(&event),
+            Ok(_) => {}
+            Err(u) => unreadable.push(u),
         }
     }
-    Ok(accounts)
+    Ok((accounts, unreadable))
 }
 
 /// The identity links of these leads' anonymous ids, with the same rule as the batch reader
@@ -235,26 +281,45 @@ fn identities_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<IdentityGraph, Store
     Ok(identities)
 }
 
-/// The anonymous ids whose visits belong to `lead_id` (they go with it when it is deleted).
-pub fn stitched_anonymous_ids(tx: &mut Tx<'_>, lead_id: &str) -> Result<Vec<String>, StoreError> {
-    let identities = identities_of(tx, &[lead_id.to_owned()])?;
-    Ok(identities.anonymous_ids_of(lead_id).map(str::to_owned).collect())
+/// The ids whose messages belong to `lead_id`: the anonymous ids and aliased previous ids whose
+/// earliest link names it, and in turn the ids stitched to those (they go with it when it is
+/// deleted).
+pub fn stitched_ids(tx: &mut Tx<'_>, lead_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    let mut frontier = vec![lead_id.to_owned()];
+    // Chains of aliases are short; the bound only guards against a cycle of links.
+    for _ in 0..32 {
+        if frontier.is_empty() {
+            break;
+        }
+        let identities = identities_of(tx, &frontier)?;
+        let next: Vec<String> = frontier
+            .iter()
+            .flat_map(|id| identities.anonymous_ids_of(id))
+            .filter(|a| *a != lead_id && all.insert((*a).to_owned()))
+            .map(str::to_owned)
+            .collect();
+        frontier = next;
+    }
+    Ok(all.into_iter().collect())
 }
 
 /// One lead's history with whole messages (for reads), or `None` if there is no such lead.
+/// Unreadable messages are left out and noted.
 pub fn load_history(
     tx: &mut Tx<'_>,
     model: &CheckedModel,
     lead_id: &str,
 ) -> Result<Option<(LeadHistory, AccountBook)>, StoreError> {
     let mut loaded = load_histories(tx, model, &Projection::everything(), &[lead_id.to_owned()])?;
+    note_unreadable(&loaded.unreadable);
     Ok(loaded.leads.pop().map(|(_, history)| (history, loaded.accounts)))
 }
 
-fn parse_event(body: &str, projection: &Projection) -> Result<Event, StoreError> {
-    let value =
-        parse_projected(body.as_bytes(), projection).map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
-    Event::from_message(value).map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))
+fn parse_event(stored: &StoredEvent, projection: &Projection) -> Result<Event, Unreadable> {
+    let unreadable = |reason: String| Unreadable { seq: stored.seq, reason };
+    let value = parse_projected(stored.body.as_bytes(), projection).map_err(|e| unreadable(e.to_string()))?;
+    Event::from_message(value).map_err(|e| unreadable(e.to_string()))
 }
 
 /// Rescores leads, each as of its own instant `(id, as_of)`, and stores the results; a stage
@@ -272,20 +337,41 @@ pub fn rescore_leads(
     let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
     tx.lock_leads(&ids)?;
     let loaded = load_histories(tx, &active.model, &active.projection, &ids)?;
+    if !loaded.unreadable.is_empty() {
+        let now = due.iter().map(|(_, at)| *at).max().unwrap_or_default();
+        record_unreadable(tx, &loaded.unreadable, now)?;
+    }
     let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     let model = &active.model;
     let accounts = &loaded.accounts;
-    // Scoring is pure: all cores.
-    let scored: Vec<(&LeadRow, StoredScore)> = loaded
+    // Scoring is pure: all cores. A lead whose scoring panics (a bug) keeps its last score and
+    // waits for its next event; it never takes the others down with it.
+    let results: Vec<(&LeadRow, Option<StoredScore>)> = loaded
         .leads
         .par_iter()
         .map(|(row, history)| {
             let at = as_of.get(row.id.as_str()).copied().unwrap_or_default();
-            let score = evaluate(model, history, accounts, at);
-            let next = next_change(model, history, accounts, at, &score);
-            (row, stored_score(model, active.version, &score, at, next))
+            let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let score = evaluate(model, history, accounts, at);
+                let next = next_change(model, history, accounts, at, &score);
+                stored_score(model, active.version, &score, at, next)
+            }));
+            (row, scored.ok())
         })
         .collect();
+    let mut scored: Vec<(&LeadRow, StoredScore)> = Vec::with_capacity(results.len());
+    let mut failed: Vec<String> = Vec::new();
+    for (row, result) in results {
+        match result {
+            Some(stored) => scored.push((row, stored)),
+            None => {
+                tracing::error!("scoring lead `{}` failed (a bug); it keeps its last score", row.id);
+                metrics::counter!("leadscore_scoring_failures_total").increment(1);
+                failed.push(row.id.clone());
+            }
+        }
+    }
+    tx.clear_next_changes(&failed)?;
     let mut saves = Vec::with_capacity(scored.len());
     let mut entries = Vec::new();
     let mut changes = Vec::new();

@@ -2,9 +2,10 @@
 //! outbox in the transaction that made the change, and signed when sent:
 //! `Leadscore-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 //!
-//! The dispatcher ([`dispatch_due`]) claims due deliveries (a lease: their next attempt moves a
-//! minute ahead, so a process that dies mid-send leaves them to be retried), posts them outside any
-//! transaction, and records the result: delivered on a 2xx; otherwise retried with exponential
+//! Each receiver has its own dispatcher ([`dispatch_due`] for one [`Receiver`], run by its own
+//! thread), so a slow or dead receiver delays only its own deliveries. A dispatcher claims due
+//! deliveries (a lease: their next attempt moves a minute ahead, so a process that dies mid-send
+//! leaves them to be retried), posts them outside any transaction, and records the result: delivered on a 2xx; otherwise retried with exponential
 //! backoff and jitter until 24 hours have passed since the change, then marked dead. Delivery is at
 //! least once; receivers dedupe on the body's `id`.
 
@@ -29,8 +30,10 @@ const MAX_BACKOFF_MS: Millis = 3_600_000;
 const LEASE_MS: Millis = 60_000;
 /// How long one attempt may take.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Deliveries sent at once.
-const PARALLEL: usize = 8;
+/// Deliveries sent at once to one receiver.
+const PARALLEL: usize = 4;
+/// Deliveries one receiver's dispatcher claims at a time.
+const CLAIM: usize = 16;
 
 /// The configured receivers.
 #[derive(Debug, Clone, Default)]
@@ -62,7 +65,26 @@ impl Webhooks {
     }
 }
 
+/// Whose deliveries a dispatcher sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receiver {
+    /// One configured URL.
+    Url(String),
+    /// Deliveries to URLs no longer configured (they fail and are retried until dead).
+    Unconfigured(Vec<String>),
+}
+
 impl Webhooks {
+    /// One dispatcher per distinct configured URL, and one for deliveries to other URLs.
+    pub fn receivers(&self) -> Vec<Receiver> {
+        let mut urls: Vec<String> = self.hooks.iter().map(|h| h.url.clone()).collect();
+        urls.sort();
+        urls.dedup();
+        let mut out: Vec<Receiver> = urls.iter().cloned().map(Receiver::Url).collect();
+        out.push(Receiver::Unconfigured(urls));
+        out
+    }
+
     fn wanting(&self, event: &str) -> impl Iterator<Item = (usize, &WebhookConfig)> {
         self.hooks.iter().enumerate().filter(move |(_, h)| h.events.is_empty() || h.events.iter().any(|e| e == event))
     }
@@ -117,10 +139,14 @@ pub fn backoff(first_retry_ms: Millis, attempts: i64, id: &str) -> Millis {
     (base as f64 * (0.8 + 0.4 * unit)) as Millis
 }
 
-/// Sends every delivery due at `now` and records the results; returns how many were attempted.
-pub fn dispatch_due(store: &Store, hooks: &Webhooks, now: Millis) -> Result<usize, StoreError> {
+/// Sends the deliveries to `receiver` due at `now` and records the results; returns how many
+/// were attempted.
+pub fn dispatch_due(store: &Store, hooks: &Webhooks, receiver: &Receiver, now: Millis) -> Result<usize, StoreError> {
     let claimed = store.write(|tx| {
-        let due = tx.due_deliveries(now, 64)?;
+        let due = match receiver {
+            Receiver::Url(url) => tx.due_deliveries(now, Some(url), &[], CLAIM)?,
+            Receiver::Unconfigured(configured) => tx.due_deliveries(now, None, configured, CLAIM)?,
+        };
         for d in &due {
             let mut leased = d.clone();
             leased.next_attempt_at = now + LEASE_MS;

@@ -137,9 +137,9 @@ async fn a_rolled_back_change_sends_nothing() {
     let s = with_hook(&receiver);
     let mut body = demo("w3", "c");
     body["writeKey"] = json!("wk");
+    let now = parse_timestamp(T0).unwrap();
     let decoded =
-        decode(None, &HeaderMap::new(), body.to_string().as_bytes(), &["wk".to_owned()], parse_timestamp(T0).unwrap())
-            .unwrap();
+        decode(None, &HeaderMap::new(), body.to_string().as_bytes(), &s.app.keys, now, 86_400_000, None).unwrap();
     let app = std::sync::Arc::clone(&s.app);
     let result = tokio::task::spawn_blocking(move || {
         let active = app.model();
@@ -157,4 +157,31 @@ async fn a_rolled_back_change_sends_nothing() {
     assert_eq!(log["deliveries"], json!([]));
     assert!(receiver.requests().is_empty());
     assert_eq!(s.get("/api/leads/w3").await.0, StatusCode::NOT_FOUND);
+}
+
+/// A receiver that takes 6 s per answer delays only its own deliveries: a healthy receiver gets
+/// every change within a second or two, while the slow one is still busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_does_not_delay_the_others() {
+    let slow = Receiver::start(0);
+    slow.slow_down(Duration::from_secs(6));
+    let healthy = Receiver::start(0);
+    let hooks = [&slow, &healthy]
+        .iter()
+        .map(|r| WebhookConfig { url: r.url(), secret: SECRET.into(), events: vec![], first_retry: None })
+        .collect();
+    let s = start_full(None, MODEL, hooks);
+    for (i, user) in ["s1", "s2", "s3"].iter().enumerate() {
+        let started = Instant::now();
+        assert_eq!(s.ingest("/v1/batch", demo(user, &format!("slow-{i}"))).await.0, StatusCode::OK);
+        while !healthy.requests().iter().any(|r| r.body.contains(&format!("\"lead_id\":\"{user}\""))) {
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "the healthy receiver waited for the slow one (change {i}, {:?})",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(slow.requests().len() < 3, "the slow receiver is still working through its deliveries");
 }

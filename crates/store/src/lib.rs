@@ -21,7 +21,12 @@ use std::sync::Mutex;
 pub use sql::Dialect;
 pub use tx::*;
 
-use sql::Conn;
+use sql::{Conn, Sql};
+
+/// Whether a connection should not go back to the pool after an error (it cannot even roll back).
+fn conn_broken(conn: &mut dyn Conn) -> bool {
+    conn.batch("SELECT 1").is_err()
+}
 
 /// What went wrong in the store. `Conflict` is retried by [`Store::write`].
 #[derive(Debug, thiserror::Error)]
@@ -109,11 +114,29 @@ impl Store {
         })
     }
 
+    /// A pooled connection, or a new one. At run time a database that cannot be reached is
+    /// unavailable (503, retried), not a startup error.
     fn acquire(&self) -> Result<Box<dyn Conn>, StoreError> {
         let idle = self.idle.lock().map_err(|_| StoreError::Unavailable("connection pool poisoned".into()))?.pop();
         match idle {
             Some(conn) => Ok(conn),
-            None => self.connect(),
+            None => self.fresh(),
+        }
+    }
+
+    fn fresh(&self) -> Result<Box<dyn Conn>, StoreError> {
+        self.connect().map_err(|e| match e {
+            StoreError::Open { url, reason } => StoreError::Unavailable(format!("cannot open `{url}`: {reason}")),
+            other => other,
+        })
+    }
+
+    /// Forgets every pooled connection: after an outage (a restarted PostgreSQL, an SQLite file
+    /// that was read-only) they may be broken or stuck in the old state; new ones are opened as
+    /// needed, so the server recovers without a restart.
+    fn drain(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
         }
     }
 
@@ -157,11 +180,23 @@ impl Store {
             (Dialect::Postgres, true) => "BEGIN",
             (Dialect::Postgres, false) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
-        if let Err(e) = conn.batch(begin) {
-            // A broken pooled connection: try once with a fresh one.
-            conn = self.connect()?;
-            if conn.batch(begin).is_err() {
+        match conn.batch(begin) {
+            Ok(()) => {}
+            // Busy: `write` retries.
+            Err(e @ StoreError::Conflict(_)) => {
+                self.release(conn);
                 return Err(e);
+            }
+            Err(_) => {
+                // A broken pooled connection (the others are likely broken too): a fresh one.
+                self.drain();
+                conn = self.fresh()?;
+                if let Err(e) = conn.batch(begin) {
+                    if matches!(e, StoreError::Conflict(_)) {
+                        self.release(conn);
+                    }
+                    return Err(e);
+                }
             }
         }
         let result = f(&mut Tx { conn: conn.as_mut() });
@@ -169,17 +204,40 @@ impl Store {
             Ok(_) => conn.batch("COMMIT"),
             Err(_) => conn.batch("ROLLBACK"),
         };
-        match (result, end) {
-            (Ok(value), Ok(())) => {
-                self.release(conn);
-                Ok(value)
-            }
-            (Ok(_), Err(e)) => Err(e),
-            (Err(e), Ok(())) => {
-                self.release(conn);
-                Err(e)
-            }
-            (Err(e), Err(_)) => Err(e),
+        let outcome = match (result, end) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+        };
+        match &outcome {
+            Err(StoreError::Unavailable(_)) => self.drain(),
+            Err(_) if conn_broken(conn.as_mut()) => {}
+            _ => self.release(conn),
         }
+        outcome
+    }
+
+    /// Makes deleted rows unrecoverable from the database files. SQLite zeroes freed content
+    /// (`secure_delete`, set on every connection); this checkpoint copies every page into the main
+    /// file and truncates the write-ahead log, which still held the old pages. PostgreSQL: nothing
+    /// to do here; see docs/server.md for what an operator does about backups and WAL archives.
+    pub fn erase_deleted(&self) -> Result<(), StoreError> {
+        if self.dialect() != Dialect::Sqlite {
+            return Ok(());
+        }
+        let mut conn = self.acquire()?;
+        let rows = conn.query("PRAGMA wal_checkpoint(TRUNCATE)", &[]);
+        let busy = match &rows {
+            Ok(rows) => rows.first().and_then(|r| r.first()).and_then(Sql::int) == Some(1),
+            Err(_) => false,
+        };
+        match rows {
+            Ok(_) => self.release(conn),
+            Err(StoreError::Unavailable(_)) => self.drain(),
+            Err(_) => {}
+        }
+        if busy {
+            return Err(StoreError::Conflict("the write-ahead log could not be truncated: readers are active".into()));
+        }
+        Ok(())
     }
 }

@@ -5,8 +5,14 @@
 use crate::StoreError;
 use crate::sql::{Conn, Dialect, Sql};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_hardening.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_hardening.sql")),
+];
 
 /// The advisory lock key migrations hold on PostgreSQL ("leadscor" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c65_6164_7363_6f72;

@@ -32,8 +32,12 @@ impl Drop for PgConn {
 
 impl PgConn {
     pub fn connect(url: &str) -> Result<PgConn, StoreError> {
-        let client =
-            Client::connect(url, NoTls).map_err(|e| StoreError::Open { url: redact(url), reason: e.to_string() })?;
+        let mut config: postgres::Config =
+            url.parse().map_err(|e: postgres::Error| StoreError::Open { url: redact(url), reason: e.to_string() })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        let client = config.connect(NoTls).map_err(|e| StoreError::Open { url: redact(url), reason: e.to_string() })?;
         Ok(PgConn { client: Some(client), statements: HashMap::new() })
     }
 }
@@ -50,16 +54,26 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Serialisation failures and deadlocks are conflicts (retried); a lost connection, a server
+/// shutting down or starting, a full disk or a read-only server make the database unavailable
+/// (the caller answers 503 and retries later); anything else is a backend error.
 fn backend(e: postgres::Error) -> StoreError {
-    let retry =
-        e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED);
+    let code = e.code().map(SqlState::code).unwrap_or("");
     let message = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),
     };
-    if retry {
+    let conflict = code == SqlState::T_R_SERIALIZATION_FAILURE.code() || code == SqlState::T_R_DEADLOCK_DETECTED.code();
+    let unavailable = e.is_closed()
+        || (e.as_db_error().is_none() && code.is_empty())
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code == SqlState::READ_ONLY_SQL_TRANSACTION.code()
+        || code.starts_with("58");
+    if conflict {
         StoreError::Conflict(message)
-    } else if e.is_closed() {
+    } else if unavailable {
         StoreError::Unavailable(message)
     } else {
         StoreError::Backend(message)

@@ -34,9 +34,11 @@ impl SqliteConn {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
         };
+        // secure_delete: deleted content is overwritten with zeros, in b-tree and freelist pages
+        // alike, so a deleted lead cannot be read back from the file (GDPR).
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; \
-             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;"
+             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;"
         ))
         .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -44,13 +46,25 @@ impl SqliteConn {
     }
 }
 
+/// Busy is a conflict (retried); a read-only, full, missing or failing file makes the database
+/// unavailable (the caller answers 503 and retries later); anything else is a backend error.
 fn backend(e: rusqlite::Error) -> StoreError {
-    let busy = matches!(
-        &e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    );
-    if busy { StoreError::Conflict(e.to_string()) } else { StoreError::Backend(e.to_string()) }
+    use rusqlite::ErrorCode as C;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::DatabaseBusy | C::DatabaseLocked => StoreError::Conflict(e.to_string()),
+            C::ReadOnly
+            | C::DiskFull
+            | C::CannotOpen
+            | C::SystemIoFailure
+            | C::PermissionDenied
+            | C::OutOfMemory
+            | C::FileLockingProtocolFailed
+            | C::NoLargeFileSupport => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Backend(e.to_string()),
+        },
+        _ => StoreError::Backend(e.to_string()),
+    }
 }
 
 /// `$n` placeholders become SQLite's explicit `?n`.

@@ -121,6 +121,34 @@ pub struct DeliveryRow {
     pub delivered_at: Option<Millis>,
 }
 
+/// A stored message found unreadable (see `add_unreadable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRow {
+    pub seq: i64,
+    pub reason: String,
+    pub found_at: Millis,
+    pub message_id: String,
+    pub lead_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub event_type: String,
+    pub received_at: Millis,
+    pub body: String,
+}
+
+/// A dashboard session. The token itself is never stored, only its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub token_digest: String,
+    /// `read` or `admin`.
+    pub role: String,
+    /// Which key logged in (a digest prefix): the session ends when that key is removed.
+    pub key_fingerprint: String,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
 /// How lead lists are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeadSort {
@@ -643,20 +671,27 @@ impl Tx<'_> {
         rows.iter().map(lead_row).collect()
     }
 
-    /// Removes the lead and everything about it: its messages (and the anonymous messages
-    /// stitched to it), links, outcomes, history and deliveries. Returns whether it existed.
-    pub fn delete_lead(&mut self, id: &str, anonymous_ids: &[String]) -> Result<bool, StoreError> {
-        // `RETURNING` makes the delete a query, so the chunking helper runs it.
-        self.query_in(
-            "DELETE FROM events WHERE lead_id IS NULL AND anonymous_id IN ({in}) RETURNING seq",
-            anonymous_ids,
+    /// Removes the lead and everything about it: its messages, and those of the ids stitched to
+    /// it (`linked`: anonymous ids and aliased previous ids, both as `anonymousId` of messages
+    /// without a `userId` and as `userId`), links, outcomes, history and deliveries of all of
+    /// them. Returns whether the lead existed.
+    pub fn delete_lead(&mut self, id: &str, linked: &[String]) -> Result<bool, StoreError> {
+        let mut ids: Vec<String> = vec![id.to_owned()];
+        ids.extend(linked.iter().filter(|l| l.as_str() != id).cloned());
+        // `RETURNING` makes each delete a query, so the chunking helper runs it.
+        self.query_in("DELETE FROM events WHERE lead_id IS NULL AND anonymous_id IN ({in}) RETURNING seq", &ids)?;
+        self.query_in("DELETE FROM events WHERE lead_id IN ({in}) RETURNING seq", &ids)?;
+        self.query_in("DELETE FROM links WHERE lead_id IN ({in}) OR anonymous_id IN ({in}) RETURNING at", &ids)?;
+        for table in ["outcomes", "history", "deliveries"] {
+            self.query_in(&format!("DELETE FROM {table} WHERE lead_id IN ({{in}}) RETURNING lead_id"), &ids)?;
+        }
+        self.conn.execute(
+            "DELETE FROM unreadable_events WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = unreadable_events.seq)",
+            &[],
         )?;
-        self.conn.execute("DELETE FROM events WHERE lead_id = $1", &[id.into()])?;
-        self.conn.execute("DELETE FROM links WHERE lead_id = $1", &[id.into()])?;
-        self.conn.execute("DELETE FROM outcomes WHERE lead_id = $1", &[id.into()])?;
-        self.conn.execute("DELETE FROM history WHERE lead_id = $1", &[id.into()])?;
-        self.conn.execute("DELETE FROM deliveries WHERE lead_id = $1", &[id.into()])?;
-        Ok(self.conn.execute("DELETE FROM leads WHERE id = $1", &[id.into()])? > 0)
+        let existed = self.conn.execute("DELETE FROM leads WHERE id = $1", &[id.into()])? > 0;
+        self.query_in("DELETE FROM leads WHERE id IN ({in}) RETURNING id", &ids)?;
+        Ok(existed)
     }
 
     /// Every row in every table that names `id` (to prove a delete is complete).
@@ -786,16 +821,36 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Pending deliveries due at `now`, oldest first. On PostgreSQL rows being sent by another
-    /// process are skipped (`FOR UPDATE SKIP LOCKED`).
-    pub fn due_deliveries(&mut self, now: Millis, limit: usize) -> Result<Vec<DeliveryRow>, StoreError> {
+    /// Pending deliveries due at `now` to receiver `url` (or, with `None`, to any receiver not in
+    /// `except`), oldest first. On PostgreSQL rows being sent by another process are skipped
+    /// (`FOR UPDATE SKIP LOCKED`).
+    pub fn due_deliveries(
+        &mut self,
+        now: Millis,
+        url: Option<&str>,
+        except: &[String],
+        limit: usize,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
         let lock = if self.dialect() == Dialect::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let mut params = vec![Sql::Int(now), Sql::Int(limit as i64)];
+        let receiver = match url {
+            Some(url) => {
+                params.push(url.into());
+                " AND url = $3".to_owned()
+            }
+            None if except.is_empty() => String::new(),
+            None => {
+                let list = placeholders(3, except.len());
+                params.extend(except.iter().map(|u| Sql::from(u.as_str())));
+                format!(" AND url NOT IN ({list})")
+            }
+        };
         let rows = self.conn.query(
             &format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1{receiver} \
                  ORDER BY next_attempt_at, id LIMIT $2{lock}"
             ),
-            &[Sql::Int(now), Sql::Int(limit as i64)],
+            &params,
         )?;
         rows.iter().map(delivery_row).collect()
     }
@@ -839,6 +894,110 @@ impl Tx<'_> {
             )?,
         };
         rows.iter().map(delivery_row).collect()
+    }
+
+    // ---- unreadable messages --------------------------------------------------------------------
+
+    /// Records that stored message `seq` cannot be read (once; the first reason is kept).
+    pub fn add_unreadable(&mut self, seq: i64, reason: &str, now: Millis) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO unreadable_events (seq, reason, found_at) VALUES ($1, $2, $3) ON CONFLICT (seq) DO NOTHING",
+            &[Sql::Int(seq), reason.into(), Sql::Int(now)],
+        )?;
+        Ok(())
+    }
+
+    /// The stored messages found unreadable, most recently found first.
+    pub fn unreadable_events(&mut self, limit: usize) -> Result<Vec<UnreadableRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT u.seq, u.reason, u.found_at, e.message_id, e.lead_id, e.anonymous_id, e.event_type, \
+             e.received_at, e.body FROM unreadable_events u JOIN events e ON e.seq = u.seq \
+             ORDER BY u.found_at DESC, u.seq DESC LIMIT $1",
+            &[Sql::Int(limit as i64)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnreadableRow {
+                    seq: int(r, 0)?,
+                    reason: text(r, 1)?,
+                    found_at: int(r, 2)?,
+                    message_id: text(r, 3)?,
+                    lead_id: opt_text(r, 4),
+                    anonymous_id: opt_text(r, 5),
+                    event_type: text(r, 6)?,
+                    received_at: int(r, 7)?,
+                    body: text(r, 8)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets when time alone would next change these leads (their scoring failed; they are
+    /// scored again at their next event).
+    pub fn clear_next_changes(&mut self, ids: &[String]) -> Result<(), StoreError> {
+        self.query_in("UPDATE leads SET next_change_at = NULL WHERE id IN ({in}) RETURNING id", ids)?;
+        Ok(())
+    }
+
+    // ---- dashboard sessions -----------------------------------------------------------------------
+
+    pub fn insert_session(&mut self, session: &SessionRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sessions (token_digest, role, key_fingerprint, csrf, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                session.token_digest.as_str().into(),
+                session.role.as_str().into(),
+                session.key_fingerprint.as_str().into(),
+                session.csrf.as_str().into(),
+                Sql::Int(session.created_at),
+                Sql::Int(session.expires_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The session with this token digest, if it has not expired at `now`.
+    pub fn session(&mut self, token_digest: &str, now: Millis) -> Result<Option<SessionRow>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT token_digest, role, key_fingerprint, csrf, created_at, expires_at FROM sessions \
+             WHERE token_digest = $1 AND expires_at > $2",
+            &[token_digest.into(), Sql::Int(now)],
+        )?;
+        rows.first()
+            .map(|r| {
+                Ok(SessionRow {
+                    token_digest: text(r, 0)?,
+                    role: text(r, 1)?,
+                    key_fingerprint: text(r, 2)?,
+                    csrf: text(r, 3)?,
+                    created_at: int(r, 4)?,
+                    expires_at: int(r, 5)?,
+                })
+            })
+            .transpose()
+    }
+
+    pub fn delete_session(&mut self, token_digest: &str) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM sessions WHERE token_digest = $1", &[token_digest.into()])?;
+        Ok(())
+    }
+
+    /// Removes sessions that expired before `now`.
+    pub fn purge_sessions(&mut self, now: Millis) -> Result<u64, StoreError> {
+        self.conn.execute("DELETE FROM sessions WHERE expires_at <= $1", &[Sql::Int(now)])
+    }
+
+    // ---- readiness ------------------------------------------------------------------------------
+
+    /// A real write (the readiness probe: can the database be written now?).
+    pub fn touch_readiness(&mut self, now: Millis) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+            &[Sql::Int(now)],
+        )?;
+        Ok(())
     }
 
     // ---- helpers ------------------------------------------------------------------------------

@@ -26,6 +26,11 @@ const CHECKS: &[(&str, Check)] = &[
     ("deliveries_move_through_their_states", deliveries_move_through_their_states),
     ("deleting_a_lead_removes_every_row_naming_it", deleting_a_lead_removes_every_row_naming_it),
     ("a_failed_transaction_leaves_nothing_behind", a_failed_transaction_leaves_nothing_behind),
+    ("each_receiver_gets_only_its_deliveries", each_receiver_gets_only_its_deliveries),
+    ("deleting_a_lead_removes_its_aliased_ids_too", deleting_a_lead_removes_its_aliased_ids_too),
+    ("sessions_expire_and_are_looked_up_by_digest", sessions_expire_and_are_looked_up_by_digest),
+    ("unreadable_messages_are_listed_once", unreadable_messages_are_listed_once),
+    ("the_readiness_probe_writes", the_readiness_probe_writes),
 ];
 
 fn run_all(open: impl Fn() -> Store) {
@@ -325,7 +330,7 @@ fn deliveries_move_through_their_states(store: &Store) {
             tx.enqueue_delivery(&delivery("d3", "v", 30))
         })
         .unwrap();
-    let due = store.write(|tx| tx.due_deliveries(25, 10)).unwrap();
+    let due = store.write(|tx| tx.due_deliveries(25, None, &[], 10)).unwrap();
     assert_eq!(due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
     let mut d1 = due[0].clone();
     d1.status = "delivered".into();
@@ -343,7 +348,12 @@ fn deliveries_move_through_their_states(store: &Store) {
         .unwrap();
     assert_eq!(store.read(|tx| tx.delivery("d1")).unwrap().unwrap(), d1);
     assert_eq!(
-        store.write(|tx| tx.due_deliveries(100, 10)).unwrap().iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        store
+            .write(|tx| tx.due_deliveries(100, None, &[], 10))
+            .unwrap()
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>(),
         ["d3"]
     );
     assert_eq!(store.read(|tx| tx.deliveries(Some("pending"), 10)).unwrap().len(), 2);
@@ -374,6 +384,95 @@ fn deleting_a_lead_removes_every_row_naming_it(store: &Store) {
     assert_eq!(store.read(|tx| tx.events_of_leads(&["gone".to_owned()], &["anon-g".to_owned()])).unwrap(), vec![]);
     assert_eq!(store.read(|tx| tx.rows_naming_lead("kept")).unwrap(), 5, "the other lead is untouched");
     assert!(!store.write(|tx| tx.delete_lead("gone", &[])).unwrap());
+}
+
+fn each_receiver_gets_only_its_deliveries(store: &Store) {
+    store
+        .write(|tx| {
+            let mut a = delivery("a1", "u", 10);
+            a.url = "http://a/hook".into();
+            let mut b = delivery("b1", "u", 10);
+            b.url = "http://b/hook".into();
+            let mut gone = delivery("c1", "u", 10);
+            gone.url = "http://removed/hook".into();
+            for d in [a, b, gone] {
+                tx.enqueue_delivery(&d)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let ids = |url: Option<&str>, except: &[String]| -> Vec<String> {
+        store.write(|tx| tx.due_deliveries(50, url, except, 10)).unwrap().into_iter().map(|d| d.id).collect()
+    };
+    assert_eq!(ids(Some("http://a/hook"), &[]), ["a1"]);
+    assert_eq!(ids(Some("http://b/hook"), &[]), ["b1"]);
+    assert_eq!(ids(None, &["http://a/hook".to_owned(), "http://b/hook".to_owned()]), ["c1"]);
+    assert_eq!(ids(None, &[]).len(), 3);
+}
+
+/// `alias` from a previous user id: that id's messages (sent as `userId`) and its lead row go
+/// with the lead, and so do anonymous messages stitched to either.
+fn deleting_a_lead_removes_its_aliased_ids_too(store: &Store) {
+    store
+        .write(|tx| {
+            tx.insert_events(&[
+                event("k", "1", Some("old-id"), None, 1),
+                event("k", "2", None, Some("anon-old"), 2),
+                event("k", "3", Some("new-id"), None, 3),
+                event("k", "4", Some("other"), None, 4),
+            ])?;
+            tx.add_link(&Link { anonymous_id: "old-id".into(), lead_id: "new-id".into(), at: 3 })?;
+            tx.add_link(&Link { anonymous_id: "anon-old".into(), lead_id: "old-id".into(), at: 1 })?;
+            for id in ["old-id", "new-id", "other"] {
+                tx.ensure_lead(id, 0)?;
+            }
+            tx.add_unreadable(1, "test", 5)
+        })
+        .unwrap();
+    let linked = vec!["old-id".to_owned(), "anon-old".to_owned()];
+    assert!(store.write(|tx| tx.delete_lead("new-id", &linked)).unwrap());
+    for id in ["new-id", "old-id"] {
+        assert_eq!(store.read(|tx| tx.rows_naming_lead(id)).unwrap(), 0, "{id}");
+    }
+    assert_eq!(store.read(|tx| tx.count_events()).unwrap(), 1, "only `other`'s message is left");
+    assert_eq!(store.read(|tx| tx.count_leads()).unwrap(), 1);
+    assert!(store.read(|tx| tx.unreadable_events(10)).unwrap().is_empty(), "the deleted message's entry went too");
+}
+
+fn sessions_expire_and_are_looked_up_by_digest(store: &Store) {
+    let row = SessionRow {
+        token_digest: "d1".into(),
+        role: "read".into(),
+        key_fingerprint: "f".into(),
+        csrf: "c".into(),
+        created_at: 10,
+        expires_at: 100,
+    };
+    store.write(|tx| tx.insert_session(&row)).unwrap();
+    assert_eq!(store.read(|tx| tx.session("d1", 50)).unwrap(), Some(row));
+    assert_eq!(store.read(|tx| tx.session("d1", 100)).unwrap(), None, "expired");
+    assert_eq!(store.read(|tx| tx.session("other", 50)).unwrap(), None);
+    assert_eq!(store.write(|tx| tx.purge_sessions(100)).unwrap(), 1);
+    store.write(|tx| tx.delete_session("d1")).unwrap();
+}
+
+fn unreadable_messages_are_listed_once(store: &Store) {
+    store.write(|tx| tx.insert_events(&[event("k", "bad", Some("u"), None, 10)])).unwrap();
+    store
+        .write(|tx| {
+            tx.add_unreadable(1, "first reason", 20)?;
+            tx.add_unreadable(1, "second reason", 30)
+        })
+        .unwrap();
+    let list = store.read(|tx| tx.unreadable_events(10)).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].reason.as_str(), list[0].found_at, list[0].message_id.as_str()), ("first reason", 20, "bad"));
+    assert_eq!(list[0].lead_id.as_deref(), Some("u"));
+}
+
+fn the_readiness_probe_writes(store: &Store) {
+    store.write(|tx| tx.touch_readiness(1)).unwrap();
+    store.write(|tx| tx.touch_readiness(2)).unwrap();
 }
 
 fn a_failed_transaction_leaves_nothing_behind(store: &Store) {

@@ -20,6 +20,21 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// How to start a server process.
+#[derive(Debug, Default)]
+pub struct Options<'a> {
+    pub config: Option<&'a Path>,
+    /// The open-file limit (`ulimit -n`).
+    pub nofile: Option<u64>,
+    /// Run as `nobody` when the tests run as root.
+    pub unprivileged: bool,
+    pub args: &'a [&'a str],
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 pub struct ServerProcess {
     pub child: Child,
     pub base: String,
@@ -39,13 +54,33 @@ impl ServerProcess {
 
     /// With a config file (e.g. `[[webhooks]]`) besides the flags.
     pub fn start_configured(model: &Path, db: &str, log_dir: &Path, port: u16, config: Option<&Path>) -> ServerProcess {
+        Self::start_with(model, db, log_dir, port, &Options { config, ..Options::default() })
+    }
+
+    pub fn start_with(model: &Path, db: &str, log_dir: &Path, port: u16, options: &Options<'_>) -> ServerProcess {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = log_dir.join(format!("serve-{port}-{n}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(binary());
+        // `sh -c 'ulimit -n N; exec "$0" "$@"'` lowers the open-file limit; `setpriv` drops root
+        // (file permissions then apply, as on a real deployment).
+        let mut command = match (options.nofile, options.unprivileged && is_root()) {
+            (None, false) => Command::new(binary()),
+            (nofile, unprivileged) => {
+                let mut c = Command::new(if unprivileged { "setpriv" } else { "sh" });
+                if unprivileged {
+                    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh"]);
+                }
+                let limit = nofile.map(|n| format!("ulimit -n {n}; ")).unwrap_or_default();
+                c.args(["-c", &format!("{limit}exec \"$0\" \"$@\"")]).arg(binary());
+                c
+            }
+        };
         command.arg("serve");
-        if let Some(config) = config {
+        for arg in options.args {
+            command.arg(arg);
+        }
+        if let Some(config) = options.config {
             command.arg("--config").arg(config);
         }
         let child = command

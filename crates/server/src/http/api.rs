@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -22,9 +22,10 @@ use leadscore_store::{LeadCursor, LeadFilter, LeadRow, LeadSort, OutcomeRow, Sto
 
 use crate::app::{App, ModelProblem, RescoreProgress};
 use crate::error::ApiError;
+use crate::http::ApiQuery;
 use crate::http::ingest::read_body;
 use crate::scoring::{
-    account_book, contributions_json, load_histories, load_history, rescore_leads, scores_json, stitched_anonymous_ids,
+    account_book, contributions_json, load_histories, load_history, note_unreadable, rescore_leads, scores_json,
 };
 
 /// Runs blocking store work off the async threads.
@@ -96,18 +97,53 @@ pub struct ListQuery {
     /// Only leads with this grade.
     pub grade: Option<String>,
     /// Only leads with at least this total.
+    #[param(value_type = Option<f64>)]
     pub min_total: Option<String>,
     /// Only leads of this account.
     pub account: Option<String>,
     /// Search in ids and traits.
     pub q: Option<String>,
     /// `-total` (default), `total`, `-updated`, or `call` (SQL first, then by total).
+    #[param(schema_with = sort_schema)]
     pub sort: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+    /// Where the previous page ended (`next_cursor`).
     pub cursor: Option<String>,
     /// Comma-separated extras per lead: `contributions`, `traits`.
+    #[param(example = "contributions,traits")]
     pub include: Option<String>,
+}
+
+/// A string that is one of `values`.
+fn one_of(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+fn sort_schema() -> utoipa::openapi::Object {
+    one_of(&["-total", "total", "-updated", "call"])
+}
+
+fn delivery_status_schema() -> utoipa::openapi::Object {
+    one_of(&["pending", "delivered", "dead"])
+}
+
+/// A page size: a whole number from 1 to 1000.
+pub fn parse_limit(text: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    match text {
+        None => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("`limit`: `{text}` is not a whole number from 1 to 1000"),
+            )),
+        },
+    }
 }
 
 fn encode_cursor(sort: LeadSort, row: &LeadRow) -> String {
@@ -147,18 +183,7 @@ impl ListQuery {
                 ));
             }
         };
-        let limit = match self.limit.as_deref() {
-            None => 50,
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=1000).contains(&n) => n,
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "invalid_parameter",
-                        format!("`limit`: `{text}` is not a whole number from 1 to 1000"),
-                    ));
-                }
-            },
-        };
+        let limit = parse_limit(self.limit.as_deref(), 50)?;
         let min_total = match self.min_total.as_deref() {
             None => None,
             Some(text) => Some(text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
@@ -226,7 +251,7 @@ pub fn list_page(tx: &mut Tx<'_>, request: &ListRequest) -> Result<LeadPage, lea
     security(("api_key" = [])))]
 pub async fn list_leads(
     State(app): State<Arc<App>>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<LeadPage>, ApiError> {
     let request = query.parse()?;
     blocking(move || Ok(app.store.read(|tx| list_page(tx, &request))?)).await.map(Json)
@@ -236,45 +261,101 @@ pub async fn list_leads(
 #[into_params(parameter_in = Query)]
 pub struct AsOfQuery {
     /// Score the lead as of this past instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<String>,
 }
 
-/// The full view of one lead as of an instant (also used by the dashboard).
+/// A contribution: which rule gave how many points (SPEC §2.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContributionView {
+    pub rule: String,
+    pub dimension: String,
+    /// Rounded to 2 decimals.
+    pub points: f64,
+    /// How many events (or 1/0 for trait and inactivity rules) counted.
+    pub matched: u64,
+    pub last_matched_at: Option<String>,
+}
+
+/// A lead's account and its traits as of the view's instant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountRef {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub traits: Value,
+}
+
+/// A stage change in the lead's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub stage: String,
+    pub total: f64,
+}
+
+/// One lead as of an instant (SPEC §6.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadView {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub traits: Value,
+    pub account: Option<AccountRef>,
+    /// Points per dimension, in model order.
+    #[schema(value_type = std::collections::HashMap<String, f64>)]
+    pub scores: Value,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
+    /// With a calibrated model: the probability of converting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    #[schema(value_type = Vec<ContributionView>)]
+    pub contributions: Value,
+    /// The latest 50 messages, newest first, as stored.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+    pub history: Vec<HistoryEntry>,
+    pub as_of: String,
+    pub model_version: i64,
+}
+
+/// The full view of one lead as of an instant (the dashboard reads it as JSON).
 pub fn lead_view(app: &App, tx: &mut Tx<'_>, id: &str, as_of: Millis) -> Result<Option<Value>, StoreError> {
+    Ok(lead_view_typed(app, tx, id, as_of)?.and_then(|view| serde_json::to_value(view).ok()))
+}
+
+fn lead_view_typed(app: &App, tx: &mut Tx<'_>, id: &str, as_of: Millis) -> Result<Option<LeadView>, StoreError> {
     let active = app.model();
     let Some((history, accounts)) = load_history(tx, &active.model, id)? else { return Ok(None) };
     let score = evaluate(&active.model, &history, &accounts, as_of);
     let events: Vec<Value> =
         events_as_of(Some(&active.model), &history, as_of).into_iter().rev().take(50).map(|e| e.body.clone()).collect();
-    let entries: Vec<Value> = tx
+    let entries: Vec<HistoryEntry> = tx
         .history_of(id)?
         .into_iter()
         .filter(|h| h.at <= as_of)
-        .map(|h| json!({ "at": time::format_timestamp(h.at), "stage": h.stage, "total": h.total }))
+        .map(|h| HistoryEntry { at: time::format_timestamp(h.at), stage: h.stage, total: h.total })
         .collect();
     let account = score.account.as_ref().map(|account_id| {
         let mut traits = accounts.traits_at(account_id, as_of);
         traits.remove("id");
-        json!({ "id": account_id, "traits": traits })
+        AccountRef { id: account_id.clone(), traits: Value::Object(traits) }
     });
-    let mut view = json!({
-        "id": id,
-        "traits": score.traits,
-        "account": account,
-        "scores": scores_json(&active.model, &score),
-        "total": round2(score.total),
-        "stage": score.stage,
-        "grade": score.grade,
-        "contributions": contributions_json(&score),
-        "events": events,
-        "history": entries,
-        "as_of": time::format_timestamp(as_of),
-        "model_version": active.version,
-    });
-    if let (Some(p), Some(object)) = (score.probability, view.as_object_mut()) {
-        object.insert("probability".to_owned(), json!((p * 10_000.0).round() / 10_000.0));
-    }
-    Ok(Some(view))
+    Ok(Some(LeadView {
+        id: id.to_owned(),
+        traits: Value::Object(score.traits.clone()),
+        account,
+        scores: scores_json(&active.model, &score),
+        total: round2(score.total),
+        stage: score.stage.clone(),
+        grade: score.grade.clone(),
+        probability: score.probability.map(|p| (p * 10_000.0).round() / 10_000.0),
+        contributions: contributions_json(&score),
+        events,
+        history: entries,
+        as_of: time::format_timestamp(as_of),
+        model_version: active.version,
+    }))
 }
 
 /// The lead's total and stage replayed at `n` instants from its first event to `to` (the score as
@@ -302,25 +383,36 @@ pub fn score_series(
 
 /// One lead: scores, contributions, events, history
 #[utoipa::path(get, path = "/api/leads/{id}", params(("id" = String, Path, description = "lead id"), AsOfQuery),
-    tag = "leads", responses((status = 200, description = "the lead", body = Object),
+    tag = "leads", responses((status = 200, description = "the lead", body = LeadView),
     (status = 404, description = "no such lead", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_lead(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Query(query): Query<AsOfQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<AsOfQuery>,
+) -> Result<Json<LeadView>, ApiError> {
     let as_of = match query.as_of.as_deref() {
         Some(text) => parse_time("as_of", text)?,
         None => app.clock.now(),
     };
-    blocking(move || app.store.read(|tx| lead_view(&app, tx, &id, as_of))?.ok_or_else(|| lead_not_found(&id)))
+    blocking(move || app.store.read(|tx| lead_view_typed(&app, tx, &id, as_of))?.ok_or_else(|| lead_not_found(&id)))
         .await
         .map(Json)
+}
+
+/// An outcome was recorded; the lead's stage follows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutcomeRecorded {
+    pub id: String,
+    pub outcome: String,
+    pub at: String,
+    pub stage: String,
+    pub total: f64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OutcomeBody {
     /// converted, won, lost or disqualified.
+    #[schema(example = "won")]
     pub outcome: String,
     /// When (RFC 3339); default now.
     pub at: Option<String>,
@@ -329,13 +421,13 @@ pub struct OutcomeBody {
 /// Record a lead's outcome
 #[utoipa::path(post, path = "/api/leads/{id}/outcome", params(("id" = String, Path, description = "lead id")),
     request_body = OutcomeBody, tag = "leads",
-    responses((status = 200, description = "the lead's new stage", body = Object),
+    responses((status = 200, description = "the lead's new stage", body = OutcomeRecorded),
     (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn post_outcome(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OutcomeRecorded>, ApiError> {
     let bytes = read_body(body).await?;
     let parsed: OutcomeBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body must be {{\"outcome\", \"at\"}}: {e}")))?;
@@ -363,7 +455,13 @@ pub async fn post_outcome(
         })?;
         let row = found.ok_or_else(|| lead_not_found(&id))?;
         let s = summary(&row);
-        Ok(json!({ "id": s.id, "outcome": kind.as_str(), "at": time::format_timestamp(at), "stage": s.stage, "total": s.total }))
+        Ok(OutcomeRecorded {
+            id: s.id,
+            outcome: kind.as_str().to_owned(),
+            at: time::format_timestamp(at),
+            stage: s.stage,
+            total: s.total,
+        })
     })
     .await
     .map(Json)
@@ -373,30 +471,45 @@ pub async fn post_outcome(
 #[utoipa::path(delete, path = "/api/leads/{id}", params(("id" = String, Path, description = "lead id")), tag = "leads",
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_lead(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    blocking(move || {
-        let existed = app.store.write(|tx| {
-            tx.lock_leads(std::slice::from_ref(&id))?;
-            // The anonymous ids whose visits were stitched to this lead go with it.
-            let stitched = stitched_anonymous_ids(tx, &id)?;
-            tx.delete_lead(&id, &stitched)
-        })?;
-        if existed { Ok(StatusCode::NO_CONTENT) } else { Err(lead_not_found(&id)) }
-    })
-    .await
+    blocking(move || if app.delete_lead(&id)? { Ok(StatusCode::NO_CONTENT) } else { Err(lead_not_found(&id)) }).await
+}
+
+/// An account's rolled-up scores (SPEC §2.2) and its leads.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub traits: Value,
+    /// How the leads' scores roll up: max, sum or mean.
+    pub aggregate: String,
+    #[schema(value_type = std::collections::HashMap<String, f64>)]
+    pub scores: Value,
+    pub total: f64,
+    pub stage: String,
+    pub leads: Vec<AccountLead>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountLead {
+    pub id: String,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
 }
 
 /// An account's rolled-up scores and its leads
 #[utoipa::path(get, path = "/api/accounts/{id}", params(("id" = String, Path, description = "account (group) id")),
-    tag = "accounts", responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    tag = "accounts", responses((status = 200, body = AccountView), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn get_account(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_account(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<AccountView>, ApiError> {
     let now = app.clock.now();
     blocking(move || {
         let active = app.model();
-        let (rows, book) = app.store.read(|tx| {
+        let (rows, (book, unreadable)) = app.store.read(|tx| {
             let book = account_book(tx, &active.model, &active.projection, std::slice::from_ref(&id))?;
             Ok((tx.leads_of_account(&id)?, book))
         })?;
+        note_unreadable(&unreadable);
         if rows.is_empty() && book.is_empty() {
             return Err(ApiError::not_found("account_not_found", format!("no account with id `{id}`")));
         }
@@ -412,15 +525,21 @@ pub async fn get_account(State(app): State<Arc<App>>, Path(id): Path<String>) ->
             .zip(&rolled.dimensions)
             .map(|(d, v)| (d.name.clone(), json!(round2(*v))))
             .collect();
-        Ok(json!({
-            "id": id,
-            "traits": traits,
-            "aggregate": format!("{:?}", active.model.aggregate).to_lowercase(),
-            "scores": dims,
-            "total": round2(rolled.total),
-            "stage": rolled.stage,
-            "leads": rows.iter().map(|r| { let s = summary(r); json!({ "id": s.id, "total": s.total, "stage": s.stage, "grade": s.grade }) }).collect::<Vec<_>>(),
-        }))
+        Ok(AccountView {
+            aggregate: format!("{:?}", active.model.aggregate).to_lowercase(),
+            scores: Value::Object(dims),
+            total: round2(rolled.total),
+            stage: rolled.stage,
+            leads: rows
+                .iter()
+                .map(|r| {
+                    let s = summary(r);
+                    AccountLead { id: s.id, total: s.total, stage: s.stage, grade: s.grade }
+                })
+                .collect(),
+            traits: Value::Object(traits),
+            id,
+        })
     })
     .await
     .map(Json)
@@ -463,7 +582,6 @@ pub struct ModelSummary {
 pub struct ModelList {
     pub models: Vec<ModelSummary>,
     /// The full rescore after the latest activation.
-    #[schema(value_type = Object)]
     pub rescore: RescoreProgress,
 }
 
@@ -492,19 +610,55 @@ pub async fn list_models(State(app): State<Arc<App>>) -> Result<Json<ModelList>,
     .map(Json)
 }
 
+/// A model version with its TOML source.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelDetail {
+    pub version: i64,
+    pub name: String,
+    pub source: String,
+    pub active: bool,
+    pub created_at: String,
+    pub activated_at: Option<String>,
+}
+
+/// A stored (not yet active) model version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelCreated {
+    pub version: i64,
+    pub name: String,
+    pub active: bool,
+    /// The checker's warnings (as `leadscore check --json`).
+    #[schema(value_type = Vec<Object>)]
+    pub warnings: Vec<Value>,
+}
+
+/// An activated model version and the progress of its full rescore.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Activated {
+    pub version: i64,
+    pub active: bool,
+    pub rescore: RescoreProgress,
+}
+
 /// One model version with its TOML source
 #[utoipa::path(get, path = "/api/models/{version}", params(("version" = i64, Path, description = "model version")),
-    tag = "models", responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    tag = "models", responses((status = 200, body = ModelDetail), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn get_model(State(app): State<Arc<App>>, Path(version): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_model(
+    State(app): State<Arc<App>>,
+    Path(version): Path<String>,
+) -> Result<Json<ModelDetail>, ApiError> {
     let version = parse_version(&version)?;
     blocking(move || {
         let row = app.store.read(|tx| tx.model(version))?.ok_or_else(|| model_not_found(version))?;
-        Ok(json!({
-            "version": row.version, "name": row.name, "source": row.source, "active": row.active,
-            "created_at": time::format_timestamp(row.created_at),
-            "activated_at": row.activated_at.map(time::format_timestamp),
-        }))
+        Ok(ModelDetail {
+            version: row.version,
+            name: row.name,
+            source: row.source,
+            active: row.active,
+            created_at: time::format_timestamp(row.created_at),
+            activated_at: row.activated_at.map(time::format_timestamp),
+        })
     })
     .await
     .map(Json)
@@ -540,7 +694,7 @@ fn model_problem(source: &str, problem: ModelProblem) -> ApiError {
 
 /// Upload a model version (TOML); it is checked like `leadscore check`
 #[utoipa::path(post, path = "/api/models", request_body(content = String, content_type = "application/toml"),
-    tag = "models", responses((status = 201, description = "stored (not active yet)", body = Object),
+    tag = "models", responses((status = 201, description = "stored (not active yet)", body = ModelCreated),
     (status = 422, description = "the model has errors; `diagnostics` lists them", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn post_model(State(app): State<Arc<App>>, body: Body) -> Result<Response, ApiError> {
@@ -550,11 +704,7 @@ pub async fn post_model(State(app): State<Arc<App>>, body: Body) -> Result<Respo
     blocking(move || {
         let (version, name, warnings) = app.add_model(&source).map_err(|p| model_problem(&source, p))?;
         let warnings: Vec<Value> = warnings.iter().map(|d| d.to_json("model.toml", &source)).collect();
-        Ok((
-            StatusCode::CREATED,
-            Json(json!({ "version": version, "name": name, "active": false, "warnings": warnings })),
-        )
-            .into_response())
+        Ok((StatusCode::CREATED, Json(ModelCreated { version, name, active: false, warnings })).into_response())
     })
     .await
 }
@@ -568,13 +718,14 @@ pub struct ActivateQuery {
 
 /// Activate a model version; every lead is rescored (progress in `GET /api/models`)
 #[utoipa::path(post, path = "/api/models/{version}/activate", params(("version" = i64, Path, description = "model version"), ActivateQuery),
-    tag = "models", responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    tag = "models", responses((status = 200, body = Activated), (status = 404, body = ErrorBody),
+        (status = 422, description = "the stored model no longer checks", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn activate_model(
     State(app): State<Arc<App>>,
     Path(version): Path<String>,
-    Query(query): Query<ActivateQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<ActivateQuery>,
+) -> Result<Json<Activated>, ApiError> {
     let version = parse_version(&version)?;
     let app2 = Arc::clone(&app);
     let progress = blocking(move || match app2.activate(version) {
@@ -585,6 +736,7 @@ pub async fn activate_model(
     .await?;
     let mut progress = progress;
     if query.wait == Some(true) {
+        // The rescore always finishes: done, or stopped with `error` set.
         while !progress.finished {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             progress = app.rescore.lock().map(|p| p.clone()).unwrap_or_default();
@@ -593,7 +745,7 @@ pub async fn activate_model(
             }
         }
     }
-    Ok(Json(json!({ "version": version, "active": true, "rescore": progress })))
+    Ok(Json(Activated { version, active: true, rescore: progress }))
 }
 
 // ---- backtest ------------------------------------------------------------------------------------------
@@ -602,8 +754,10 @@ pub async fn activate_model(
 #[into_params(parameter_in = Query)]
 pub struct BacktestQuery {
     /// Open leads are scored as of this instant (default now).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<String>,
     /// How long before its outcome each lead is scored (default 1d).
+    #[param(pattern = "^[0-9]+(\\.[0-9]+)?[smhdw]$", example = "1d")]
     pub gap: Option<String>,
 }
 
@@ -614,7 +768,7 @@ pub struct BacktestQuery {
     (status = 422, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn backtest(
     State(app): State<Arc<App>>,
-    Query(query): Query<BacktestQuery>,
+    ApiQuery(query): ApiQuery<BacktestQuery>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = read_body(body).await?;
@@ -649,6 +803,7 @@ pub fn run_backtest(app: &App, source: &str, as_of: Millis, gap: Duration) -> Re
             let ids = tx.lead_ids_after(&after, 1000)?;
             let Some(last) = ids.last().cloned() else { break };
             let loaded = load_histories(tx, model, &projection, &ids)?;
+            note_unreadable(&loaded.unreadable);
             records.extend(
                 loaded.leads.iter().map(|(_, history)| record_lead(model, history, &loaded.accounts, as_of, gap)),
             );
@@ -678,17 +833,20 @@ pub fn run_backtest(app: &App, source: &str, as_of: Millis, gap: Duration) -> Re
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// pending, delivered or dead.
+    #[param(schema_with = delivery_status_schema)]
     pub status: Option<String>,
-    pub limit: Option<usize>,
+    /// At most this many, 1–1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
 }
 
 /// The webhook delivery log, newest first
 #[utoipa::path(get, path = "/api/webhooks/deliveries", params(DeliveryQuery), tag = "webhooks",
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_deliveries(
     State(app): State<Arc<App>>,
-    Query(query): Query<DeliveryQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<DeliveryQuery>,
+) -> Result<Json<DeliveryList>, ApiError> {
     if let Some(status) = query.status.as_deref()
         && !["pending", "delivered", "dead"].contains(&status)
     {
@@ -697,33 +855,65 @@ pub async fn list_deliveries(
             format!("`status`: `{status}` is not one of pending, delivered, dead"),
         ));
     }
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = parse_limit(query.limit.as_deref(), 100)?;
     blocking(move || {
         let rows = app.store.read(|tx| tx.deliveries(query.status.as_deref(), limit))?;
-        let list: Vec<Value> = rows.iter().map(delivery_json).collect();
-        Ok(json!({ "deliveries": list }))
+        Ok(DeliveryList { deliveries: rows.iter().map(delivery_json).collect() })
     })
     .await
     .map(Json)
 }
 
-fn delivery_json(d: &leadscore_store::DeliveryRow) -> Value {
-    json!({
-        "id": d.id, "lead_id": d.lead_id, "url": d.url, "status": d.status, "attempts": d.attempts,
-        "created_at": time::format_timestamp(d.created_at),
-        "next_attempt_at": (d.status == "pending").then(|| time::format_timestamp(d.next_attempt_at)),
-        "last_attempt_at": d.last_attempt_at.map(time::format_timestamp),
-        "last_error": d.last_error,
-        "delivered_at": d.delivered_at.map(time::format_timestamp),
-        "body": serde_json::from_str::<Value>(&d.body).unwrap_or(Value::Null),
-    })
+/// A webhook delivery in the log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub lead_id: String,
+    pub url: String,
+    /// pending, delivered or dead.
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: String,
+    /// For a pending delivery: when it is sent next.
+    pub next_attempt_at: Option<String>,
+    pub last_attempt_at: Option<String>,
+    /// The receiver's answer or the network error of the last attempt.
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+    /// What is sent (SPEC §6.4).
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub deliveries: Vec<DeliveryView>,
+}
+
+fn delivery_json(d: &leadscore_store::DeliveryRow) -> DeliveryView {
+    DeliveryView {
+        id: d.id.clone(),
+        lead_id: d.lead_id.clone(),
+        url: d.url.clone(),
+        status: d.status.clone(),
+        attempts: d.attempts,
+        created_at: time::format_timestamp(d.created_at),
+        next_attempt_at: (d.status == "pending").then(|| time::format_timestamp(d.next_attempt_at)),
+        last_attempt_at: d.last_attempt_at.map(time::format_timestamp),
+        last_error: d.last_error.clone(),
+        delivered_at: d.delivered_at.map(time::format_timestamp),
+        body: serde_json::from_str::<Value>(&d.body).unwrap_or_else(|_| json!({})),
+    }
 }
 
 /// Send a delivery again (now), whatever its status
 #[utoipa::path(post, path = "/api/webhooks/deliveries/{id}/resend", params(("id" = String, Path, description = "delivery id")),
-    tag = "webhooks", responses((status = 200, description = "the delivery, pending again", body = Object),
+    tag = "webhooks", responses((status = 200, description = "the delivery, pending again", body = DeliveryView),
     (status = 404, body = ErrorBody)), security(("api_key" = [])))]
-pub async fn resend_delivery(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn resend_delivery(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryView>, ApiError> {
     let now = app.clock.now();
     blocking(move || {
         let updated = app.store.write(|tx| {
@@ -739,6 +929,81 @@ pub async fn resend_delivery(State(app): State<Arc<App>>, Path(id): Path<String>
     })
     .await
     .map(Json)
+}
+
+// ---- unreadable events ------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LimitQuery {
+    /// At most this many, 1–1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+}
+
+/// A stored message the engine cannot read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreadableEvent {
+    pub seq: i64,
+    pub message_id: String,
+    pub lead_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub received_at: String,
+    pub found_at: String,
+    /// Why it cannot be read.
+    pub reason: String,
+    /// The stored text (the first 2,000 characters); it may not be JSON.
+    pub body: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreadableList {
+    pub events: Vec<UnreadableEvent>,
+}
+
+/// Stored messages the engine cannot read (left out of every score), most recently found first
+#[utoipa::path(get, path = "/api/events/unreadable", params(LimitQuery), tag = "operations",
+    responses((status = 200, body = UnreadableList)), security(("api_key" = [])))]
+pub async fn list_unreadable(
+    State(app): State<Arc<App>>,
+    ApiQuery(query): ApiQuery<LimitQuery>,
+) -> Result<Json<UnreadableList>, ApiError> {
+    let limit = parse_limit(query.limit.as_deref(), 100)?;
+    blocking(move || {
+        let rows = app.store.read(|tx| tx.unreadable_events(limit))?;
+        let events = rows
+            .into_iter()
+            .map(|u| UnreadableEvent {
+                seq: u.seq,
+                message_id: u.message_id,
+                lead_id: u.lead_id,
+                anonymous_id: u.anonymous_id,
+                event_type: u.event_type,
+                received_at: time::format_timestamp(u.received_at),
+                found_at: time::format_timestamp(u.found_at),
+                reason: u.reason,
+                body: u.body.chars().take(2000).collect(),
+            })
+            .collect();
+        Ok(UnreadableList { events })
+    })
+    .await
+    .map(Json)
+}
+
+/// The server can write to its database.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    pub status: String,
+    pub database: String,
+}
+
+/// `{"success": true}`: the events are stored durably and scored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub success: bool,
 }
 
 /// The error body every endpoint uses.

@@ -7,26 +7,54 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::App;
+use crate::auth::{Role, fingerprint};
 use crate::error::ApiError;
-use crate::ingest::{MAX_BATCH_BYTES, decode, type_of_path};
+use crate::http::connections::BodyTimeout;
+use crate::http::{ApiQuery, Peer, client_origin};
+use crate::ingest::{MAX_BATCH_BYTES, basic_user, decode, type_of_path};
 
-/// Reads the request body, refusing one over the batch limit with a 413 of our own.
+/// Reads the request body: over the batch limit is a 413 of our own, a body that does not arrive
+/// within the server's `body_timeout` a 408.
 pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BATCH_BYTES + 1).await.map_err(|_| {
-        ApiError::too_large("batch_too_large", format!("the request body is over {MAX_BATCH_BYTES} bytes (500 KB)"))
+    axum::body::to_bytes(body, MAX_BATCH_BYTES + 1).await.map_err(|e| {
+        let inner = e.into_inner();
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
+        while let Some(error) = source {
+            if error.is::<BodyTimeout>() {
+                return ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive within the time allowed",
+                );
+            }
+            if error.is::<http_body_util::LengthLimitError>() {
+                return ApiError::too_large(
+                    "batch_too_large",
+                    format!("the request body is over {MAX_BATCH_BYTES} bytes (500 KB)"),
+                );
+            }
+            source = error.source();
+        }
+        ApiError::bad_request("invalid_body", format!("the request body could not be read: {inner}"))
     })
 }
 
-async fn accept(app: Arc<App>, implied: Option<&str>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn accept(
+    app: Arc<App>,
+    implied: Option<&str>,
+    headers: HeaderMap,
+    query_key: Option<&str>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let bytes = read_body(body).await?;
     let received_at = app.clock.now();
-    let decoded = decode(implied, &headers, &bytes, &app.settings.write_keys, received_at);
+    let decoded = decode(implied, &headers, &bytes, &app.keys, received_at, app.settings.max_future, query_key);
     let decoded = match decoded {
         Ok(d) => d,
         Err(e) => {
@@ -38,12 +66,60 @@ async fn accept(app: Arc<App>, implied: Option<&str>, headers: HeaderMap, body: 
     app.ingest(decoded.messages).await?;
     metrics::histogram!("leadscore_ingest_request_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("leadscore_ingest_request_events").record(n as f64);
-    Ok(Json(json!({ "success": true })).into_response())
+    Ok(Json(crate::http::api::Accepted { success: true }).into_response())
 }
 
 /// `POST /v1/batch`, `/v1/b`.
 pub async fn batch(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    accept(app, None, headers, body).await
+    accept(app, None, headers, None, body).await
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WriteKeyQuery {
+    /// The write key (RudderStack's browser SDK sends it here).
+    #[serde(rename = "writeKey")]
+    pub write_key: Option<String>,
+}
+
+/// `POST /beacon/v1/batch?writeKey=…`: RudderStack's beacon transport (`navigator.sendBeacon`,
+/// `text/plain`, the write key only in the query).
+pub async fn beacon_batch(
+    State(app): State<Arc<App>>,
+    ApiQuery(query): ApiQuery<WriteKeyQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    accept(app, None, headers, query.write_key.as_deref(), body).await
+}
+
+/// `GET /sourceConfig/?writeKey=…`: the source configuration RudderStack's JavaScript SDK (v3)
+/// loads before it sends anything: an enabled source without device-mode destinations, so every
+/// event comes here.
+pub async fn source_config(
+    State(app): State<Arc<App>>,
+    ApiQuery(query): ApiQuery<WriteKeyQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = basic_user(&headers).filter(|k| !k.is_empty()).or(query.write_key).ok_or_else(|| {
+        ApiError::unauthorized("missing_write_key", "no write key: send it as the Basic-auth user name or `writeKey`")
+    })?;
+    if !app.keys.has(&key, Role::Write) {
+        return Err(ApiError::unauthorized("invalid_write_key", "the write key is not valid"));
+    }
+    Ok(Json(json!({
+        "isHosted": false,
+        "source": {
+            "id": format!("leadscore-{}", &fingerprint(&key)[..12]),
+            "name": "Leadscore",
+            "writeKey": key,
+            "enabled": true,
+            "workspaceId": "leadscore",
+            "config": {},
+            "destinations": [],
+        }
+    }))
+    .into_response())
 }
 
 /// `POST /v1/{identify|track|page|screen|group|alias}` and `/v1/{i|t|p|s|g|a}`.
@@ -54,27 +130,32 @@ pub async fn single(
     body: Body,
 ) -> Result<Response, ApiError> {
     match type_of_path(&kind) {
-        Some(implied) => accept(app, Some(implied), headers, body).await,
+        Some(implied) => accept(app, Some(implied), headers, None, body).await,
         None => Err(ApiError::not_found("unknown_path", format!("no tracking API endpoint `/v1/{kind}`"))),
     }
 }
 
 /// `GET /v1/projects/{writeKey}/settings`: what analytics.js needs to send its events here.
+///
+/// The address analytics.js should post to is `public_url` when configured, else this request's
+/// `Host` with the scheme a trusted proxy reports (`X-Forwarded-Proto`): a page on an https site
+/// must post over https.
 pub async fn settings(
     State(app): State<Arc<App>>,
     Path(write_key): Path<String>,
+    Peer(peer): Peer,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if !app.settings.write_keys.contains(&write_key) {
+    if !app.keys.has(&write_key, Role::Write) {
         return Err(ApiError::not_found("unknown_write_key", "no project has this write key"));
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8080");
+    let origin = client_origin(&app.settings, &headers, peer);
     Ok(Json(json!({
         "integrations": {
             "Segment.io": {
                 "apiKey": write_key,
-                "apiHost": format!("{host}/v1"),
-                "protocol": "http",
+                "apiHost": format!("{}/v1", origin.authority),
+                "protocol": origin.scheme,
                 "addBundledMetadata": false,
                 "unbundledIntegrations": [],
             }

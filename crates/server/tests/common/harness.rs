@@ -80,16 +80,40 @@ pub fn start_full(db: Option<String>, model: &str, webhooks: Vec<WebhookConfig>)
     std::fs::write(&model_path, model).unwrap();
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        db: db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("test.db").display())),
-        model: Some(model_path),
-        write_keys: vec!["wk".into()],
-        api_keys: vec!["ak".into()],
+        read_keys: vec!["rk".into()],
         webhooks,
+        ..Settings::new(
+            db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("test.db").display())),
+            Some(model_path),
+            vec!["wk".into()],
+            vec!["ak".into()],
+        )
     };
     let clock = Arc::new(ManualClock::new(parse_timestamp(T0).unwrap()));
     let app = App::start(settings, clock.clone()).unwrap();
     let router = leadscore_server::http::router(Arc::clone(&app));
     Server { app, router, clock, _dir: dir }
+}
+
+/// A server on a SQLite file in `dir` with settings adjusted by `adjust`.
+pub fn start_settings(dir: &std::path::Path, adjust: impl FnOnce(&mut Settings)) -> Server {
+    let model_path = dir.join("model.toml");
+    std::fs::write(&model_path, MODEL).unwrap();
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        read_keys: vec!["rk".into()],
+        ..Settings::new(
+            format!("sqlite://{}", dir.join("test.db").display()),
+            Some(model_path),
+            vec!["wk".into()],
+            vec!["ak".into()],
+        )
+    };
+    adjust(&mut settings);
+    let clock = Arc::new(ManualClock::new(parse_timestamp(T0).unwrap()));
+    let app = App::start(settings, clock.clone()).unwrap();
+    let router = leadscore_server::http::router(Arc::clone(&app));
+    Server { app, router, clock, _dir: tempfile::tempdir().unwrap() }
 }
 
 pub fn start() -> Server {

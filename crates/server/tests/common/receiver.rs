@@ -3,10 +3,10 @@
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
@@ -19,6 +19,12 @@ pub struct Receiver {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    /// How long each answer takes (ms): a slow receiver.
+    delay: Arc<AtomicU64>,
+    /// Statuses for the next requests, before `status` again.
+    script: Arc<Mutex<VecDeque<u16>>>,
+    /// Every request, whatever its answer.
+    pub attempts: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -28,17 +34,40 @@ impl Receiver {
         let port = listener.local_addr().unwrap().port();
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let status = Arc::new(AtomicU16::new(200));
-        let (r, s) = (Arc::clone(&received), Arc::clone(&status));
+        let delay = Arc::new(AtomicU64::new(0));
+        let script: Arc<Mutex<VecDeque<u16>>> = Arc::default();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let answers = Answers {
+            received: Arc::clone(&received),
+            status: Arc::clone(&status),
+            delay: Arc::clone(&delay),
+            script: Arc::clone(&script),
+            attempts: Arc::clone(&attempts),
+        };
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (r, s) = (Arc::clone(&r), Arc::clone(&s));
+                let answers = answers.clone();
                 std::thread::spawn(move || {
-                    let _ = handle(stream, &r, &s);
+                    let _ = handle(stream, &answers);
                 });
             }
         });
-        Receiver { port, received, status }
+        Receiver { port, received, status, delay, script, attempts }
+    }
+
+    /// The next requests get these statuses (429 and 503 with `Retry-After: 1`), then the usual one.
+    pub fn answer_next(&self, statuses: &[u16]) {
+        self.script.lock().unwrap().extend(statuses);
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every answer takes this long from now on.
+    pub fn slow_down(&self, delay: std::time::Duration) {
+        self.delay.store(u64::try_from(delay.as_millis()).unwrap(), Ordering::SeqCst);
     }
 
     pub fn url(&self) -> String {
@@ -55,7 +84,17 @@ impl Receiver {
     }
 }
 
-fn handle(stream: std::net::TcpStream, received: &Mutex<Vec<Received>>, status: &AtomicU16) -> std::io::Result<()> {
+#[derive(Clone)]
+struct Answers {
+    received: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
+    delay: Arc<AtomicU64>,
+    script: Arc<Mutex<VecDeque<u16>>>,
+    attempts: Arc<AtomicUsize>,
+}
+
+fn handle(stream: std::net::TcpStream, answers: &Answers) -> std::io::Result<()> {
+    let Answers { received, status, delay, script, attempts } = answers;
     let mut reader = BufReader::new(stream.try_clone()?);
     loop {
         let mut line = String::new();
@@ -77,12 +116,15 @@ fn handle(stream: std::net::TcpStream, received: &Mutex<Vec<Received>>, status: 
         let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
-        let code = status.load(Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(delay.load(Ordering::SeqCst)));
+        attempts.fetch_add(1, Ordering::SeqCst);
+        let code = script.lock().unwrap().pop_front().unwrap_or_else(|| status.load(Ordering::SeqCst));
         if code == 200 {
             received.lock().unwrap().push(Received { headers, body: String::from_utf8_lossy(&body).into_owned() });
         }
+        let retry = if matches!(code, 429 | 503) { "Retry-After: 1\r\n" } else { "" };
         let mut out = stream.try_clone()?;
-        write!(out, "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")?;
+        write!(out, "HTTP/1.1 {code} X\r\n{retry}Content-Length: 2\r\nConnection: keep-alive\r\n\r\nok")?;
         out.flush()?;
     }
 }

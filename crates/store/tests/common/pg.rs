@@ -85,6 +85,27 @@ impl PgCluster {
         Some(cluster)
     }
 
+    /// Stops the server (fast shutdown: clients are disconnected), keeping its data.
+    pub fn stop(&self) {
+        if let Some(dir) = &self.dir {
+            self.run("pg_ctl", &["-m", "fast", "-w", "stop", "-D"], Some(&dir.path().join("data")));
+        }
+    }
+
+    /// Starts the server again after [`PgCluster::stop`], on the same port.
+    pub fn start_again(&self) {
+        if let Some(dir) = &self.dir {
+            let options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=on",
+                self.port,
+                self.socket_dir().display()
+            );
+            let log = self.socket_dir().join("log");
+            let data = dir.path().join("data");
+            self.run("pg_ctl", &["-w", "-o", &options, "-l", &log.display().to_string(), "start", "-D"], Some(&data));
+        }
+    }
+
     fn socket_dir(&self) -> &Path {
         self.dir.as_ref().map_or(Path::new("/tmp"), |d| d.path())
     }

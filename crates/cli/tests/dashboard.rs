@@ -15,13 +15,10 @@ use std::process::Command;
 #[test]
 fn the_dashboard_works_in_a_real_browser() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let skip = |why: &str| {
-        let message = format!("skipped: dashboard browser test: {why}");
-        assert!(std::env::var("LEADSCORE_REQUIRE_BROWSER").is_err(), "{message}");
-        eprintln!("\n*** {message} ***\n");
-    };
+    let what = "dashboard browser test";
     if !root.join("tests/browser/node_modules/playwright-core").exists() {
-        return skip("playwright-core is not installed (npm ci --prefix tests/browser)");
+        let why = "playwright-core is not installed (npm ci --prefix tests/browser)";
+        return server::skip(what, "LEADSCORE_REQUIRE_BROWSER", why);
     }
     let dir = tempfile::tempdir().unwrap();
     let db_file = dir.path().join("demo.db");
@@ -40,14 +37,5 @@ fn the_dashboard_works_in_a_real_browser() {
     if let Ok(shots) = std::env::var("LEADSCORE_SCREENSHOTS") {
         command.args(["--screenshots", &shots]);
     }
-    let out = match command.output() {
-        Ok(out) => out,
-        Err(e) => return skip(&format!("node is not installed ({e})")),
-    };
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    match out.status.code() {
-        Some(0) => eprintln!("{text}"),
-        Some(77) => skip(&text),
-        _ => panic!("dashboard.mjs failed:\n{text}\nserver log:\n{}", server.log()),
-    }
+    server::run_script(what, "LEADSCORE_REQUIRE_BROWSER", &mut command, &server);
 }

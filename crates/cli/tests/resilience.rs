@@ -41,6 +41,19 @@ fn post(base: &str, messages: &[Value]) -> (u16, Option<String>) {
     }
 }
 
+/// Sends `message` until it is accepted; fails if that takes longer than `within`.
+fn until_accepted(server: &ServerProcess, message: &Value, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, _) = post(&server.base, std::slice::from_ref(message));
+        if status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {status}\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn get_status(base: &str, path: &str) -> u16 {
     agent().get(format!("{base}{path}")).call().map(|r| r.status().as_u16()).unwrap_or(0)
 }
@@ -138,15 +151,7 @@ fn a_read_only_sqlite_file_is_a_503_until_it_is_writable_again() {
     assert_eq!(status, 503, "{}", server.log());
     assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok()), "Retry-After");
     Command::new("chmod").arg("0666").arg(&file).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, _) = post(&server.base, &[track("ro-2", "b")]);
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no recovery: {status}\n{}", server.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    until_accepted(&server, &track("ro-2", "b"), Duration::from_secs(10));
     assert_eq!(get_status(&server.base, "/readyz"), 200);
     let (status, lead) = server.get("/api/leads/ro-2");
     assert_eq!(status, 200, "{lead}");
@@ -167,15 +172,7 @@ fn postgres_going_away_is_a_503_and_its_return_is_noticed() {
     assert_eq!(get_status(&server.base, "/readyz"), 503);
     assert_eq!(get_status(&server.base, "/healthz"), 200);
     cluster.start_again();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, _) = post(&server.base, &[track("pg-2", "b")]);
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no recovery: {status}\n{}", server.log());
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    until_accepted(&server, &track("pg-2", "b"), Duration::from_secs(15));
     assert_eq!(get_status(&server.base, "/readyz"), 200);
     for id in ["pg-1", "pg-2"] {
         assert_eq!(server.get(&format!("/api/leads/{id}")).0, 200, "{id}");

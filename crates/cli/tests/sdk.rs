@@ -20,29 +20,20 @@ fn run_client(program: &str, script: &str) {
     let model = sdk_dir().join("sdk-model.toml");
     let db = format!("sqlite://{}", dir.path().join("sdk.db").display());
     let server = server::ServerProcess::start(&model, &db, dir.path());
-    let out = match Command::new(program)
-        .arg(sdk_dir().join(script))
-        .args(["--host", &server.base, "--write-key", server::WRITE_KEY, "--api-key", server::API_KEY])
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => {
-            skip(&format!("{program} is not installed ({e})"));
-            return;
-        }
-    };
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    match out.status.code() {
-        Some(0) => eprintln!("{text}"),
-        Some(77) => skip(&text),
-        _ => panic!("{script} failed:\n{text}\nserver log:\n{}", server.log()),
-    }
+    let mut command = Command::new(program);
+    command.arg(sdk_dir().join(script)).args([
+        "--host",
+        &server.base,
+        "--write-key",
+        server::WRITE_KEY,
+        "--api-key",
+        server::API_KEY,
+    ]);
+    server::run_script(&format!("real SDK test {script}"), "LEADSCORE_REQUIRE_SDKS", &mut command, &server);
 }
 
 fn skip(why: &str) {
-    let message = format!("skipped: real SDK test: {}", why.trim());
-    assert!(std::env::var("LEADSCORE_REQUIRE_SDKS").is_err(), "{message}");
-    eprintln!("\n*** {message} ***\n");
+    server::skip("real SDK test", "LEADSCORE_REQUIRE_SDKS", why);
 }
 
 #[test]
@@ -65,29 +56,25 @@ fn segment_node_sdk_is_scored() {
 #[test]
 fn browser_sdks_in_chromium_are_scored() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let skip = |why: &str| {
-        let message = format!("skipped: browser SDK test: {}", why.trim());
-        assert!(std::env::var("LEADSCORE_REQUIRE_BROWSER").is_err(), "{message}");
-        eprintln!("\n*** {message} ***\n");
-    };
+    let what = "browser SDK test";
     if !root.join("tests/browser/node_modules/@rudderstack/analytics-js").exists() {
-        return skip("the browser SDKs are not installed (npm ci --prefix tests/browser)");
+        return server::skip(
+            what,
+            "LEADSCORE_REQUIRE_BROWSER",
+            "the SDKs are not installed (npm ci --prefix tests/browser)",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("browser.db").display());
     let server = server::ServerProcess::start(&sdk_dir().join("sdk-model.toml"), &db, dir.path());
-    let out = match Command::new("node")
-        .arg(root.join("tests/browser/sdk_clients.mjs"))
-        .args(["--base", &server.base, "--write-key", server::WRITE_KEY, "--api-key", server::API_KEY])
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => return skip(&format!("node is not installed ({e})")),
-    };
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    match out.status.code() {
-        Some(0) => eprintln!("{text}"),
-        Some(77) => skip(&text),
-        _ => panic!("sdk_clients.mjs failed:\n{text}\nserver log:\n{}", server.log()),
-    }
+    let mut command = Command::new("node");
+    command.arg(root.join("tests/browser/sdk_clients.mjs")).args([
+        "--base",
+        &server.base,
+        "--write-key",
+        server::WRITE_KEY,
+        "--api-key",
+        server::API_KEY,
+    ]);
+    server::run_script(what, "LEADSCORE_REQUIRE_BROWSER", &mut command, &server);
 }

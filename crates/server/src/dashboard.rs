@@ -107,20 +107,29 @@ async fn session_of(app: &Arc<App>, headers: &HeaderMap) -> Option<Session> {
     found.ok().flatten()
 }
 
-/// Whether a POST comes from our own pages: its `Origin` (or, without one, its `Referer`) must be
-/// this server's origin; a request with neither relies on the CSRF token alone.
+/// Whether a POST comes from our own pages: the host (and port) of its `Origin` (or, without one,
+/// of its `Referer`) must be this server's; a request with neither relies on the CSRF token alone.
+/// The scheme is not compared, so a TLS proxy that does not report `X-Forwarded-Proto` still
+/// works.
 fn same_origin(app: &App, headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> bool {
-    let ours = client_origin(&app.settings, headers, peer).to_string();
+    let ours = client_origin(&app.settings, headers, peer);
+    let authority_of = |url: &str| -> Option<String> {
+        let (_, rest) = url.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        Some(strip_default_port(authority).to_ascii_lowercase())
+    };
     let header_text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    match (header_text(header::ORIGIN), header_text(header::REFERER)) {
-        (Some(origin), _) => origin.eq_ignore_ascii_case(&ours),
-        (None, Some(referer)) => {
-            referer.len() >= ours.len()
-                && referer[..ours.len()].eq_ignore_ascii_case(&ours)
-                && matches!(referer.as_bytes().get(ours.len()), None | Some(b'/'))
-        }
-        (None, None) => true,
-    }
+    let claimed = match (header_text(header::ORIGIN), header_text(header::REFERER)) {
+        (Some(origin), _) => origin,
+        (None, Some(referer)) => referer,
+        (None, None) => return true,
+    };
+    authority_of(claimed).is_some_and(|a| a == strip_default_port(&ours.authority).to_ascii_lowercase())
+}
+
+/// `host:80` and `host:443` are `host` (browsers leave default ports out of `Origin`).
+fn strip_default_port(authority: &str) -> &str {
+    authority.strip_suffix(":80").or_else(|| authority.strip_suffix(":443")).unwrap_or(authority)
 }
 
 fn peer_of(request: &Request) -> Option<std::net::IpAddr> {

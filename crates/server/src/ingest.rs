@@ -23,6 +23,9 @@ use crate::error::ApiError;
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 
+/// The longest id (`userId`, `anonymousId`, `previousId`, `groupId`, `messageId`) accepted.
+pub const MAX_ID_BYTES: usize = 1024;
+
 /// The message types the tracking API knows.
 pub const TYPES: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
 
@@ -252,6 +255,10 @@ fn normalise(
             Some(Value::String(s)) if s.contains('\0') => {
                 return Err(invalid(path, field, "must not contain a NUL character"));
             }
+            // Ids are indexed: PostgreSQL refuses index entries over ~2.7 KB.
+            Some(Value::String(s)) if s.len() > MAX_ID_BYTES => {
+                return Err(invalid(path, field, format!("is {} bytes long; the limit is {MAX_ID_BYTES}", s.len())));
+            }
             None | Some(Value::Null | Value::String(_) | Value::Number(_)) => {}
             Some(_) => return Err(invalid(path, field, "must be a string")),
         }
@@ -401,6 +408,10 @@ mod tests {
             (br#"{"batch":[{"type":"identify","userId":"u","traits":[1]}]}"#, "invalid_message", "batch[0].traits"),
             (br#"{"batch":[{"type":"track","userId":"a\u0000b","event":"e"}]}"#, "invalid_message", "batch[0].userId"),
         ];
+        let long =
+            format!(r#"{{"batch":[{{"type":"track","userId":"u","event":"e","messageId":"{}"}}]}}"#, "m".repeat(1025));
+        let e = decode(None, &basic("wk"), long.as_bytes(), &keys(), NOW, DAY, None).unwrap_err();
+        assert!(e.message.starts_with("batch[0].messageId: is 1025 bytes long"), "{}", e.message);
         for (body, code, path) in cases {
             let e = decode(None, &basic("wk"), body, &keys(), NOW, DAY, None).unwrap_err();
             assert_eq!(e.code, code, "{}", String::from_utf8_lossy(body));

@@ -416,7 +416,9 @@ pub fn stored_score(
         probability: score.probability,
         contributions: contributions_json(score).to_string(),
         current_traits: Value::Object(score.traits.clone()).to_string(),
-        account_id: score.account.clone(),
+        // Account ids are indexed (PostgreSQL refuses entries over ~2.7 KB); one longer than any
+        // id ingest accepts can only come from an `account` trait, and is not kept.
+        account_id: score.account.clone().filter(|a| a.len() <= crate::ingest::MAX_ID_BYTES),
         next_change_at,
     }
 }

@@ -8,6 +8,8 @@
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "../../store/tests/common/pg.rs"]
+mod pg;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,6 +114,71 @@ async fn send_ingest(router: axum::Router, path: String, body: Value) -> (String
     let status = response.status();
     let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     (path, body, status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// A request the database refuses (here an index entry over PostgreSQL's 2.7 KB limit, handed to
+/// the writer as if decoding had let it through) fails alone: the requests committed in the same
+/// group still succeed.
+#[test]
+fn one_failing_request_in_a_group_commit_fails_only_itself() {
+    let Some(cluster) = pg::PgCluster::start() else { return };
+    let db = cluster.database();
+    let s = start_with(Some(db.clone()), MODEL);
+    let now = parse_timestamp(T0).unwrap();
+    let decode = |body: Value| {
+        let bytes = body.to_string();
+        leadscore_server::ingest::decode(None, &HeaderMap::new(), bytes.as_bytes(), &s.app.keys, now, MS_PER_DAY, None)
+            .unwrap()
+            .messages
+    };
+    let mut bad = decode(json!({"batch": [track("bad", "Demo Requested", "bad-1", T0)], "writeKey": "wk"}));
+    // Incompressible (PostgreSQL compresses index entries first): hex digests, 6,400 bytes.
+    let noise: String = (0..100_u32)
+        .map(|i| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(i.to_be_bytes()))
+        })
+        .collect();
+    bad[0].new.lead_id = Some(noise);
+    // Hold the writer inside a transaction (a lead lock held elsewhere) so the requests below queue
+    // up and are committed as one group.
+    let blocker = std::thread::spawn(move || {
+        let sql = "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('blocker', 0)); SELECT pg_sleep(1.5); COMMIT;";
+        std::process::Command::new("psql").args(["-X", "-q", &db, "-c", sql]).output().unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let results = runtime.block_on(async {
+        let first = {
+            let app = Arc::clone(&s.app);
+            let messages = decode(json!({"batch": [track("blocker", "Demo Requested", "blk", T0)], "writeKey": "wk"}));
+            tokio::spawn(async move { app.ingest(messages).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut tasks = vec![first];
+        for i in 0..20 {
+            let app = Arc::clone(&s.app);
+            let messages =
+                decode(json!({"batch": [track(&format!("ok-{i}"), "Demo Requested", &format!("ok-{i}"), T0)], "writeKey": "wk"}));
+            tasks.push(tokio::spawn(async move { app.ingest(messages).await }));
+        }
+        let app = Arc::clone(&s.app);
+        tasks.push(tokio::spawn(async move { app.ingest(bad).await }));
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results
+    });
+    assert!(blocker.join().unwrap().status.success());
+    let (bad, innocent) = results.split_last().unwrap();
+    assert!(bad.is_err(), "the refused request fails");
+    for (i, r) in innocent.iter().enumerate() {
+        assert!(r.is_ok(), "request {i}: {r:?}");
+    }
+    let leads = s.app.store.read(|tx| tx.count_leads()).unwrap();
+    assert_eq!(leads, 21);
+    s.app.shutdown();
 }
 
 // ---- unreadable stored messages ---------------------------------------------------------------------------
@@ -517,6 +584,21 @@ async fn dashboard_forms_need_a_csrf_token_and_our_origin() {
     let ok = form_post(&s, &cookie, "/marketing/backtest", Some("http://127.0.0.1:8080"), &form).await;
     assert_eq!(ok, StatusCode::SEE_OTHER);
     assert!(page(&s, &cookie, "/marketing").await.1.contains("ROC AUC"), "the backtest ran");
+    // Without `Origin`, the `Referer` decides; behind a TLS proxy the scheme may differ.
+    let referer = |value: &'static str| {
+        let request = Request::post("/marketing/backtest")
+            .header(header::COOKIE, &cookie)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::REFERER, value)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.clone()))
+            .unwrap();
+        s.send(request)
+    };
+    assert_eq!(referer("https://evil.example/127.0.0.1:8080").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(referer("http://127.0.0.1:8080/marketing").await.0, StatusCode::SEE_OTHER);
+    let tls = form_post(&s, &cookie, "/marketing/backtest", Some("https://127.0.0.1:8080"), &form).await;
+    assert_eq!(tls, StatusCode::SEE_OTHER);
     // A login form posted from another site is refused too.
     let request = Request::post("/login")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")

@@ -214,3 +214,26 @@ pub fn batch_scores(model: &Path, events: &Path, as_of: &str) -> std::collection
         })
         .collect()
 }
+
+/// Says a test was skipped, loudly; fails instead when `require` (e.g. `LEADSCORE_REQUIRE_SDKS`)
+/// is set, as in CI.
+pub fn skip(what: &str, require: &str, why: &str) {
+    let message = format!("skipped: {what}: {}", why.trim());
+    assert!(std::env::var(require).is_err(), "{message}");
+    eprintln!("\n*** {message} ***\n");
+}
+
+/// Runs a client script (a real SDK, a browser): exit 0 passes, 77 is a loud skip, anything else
+/// fails with the script's output and the server's log.
+pub fn run_script(what: &str, require: &str, command: &mut Command, server: &ServerProcess) {
+    let out = match command.output() {
+        Ok(out) => out,
+        Err(e) => return skip(what, require, &format!("{:?} cannot run ({e})", command.get_program())),
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    match out.status.code() {
+        Some(0) => eprintln!("{text}"),
+        Some(77) => skip(what, require, &text),
+        _ => panic!("{what} failed:\n{text}\nserver log:\n{}", server.log()),
+    }
+}

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use leadscore_core::time::{Duration, Millis, format_timestamp};
-use leadscore_learn::backtest::{BacktestReport, LeadRecord, ModelNames, build_report, record_lead};
+use leadscore_learn::backtest::{BacktestReport, LeadRecord, ModelNames, build_report, record_compact_lead};
 
 use crate::history::{InputFiles, Inputs};
 use crate::read::Skipped;
@@ -66,9 +66,9 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
             partitions: None,
         };
         // Each model reads the inputs itself: its `[traits]` and `[events] ignore` shape them.
-        let inputs = Inputs::read(&files, Some(&model), &mut skipped)?;
+        let mut inputs = Inputs::read(&files, Some(&model), &mut skipped)?;
         let records =
-            inputs.map_leads("backtesting", |lead, accounts| record_lead(&model, lead, accounts, as_of, gap))?;
+            inputs.map_compact("backtesting", |lead, accounts| record_compact_lead(&model, lead, accounts, as_of, gap));
         let records: Vec<LeadRecord> = records.into_iter().map(|(_, r)| r).collect();
         if records.is_empty() {
             bail!("no leads to backtest: the inputs name no lead");

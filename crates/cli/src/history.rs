@@ -5,10 +5,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use leadscore_core::compact::CompactHistory;
 use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Outcome};
 use rayon::prelude::*;
 
 use crate::progress;
+use crate::read::compact::{CompactSource, read_compact};
 use crate::read::events::{EventSource, partition_events, partition_of, partitions_for};
 use crate::read::leads::{IdColumn, Leads, read_leads};
 use crate::read::outcomes::read_outcomes;
@@ -24,11 +26,13 @@ pub struct InputFiles<'a> {
     pub partitions: Option<usize>,
 }
 
-/// The inputs, read: leads and outcomes in memory, events partitioned on disk.
+/// The inputs, read: leads and outcomes in memory; events read through a model into compact
+/// events in memory, or, without a model (`train`), as whole messages partitioned on disk.
 pub struct Inputs {
     pub leads: Leads,
     pub outcomes: HashMap<String, Vec<Outcome>>,
     pub events: Option<EventSource>,
+    pub compact: Option<CompactSource>,
 }
 
 impl Inputs {
@@ -49,21 +53,66 @@ impl Inputs {
             Some(path) => read_outcomes(path, skipped)?,
             None => HashMap::new(),
         };
-        let events = match files.events {
-            Some(path) => {
+        let (events, compact) = match (files.events, model) {
+            (Some(path), Some(model)) => (None, Some(read_compact(path, model, skipped)?)),
+            (Some(path), None) => {
                 let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 let partitions = files.partitions.unwrap_or_else(|| partitions_for(bytes)).max(1);
-                Some(partition_events(path, model, partitions, skipped)?)
+                (Some(partition_events(path, model, partitions, skipped)?), None)
             }
-            None => None,
+            (None, _) => (None, None),
         };
-        Ok(Inputs { leads, outcomes, events })
+        Ok(Inputs { leads, outcomes, events, compact })
     }
 
     /// The account book from the events' `group` messages.
     pub fn accounts(&self) -> &AccountBook {
         static EMPTY: std::sync::OnceLock<AccountBook> = std::sync::OnceLock::new();
-        self.events.as_ref().map_or_else(|| EMPTY.get_or_init(AccountBook::default), |e| &e.accounts)
+        match (&self.compact, &self.events) {
+            (Some(c), _) => &c.accounts,
+            (None, Some(e)) => &e.accounts,
+            (None, None) => EMPTY.get_or_init(AccountBook::default),
+        }
+    }
+
+    /// Calls `f` on every lead's compact history (inputs read with a model), in parallel: the
+    /// leads of the leads file and every lead the events name. Results come back in the leads
+    /// file's order, then other leads by id.
+    pub fn map_compact<T: Send>(
+        &mut self,
+        label: &str,
+        f: impl Fn(&CompactHistory, &AccountBook) -> T + Sync,
+    ) -> Vec<(String, T)> {
+        let mut events = self.compact.as_mut().map(|c| std::mem::take(&mut c.leads)).unwrap_or_default();
+        let mut ids: Vec<String> = self.leads.order.clone();
+        let mut extra: Vec<String> = events.keys().filter(|id| !self.leads.traits.contains_key(*id)).cloned().collect();
+        extra.sort_unstable();
+        ids.extend(extra);
+        let histories: Vec<(String, Vec<leadscore_core::compact::CompactEvent>)> = ids
+            .into_iter()
+            .map(|id| {
+                let e = events.remove(&id).unwrap_or_default();
+                (id, e)
+            })
+            .collect();
+        drop(events);
+        let bar = progress::bar(histories.len() as u64, label, false);
+        let accounts = self.accounts();
+        let leads = &self.leads;
+        let outcomes = &self.outcomes;
+        let results: Vec<(String, T)> = histories
+            .into_par_iter()
+            .map(|(id, events)| {
+                let traits = leads.traits.get(&id).cloned().unwrap_or_default();
+                let lead_outcomes = outcomes.get(&id).cloned().unwrap_or_default();
+                let history = CompactHistory::new(id, traits, events, lead_outcomes);
+                let result = f(&history, accounts);
+                bar.inc(1);
+                (history.id, result)
+            })
+            .collect();
+        bar.finish_and_clear();
+        results
     }
 
     /// Calls `f` on every lead's history, in parallel, one event partition at a time: the leads
@@ -123,11 +172,15 @@ impl Inputs {
 
     /// One line for stderr: what was read.
     pub fn summary(&self, leads: usize) -> String {
-        match &self.events {
-            Some(source) => format!(
-                "{leads} leads, {} messages ({} anonymous messages never linked to a lead)",
-                source.messages, source.unattributed
-            ),
+        let counts = match (&self.compact, &self.events) {
+            (Some(c), _) => Some((c.messages, c.unattributed)),
+            (None, Some(e)) => Some((e.messages, e.unattributed)),
+            (None, None) => None,
+        };
+        match counts {
+            Some((messages, unattributed)) => {
+                format!("{leads} leads, {messages} messages ({unattributed} anonymous messages never linked to a lead)")
+            }
             None => format!("{leads} leads"),
         }
     }

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use leadscore_core::CheckedModel;
+use leadscore_core::compact::evaluate_compact;
 use leadscore_core::time::{Millis, parse_timestamp};
-use leadscore_core::{CheckedModel, evaluate};
 
 use crate::clock;
 use crate::history::{InputFiles, Inputs};
@@ -134,9 +135,10 @@ fn score_files(
         id_column: args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named),
         partitions: args.partitions,
     };
-    let inputs = Inputs::read(&files, Some(model), skipped)?;
-    let rows =
-        inputs.map_leads("scoring", |lead, accounts| Row::new(evaluate(model, lead, accounts, as_of), args.explain))?;
+    let mut inputs = Inputs::read(&files, Some(model), skipped)?;
+    let rows = inputs.map_compact("scoring", |lead, accounts| {
+        Row::new(evaluate_compact(model, lead, accounts, as_of), args.explain)
+    });
     eprintln!("scored {}", inputs.summary(rows.len()));
     Ok(rows.into_iter().map(|(_, row)| row).collect())
 }

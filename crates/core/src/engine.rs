@@ -80,13 +80,30 @@ pub struct EventTime {
 /// must be one too (years 0000–9999 after the skew correction), so a stored event's time can
 /// always be read back.
 pub fn resolve_time(object: &Map<String, Value>) -> Result<EventTime, EventError> {
-    let time_of = |field: &'static str| -> Result<Option<Millis>, EventError> {
-        match object.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => {
-                time::parse_timestamp(s).map(Some).ok_or_else(|| EventError::BadTimestamp { field, value: s.clone() })
-            }
-            Some(other) => Err(EventError::BadTimestamp { field, value: other.to_string() }),
+    resolve_time_with(|field| match object.get(field) {
+        None | Some(Value::Null) => TimeText::Absent,
+        Some(Value::String(s)) => TimeText::Text(s),
+        Some(other) => TimeText::Other(other.to_string()),
+    })
+}
+
+/// A time field of a message as read: absent (or null), text, or something else (shown as JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeText<'a> {
+    Absent,
+    Text(&'a str),
+    Other(String),
+}
+
+/// [`resolve_time`] over fields however they were read (`field` gives each by name).
+pub fn resolve_time_with<'a>(field: impl Fn(&'static str) -> TimeText<'a>) -> Result<EventTime, EventError> {
+    let time_of = |name: &'static str| -> Result<Option<Millis>, EventError> {
+        match field(name) {
+            TimeText::Absent => Ok(None),
+            TimeText::Text(s) => time::parse_timestamp(s)
+                .map(Some)
+                .ok_or_else(|| EventError::BadTimestamp { field: name, value: s.to_owned() }),
+            TimeText::Other(json) => Err(EventError::BadTimestamp { field: name, value: json }),
         }
     };
     let (at, source) = match time_of("timestamp")? {
@@ -264,7 +281,7 @@ fn group_id_of(body: &Value) -> Option<String> {
 }
 
 /// Later values win; an explicit `null` removes the trait.
-fn merge_traits(into: &mut Map<String, Value>, update: &Map<String, Value>) {
+pub(crate) fn merge_traits(into: &mut Map<String, Value>, update: &Map<String, Value>) {
     for (key, value) in update {
         if value.is_null() {
             into.remove(key);
@@ -338,8 +355,16 @@ pub fn events_as_of<'a>(ignore: Option<&CheckedModel>, lead: &'a LeadHistory, as
     events
 }
 
-/// The score of `lead` under `model` as of `as_of` (SPEC §2.2).
+/// The score of `lead` under `model` as of `as_of` (SPEC §2.2): its messages read into compact
+/// events ([`crate::compact`]), then scored. The same as [`evaluate_reference`].
 pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook, as_of: Millis) -> Score {
+    crate::compact::evaluate_compact(model, &crate::compact::CompactHistory::of(model, lead), accounts, as_of)
+}
+
+/// The score of `lead` as SPEC §2.2 defines it, directly on whole messages: every condition
+/// evaluated against each message's JSON. [`evaluate`] gives the same score from compact events;
+/// this definition is kept to test it against.
+pub fn evaluate_reference(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook, as_of: Millis) -> Score {
     let events = events_as_of(Some(model), lead, as_of);
 
     // Traits: base, then identify traits in time order.
@@ -360,25 +385,13 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
             _ => {}
         }
     }
-    let account_id = group.or_else(|| match traits.get("account") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    });
-    let account = account_id.as_ref().map(|id| Value::Object(accounts.traits_at(id, as_of)));
-    let mut lead_object = traits.clone();
-    lead_object.insert("id".to_owned(), Value::String(lead.id.clone()));
-    match &account {
-        Some(a) => lead_object.insert("account".to_owned(), a.clone()),
-        None => lead_object.remove("account"),
-    };
-    let lead_value = Value::Object(lead_object);
-    let account_binding = account.as_ref().map_or(Binding::Absent, Binding::Json);
+    let context = LeadContext::new(&lead.id, traits, group, accounts, as_of);
+    let account_binding = context.account_binding();
 
     // Which events each event-based rule matches (indices into `events`, ascending time).
     let mut matches: Vec<Vec<usize>> = vec![Vec::new(); model.rules.len()];
     for (i, event) in events.iter().enumerate() {
-        let vars = [Binding::Json(&event.body), Binding::Json(&lead_value), account_binding];
+        let vars = [Binding::Json(&event.body), Binding::Json(&context.lead_value), account_binding];
         let activation = Activation { vars: &vars, as_of };
         model.index.for_each_candidate(&event.body, |r| {
             if model.rules[r].kind.condition().matches(&activation) {
@@ -386,19 +399,71 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
             }
         });
     }
+    let times: Vec<Millis> = events.iter().map(|e| e.at).collect();
+    finish(model, &lead.id, &lead.outcomes, &context, &times, &matches, as_of)
+}
 
+/// A lead's traits and account as of an instant, and the `lead` object conditions see.
+pub(crate) struct LeadContext {
+    pub(crate) traits: Map<String, Value>,
+    pub(crate) account_id: Option<String>,
+    account: Option<Value>,
+    pub(crate) lead_value: Value,
+}
+
+impl LeadContext {
+    /// `traits` are the merged traits; `group` the latest `group` message's account, if any (else
+    /// the `account` trait names it).
+    pub(crate) fn new(
+        id: &str,
+        traits: Map<String, Value>,
+        group: Option<String>,
+        accounts: &AccountBook,
+        as_of: Millis,
+    ) -> LeadContext {
+        let account_id = group.or_else(|| match traits.get("account") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
+        let account = account_id.as_ref().map(|id| Value::Object(accounts.traits_at(id, as_of)));
+        let mut lead_object = traits.clone();
+        lead_object.insert("id".to_owned(), Value::String(id.to_owned()));
+        match &account {
+            Some(a) => lead_object.insert("account".to_owned(), a.clone()),
+            None => lead_object.remove("account"),
+        };
+        LeadContext { traits, account_id, account, lead_value: Value::Object(lead_object) }
+    }
+
+    pub(crate) fn account_binding(&self) -> Binding<'_> {
+        self.account.as_ref().map_or(Binding::Absent, Binding::Json)
+    }
+}
+
+/// The rest of a score, once the events that exist at `as_of` are known (their `times`, in
+/// order) and which of them each rule matched (`matches[rule]`, ascending indices into `times`).
+pub(crate) fn finish(
+    model: &CheckedModel,
+    id: &str,
+    outcomes: &[Outcome],
+    context: &LeadContext,
+    times: &[Millis],
+    matches: &[Vec<usize>],
+    as_of: Millis,
+) -> Score {
     let mut dimensions = vec![0.0; model.dimensions.len()];
     let mut contributions = Vec::new();
-    let trait_vars = [Binding::Json(&lead_value), account_binding];
+    let trait_vars = [Binding::Json(&context.lead_value), context.account_binding()];
     for (r, rule) in model.rules.iter().enumerate() {
-        let times = || matches[r].iter().map(|&i| events[i].at);
+        let matched_times = || matches[r].iter().map(|&i| times[i]);
         let (points, matched, last) = match &rule.kind {
             RuleKind::Trait { condition } => {
                 let holds = condition.matches(&Activation { vars: &trait_vars, as_of });
                 (if holds { rule.points } else { 0.0 }, usize::from(holds), None)
             }
             RuleKind::Event { within, per_day, limit, max_points, half_life, .. } => {
-                let mut counted: Vec<Millis> = times().filter(|&t| in_window(t, *within, as_of)).collect();
+                let mut counted: Vec<Millis> = matched_times().filter(|&t| in_window(t, *within, as_of)).collect();
                 if let Some(per_day) = per_day {
                     counted = keep_latest_per_day(&counted, *per_day);
                 }
@@ -413,7 +478,7 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
                 (sum, counted.len(), counted.last().copied())
             }
             RuleKind::Count { at_least, within, per_day, .. } => {
-                let mut counted: Vec<Millis> = times().collect();
+                let mut counted: Vec<Millis> = matched_times().collect();
                 if let Some(per_day) = per_day {
                     counted = keep_latest_per_day(&counted, *per_day);
                 }
@@ -422,9 +487,9 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
                 (points, counted.len(), counted.last().copied())
             }
             RuleKind::Inactivity { period, .. } => {
-                let last = matches[r].last().map(|&i| events[i].at);
+                let last = matches[r].last().map(|&i| times[i]);
                 let recent = last.is_some_and(|t| in_window(t, Some(*period), as_of));
-                let anchor = created_at(&traits).or_else(|| events.first().map(|e| e.at));
+                let anchor = created_at(&context.traits).or_else(|| times.first().copied());
                 let applies = !recent && anchor.is_some_and(|a| a <= as_of - period.as_millis());
                 (if applies { rule.points } else { 0.0 }, usize::from(applies), last)
             }
@@ -449,7 +514,7 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
         }
     }
     let total = total_of(model, &dimensions);
-    let outcome = lead.outcomes.iter().filter(|o| o.at <= as_of).max_by_key(|o| o.at);
+    let outcome = outcomes.iter().filter(|o| o.at <= as_of).max_by_key(|o| o.at);
     let stage = match outcome {
         Some(o) => o.kind.stage().to_owned(),
         None => stage_of(model, &dimensions, total, as_of),
@@ -464,15 +529,15 @@ pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook
         format!("{letter}{digit}")
     });
     Score {
-        lead_id: lead.id.clone(),
+        lead_id: id.to_owned(),
         as_of,
         probability: model.calibration.map(|c| c.probability(total)),
         dimensions,
         total,
         stage,
         grade,
-        account: account_id,
-        traits,
+        account: context.account_id.clone(),
+        traits: context.traits.clone(),
         contributions,
     }
 }

@@ -7,6 +7,7 @@
 //! same [`evaluate`], which is why their scores agree.
 
 pub mod cel;
+pub mod compact;
 pub mod diagnostics;
 pub mod engine;
 pub mod identity;

@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use leadscore_core::compact::{CompactHistory, evaluate_compact};
 use leadscore_core::model::RuleKind;
 use leadscore_core::time::{Duration, MS_PER_DAY, Millis, utc_day};
-use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Score, evaluate};
+use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Score};
 use serde::Serialize;
 
 use crate::metrics::{Band, auc_confidence_interval, bands_by_score, cumulative_gains, roc_auc};
@@ -233,6 +234,18 @@ pub fn record_lead(
     as_of: Millis,
     gap: Duration,
 ) -> LeadRecord {
+    record_compact_lead(model, &CompactHistory::of(model, lead), accounts, as_of, gap)
+}
+
+/// [`record_lead`] from the lead's compact events: its messages are read once, and each
+/// checkpoint only reads the running result.
+pub fn record_compact_lead(
+    model: &CheckedModel,
+    lead: &CompactHistory,
+    accounts: &AccountBook,
+    as_of: Millis,
+    gap: Duration,
+) -> LeadRecord {
     let outcome = lead.outcomes.iter().min_by_key(|o| o.at);
     let (label, outcome_at, cutoff) = match outcome {
         // Strictly before the outcome, so the outcome itself cannot show.
@@ -246,13 +259,13 @@ pub fn record_lead(
         }
         None => (Label::Open, None, as_of),
     };
-    let score = evaluate(model, lead, accounts, cutoff);
+    let score = evaluate_compact(model, lead, accounts, cutoff);
     let stage_index = |s: &Score| model.stages.iter().position(|st| st.name == s.stage);
     // Stage timeline: the score at the end of each UTC day with events, and at the cutoff (a
     // model without stages has none to find).
     let with_stages = !model.stages.is_empty();
     let mut checkpoints: Vec<Millis> = lead
-        .events
+        .events()
         .iter()
         .filter(|_| with_stages)
         .map(|e| e.at.max(e.visible_at))
@@ -266,7 +279,7 @@ pub fn record_lead(
         if reached_at.iter().all(Option::is_some) {
             break; // every stage reached: later checkpoints cannot change a first time
         }
-        let at = if t == cutoff { score.clone() } else { evaluate(model, lead, accounts, t) };
+        let at = if t == cutoff { score.clone() } else { evaluate_compact(model, lead, accounts, t) };
         if let Some(index) = stage_index(&at) {
             for slot in reached_at.iter_mut().take(index + 1) {
                 slot.get_or_insert(t);

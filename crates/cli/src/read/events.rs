@@ -27,7 +27,7 @@ use crate::progress;
 /// Bytes of input per partition: a partition's parsed events must fit in memory comfortably.
 pub const PARTITION_BYTES: u64 = 96 << 20;
 /// Bytes of input parsed per parallel batch in pass 1.
-const BATCH_BYTES: usize = 8 << 20;
+pub(crate) const BATCH_BYTES: usize = 8 << 20;
 
 /// The events of a file, split into partitions on disk by lead.
 pub struct EventSource {
@@ -92,7 +92,7 @@ fn id_text(value: &Option<Value>) -> Option<String> {
     }
 }
 
-fn event_error(path: &Path, line: u64, error: EventError) -> InputError {
+pub(crate) fn event_error(path: &Path, line: u64, error: EventError) -> InputError {
     let field = match &error {
         EventError::NotAnObject => None,
         EventError::MissingType | EventError::TypeNotString => Some("type"),
@@ -103,7 +103,7 @@ fn event_error(path: &Path, line: u64, error: EventError) -> InputError {
     InputError::new(path, Some(line), field, error.to_string())
 }
 
-fn json_error(path: &Path, line: u64, error: &serde_json::Error) -> InputError {
+pub(crate) fn json_error(path: &Path, line: u64, error: &serde_json::Error) -> InputError {
     let message = match error.classify() {
         serde_json::error::Category::Data => "not a JSON object".to_owned(),
         _ => format!("invalid JSON at column {}: {}", error.column(), strip_position(&error.to_string())),
@@ -284,7 +284,7 @@ pub fn partition_events(
 }
 
 /// Where pass 1 reads messages from: JSON Lines, or Parquet rows turned into JSON lines.
-enum Input {
+pub(crate) enum Input {
     Lines(BufReader<File>, indicatif::ProgressBar),
     Parquet(super::parquet::ParquetRows, indicatif::ProgressBar),
 }
@@ -292,7 +292,7 @@ enum Input {
 impl Input {
     /// Appends about `BATCH_BYTES` of messages to `buffer`, one `(line, start, end)` each; returns
     /// the rows that could not be turned into a message.
-    fn fill(
+    pub(crate) fn fill(
         &mut self,
         buffer: &mut Vec<u8>,
         lines: &mut Vec<(u64, usize, usize)>,
@@ -333,7 +333,7 @@ impl Input {
         Ok(errors)
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         match self {
             Input::Lines(_, bar) | Input::Parquet(_, bar) => bar.finish_and_clear(),
         }

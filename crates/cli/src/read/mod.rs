@@ -2,6 +2,7 @@
 //! outcomes CSV. Every problem names the file, the line and the field; with `--skip-invalid` a bad
 //! line is counted and skipped instead of stopping the run.
 
+pub mod compact;
 pub mod events;
 pub mod leads;
 pub mod outcomes;

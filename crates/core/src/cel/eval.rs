@@ -93,6 +93,113 @@ pub(crate) enum Node {
     },
 }
 
+impl Node {
+    /// The same tree with every variable path passed through `f`, which is told whether the path
+    /// is only tested for presence (`has(path)`).
+    pub(crate) fn map_paths(&self, f: &mut impl FnMut(&Path, bool) -> Path) -> Node {
+        match self {
+            Node::Const(_) | Node::Invalid => self.clone(),
+            Node::Path(path) => Node::Path(f(path, false)),
+            Node::Has(path) => Node::Has(f(path, true)),
+            Node::Select { operand, field } => {
+                Node::Select { operand: Box::new(operand.map_paths(f)), field: field.clone() }
+            }
+            Node::Index { operand, index } => {
+                let operand = Box::new(operand.map_paths(f));
+                Node::Index { operand, index: Box::new(index.map_paths(f)) }
+            }
+            Node::HasField { operand, field } => {
+                Node::HasField { operand: Box::new(operand.map_paths(f)), field: field.clone() }
+            }
+            Node::Not(operand) => Node::Not(Box::new(operand.map_paths(f))),
+            Node::Neg(operand) => Node::Neg(Box::new(operand.map_paths(f))),
+            Node::And(terms) => Node::And(terms.iter().map(|t| t.map_paths(f)).collect()),
+            Node::Or(terms) => Node::Or(terms.iter().map(|t| t.map_paths(f)).collect()),
+            Node::Ternary { cond, then, otherwise } => {
+                let cond = Box::new(cond.map_paths(f));
+                let then = Box::new(then.map_paths(f));
+                Node::Ternary { cond, then, otherwise: Box::new(otherwise.map_paths(f)) }
+            }
+            Node::Cmp { op, lhs, rhs } => {
+                let lhs = Box::new(lhs.map_paths(f));
+                Node::Cmp { op: *op, lhs, rhs: Box::new(rhs.map_paths(f)) }
+            }
+            Node::CmpConst { subject, op, literal, key } => Node::CmpConst {
+                subject: Box::new(subject.map_paths(f)),
+                op: *op,
+                literal: literal.clone(),
+                key: key.clone(),
+            },
+            Node::In { needle, haystack } => {
+                let needle = Box::new(needle.map_paths(f));
+                Node::In { needle, haystack: Box::new(haystack.map_paths(f)) }
+            }
+            Node::InConst { subject, set } => {
+                Node::InConst { subject: Box::new(subject.map_paths(f)), set: set.clone() }
+            }
+            Node::Arith { op, lhs, rhs } => {
+                let lhs = Box::new(lhs.map_paths(f));
+                Node::Arith { op: *op, lhs, rhs: Box::new(rhs.map_paths(f)) }
+            }
+            Node::StrTest { subject, test } => {
+                Node::StrTest { subject: Box::new(subject.map_paths(f)), test: test.clone() }
+            }
+            Node::Call1 { func, arg } => Node::Call1 { func: *func, arg: Box::new(arg.map_paths(f)) },
+            Node::Call2 { func, lhs, rhs } => {
+                let lhs = Box::new(lhs.map_paths(f));
+                Node::Call2 { func: *func, lhs, rhs: Box::new(rhs.map_paths(f)) }
+            }
+            Node::List(items) => Node::List(items.iter().map(|i| i.map_paths(f)).collect()),
+            Node::Map(entries) => Node::Map(entries.iter().map(|(k, v)| (k.map_paths(f), v.map_paths(f))).collect()),
+            Node::Comprehension { kind, range, slot, body } => {
+                let range = Box::new(range.map_paths(f));
+                Node::Comprehension { kind: *kind, range, slot: *slot, body: Box::new(body.map_paths(f)) }
+            }
+        }
+    }
+
+    /// Whether evaluating this node can depend on `as_of` (a `days_since` call).
+    pub(crate) fn reads_clock(&self) -> bool {
+        let mut found = false;
+        self.visit(&mut |n| found |= matches!(n, Node::Call1 { func: Func::DaysSince, .. }));
+        found
+    }
+
+    fn visit(&self, f: &mut impl FnMut(&Node)) {
+        f(self);
+        match self {
+            Node::Const(_) | Node::Invalid | Node::Path(_) | Node::Has(_) => {}
+            Node::Select { operand, .. }
+            | Node::HasField { operand, .. }
+            | Node::Not(operand)
+            | Node::Neg(operand)
+            | Node::CmpConst { subject: operand, .. }
+            | Node::InConst { subject: operand, .. }
+            | Node::StrTest { subject: operand, .. }
+            | Node::Call1 { arg: operand, .. } => operand.visit(f),
+            Node::Index { operand: a, index: b }
+            | Node::Cmp { lhs: a, rhs: b, .. }
+            | Node::In { needle: a, haystack: b }
+            | Node::Arith { lhs: a, rhs: b, .. }
+            | Node::Call2 { lhs: a, rhs: b, .. }
+            | Node::Comprehension { range: a, body: b, .. } => {
+                a.visit(f);
+                b.visit(f);
+            }
+            Node::And(items) | Node::Or(items) | Node::List(items) => items.iter().for_each(|i| i.visit(f)),
+            Node::Ternary { cond, then, otherwise } => {
+                cond.visit(f);
+                then.visit(f);
+                otherwise.visit(f);
+            }
+            Node::Map(entries) => entries.iter().for_each(|(k, v)| {
+                k.visit(f);
+                v.visit(f);
+            }),
+        }
+    }
+}
+
 /// A comparison literal prepared for the common cases: a JSON string, or a JSON number (a double)
 /// against a number literal that a double represents exactly (so comparing as doubles is exact).
 #[derive(Debug, Clone)]
@@ -125,6 +232,9 @@ pub(crate) struct Path {
 pub(crate) enum Root {
     Var(usize),
     Local(usize),
+    /// Slot `1` of the flat binding of variable `0` (see [`super::FlatFields`]): the value at a
+    /// field path extracted ahead of time; the path's remaining segments follow.
+    Flat(usize, u32),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,11 +591,31 @@ fn resolve<'r>(path: &'r Path, cx: &mut Cx<'r>) -> Res<Value<'r>> {
             Some(Binding::Json(json)) => resolve_json(json, &path.segs).map(Value::from_json).map_err(EvalError::from),
             Some(Binding::Number(n)) if path.segs.is_empty() => Ok(Value::Double(*n)),
             Some(Binding::Number(_)) => Err(EvalError::NoOverload { op: ".", lhs: "double", rhs: "" }),
-            Some(Binding::Absent) | None => Err(EvalError::NoValue),
+            Some(Binding::Absent | Binding::Flat(_)) | None => Err(EvalError::NoValue),
         },
+        (Root::Flat(var, id), vars) => {
+            resolve_flat(vars, var, id, &path.segs).map(Value::from_json).map_err(EvalError::from)
+        }
         (Root::Local(slot), _) => resolve_local(slot, &path.segs, cx),
     };
     result.or_fail(cx)
+}
+
+/// A path over a flat binding: the extracted value in `id`, then the remaining segments.
+#[inline]
+fn resolve_flat<'r>(
+    vars: &'r [Binding<'r>],
+    var: usize,
+    id: u32,
+    segs: &[Seg],
+) -> Result<&'r serde_json::Value, PathError> {
+    match vars.get(var) {
+        Some(Binding::Flat(slots)) => match slots.get(id as usize) {
+            Some(Some(json)) => resolve_json(json, segs),
+            _ => Err(PathError::NoSuchKey),
+        },
+        _ => Err(PathError::NoValue),
+    }
 }
 
 fn resolve_local<'r>(slot: usize, segs: &[Seg], cx: &Cx<'r>) -> Result<Value<'r>, EvalError> {
@@ -571,13 +701,17 @@ impl From<PathError> for EvalError {
 /// (`None` for locals and number bindings, which take the general route).
 #[inline(always)]
 fn var_json<'r>(node: &'r Node, cx: &Cx<'r>) -> Option<Result<&'r serde_json::Value, PathError>> {
-    let Node::Path(Path { root: Root::Var(slot), segs }) = node else {
+    let Node::Path(Path { root, segs }) = node else {
         return None;
     };
-    match cx.vars.get(*slot) {
-        Some(Binding::Json(json)) => Some(resolve_json(json, segs)),
-        Some(Binding::Absent) | None => Some(Err(PathError::NoValue)),
-        Some(Binding::Number(_)) => None,
+    match *root {
+        Root::Var(slot) => match cx.vars.get(slot) {
+            Some(Binding::Json(json)) => Some(resolve_json(json, segs)),
+            Some(Binding::Absent | Binding::Flat(_)) | None => Some(Err(PathError::NoValue)),
+            Some(Binding::Number(_)) => None,
+        },
+        Root::Flat(var, id) => Some(resolve_flat(cx.vars, var, id, segs)),
+        Root::Local(_) => None,
     }
 }
 
@@ -594,8 +728,9 @@ fn has_path(path: &Path, cx: &Cx<'_>) -> bool {
         Root::Var(slot) => match cx.vars.get(slot) {
             Some(Binding::Json(json)) => resolve_json(json, &path.segs).is_ok_and(|v| !v.is_null()),
             Some(Binding::Number(_)) => path.segs.is_empty(),
-            Some(Binding::Absent) | None => false,
+            Some(Binding::Absent | Binding::Flat(_)) | None => false,
         },
+        Root::Flat(var, id) => resolve_flat(cx.vars, var, id, &path.segs).is_ok_and(|v| !v.is_null()),
         Root::Local(slot) => {
             let Some(mut current) = cx.locals.get(slot).cloned() else {
                 return false;

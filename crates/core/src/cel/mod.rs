@@ -144,6 +144,9 @@ pub struct Activation<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Binding<'a> {
     Json(&'a serde_json::Value),
+    /// A variable whose field paths were extracted ahead of time into numbered slots (see
+    /// [`Program::flatten`]); `None` is a path that does not resolve.
+    Flat(&'a [Option<serde_json::Value>]),
     Number(f64),
     /// The variable exists but has no value: any access to it is an error (so false).
     Absent,
@@ -256,6 +259,73 @@ pub struct FieldPath {
     pub span: Range<usize>,
 }
 
+/// The field paths of one variable that flattened programs read, each in a numbered slot: the
+/// caller extracts the value at each path (or `None`) and binds the slots with [`Binding::Flat`],
+/// so conditions need no JSON tree of the whole variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlatFields {
+    paths: Vec<Vec<String>>,
+    /// Per slot: only tested with `has()`, so only presence matters (see [`FlatFields::marker`]).
+    presence_only: Vec<bool>,
+}
+
+impl FlatFields {
+    /// The slot of `path`, added if new; `presence_only` when this use is a `has()` test.
+    pub fn slot(&mut self, path: &[String], presence_only: bool) -> u32 {
+        match self.paths.iter().position(|p| p == path) {
+            Some(i) => {
+                self.presence_only[i] &= presence_only;
+                u32::try_from(i).unwrap_or(u32::MAX)
+            }
+            None => {
+                self.paths.push(path.to_vec());
+                self.presence_only.push(presence_only);
+                u32::try_from(self.paths.len() - 1).unwrap_or(u32::MAX)
+            }
+        }
+    }
+
+    /// Whether slot `i` is only tested for presence: then any non-null stand-in
+    /// ([`FlatFields::marker`]) can take the place of its value.
+    pub fn presence_only(&self, i: usize) -> bool {
+        self.presence_only.get(i).copied().unwrap_or(false)
+    }
+
+    /// What a presence-only slot holds for a value that is there: `null` stays `null` (`has()` is
+    /// false for it), anything else is `true`.
+    pub fn marker(value: &serde_json::Value) -> serde_json::Value {
+        if value.is_null() { serde_json::Value::Null } else { serde_json::Value::Bool(true) }
+    }
+
+    /// The path of each slot.
+    pub fn paths(&self) -> &[Vec<String>] {
+        &self.paths
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// The slots of a JSON value (a convenience for callers holding the whole variable).
+    pub fn extract(&self, json: &serde_json::Value) -> Vec<Option<serde_json::Value>> {
+        self.paths
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let mut current = json;
+                for key in path {
+                    current = current.as_object()?.get(key)?;
+                }
+                Some(if self.presence_only(i) { FlatFields::marker(current) } else { current.clone() })
+            })
+            .collect()
+    }
+}
+
 /// Whether `name` is a CEL keyword or reserved word, so it cannot name a variable.
 pub fn is_reserved_word(name: &str) -> bool {
     matches!(name, "true" | "false" | "null" | "in") || lexer::RESERVED.contains(&name)
@@ -312,5 +382,45 @@ impl Program {
     /// The condition text as given to [`compile`].
     pub fn source(&self) -> &str {
         &self.inner.source
+    }
+
+    /// The same condition reading variable `var` from a [`Binding::Flat`]: every path rooted at
+    /// `var` is registered in `fields` (its leading field names) and becomes a slot lookup. The
+    /// flattened program matches exactly when the original does on a JSON binding whose slots
+    /// were extracted with [`FlatFields`].
+    pub fn flatten(&self, var: usize, fields: &mut FlatFields) -> Program {
+        let root = self.inner.root.map_paths(&mut |path: &eval::Path, presence: bool| {
+            if path.root != eval::Root::Var(var) {
+                return path.clone();
+            }
+            let leading: Vec<String> = path
+                .segs
+                .iter()
+                .map_while(|seg| match seg {
+                    eval::Seg::Field(name) => Some(name.to_string()),
+                    eval::Seg::Index(_) => None,
+                })
+                .collect();
+            // A path with segments left after the slot reads its value, even under `has()`.
+            let id = fields.slot(&leading, presence && leading.len() == path.segs.len());
+            eval::Path { root: eval::Root::Flat(var, id), segs: path.segs[leading.len()..].into() }
+        });
+        Program {
+            inner: Arc::new(Compiled {
+                source: self.inner.source.clone(),
+                root,
+                field_paths: self.inner.field_paths.clone(),
+            }),
+        }
+    }
+
+    /// Whether the result can depend on `as_of` (the condition calls `days_since`).
+    pub fn reads_clock(&self) -> bool {
+        self.inner.root.reads_clock()
+    }
+
+    /// Whether the condition reads variable `var` at all.
+    pub fn reads_var(&self, var: usize) -> bool {
+        self.inner.field_paths.iter().any(|p| p.var == var)
     }
 }

@@ -50,6 +50,26 @@ fn program(src: &str) -> Program {
     compile(src, VARS).unwrap_or_else(|errors| panic!("`{src}` failed to compile: {errors:?}"))
 }
 
+#[test]
+fn flattened_programs_read_extracted_slots() {
+    let mut fields = FlatFields::default();
+    let a = program(r#"event.type == "page" && event.properties.path.startsWith("/careers")"#).flatten(0, &mut fields);
+    let b = program(r#"has(event.context.userAgent) && event.properties.path.size() > 3"#).flatten(0, &mut fields);
+    assert_eq!(fields.len(), 3, "one slot per distinct path: {:?}", fields.paths());
+    let mut presence = FlatFields::default();
+    let _ = program("has(event.context) && has(event.context.userAgent) && event.context.userAgent.size() > 1")
+        .flatten(0, &mut presence);
+    assert!(presence.presence_only(0) && !presence.presence_only(1), "{:?}", presence.paths());
+    let slots = fields.extract(&event());
+    let vars = [Binding::Flat(&slots), Binding::Json(&lead())];
+    let act = Activation { vars: &vars, as_of: as_of() };
+    assert!(a.matches(&act) && b.matches(&act));
+    assert!(!program("event.type == \"page\"").reads_clock());
+    assert!(program("days_since(lead.created_at) > 1").reads_clock());
+    assert!(program("event.type == lead.title").reads_var(1));
+    assert!(!program("event.type == \"x\"").reads_var(1));
+}
+
 /// Evaluates against the fixture event and lead.
 fn eval(src: &str) -> Result<Value<'static>, EvalError> {
     let (event, lead) = (event(), lead());
@@ -57,11 +77,19 @@ fn eval(src: &str) -> Result<Value<'static>, EvalError> {
     program(src).evaluate(&Activation { vars: &vars, as_of: as_of() }).map(|v| v.to_owned_value())
 }
 
-/// Whether the condition matches the fixture event and lead.
+/// Whether the condition matches the fixture event and lead. Every call also checks that the
+/// program flattened over `event` (slots extracted ahead of time) gives the same answer.
 fn holds(src: &str) -> bool {
     let (event, lead) = (event(), lead());
     let vars = [Binding::Json(&event), Binding::Json(&lead)];
-    program(src).matches(&Activation { vars: &vars, as_of: as_of() })
+    let program = program(src);
+    let json = program.matches(&Activation { vars: &vars, as_of: as_of() });
+    let mut fields = FlatFields::default();
+    let flat = program.flatten(0, &mut fields);
+    let slots = fields.extract(&event);
+    let flat_vars = [Binding::Flat(&slots), Binding::Json(&lead)];
+    assert_eq!(flat.matches(&Activation { vars: &flat_vars, as_of: as_of() }), json, "flattened `{src}`");
+    json
 }
 
 fn errors(src: &str, vars: &[&str]) -> Vec<(Range<usize>, String)> {

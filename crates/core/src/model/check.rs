@@ -136,6 +136,7 @@ pub(super) fn check(source: &str, file: &ModelFile) -> (Option<CheckedModel>, Ve
         return (None, diags);
     }
     let index = RuleIndex::build(&rules);
+    let plan = crate::compact::Plan::build(&rules, ignore.as_ref());
     let model = CheckedModel {
         name,
         description: file.description.clone(),
@@ -148,6 +149,7 @@ pub(super) fn check(source: &str, file: &ModelFile) -> (Option<CheckedModel>, Ve
         aggregate,
         calibration,
         index,
+        plan,
     };
     (Some(model), diags)
 }

@@ -62,10 +62,22 @@ impl RuleIndex {
     }
 
     /// Calls `f` with each rule that could match `event` (each at most once).
-    pub fn for_each_candidate(&self, event: &Value, mut f: impl FnMut(usize)) {
+    pub fn for_each_candidate(&self, event: &Value, f: impl FnMut(usize)) {
         let ty = event.get("type").and_then(Value::as_str);
         let name = event.get("event").and_then(Value::as_str);
         let path = event.get("properties").and_then(|p| p.get("path")).and_then(Value::as_str);
+        self.for_each_candidate_of(ty, name, path, f);
+    }
+
+    /// [`RuleIndex::for_each_candidate`] from the three fields it looks at: `type`, `event` and
+    /// `properties.path` (each when it is a string).
+    pub fn for_each_candidate_of(
+        &self,
+        ty: Option<&str>,
+        name: Option<&str>,
+        path: Option<&str>,
+        mut f: impl FnMut(usize),
+    ) {
         let lists = [name.and_then(|n| self.by_name.get(n)), ty.and_then(|t| self.by_type.get(t)), Some(&self.any)];
         for list in lists.into_iter().flatten() {
             for &rule in list {

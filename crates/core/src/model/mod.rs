@@ -127,6 +127,8 @@ pub struct CheckedModel {
     pub aggregate: Aggregate,
     pub calibration: Option<Calibration>,
     pub(crate) index: RuleIndex,
+    /// How messages are read into compact events for this model.
+    pub plan: crate::compact::Plan,
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use leadscore_core::CheckedModel;
+use leadscore_core::compact::share_plans;
 use leadscore_core::time::{Duration, Millis, format_timestamp};
 use leadscore_learn::backtest::{BacktestReport, LeadRecord, ModelNames, build_report, record_compact_lead};
 
@@ -56,19 +58,22 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     let gap = Duration::parse(&args.gap).with_context(|| format!("--gap: `{}`", args.gap))?;
     let mut reports = Vec::new();
     let mut skipped = Skipped::new(args.skip_invalid);
-    for path in &args.model {
-        let model = load_model(path)?;
-        let files = InputFiles {
-            leads: args.leads.as_deref(),
-            events: args.events.as_deref(),
-            outcomes: Some(&args.outcomes),
-            id_column: args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named),
-            partitions: None,
-        };
-        // Each model reads the inputs itself: its `[traits]` and `[events] ignore` shape them.
-        let mut inputs = Inputs::read(&files, Some(&model), &mut skipped)?;
+    let mut models = args.model.iter().map(|path| load_model(path)).collect::<anyhow::Result<Vec<_>>>()?;
+    // The events are read once for every model: their plans share one set of slot paths.
+    share_plans(&mut models);
+    let files = InputFiles {
+        leads: args.leads.as_deref(),
+        events: args.events.as_deref(),
+        outcomes: Some(&args.outcomes),
+        id_column: args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named),
+        partitions: None,
+    };
+    // Each model reads the inputs its own way: its `[traits]` and `[events] ignore` shape them.
+    let refs: Vec<&CheckedModel> = models.iter().collect();
+    let all_inputs = Inputs::read_many(&files, &refs, &mut skipped)?;
+    for (model, mut inputs) in models.iter().zip(all_inputs) {
         let records =
-            inputs.map_compact("backtesting", |lead, accounts| record_compact_lead(&model, lead, accounts, as_of, gap));
+            inputs.map_compact("backtesting", |lead, accounts| record_compact_lead(model, lead, accounts, as_of, gap));
         let records: Vec<LeadRecord> = records.into_iter().map(|(_, r)| r).collect();
         if records.is_empty() {
             bail!("no leads to backtest: the inputs name no lead");

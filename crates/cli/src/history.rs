@@ -10,7 +10,7 @@ use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Outcome};
 use rayon::prelude::*;
 
 use crate::progress;
-use crate::read::compact::{CompactSource, read_compact};
+use crate::read::compact::{CompactSource, read_compact_many};
 use crate::read::events::{EventSource, partition_events, partition_of, partitions_for};
 use crate::read::leads::{IdColumn, Leads, read_leads};
 use crate::read::outcomes::read_outcomes;
@@ -44,6 +44,52 @@ impl Inputs {
         model: Option<&CheckedModel>,
         skipped: &mut Skipped,
     ) -> Result<Inputs, InputError> {
+        match model {
+            Some(model) => {
+                let mut all = Inputs::read_many(files, &[model], skipped)?;
+                all.pop().ok_or_else(|| InputError::new(Path::new(""), None, None, "no model"))
+            }
+            None => {
+                let (leads, outcomes) = Inputs::read_tables(files, None, skipped)?;
+                let events = match files.events {
+                    Some(path) => {
+                        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                        let partitions = files.partitions.unwrap_or_else(|| partitions_for(bytes)).max(1);
+                        Some(partition_events(path, None, partitions, skipped)?)
+                    }
+                    None => None,
+                };
+                Ok(Inputs { leads, outcomes, events, compact: None })
+            }
+        }
+    }
+
+    /// The inputs as each of several models reads them: the leads file typed by each model's
+    /// `[traits]`, the events read once into each model's compact events (the models' plans
+    /// must share their slot paths: `core::compact::share_plans`).
+    pub fn read_many(
+        files: &InputFiles<'_>,
+        models: &[&CheckedModel],
+        skipped: &mut Skipped,
+    ) -> Result<Vec<Inputs>, InputError> {
+        let mut sources: Vec<Option<CompactSource>> = match files.events {
+            Some(path) => read_compact_many(path, models, skipped)?.into_iter().map(Some).collect(),
+            None => models.iter().map(|_| None).collect(),
+        };
+        let mut all = Vec::with_capacity(models.len());
+        for (model, compact) in models.iter().zip(sources.drain(..)) {
+            let (leads, outcomes) = Inputs::read_tables(files, Some(model), skipped)?;
+            all.push(Inputs { leads, outcomes, events: None, compact });
+        }
+        Ok(all)
+    }
+
+    /// The leads file (typed by the model's `[traits]`, else by its values) and the outcomes.
+    fn read_tables(
+        files: &InputFiles<'_>,
+        model: Option<&CheckedModel>,
+        skipped: &mut Skipped,
+    ) -> Result<(Leads, HashMap<String, Vec<Outcome>>), InputError> {
         let schema = model.map_or(&[][..], |m| &m.traits[..]);
         let leads = match files.leads {
             Some(path) => read_leads(path, &files.id_column, schema, skipped)?,
@@ -53,16 +99,7 @@ impl Inputs {
             Some(path) => read_outcomes(path, skipped)?,
             None => HashMap::new(),
         };
-        let (events, compact) = match (files.events, model) {
-            (Some(path), Some(model)) => (None, Some(read_compact(path, model, skipped)?)),
-            (Some(path), None) => {
-                let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                let partitions = files.partitions.unwrap_or_else(|| partitions_for(bytes)).max(1);
-                (Some(partition_events(path, model, partitions, skipped)?), None)
-            }
-            (None, _) => (None, None),
-        };
-        Ok(Inputs { leads, outcomes, events, compact })
+        Ok((leads, outcomes))
     }
 
     /// The account book from the events' `group` messages.

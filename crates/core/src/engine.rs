@@ -270,6 +270,12 @@ impl AccountBook {
         traits.insert("id".to_owned(), Value::String(group_id.to_owned()));
         traits
     }
+
+    /// How many `group` messages of the account exist at `as_of`: its traits change only when
+    /// this does.
+    pub fn version_at(&self, group_id: &str, as_of: Millis) -> usize {
+        self.updates.get(group_id).map_or(0, |list| list.partition_point(|(at, _)| *at <= as_of))
+    }
 }
 
 fn group_id_of(body: &Value) -> Option<String> {
@@ -399,11 +405,15 @@ pub fn evaluate_reference(model: &CheckedModel, lead: &LeadHistory, accounts: &A
             }
         });
     }
-    let times: Vec<Millis> = events.iter().map(|e| e.at).collect();
-    finish(model, &lead.id, &lead.outcomes, &context, &times, &matches, as_of)
+    let times: Vec<Vec<Millis>> = matches.iter().map(|list| list.iter().map(|&i| events[i].at).collect()).collect();
+    let matched = Matched { first_event: events.first().map(|e| e.at), times: &times };
+    let trait_vars = [Binding::Json(&context.lead_value), context.account_binding()];
+    let mut trait_rule = |r: usize| model.rules[r].kind.condition().matches(&Activation { vars: &trait_vars, as_of });
+    finish(model, &lead.id, &lead.outcomes, &context, &matched, &mut trait_rule, as_of, Detail::Full)
 }
 
 /// A lead's traits and account as of an instant, and the `lead` object conditions see.
+#[derive(Debug, Clone)]
 pub(crate) struct LeadContext {
     pub(crate) traits: Map<String, Value>,
     pub(crate) account_id: Option<String>,
@@ -441,29 +451,47 @@ impl LeadContext {
     }
 }
 
-/// The rest of a score, once the events that exist at `as_of` are known (their `times`, in
-/// order) and which of them each rule matched (`matches[rule]`, ascending indices into `times`).
+/// What [`finish`] needs besides the lead's context: the first existing event's time (the
+/// inactivity anchor without `created_at`), per rule the times of the existing events it matched
+/// (ascending), and whether trait rule `r` holds (`trait_rule(r)`).
+pub(crate) struct Matched<'m> {
+    pub(crate) first_event: Option<Millis>,
+    pub(crate) times: &'m [Vec<Millis>],
+}
+
+/// How much of a score to build: everything, or only what the stage needs (no contributions, no
+/// traits; for checkpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    Full,
+    Stage,
+}
+
+/// The rest of a score, once the events that exist at `as_of` are known.
+#[expect(clippy::too_many_arguments, reason = "the parts of one score, computed by two callers")]
 pub(crate) fn finish(
     model: &CheckedModel,
     id: &str,
     outcomes: &[Outcome],
     context: &LeadContext,
-    times: &[Millis],
-    matches: &[Vec<usize>],
+    matched_events: &Matched<'_>,
+    trait_rule: &mut dyn FnMut(usize) -> bool,
     as_of: Millis,
+    detail: Detail,
 ) -> Score {
     let mut dimensions = vec![0.0; model.dimensions.len()];
     let mut contributions = Vec::new();
-    let trait_vars = [Binding::Json(&context.lead_value), context.account_binding()];
+    let mut counted: Vec<Millis> = Vec::new();
     for (r, rule) in model.rules.iter().enumerate() {
-        let matched_times = || matches[r].iter().map(|&i| times[i]);
+        let matched_times = matched_events.times.get(r).map_or(&[][..], Vec::as_slice);
         let (points, matched, last) = match &rule.kind {
-            RuleKind::Trait { condition } => {
-                let holds = condition.matches(&Activation { vars: &trait_vars, as_of });
+            RuleKind::Trait { .. } => {
+                let holds = trait_rule(r);
                 (if holds { rule.points } else { 0.0 }, usize::from(holds), None)
             }
             RuleKind::Event { within, per_day, limit, max_points, half_life, .. } => {
-                let mut counted: Vec<Millis> = matched_times().filter(|&t| in_window(t, *within, as_of)).collect();
+                counted.clear();
+                counted.extend(matched_times.iter().copied().filter(|&t| in_window(t, *within, as_of)));
                 if let Some(per_day) = per_day {
                     counted = keep_latest_per_day(&counted, *per_day);
                 }
@@ -478,7 +506,8 @@ pub(crate) fn finish(
                 (sum, counted.len(), counted.last().copied())
             }
             RuleKind::Count { at_least, within, per_day, .. } => {
-                let mut counted: Vec<Millis> = matched_times().collect();
+                counted.clear();
+                counted.extend_from_slice(matched_times);
                 if let Some(per_day) = per_day {
                     counted = keep_latest_per_day(&counted, *per_day);
                 }
@@ -487,15 +516,15 @@ pub(crate) fn finish(
                 (points, counted.len(), counted.last().copied())
             }
             RuleKind::Inactivity { period, .. } => {
-                let last = matches[r].last().map(|&i| times[i]);
+                let last = matched_times.last().copied();
                 let recent = last.is_some_and(|t| in_window(t, Some(*period), as_of));
-                let anchor = created_at(&context.traits).or_else(|| times.first().copied());
+                let anchor = created_at(&context.traits).or(matched_events.first_event);
                 let applies = !recent && anchor.is_some_and(|a| a <= as_of - period.as_millis());
                 (if applies { rule.points } else { 0.0 }, usize::from(applies), last)
             }
         };
         dimensions[rule.dimension] += points;
-        if matched > 0 || points != 0.0 {
+        if detail == Detail::Full && (matched > 0 || points != 0.0) {
             contributions.push(Contribution {
                 rule: rule.name.clone(),
                 dimension: model.dimensions[rule.dimension].name.clone(),
@@ -537,7 +566,7 @@ pub(crate) fn finish(
         stage,
         grade,
         account: context.account_id.clone(),
-        traits: context.traits.clone(),
+        traits: if detail == Detail::Full { context.traits.clone() } else { Map::new() },
         contributions,
     }
 }

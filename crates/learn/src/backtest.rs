@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use leadscore_core::compact::{CompactHistory, evaluate_compact};
+use leadscore_core::compact::{CompactHistory, Scorer};
 use leadscore_core::model::RuleKind;
 use leadscore_core::time::{Duration, MS_PER_DAY, Millis, utc_day};
 use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Score};
@@ -259,7 +259,8 @@ pub fn record_compact_lead(
         }
         None => (Label::Open, None, as_of),
     };
-    let score = evaluate_compact(model, lead, accounts, cutoff);
+    let mut scorer = Scorer::new(model, lead, accounts);
+    let score = scorer.score_at(cutoff);
     let stage_index = |s: &Score| model.stages.iter().position(|st| st.name == s.stage);
     // Stage timeline: the score at the end of each UTC day with events, and at the cutoff (a
     // model without stages has none to find).
@@ -279,8 +280,8 @@ pub fn record_compact_lead(
         if reached_at.iter().all(Option::is_some) {
             break; // every stage reached: later checkpoints cannot change a first time
         }
-        let at = if t == cutoff { score.clone() } else { evaluate_compact(model, lead, accounts, t) };
-        if let Some(index) = stage_index(&at) {
+        let stage = if t == cutoff { score.stage.clone() } else { scorer.stage_at(t) };
+        if let Some(index) = model.stages.iter().position(|st| st.name == stage) {
             for slot in reached_at.iter_mut().take(index + 1) {
                 slot.get_or_insert(t);
             }

@@ -18,13 +18,46 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     let mut rank_sum = 0.0;
     let mut i = 0;
     while i < pairs.len() {
-        let mut j = i;
+        let mut j = i + 1;
         while j < pairs.len() && pairs[j].0 == pairs[i].0 {
             j += 1;
         }
         let average_rank = (i + 1 + j) as f64 / 2.0;
         rank_sum += average_rank * pairs[i..j].iter().filter(|p| p.1).count() as f64;
         i = j;
+    }
+    let u = rank_sum - (positives * (positives + 1)) as f64 / 2.0;
+    Some(u / (positives as f64 * negatives as f64))
+}
+
+/// [`roc_auc`] of a resample given as a count per item, with `order` the items sorted by score.
+fn resampled_auc(scores: &[f64], labels: &[bool], order: &[usize], counts: &[u32]) -> Option<f64> {
+    let positives: u64 = order.iter().filter(|&&i| labels[i]).map(|&i| u64::from(counts[i])).sum();
+    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    let negatives = total - positives;
+    if positives == 0 || negatives == 0 {
+        return None;
+    }
+    let mut rank_sum = 0.0;
+    let mut before = 0u64;
+    let mut g = 0;
+    while g < order.len() {
+        let mut h = g;
+        let (mut size, mut positive) = (0u64, 0u64);
+        // At least one item per group (a NaN equals nothing, not even itself).
+        while h < order.len() && (h == g || scores[order[h]] == scores[order[g]]) {
+            size += u64::from(counts[order[h]]);
+            if labels[order[h]] {
+                positive += u64::from(counts[order[h]]);
+            }
+            h += 1;
+        }
+        if size > 0 {
+            let average_rank = (before + 1 + before + size) as f64 / 2.0;
+            rank_sum += average_rank * positive as f64;
+            before += size;
+        }
+        g = h;
     }
     let u = rank_sum - (positives * (positives + 1)) as f64 / 2.0;
     Some(u / (positives as f64 * negatives as f64))
@@ -56,16 +89,18 @@ pub fn auc_confidence_interval(
     roc_auc(scores, labels)?;
     let n = scores.len();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Sorted once; a resample is a count per original item, walked in that order: the same AUC
+    // as sorting the resample (ties grouped the same way), in O(n) instead of O(n log n).
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
     let mut aucs = Vec::with_capacity(resamples);
-    let mut s = vec![0.0; n];
-    let mut l = vec![false; n];
+    let mut counts = vec![0u32; n];
     for _ in 0..resamples {
-        for k in 0..n {
-            let i = rng.random_range(0..n);
-            s[k] = scores[i];
-            l[k] = labels[i];
+        counts.iter_mut().for_each(|c| *c = 0);
+        for _ in 0..n {
+            counts[rng.random_range(0..n)] += 1;
         }
-        if let Some(auc) = roc_auc(&s, &l) {
+        if let Some(auc) = resampled_auc(scores, labels, &order, &counts) {
             aucs.push(auc);
         }
     }
@@ -163,6 +198,24 @@ mod tests {
     fn log_loss_of_confident_right_answers_is_small() {
         assert!(log_loss(&[0.99, 0.01], &[true, false]) < 0.011);
         assert!((log_loss(&[0.5, 0.5], &[true, false]) - std::f64::consts::LN_2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn resampled_auc_equals_sorting_the_resample() {
+        let scores: [f64; 8] = [0.1, 0.4, 0.4, 0.35, 0.8, 0.8, 0.1, 0.9];
+        let labels = [false, true, false, true, true, false, false, true];
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        for counts in [[1, 1, 1, 1, 1, 1, 1, 1], [0, 2, 1, 0, 3, 1, 0, 1], [2, 0, 0, 3, 0, 2, 1, 0]] {
+            let (mut s, mut l) = (Vec::new(), Vec::new());
+            for (i, &c) in counts.iter().enumerate() {
+                for _ in 0..c {
+                    s.push(scores[i]);
+                    l.push(labels[i]);
+                }
+            }
+            assert_eq!(resampled_auc(&scores, &labels, &order, &counts), roc_auc(&s, &l), "{counts:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
-use leadscore_core::compact::{CompactEvent, Kind, Message, ReadError, read_message};
+use leadscore_core::compact::{CompactEvent, Kind, Message, Plan, ReadError, read_message};
 use leadscore_core::{AccountBook, CheckedModel, IdentityGraph};
 use rayon::prelude::*;
 use serde_json::Map;
@@ -35,29 +35,19 @@ pub struct CompactSource {
 /// Compact events by lead id.
 pub type Leads = HashMap<String, Vec<CompactEvent>, foldhash::fast::RandomState>;
 
-/// What reading one line gives.
-enum Line<'a> {
-    Blank,
-    /// A message `[events] ignore` drops.
-    Ignored,
-    Message(Box<Read<'a>>),
-}
-
-struct Read<'a> {
+/// One message as read, before it is filed for each model.
+struct Line<'a> {
     user: Option<Cow<'a, str>>,
     anonymous: Option<Cow<'a, str>>,
-    /// `(anonymous id, user id, at)` when the message links them (`identify` with both, `alias`).
-    link: Option<(String, String, i64)>,
-    /// `(group id, at, traits)` of a `group` message.
-    group: Option<(String, i64, Map<String, serde_json::Value>)>,
-    event: CompactEvent,
+    message: Message<'a>,
 }
 
-fn read_line<'a>(path: &Path, line_no: u64, line: &'a [u8], model: &CheckedModel) -> Result<Line<'a>, InputError> {
+/// Reads and checks one line; `None` for a blank line.
+fn read_line<'a>(path: &Path, line_no: u64, line: &'a [u8], plan: &Plan) -> Result<Option<Line<'a>>, InputError> {
     if line.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Line::Blank);
+        return Ok(None);
     }
-    let mut message: Message<'a> = read_message(&model.plan, line).map_err(|e| match e {
+    let mut message: Message<'a> = read_message(plan, line).map_err(|e| match e {
         ReadError::Json(e) => json_error(path, line_no, &e),
         ReadError::Event(e) => event_error(path, line_no, e),
     })?;
@@ -69,26 +59,9 @@ fn read_line<'a>(path: &Path, line_no: u64, line: &'a [u8], model: &CheckedModel
             "the message has neither `userId` nor `anonymousId`",
         ));
     }
-    if model.plan.ignores(&message) {
-        return Ok(Line::Ignored);
-    }
-    let kind = Kind::of(&message.kind);
     let user = message.user_id.take();
     let anonymous = message.anonymous_id.take();
-    let link = match (kind, &user) {
-        (Kind::Alias, Some(_)) => message.previous_id.as_deref(),
-        (Kind::Identify, Some(_)) => anonymous.as_deref(),
-        _ => None,
-    }
-    .filter(|a| !a.is_empty() && Some(*a) != user.as_deref())
-    .zip(user.as_deref())
-    .map(|(a, u)| (a.to_owned(), u.to_owned(), message.at));
-    let group = match (kind, message.group_id.as_deref()) {
-        (Kind::Group, Some(g)) => Some((g.to_owned(), message.at, message.traits.clone().unwrap_or_default())),
-        _ => None,
-    };
-    let event = model.compact(message);
-    Ok(Line::Message(Box::new(Read { user, anonymous, link, group, event })))
+    Ok(Some(Line { user, anonymous, message }))
 }
 
 /// Lead shards: events are filed by lead in parallel, one shard per task.
@@ -102,44 +75,84 @@ fn shard_of(lead: &str) -> usize {
 /// Events to file under their leads: `(lead id, event)`.
 type Filed<'a> = Vec<(Cow<'a, str>, CompactEvent)>;
 
-/// What one slice of a chunk's lines gives, grouped for filing.
+/// What one slice of a chunk's lines gives one model, grouped for filing.
 #[derive(Default)]
-struct Slice<'a> {
-    messages: u64,
-    errors: Vec<InputError>,
+struct Part<'a> {
     /// Per shard: `(lead id, event)`.
     by_shard: Vec<Filed<'a>>,
     /// Anonymous events: `(anonymous id, event)`.
     held: Vec<(String, CompactEvent)>,
+    /// `(anonymous id, user id, at)` of messages that link them (`identify` with both, `alias`).
     links: Vec<(String, String, i64)>,
+    /// `(group id, at, traits)` of `group` messages.
     groups: Vec<(String, i64, Map<String, serde_json::Value>)>,
 }
 
-fn read_slice<'a>(path: &Path, buffer: &'a [u8], lines: &[(u64, usize, usize)], model: &CheckedModel) -> Slice<'a> {
-    let mut slice = Slice { by_shard: (0..SHARDS).map(|_| Vec::new()).collect(), ..Slice::default() };
+/// What one slice of a chunk's lines gives.
+struct Slice<'a> {
+    messages: u64,
+    errors: Vec<InputError>,
+    parts: Vec<Part<'a>>,
+}
+
+fn read_slice<'a>(path: &Path, buffer: &'a [u8], lines: &[(u64, usize, usize)], models: &[&CheckedModel]) -> Slice<'a> {
+    let mut slice = Slice {
+        messages: 0,
+        errors: Vec::new(),
+        parts: models
+            .iter()
+            .map(|_| Part { by_shard: (0..SHARDS).map(|_| Vec::new()).collect(), ..Part::default() })
+            .collect(),
+    };
+    let Some(first) = models.first() else { return slice };
     for &(n, s, e) in lines {
-        match read_line(path, n, &buffer[s..e], model) {
-            Ok(Line::Blank) => {}
-            Ok(Line::Ignored) => slice.messages += 1,
-            Ok(Line::Message(read)) => {
-                slice.messages += 1;
-                let Read { user, anonymous, link, group, event } = *read;
-                slice.links.extend(link);
-                slice.groups.extend(group);
-                match (user, anonymous) {
-                    (Some(user), _) => slice.by_shard[shard_of(&user)].push((user, event)),
-                    (None, Some(anonymous)) => slice.held.push((anonymous.into_owned(), event)),
-                    (None, None) => {}
-                }
+        let line = match read_line(path, n, &buffer[s..e], &first.plan) {
+            Ok(Some(line)) => line,
+            Ok(None) => continue,
+            Err(error) => {
+                slice.errors.push(error);
+                continue;
             }
-            Err(error) => slice.errors.push(error),
+        };
+        slice.messages += 1;
+        let message = &line.message;
+        let kind = Kind::of(&message.kind);
+        for (model, part) in models.iter().zip(&mut slice.parts) {
+            if model.plan.ignores(message) {
+                continue;
+            }
+            let user = line.user.as_deref();
+            let link = match (kind, user) {
+                (Kind::Alias, Some(_)) => message.previous_id.as_deref(),
+                (Kind::Identify, Some(_)) => line.anonymous.as_deref(),
+                _ => None,
+            }
+            .filter(|a| !a.is_empty() && Some(*a) != user)
+            .zip(user);
+            if let Some((anonymous, user)) = link {
+                part.links.push((anonymous.to_owned(), user.to_owned(), message.at));
+            }
+            if let (Kind::Group, Some(group)) = (kind, message.group_id.as_deref()) {
+                part.groups.push((group.to_owned(), message.at, message.traits.clone().unwrap_or_default()));
+            }
+            let event = model.compact(message);
+            match (&line.user, &line.anonymous) {
+                (Some(user), _) => part.by_shard[shard_of(user)].push((user.clone(), event)),
+                (None, Some(anonymous)) => part.held.push((anonymous.to_string(), event)),
+                (None, None) => {}
+            }
         }
     }
     slice
 }
 
-/// Reads the events of `path` for `model`.
-pub fn read_compact(path: &Path, model: &CheckedModel, skipped: &mut Skipped) -> Result<CompactSource, InputError> {
+/// Reads the events of `path` once for several models whose plans share their slot paths
+/// (`core::compact::share_plans`): one source per model, in order.
+pub fn read_compact_many(
+    path: &Path,
+    models: &[&CheckedModel],
+    skipped: &mut Skipped,
+) -> Result<Vec<CompactSource>, InputError> {
     let io_error = |e: std::io::Error| InputError::new(path, None, None, format!("cannot read: {e}"));
     let file = std::fs::File::open(path).map_err(io_error)?;
     let size = file.metadata().map_err(io_error)?.len();
@@ -151,10 +164,7 @@ pub fn read_compact(path: &Path, model: &CheckedModel, skipped: &mut Skipped) ->
     } else {
         None
     };
-    let mut identities = IdentityGraph::default();
-    let mut accounts = AccountBook::default();
-    let mut shards: Vec<Leads> = (0..SHARDS).map(|_| Leads::default()).collect();
-    let mut held: Vec<(String, CompactEvent)> = Vec::new();
+    let mut states: Vec<State> = models.iter().map(|_| State::new()).collect();
     let mut messages = 0u64;
     // JSON Lines: a reader thread fills the next chunk while this one is read; buffers go back
     // to it to be filled again (fresh 8 MB buffers would cost a page fault per 4 KB).
@@ -184,37 +194,17 @@ pub fn read_compact(path: &Path, model: &CheckedModel, skipped: &mut Skipped) ->
             },
         };
         let mut slices: Vec<Slice<'_>> =
-            chunk.lines.par_chunks(2048).map(|lines| read_slice(path, &chunk.bytes, lines, model)).collect();
+            chunk.lines.par_chunks(2048).map(|lines| read_slice(path, &chunk.bytes, lines, models)).collect();
         for slice in &mut slices {
             messages += slice.messages;
             for error in slice.errors.drain(..) {
                 skipped.handle(error)?;
             }
-            for (anonymous, user, at) in slice.links.drain(..) {
-                identities.link(&anonymous, &user, at);
-            }
-            for (group_id, at, traits) in slice.groups.drain(..) {
-                accounts.record(&group_id, at, traits);
-            }
-            held.append(&mut slice.held);
         }
-        // File each shard's events in parallel.
-        let mut per_shard: Vec<Vec<Filed<'_>>> = (0..SHARDS).map(|_| Vec::new()).collect();
-        for slice in &mut slices {
-            for (j, events) in slice.by_shard.iter_mut().enumerate() {
-                per_shard[j].push(std::mem::take(events));
-            }
+        for (m, state) in states.iter_mut().enumerate() {
+            let parts = slices.iter_mut().filter_map(|s| s.parts.get_mut(m));
+            state.file(parts);
         }
-        shards.par_iter_mut().zip(per_shard).for_each(|(shard, lists)| {
-            for (lead, event) in lists.into_iter().flatten() {
-                match shard.get_mut(lead.as_ref()) {
-                    Some(events) => events.push(event),
-                    None => {
-                        shard.insert(lead.into_owned(), vec![event]);
-                    }
-                }
-            }
-        });
         drop(slices);
         let _ = recycle.send(chunk);
     }
@@ -225,21 +215,73 @@ pub fn read_compact(path: &Path, model: &CheckedModel, skipped: &mut Skipped) ->
     if let Some(reader) = reader {
         let _ = reader.join();
     }
-    let mut leads = Leads::with_capacity_and_hasher(shards.iter().map(Leads::len).sum(), Default::default());
-    for shard in shards {
-        leads.extend(shard);
-    }
-    let mut unattributed = 0u64;
-    for (anonymous, mut event) in held {
-        match identities.link_of(&anonymous) {
-            Some((linked_at, lead)) => {
-                event.visible_at = event.at.max(linked_at);
-                leads.entry(lead.to_owned()).or_default().push(event);
-            }
-            None => unattributed += 1,
+    Ok(states.into_iter().map(|state| state.finish(messages)).collect())
+}
+
+/// One model's events as they are filed.
+struct State {
+    identities: IdentityGraph,
+    accounts: AccountBook,
+    shards: Vec<Leads>,
+    held: Vec<(String, CompactEvent)>,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            identities: IdentityGraph::default(),
+            accounts: AccountBook::default(),
+            shards: (0..SHARDS).map(|_| Leads::default()).collect(),
+            held: Vec::new(),
         }
     }
-    Ok(CompactSource { accounts, messages, unattributed, leads })
+
+    /// Records the links and accounts of a chunk's parts (in line order), then files their
+    /// events, each shard in parallel.
+    fn file<'a, 'p: 'a>(&mut self, parts: impl Iterator<Item = &'a mut Part<'p>>) {
+        let mut per_shard: Vec<Vec<Filed<'p>>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        for part in parts {
+            for (anonymous, user, at) in part.links.drain(..) {
+                self.identities.link(&anonymous, &user, at);
+            }
+            for (group_id, at, traits) in part.groups.drain(..) {
+                self.accounts.record(&group_id, at, traits);
+            }
+            self.held.append(&mut part.held);
+            for (j, events) in part.by_shard.iter_mut().enumerate() {
+                per_shard[j].push(std::mem::take(events));
+            }
+        }
+        self.shards.par_iter_mut().zip(per_shard).for_each(|(shard, lists)| {
+            for (lead, event) in lists.into_iter().flatten() {
+                match shard.get_mut(lead.as_ref()) {
+                    Some(events) => events.push(event),
+                    None => {
+                        shard.insert(lead.into_owned(), vec![event]);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Attributes the anonymous events now that every link is known.
+    fn finish(self, messages: u64) -> CompactSource {
+        let mut leads = Leads::with_capacity_and_hasher(self.shards.iter().map(Leads::len).sum(), Default::default());
+        for shard in self.shards {
+            leads.extend(shard);
+        }
+        let mut unattributed = 0u64;
+        for (anonymous, mut event) in self.held {
+            match self.identities.link_of(&anonymous) {
+                Some((linked_at, lead)) => {
+                    event.visible_at = event.at.max(linked_at);
+                    leads.entry(lead.to_owned()).or_default().push(event);
+                }
+                None => unattributed += 1,
+            }
+        }
+        CompactSource { accounts: self.accounts, messages, unattributed, leads }
+    }
 }
 
 /// A run of whole lines: the bytes and each line's `(number, start, end)`.

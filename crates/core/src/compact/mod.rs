@@ -93,14 +93,30 @@ impl RuleSet {
 
     /// The rules in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        let low = (0..128).filter(move |r| self.low & (1 << r) != 0);
+        let low = Bits(self.low).map(|b| b as usize);
         let more = self.more.iter().flat_map(|words| {
             words
                 .iter()
                 .enumerate()
-                .flat_map(|(w, bits)| (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| 128 + w * 64 + b))
+                .flat_map(|(w, &bits)| Bits(u128::from(bits)).map(move |b| 128 + w * 64 + b as usize))
         });
         low.chain(more)
+    }
+}
+
+/// The set bits of a word, lowest first.
+struct Bits(u128);
+
+impl Iterator for Bits {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        if self.0 == 0 {
+            return None;
+        }
+        let bit = self.0.trailing_zeros();
+        self.0 &= self.0 - 1;
+        Some(bit)
     }
 }
 
@@ -111,6 +127,9 @@ struct RulePlan {
     condition: Option<Program>,
     /// Decided at scoring time: the condition reads the lead, the account or the clock.
     deferred: bool,
+    /// Rules with the same condition text share one evaluation per message (learned models
+    /// repeat a condition with different windows): the index of the first such rule.
+    same_as: usize,
 }
 
 /// What a model needs to read messages into compact events. Built once, with the model.
@@ -130,23 +149,56 @@ pub struct Plan {
 
 impl Plan {
     pub fn build(rules: &[Rule], ignore: Option<&Program>) -> Plan {
+        Plan::build_all(&[(rules, ignore)]).pop().unwrap_or_default()
+    }
+
+    /// Plans for several models over one set of slot paths: a message read once with any of
+    /// them ([`read_message`]) can be compacted for each model.
+    pub fn build_all(models: &[(&[Rule], Option<&Program>)]) -> Vec<Plan> {
         let mut fields = FlatFields::default();
-        let rules: Vec<RulePlan> = rules
+        let parts: Vec<(Vec<RulePlan>, Option<Program>)> = models
             .iter()
-            .map(|rule| match &rule.kind {
-                RuleKind::Trait { .. } => RulePlan { condition: None, deferred: false },
-                kind => {
-                    let condition = kind.condition();
-                    let deferred = condition.reads_var(1) || condition.reads_var(2) || condition.reads_clock();
-                    RulePlan { condition: Some(condition.flatten(0, &mut fields)), deferred }
-                }
+            .map(|(rules, ignore)| {
+                let plans = rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rule)| match &rule.kind {
+                        RuleKind::Trait { .. } => RulePlan { condition: None, deferred: false, same_as: i },
+                        kind => {
+                            let condition = kind.condition();
+                            let deferred = condition.reads_var(1) || condition.reads_var(2) || condition.reads_clock();
+                            let same_as = rules[..i]
+                                .iter()
+                                .position(|r| {
+                                    !matches!(r.kind, RuleKind::Trait { .. })
+                                        && r.kind.condition().source() == condition.source()
+                                })
+                                .unwrap_or(i);
+                            RulePlan { condition: Some(condition.flatten(0, &mut fields)), deferred, same_as }
+                        }
+                    })
+                    .collect();
+                (plans, ignore.map(|p| p.flatten(0, &mut fields)))
             })
             .collect();
-        let ignore = ignore.map(|p| p.flatten(0, &mut fields));
         let path_slot = fields.paths().iter().position(|p| p == &["properties", "path"]);
-        let any_deferred = rules.iter().any(|r| r.deferred);
         let tree = FieldTree::build(&fields);
-        Plan { fields, rules, ignore, path_slot, any_deferred, tree }
+        parts
+            .into_iter()
+            .map(|(rules, ignore)| {
+                let any_deferred = rules.iter().any(|r| r.deferred);
+                Plan { fields: fields.clone(), rules, ignore, path_slot, any_deferred, tree: tree.clone() }
+            })
+            .collect()
+    }
+}
+
+/// Rebuilds the models' plans over one set of slot paths, so a message read once serves them all
+/// (a backtest of several models reads the events once).
+pub fn share_plans(models: &mut [CheckedModel]) {
+    let plans = Plan::build_all(&models.iter().map(|m| (&m.rules[..], m.ignore.as_ref())).collect::<Vec<_>>());
+    for (model, plan) in models.iter_mut().zip(plans) {
+        model.plan = plan;
     }
 }
 
@@ -236,7 +288,7 @@ impl Plan {
 
     /// The compact event of a message (not ignored: see [`Plan::ignores`]), visible from its own
     /// time; the caller sets `visible_at` for a stitched anonymous message.
-    pub fn compact(&self, index: &RuleIndex, message: Message<'_>) -> CompactEvent {
+    pub fn compact(&self, index: &RuleIndex, message: &Message<'_>) -> CompactEvent {
         let mut matched = RuleSet::default();
         let mut candidates = RuleSet::default();
         {
@@ -244,29 +296,50 @@ impl Plan {
             let activation = Activation { vars: &vars, as_of: message.at };
             let path =
                 self.path_slot.and_then(|s| message.slots.get(s)).and_then(|v| v.as_ref()).and_then(Value::as_str);
+            // Each distinct condition is evaluated once per message: 0 not yet, 1 false, 2 true.
+            let mut known = [0u8; 128];
+            let mut known_more: Vec<u8> = Vec::new();
             index.for_each_candidate_of(Some(&message.kind), message.event.as_deref(), path, |r| {
                 let Some(plan) = self.rules.get(r) else { return };
                 if plan.deferred {
                     candidates.insert(r);
-                } else if plan.condition.as_ref().is_some_and(|c| c.matches(&activation)) {
+                    return;
+                }
+                let slot = if plan.same_as < 128 {
+                    &mut known[plan.same_as]
+                } else {
+                    if known_more.len() < self.rules.len() {
+                        known_more.resize(self.rules.len(), 0);
+                    }
+                    &mut known_more[plan.same_as]
+                };
+                if *slot == 0 {
+                    let holds = self
+                        .rules
+                        .get(plan.same_as)
+                        .and_then(|p| p.condition.as_ref())
+                        .is_some_and(|c| c.matches(&activation));
+                    *slot = if holds { 2 } else { 1 };
+                }
+                if *slot == 2 {
                     matched.insert(r);
                 }
             });
         }
         let kind = Kind::of(&message.kind);
         let deferred = (!candidates.is_empty())
-            .then(|| Box::new(Deferred { candidates, slots: message.slots.into_boxed_slice() }));
+            .then(|| Box::new(Deferred { candidates, slots: message.slots.clone().into_boxed_slice() }));
         let keeps_traits = matches!(kind, Kind::Identify | Kind::Group);
         CompactEvent {
             at: message.at,
             visible_at: message.at,
             kind,
-            message_id: message.message_id.map(|m| m.into_owned().into_boxed_str()),
+            message_id: message.message_id.as_deref().map(Box::from),
             tie: message.tie,
             matched,
             deferred,
-            traits: message.traits.filter(|_| keeps_traits).map(Box::new),
-            group_id: message.group_id.filter(|_| kind == Kind::Group).map(|g| g.into_owned().into_boxed_str()),
+            traits: message.traits.as_ref().filter(|_| keeps_traits).map(|t| Box::new(t.clone())),
+            group_id: message.group_id.as_deref().filter(|_| kind == Kind::Group).map(Box::from),
         }
     }
 
@@ -279,7 +352,7 @@ impl Plan {
 impl CheckedModel {
     /// The compact event of a message read for this model (see [`Plan::ignores`] first), visible
     /// from its own time.
-    pub fn compact(&self, message: Message<'_>) -> CompactEvent {
+    pub fn compact(&self, message: &Message<'_>) -> CompactEvent {
         self.plan.compact(&self.index, message)
     }
 }
@@ -291,7 +364,7 @@ impl CompactEvent {
         if apply_ignore && model.plan.ignores(&message) {
             return None;
         }
-        let mut compact = model.plan.compact(&model.index, message);
+        let mut compact = model.plan.compact(&model.index, &message);
         compact.visible_at = event.visible_at;
         Some(compact)
     }
@@ -339,59 +412,152 @@ impl CompactHistory {
     /// The events that exist at `as_of` (SPEC §2.2): happened and attributed by then, each
     /// messageId once (the first in time order), in time order.
     pub fn events_at(&self, as_of: Millis) -> Vec<&CompactEvent> {
-        let existing = self.events.iter().take_while(|e| e.at <= as_of).filter(|e| e.visible_at <= as_of);
+        self.existing(as_of).into_iter().map(|i| &self.events[i]).collect()
+    }
+
+    /// [`CompactHistory::events_at`] as positions in [`CompactHistory::events`].
+    fn existing(&self, as_of: Millis) -> Vec<usize> {
+        let existing =
+            self.events.iter().enumerate().take_while(|(_, e)| e.at <= as_of).filter(|(_, e)| e.visible_at <= as_of);
         if !self.duplicates {
-            return existing.collect();
+            return existing.map(|(i, _)| i).collect();
         }
         let mut seen: HashSet<&str> = HashSet::new();
-        existing.filter(|e| e.message_id.as_deref().is_none_or(|id| seen.insert(id))).collect()
+        existing.filter(|(_, e)| e.message_id.as_deref().is_none_or(|id| seen.insert(id))).map(|(i, _)| i).collect()
     }
 }
 
 /// The score of a lead from its compact events (SPEC §2.2): the same as
 /// [`crate::engine::evaluate_reference`] on the messages they came from.
 pub fn evaluate_compact(model: &CheckedModel, lead: &CompactHistory, accounts: &AccountBook, as_of: Millis) -> Score {
-    let events = lead.events_at(as_of);
-    let mut traits = lead.traits.clone();
-    let mut group: Option<&str> = None;
-    for event in &events {
-        match event.kind {
-            Kind::Identify => {
-                if let Some(update) = &event.traits {
+    Scorer::new(model, lead, accounts).score_at(as_of)
+}
+
+/// Scores one lead at many instants (a backtest's checkpoints, a chart): the lead's traits, its
+/// account and the trait rules' results are kept from one instant to the next while nothing they
+/// depend on changed (the identify and group messages that exist, the account's `group`
+/// messages); conditions on events were decided when the messages were read.
+pub struct Scorer<'a> {
+    model: &'a CheckedModel,
+    lead: &'a CompactHistory,
+    accounts: &'a AccountBook,
+    cache: Option<Cached>,
+    /// Per rule decided when read: the positions of the events it matched, ascending.
+    matched: Vec<Vec<usize>>,
+}
+
+/// What the last instant computed that the next may reuse.
+struct Cached {
+    key: (Vec<usize>, Option<usize>, usize),
+    context: engine::LeadContext,
+    /// Per rule: whether a trait rule held (`None`: not a trait rule, or one that reads the clock).
+    traits: Vec<Option<bool>>,
+}
+
+impl<'a> Scorer<'a> {
+    pub fn new(model: &'a CheckedModel, lead: &'a CompactHistory, accounts: &'a AccountBook) -> Scorer<'a> {
+        let mut matched: Vec<Vec<usize>> = vec![Vec::new(); model.rules.len()];
+        for (i, event) in lead.events.iter().enumerate() {
+            for r in event.matched.iter() {
+                if let Some(list) = matched.get_mut(r) {
+                    list.push(i);
+                }
+            }
+        }
+        Scorer { model, lead, accounts, cache: None, matched }
+    }
+
+    /// The lead's score at `as_of`.
+    pub fn score_at(&mut self, as_of: Millis) -> Score {
+        self.score(as_of, engine::Detail::Full)
+    }
+
+    /// The lead's stage at `as_of` (the score without contributions or traits: cheaper, for
+    /// checkpoints).
+    pub fn stage_at(&mut self, as_of: Millis) -> String {
+        self.score(as_of, engine::Detail::Stage).stage
+    }
+
+    fn score(&mut self, as_of: Millis, detail: engine::Detail) -> Score {
+        let (model, lead, accounts) = (self.model, self.lead, self.accounts);
+        let positions = lead.existing(as_of);
+        let events: Vec<&CompactEvent> = positions.iter().map(|&i| &lead.events[i]).collect();
+        // What the traits and the account depend on: the identify messages that exist, the last
+        // group message, and the account's group messages up to `as_of`.
+        let identifies: Vec<usize> =
+            events.iter().enumerate().filter(|(_, e)| e.kind == Kind::Identify).map(|(i, _)| i).collect();
+        let group = events.iter().rposition(|e| e.kind == Kind::Group && e.group_id.is_some());
+        let group_id = group.and_then(|g| events[g].group_id.as_deref());
+        let account = group_id.map(str::to_owned).or_else(|| account_trait(&lead.traits, &events, &identifies));
+        let version = account.as_deref().map_or(0, |a| accounts.version_at(a, as_of));
+        let key = (identifies.iter().map(|&i| positions[i]).collect(), group.map(|g| positions[g]), version);
+        if self.cache.as_ref().is_some_and(|c| c.key != key) {
+            self.cache = None;
+        }
+        let cached = self.cache.get_or_insert_with(|| {
+            let mut traits = lead.traits.clone();
+            for &i in &identifies {
+                if let Some(update) = &events[i].traits {
                     engine::merge_traits(&mut traits, update);
                 }
             }
-            Kind::Group => {
-                if let Some(id) = &event.group_id {
-                    group = Some(id);
-                }
-            }
-            _ => {}
+            let context = engine::LeadContext::new(&lead.id, traits, group_id.map(str::to_owned), accounts, as_of);
+            Cached { key, context, traits: vec![None; model.rules.len()] }
+        });
+        let context = &cached.context;
+        let account_binding = context.account_binding();
+        let mut exists = vec![false; lead.events.len()];
+        for &i in &positions {
+            exists[i] = true;
         }
-    }
-    let context = engine::LeadContext::new(&lead.id, traits, group.map(str::to_owned), accounts, as_of);
-    let account_binding = context.account_binding();
-    let mut matches: Vec<Vec<usize>> = vec![Vec::new(); model.rules.len()];
-    for (i, event) in events.iter().enumerate() {
-        for r in event.matched.iter() {
-            if let Some(list) = matches.get_mut(r) {
-                list.push(i);
-            }
-        }
-        if let Some(deferred) = &event.deferred {
+        let mut times: Vec<Vec<Millis>> = self
+            .matched
+            .iter()
+            .map(|list| list.iter().filter(|&&i| exists[i]).map(|&i| lead.events[i].at).collect())
+            .collect();
+        for event in events.iter().filter(|e| e.deferred.is_some()) {
+            let Some(deferred) = &event.deferred else { continue };
             let vars = [Binding::Flat(&deferred.slots), Binding::Json(&context.lead_value), account_binding];
             let activation = Activation { vars: &vars, as_of };
             for r in deferred.candidates.iter() {
                 let holds =
                     model.plan.rules.get(r).and_then(|p| p.condition.as_ref()).is_some_and(|c| c.matches(&activation));
-                if holds && let Some(list) = matches.get_mut(r) {
-                    list.push(i);
+                if holds && let Some(list) = times.get_mut(r) {
+                    list.push(event.at);
                 }
             }
         }
+        let matched = engine::Matched { first_event: events.first().map(|e| e.at), times: &times };
+        let trait_vars = [Binding::Json(&context.lead_value), account_binding];
+        let known = &mut cached.traits;
+        let mut trait_rule = |r: usize| {
+            if let Some(holds) = known[r] {
+                return holds;
+            }
+            let condition = model.rules[r].kind.condition();
+            let holds = condition.matches(&Activation { vars: &trait_vars, as_of });
+            if !condition.reads_clock() {
+                known[r] = Some(holds);
+            }
+            holds
+        };
+        engine::finish(model, &lead.id, &lead.outcomes, context, &matched, &mut trait_rule, as_of, detail)
     }
-    let times: Vec<Millis> = events.iter().map(|e| e.at).collect();
-    engine::finish(model, &lead.id, &lead.outcomes, &context, &times, &matches, as_of)
+}
+
+/// The `account` trait after the identify messages, when no group message names the account.
+fn account_trait(base: &Map<String, Value>, events: &[&CompactEvent], identifies: &[usize]) -> Option<String> {
+    let mut value = base.get("account").cloned();
+    for &i in identifies {
+        if let Some(update) = events[i].traits.as_ref().and_then(|t| t.get("account")) {
+            value = (!update.is_null()).then(|| update.clone());
+        }
+    }
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// A 64-bit hash of bytes, the same in every run (the tie-break of messages read from files).

@@ -16,11 +16,17 @@ const EVENT_SLOT: usize = 0;
 
 #[derive(Debug, Clone, Default)]
 pub struct RuleIndex {
-    by_name: HashMap<String, Vec<usize>>,
-    by_type: HashMap<String, Vec<usize>>,
-    any: Vec<usize>,
-    /// Per rule: a prefix `event.properties.path` must start with, if the condition requires one.
-    path_prefix: HashMap<usize, String>,
+    by_name: HashMap<String, Vec<Entry>>,
+    by_type: HashMap<String, Vec<Entry>>,
+    any: Vec<Entry>,
+}
+
+/// A rule filed in the index, with the prefix `event.properties.path` must start with if its
+/// condition requires one.
+#[derive(Debug, Clone)]
+struct Entry {
+    rule: usize,
+    path_prefix: Option<Box<str>>,
 }
 
 impl RuleIndex {
@@ -32,30 +38,30 @@ impl RuleIndex {
             }
             let mut name = None;
             let mut kind = None;
+            let mut path_prefix = None;
             for atom in rule.kind.condition().conjuncts() {
                 match atom {
                     Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) } => {
                         match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
                             ["event"] => name = Some(s),
                             ["type"] => kind = Some(s),
-                            ["properties", "path"] => {
-                                index.path_prefix.insert(i, s);
-                            }
+                            ["properties", "path"] => path_prefix = Some(s.into_boxed_str()),
                             _ => {}
                         }
                     }
                     Atom::StartsWith { var: EVENT_SLOT, path, prefix }
                         if path.len() == 2 && path[0] == "properties" && path[1] == "path" =>
                     {
-                        index.path_prefix.insert(i, prefix);
+                        path_prefix = Some(prefix.into_boxed_str());
                     }
                     _ => {}
                 }
             }
+            let entry = Entry { rule: i, path_prefix };
             match (name, kind) {
-                (Some(name), _) => index.by_name.entry(name).or_default().push(i),
-                (None, Some(kind)) => index.by_type.entry(kind).or_default().push(i),
-                (None, None) => index.any.push(i),
+                (Some(name), _) => index.by_name.entry(name).or_default().push(entry),
+                (None, Some(kind)) => index.by_type.entry(kind).or_default().push(entry),
+                (None, None) => index.any.push(entry),
             }
         }
         index
@@ -80,13 +86,13 @@ impl RuleIndex {
     ) {
         let lists = [name.and_then(|n| self.by_name.get(n)), ty.and_then(|t| self.by_type.get(t)), Some(&self.any)];
         for list in lists.into_iter().flatten() {
-            for &rule in list {
-                if let Some(prefix) = self.path_prefix.get(&rule)
-                    && !path.is_some_and(|p| p.starts_with(prefix.as_str()))
+            for entry in list {
+                if let Some(prefix) = &entry.path_prefix
+                    && !path.is_some_and(|p| p.starts_with(&**prefix))
                 {
                     continue;
                 }
-                f(rule);
+                f(entry.rule);
             }
         }
     }

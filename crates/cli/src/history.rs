@@ -76,6 +76,7 @@ impl Inputs {
             Some(path) => read_compact_many(path, models, skipped)?.into_iter().map(Some).collect(),
             None => models.iter().map(|_| None).collect(),
         };
+        let _step = progress::step("leads file");
         let mut all = Vec::with_capacity(models.len());
         for (model, compact) in models.iter().zip(sources.drain(..)) {
             let (leads, outcomes) = Inputs::read_tables(files, Some(model), skipped)?;
@@ -120,36 +121,38 @@ impl Inputs {
         label: &str,
         f: impl Fn(&CompactHistory, &AccountBook) -> T + Sync,
     ) -> Vec<(String, T)> {
+        let step = progress::step(if label == "scoring" { "scoring" } else { "per lead" });
         let mut events = self.compact.as_mut().map(|c| std::mem::take(&mut c.leads)).unwrap_or_default();
-        let mut ids: Vec<String> = self.leads.order.clone();
-        let mut extra: Vec<String> = events.keys().filter(|id| !self.leads.traits.contains_key(*id)).cloned().collect();
-        extra.sort_unstable();
-        ids.extend(extra);
-        let histories: Vec<(String, Vec<leadscore_core::compact::CompactEvent>)> = ids
-            .into_iter()
-            .map(|id| {
-                let e = events.remove(&id).unwrap_or_default();
-                (id, e)
-            })
-            .collect();
-        drop(events);
-        let bar = progress::bar(histories.len() as u64, label, false);
+        for id in &self.leads.order {
+            events.add_lead(id);
+        }
+        let position: HashMap<&str, usize> =
+            self.leads.order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let bar = progress::bar(events.len() as u64, label, false);
         let accounts = self.accounts();
         let leads = &self.leads;
         let outcomes = &self.outcomes;
-        let results: Vec<(String, T)> = histories
-            .into_par_iter()
+        let mut results: Vec<(Option<usize>, String, T)> = events
+            .into_par_groups()
             .map(|(id, events)| {
-                let traits = leads.traits.get(&id).cloned().unwrap_or_default();
-                let lead_outcomes = outcomes.get(&id).cloned().unwrap_or_default();
-                let history = CompactHistory::new(id, traits, events, lead_outcomes);
+                let traits = leads.traits(&id);
+                let lead_outcomes = outcomes.get(&*id).cloned().unwrap_or_default();
+                let history = CompactHistory::new(id.into(), traits, events, lead_outcomes);
                 let result = f(&history, accounts);
                 bar.inc(1);
-                (history.id, result)
+                (position.get(history.id.as_str()).copied(), history.id, result)
             })
             .collect();
         bar.finish_and_clear();
-        results
+        drop(step);
+        // The leads file's order, then the other leads by id.
+        results.par_sort_unstable_by(|(p, a, _), (q, b, _)| match (p, q) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.cmp(b),
+        });
+        results.into_iter().map(|(_, id, result)| (id, result)).collect()
     }
 
     /// Calls `f` on every lead's history, in parallel, one event partition at a time: the leads
@@ -172,13 +175,13 @@ impl Inputs {
             };
             let mut ids: Vec<String> =
                 leads.order.iter().filter(|id| partition_of(id, partitions) == p).cloned().collect();
-            let extra: Vec<String> = groups.keys().filter(|id| !leads.traits.contains_key(*id)).cloned().collect();
+            let extra: Vec<String> = groups.keys().filter(|id| !leads.contains(id)).cloned().collect();
             bar.inc_length(extra.len() as u64);
             ids.extend(extra);
             let histories: Vec<LeadHistory> = ids
                 .into_iter()
                 .map(|id| LeadHistory {
-                    traits: leads.traits.get(&id).cloned().unwrap_or_default(),
+                    traits: leads.traits(&id),
                     events: groups.remove(&id).unwrap_or_default(),
                     outcomes: self.outcomes.get(&id).cloned().unwrap_or_default(),
                     ignore_applied: self.events.as_ref().is_some_and(EventSource::applies_ignore),

@@ -55,6 +55,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Transparent huge pages make every fresh page fault zero 2 MB: batch reading allocates and
+    // frees in chunks, so they cost more system time than they save (and ~15% more memory).
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(&args),

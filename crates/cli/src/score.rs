@@ -99,6 +99,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let as_of = parse_as_of(args.as_of.as_deref())?;
     let mut skipped = Skipped::new(args.skip_invalid);
     let rows = score_files(&model, args, as_of, &mut skipped)?;
+    let _step = crate::progress::step("writing");
     match &args.out {
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?;

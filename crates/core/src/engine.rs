@@ -93,6 +93,8 @@ pub enum TimeText<'a> {
     Absent,
     Text(&'a str),
     Other(String),
+    /// An instant given as such (a Parquet timestamp column).
+    Instant(Millis),
 }
 
 /// [`resolve_time`] over fields however they were read (`field` gives each by name).
@@ -104,6 +106,7 @@ pub fn resolve_time_with<'a>(field: impl Fn(&'static str) -> TimeText<'a>) -> Re
                 .map(Some)
                 .ok_or_else(|| EventError::BadTimestamp { field: name, value: s.to_owned() }),
             TimeText::Other(json) => Err(EventError::BadTimestamp { field: name, value: json }),
+            TimeText::Instant(ms) => Ok(Some(ms)),
         }
     };
     let (at, source) = match time_of("timestamp")? {
@@ -227,20 +230,38 @@ pub struct LeadHistory {
 }
 
 /// Account (company) traits over time, from `group` messages of every lead.
+///
+/// Each account keeps, per trait, the values `group` messages gave it over time, so its traits
+/// at any instant take one binary search per trait, however many `group` messages it received
+/// (a popular account gets one from each of its leads).
 #[derive(Debug, Clone, Default)]
 pub struct AccountBook {
-    updates: HashMap<String, Vec<TraitUpdate>>,
+    accounts: HashMap<String, AccountHistory>,
 }
 
-/// Traits a `group` message set, and when.
-type TraitUpdate = (Millis, Map<String, Value>);
+#[derive(Debug, Clone, Default)]
+struct AccountHistory {
+    /// The time of every `group` message, ascending.
+    times: Vec<Millis>,
+    /// Per trait, the values messages gave it (`None`: an explicit `null`, which removes it), by
+    /// time; messages at the same time in the order they were recorded.
+    traits: HashMap<String, Vec<(Millis, Option<Value>)>>,
+}
 
 impl AccountBook {
     /// Records a `group` message's traits for `group_id` at `at`.
     pub fn record(&mut self, group_id: &str, at: Millis, traits: Map<String, Value>) {
-        let list = self.updates.entry(group_id.to_owned()).or_default();
-        let position = list.partition_point(|(t, _)| *t <= at);
-        list.insert(position, (at, traits));
+        let account = match self.accounts.get_mut(group_id) {
+            Some(account) => account,
+            None => self.accounts.entry(group_id.to_owned()).or_default(),
+        };
+        let position = account.times.partition_point(|t| *t <= at);
+        account.times.insert(position, at);
+        for (key, value) in traits {
+            let list = account.traits.entry(key).or_default();
+            let position = list.partition_point(|(t, _)| *t <= at);
+            list.insert(position, (at, (!value.is_null()).then_some(value)));
+        }
     }
 
     /// Records the traits of a `group` event, if it is one.
@@ -255,16 +276,19 @@ impl AccountBook {
 
     /// Whether no `group` message was recorded.
     pub fn is_empty(&self) -> bool {
-        self.updates.is_empty()
+        self.accounts.is_empty()
     }
 
     /// The account's traits as of `as_of` (later `group` traits win; `null` removes a trait),
     /// with its `id`.
     pub fn traits_at(&self, group_id: &str, as_of: Millis) -> Map<String, Value> {
         let mut traits = Map::new();
-        if let Some(list) = self.updates.get(group_id) {
-            for (_, update) in list.iter().take_while(|(at, _)| *at <= as_of) {
-                merge_traits(&mut traits, update);
+        if let Some(account) = self.accounts.get(group_id) {
+            for (key, list) in &account.traits {
+                let upto = list.partition_point(|(t, _)| *t <= as_of);
+                if let Some((_, Some(value))) = upto.checked_sub(1).and_then(|i| list.get(i)) {
+                    traits.insert(key.clone(), value.clone());
+                }
             }
         }
         traits.insert("id".to_owned(), Value::String(group_id.to_owned()));
@@ -274,7 +298,7 @@ impl AccountBook {
     /// How many `group` messages of the account exist at `as_of`: its traits change only when
     /// this does.
     pub fn version_at(&self, group_id: &str, as_of: Millis) -> usize {
-        self.updates.get(group_id).map_or(0, |list| list.partition_point(|(at, _)| *at <= as_of))
+        self.accounts.get(group_id).map_or(0, |account| account.times.partition_point(|t| *t <= as_of))
     }
 }
 

@@ -10,6 +10,12 @@ use std::collections::HashMap;
 use crate::engine::Event;
 use crate::time::Millis;
 
+/// Whether a link `(at, user id)` for an anonymous id replaces the one it has: the earlier link
+/// wins, and of two at the same time the smaller user id, whatever order they come in.
+pub fn replaces(existing: (Millis, &str), candidate: (Millis, &str)) -> bool {
+    candidate < existing
+}
+
 /// Links from anonymous ids to lead ids, with the time each link was made.
 #[derive(Debug, Clone, Default)]
 pub struct IdentityGraph {
@@ -41,12 +47,14 @@ impl IdentityGraph {
     /// Links `anonymous_id` to `user_id` from `at`; an earlier link for the same anonymous id is
     /// kept (ties broken by the smaller user id, so the result does not depend on input order).
     pub fn link(&mut self, anonymous_id: &str, user_id: &str, at: Millis) {
-        let candidate = (at, user_id.to_owned());
         match self.links.get_mut(anonymous_id) {
-            Some(existing) if *existing <= candidate => {}
-            Some(existing) => *existing = candidate,
+            Some(existing) => {
+                if replaces((existing.0, &existing.1), (at, user_id)) {
+                    *existing = (at, user_id.to_owned());
+                }
+            }
             None => {
-                self.links.insert(anonymous_id.to_owned(), candidate);
+                self.links.insert(anonymous_id.to_owned(), (at, user_id.to_owned()));
             }
         }
     }

@@ -15,6 +15,9 @@ pub const MS_PER_DAY: i64 = 86_400_000;
 /// plain date (`2024-05-01`, taken as midnight UTC) into epoch milliseconds.
 pub fn parse_timestamp(text: &str) -> Option<Millis> {
     let text = text.trim();
+    if let Some(ms) = parse_utc(text.as_bytes()) {
+        return Some(ms);
+    }
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
         return Some(ts.as_millisecond());
     }
@@ -34,10 +37,60 @@ pub fn parse_timestamp(text: &str) -> Option<Millis> {
     None
 }
 
+/// The shape SDKs send, `YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DDTHH:MM:SS.mmmZ`, read directly (a
+/// general RFC 3339 parser costs several times more); `None` for anything else, which
+/// [`parse_timestamp`] then reads the general way.
+fn parse_utc(b: &[u8]) -> Option<Millis> {
+    let n = b.len();
+    if !(n == 20 || n == 24) || b[n - 1] != b'Z' || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' || (n == 24 && b[19] != b'.') {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let millis = if n == 24 { number(20, 23)? } else { 0 };
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some((((days * 24 + hour) * 60 + minute) * 60 + second) * MS_PER_SECOND + millis)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// 0000-01-01T00:00:00Z.
+const YEAR_ZERO: Millis = -62_167_219_200_000;
+
 /// Whether `ms` is an instant RFC 3339 can write (years 0000–9999), so that
 /// [`format_timestamp`] and [`parse_timestamp`] round-trip it.
 pub fn is_representable(ms: Millis) -> bool {
-    jiff::Timestamp::from_millisecond(ms).is_ok_and(|ts| ts.to_zoned(jiff::tz::TimeZone::UTC).year() >= 0)
+    ms >= YEAR_ZERO && jiff::Timestamp::from_millisecond(ms).is_ok()
 }
 
 /// Formats epoch milliseconds as RFC 3339 in UTC (`2024-05-01T12:00:00Z`, milliseconds only when
@@ -121,6 +174,54 @@ pub enum DurationError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general way: what the fast path must agree with.
+    fn jiff_millis(text: &str) -> Option<Millis> {
+        text.parse::<jiff::Timestamp>().ok().map(|ts| ts.as_millisecond())
+    }
+
+    fn old_is_representable(ms: Millis) -> bool {
+        jiff::Timestamp::from_millisecond(ms).is_ok_and(|ts| ts.to_zoned(jiff::tz::TimeZone::UTC).year() >= 0)
+    }
+
+    #[test]
+    fn representable_instants_are_years_0000_to_9999() {
+        for ms in [YEAR_ZERO - 1, YEAR_ZERO, 0, jiff::Timestamp::MAX.as_millisecond(), i64::MAX, i64::MIN] {
+            assert_eq!(is_representable(ms), old_is_representable(ms), "{ms}");
+        }
+        let max = jiff::Timestamp::MAX.as_millisecond();
+        for ms in max - 2..max + 2 {
+            assert_eq!(is_representable(ms), old_is_representable(ms), "{ms}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// The direct reading of `YYYY-MM-DDTHH:MM:SS[.mmm]Z` gives what jiff gives, and reads
+        /// nothing jiff would not.
+        #[test]
+        fn the_fast_path_agrees_with_jiff(
+            year in 0u32..10_000, month in 0u32..14, day in 0u32..33, hour in 0u32..26, minute in 0u32..62,
+            second in 0u32..62, millis in proptest::option::of(0u32..1000), junk in proptest::option::of((0usize..24, 0u8..128)),
+        ) {
+            let mut text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+            if let Some(ms) = millis {
+                text.push_str(&format!(".{ms:03}"));
+            }
+            text.push('Z');
+            let mut bytes = text.into_bytes();
+            if let Some((at, byte)) = junk && at < bytes.len() {
+                bytes[at] = byte;
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some(fast) = parse_utc(text.as_bytes()) {
+                proptest::prop_assert_eq!(Some(fast), jiff_millis(&text), "{}", text);
+            } else if (1..=12).contains(&month) && (1..=28).contains(&day) && hour < 24 && minute < 60 && second < 60 && junk.is_none() {
+                proptest::prop_assert!(false, "{text} should take the fast path");
+            }
+        }
+    }
 
     #[test]
     fn parses_rfc3339_with_offset_and_fraction() {

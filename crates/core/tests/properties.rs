@@ -456,3 +456,45 @@ proptest! {
         }
     }
 }
+
+/// One `group` message: (account, hour, traits as (key, value or null)).
+type GroupUpdate = (u8, i64, Vec<(u8, Option<u8>)>);
+
+fn group_updates() -> impl Strategy<Value = Vec<GroupUpdate>> {
+    proptest::collection::vec(
+        (0u8..3, 0i64..20, proptest::collection::vec((0u8..4, proptest::option::of(0u8..3)), 0..4)),
+        0..30,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// An account's traits at any instant are its `group` traits merged in time order (messages
+    /// at the same time in the order they were recorded), whatever order the times came in.
+    #[test]
+    fn account_traits_are_the_time_ordered_merge(updates in group_updates(), as_of in -1i64..21) {
+        let hour = 3_600_000i64;
+        let traits_of = |pairs: &[(u8, Option<u8>)]| -> serde_json::Map<String, serde_json::Value> {
+            pairs.iter().map(|(k, v)| (format!("k{k}"), v.map_or(serde_json::Value::Null, |v| json!(v)))).collect()
+        };
+        let mut book = leadscore_core::AccountBook::default();
+        for (account, at, pairs) in &updates {
+            book.record(&format!("a{account}"), at * hour, traits_of(pairs));
+        }
+        for account in 0..3u8 {
+            let mut ordered: Vec<_> = updates.iter().filter(|u| u.0 == account).collect();
+            ordered.sort_by_key(|u| u.1); // stable: same time, recorded order
+            let mut expected = serde_json::Map::new();
+            for (_, _, pairs) in ordered.iter().filter(|u| u.1 <= as_of) {
+                for (key, value) in traits_of(pairs) {
+                    if value.is_null() { expected.remove(&key); } else { expected.insert(key, value); }
+                }
+            }
+            expected.insert("id".to_owned(), json!(format!("a{account}")));
+            prop_assert_eq!(book.traits_at(&format!("a{account}"), as_of * hour), expected);
+            let version = ordered.iter().filter(|u| u.1 <= as_of).count();
+            prop_assert_eq!(book.version_at(&format!("a{account}"), as_of * hour), version);
+        }
+    }
+}

@@ -1,23 +1,30 @@
 //! Events JSON Lines (or Parquet) read once, through the model, into compact events.
 //!
-//! The file is read in batches of lines; each batch is read in parallel on every core: each
-//! message is parsed once (`core::compact::read_message`, which keeps only what the engine and
-//! the model's conditions read), `[events] ignore` is applied, and the rules that depend only on
-//! the message are decided there (`CheckedModel::compact`). Then, in order, identity links and
-//! account traits are recorded and each compact event is filed under its lead; anonymous
-//! messages wait until every link is known, then go to the lead their anonymous id was linked to
-//! (visible from the link's time), or are counted as never linked.
+//! The file is read in chunks of lines (a reader thread fills the next while this one is read);
+//! each chunk is read in parallel on every core: each message is parsed once
+//! (`core::compact::read_message`, which keeps only what the engine and the model's conditions
+//! read), `[events] ignore` is applied, and the rules that depend only on the message are decided
+//! there (`CheckedModel::compact`). Each compact event is then filed, in parallel by shard, under
+//! its lead id (or its anonymous id): an id is interned once per shard and events are kept in
+//! one array per shard, so filing allocates nothing per event. Identity links live with the
+//! anonymous ids they link. At the end, anonymous events go to the lead their anonymous id was
+//! linked to (visible from the link's time), or are counted as never linked; account traits are
+//! recorded in file order as they come.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
-use leadscore_core::compact::{CompactEvent, Kind, Message, Plan, ReadError, read_message};
-use leadscore_core::{AccountBook, CheckedModel, IdentityGraph};
+use hashbrown::HashTable;
+use leadscore_core::compact::{CompactEvent, FieldValue, Kind, Message, Plan, ReadError, read_fields, read_message};
+use leadscore_core::identity;
+use leadscore_core::time::Millis;
+use leadscore_core::{AccountBook, CheckedModel};
 use rayon::prelude::*;
 use serde_json::Map;
 
 use super::events::{BATCH_BYTES, Input, event_error, json_error};
+use super::parquet::Group;
 use super::{InputError, Skipped};
 use crate::progress;
 
@@ -28,12 +35,144 @@ pub struct CompactSource {
     pub messages: u64,
     /// Anonymous messages whose anonymous id was never linked to a lead.
     pub unattributed: u64,
-    /// Compact events by lead id (not in time order).
-    pub leads: Leads,
+    /// Compact events by lead id.
+    pub leads: LeadEvents,
 }
 
-/// Compact events by lead id.
-pub type Leads = HashMap<String, Vec<CompactEvent>, foldhash::fast::RandomState>;
+/// Shards of ids: an id's shard is given by the top bits of its hash.
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// A 128-bit hash of an id (the same in every run and thread): ids are told apart by it alone,
+/// so interning one touches only the table (two different ids among a billion collide with odds
+/// below 10^-20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdHash(u64, u64);
+
+fn hash_id(id: &str) -> IdHash {
+    use std::hash::BuildHasher;
+    IdHash(
+        foldhash::quality::FixedState::with_seed(0x6c65_6164_5f69_6473).hash_one(id),
+        foldhash::quality::FixedState::with_seed(0x616e_6f6e_5f69_6473).hash_one(id),
+    )
+}
+
+fn shard_of(hash: IdHash) -> usize {
+    (hash.0 >> (64 - SHARD_BITS)) as usize
+}
+
+/// Ids interned in one shard, and the compact events filed under them.
+#[derive(Default)]
+pub struct Shard {
+    /// `(hash, index in ids)`.
+    table: HashTable<(IdHash, u32)>,
+    ids: Vec<Box<str>>,
+    /// `(id index, event)`, in the order they were filed (file order), in blocks of
+    /// [`BLOCK`] (a growing array would copy itself and, at worst, hold twice its size).
+    events: Vec<Vec<(u32, CompactEvent)>>,
+}
+
+/// Events per block of a shard.
+const BLOCK: usize = 4096;
+
+impl Shard {
+    /// The index of `id` (with hash `hash`), added if new.
+    fn intern(&mut self, hash: IdHash, id: &str) -> u32 {
+        if let Some(&(_, i)) = self.table.find(hash.1, |(h, _)| *h == hash) {
+            return i;
+        }
+        let i = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        self.ids.push(id.into());
+        self.table.insert_unique(hash.1, (hash, i), |(h, _)| h.1);
+        i
+    }
+
+    /// Files `event` under `id` (with hash `hash`).
+    fn file(&mut self, hash: IdHash, id: &str, event: CompactEvent) {
+        let i = self.intern(hash, id);
+        self.push(i, event);
+    }
+
+    fn push(&mut self, id: u32, event: CompactEvent) {
+        match self.events.last_mut() {
+            Some(block) if block.len() < BLOCK => block.push((id, event)),
+            _ => {
+                let mut block = Vec::with_capacity(BLOCK);
+                block.push((id, event));
+                self.events.push(block);
+            }
+        }
+    }
+
+    /// Each id with its events (in file order), consuming the shard.
+    fn into_groups(self) -> impl Iterator<Item = (Box<str>, Vec<CompactEvent>)> {
+        let mut counts = vec![0usize; self.ids.len()];
+        for (i, _) in self.events.iter().flatten() {
+            counts[*i as usize] += 1;
+        }
+        let mut groups: Vec<Vec<CompactEvent>> = counts.into_iter().map(Vec::with_capacity).collect();
+        for block in self.events {
+            for (i, event) in block {
+                groups[i as usize].push(event);
+            }
+        }
+        self.ids.into_iter().zip(groups)
+    }
+}
+
+/// Compact events by lead id, in shards.
+#[derive(Default)]
+pub struct LeadEvents {
+    shards: Vec<Shard>,
+}
+
+impl LeadEvents {
+    fn new() -> LeadEvents {
+        LeadEvents { shards: (0..SHARDS).map(|_| Shard::default()).collect() }
+    }
+
+    /// Makes sure `id` is a lead here (with no events if none were filed).
+    pub fn add_lead(&mut self, id: &str) {
+        if self.shards.is_empty() {
+            *self = LeadEvents::new();
+        }
+        let hash = hash_id(id);
+        if let Some(shard) = self.shards.get_mut(shard_of(hash)) {
+            shard.intern(hash, id);
+        }
+    }
+
+    /// How many leads there are.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.ids.len()).sum()
+    }
+
+    /// Every lead and its events (in file order), shard by shard in parallel.
+    pub fn into_par_groups(self) -> impl ParallelIterator<Item = (Box<str>, Vec<CompactEvent>)> {
+        self.shards.into_par_iter().flat_map_iter(Shard::into_groups)
+    }
+}
+
+/// Anonymous ids in one shard: their events, and the lead each is linked to.
+#[derive(Default)]
+struct AnonymousShard {
+    shard: Shard,
+    /// Per anonymous id: the winning link `(at, lead id)`.
+    links: Vec<Option<(Millis, Box<str>)>>,
+}
+
+impl AnonymousShard {
+    fn link(&mut self, hash: IdHash, anonymous: &str, lead: &str, at: Millis) {
+        let i = self.shard.intern(hash, anonymous) as usize;
+        if self.links.len() <= i {
+            self.links.resize(i + 1, None);
+        }
+        let link = &mut self.links[i];
+        if link.as_ref().is_none_or(|(t, l)| identity::replaces((*t, l), (at, lead))) {
+            *link = Some((at, lead.into()));
+        }
+    }
+}
 
 /// One message as read, before it is filed for each model.
 struct Line<'a> {
@@ -47,9 +186,30 @@ fn read_line<'a>(path: &Path, line_no: u64, line: &'a [u8], plan: &Plan) -> Resu
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let mut message: Message<'a> = read_message(plan, line).map_err(|e| match e {
+    line_of(path, line_no, read_message(plan, line)).map(Some)
+}
+
+/// Reads and checks one Parquet row.
+fn read_row<'g>(
+    path: &Path,
+    group: &'g Group,
+    row: usize,
+    plan: &Plan,
+    fields: &mut Vec<(&'g str, FieldValue<'g>)>,
+) -> Result<Line<'g>, InputError> {
+    let n = group.row_number(row);
+    let tie = group.fields(row, fields).map_err(|(column, why)| InputError::new(path, Some(n), Some(&column), why))?;
+    line_of(path, n, read_fields(plan, fields, tie))
+}
+
+/// Checks a message as read.
+fn line_of<'a>(path: &Path, line_no: u64, read: Result<Message<'a>, ReadError>) -> Result<Line<'a>, InputError> {
+    let mut message = read.map_err(|e| match e {
         ReadError::Json(e) => json_error(path, line_no, &e),
         ReadError::Event(e) => event_error(path, line_no, e),
+        ReadError::FieldJson { field, error } => {
+            InputError::new(path, Some(line_no), Some(&field), format!("column holds invalid JSON: {error}"))
+        }
     })?;
     if message.user_id.is_none() && message.anonymous_id.is_none() {
         return Err(InputError::new(
@@ -61,90 +221,88 @@ fn read_line<'a>(path: &Path, line_no: u64, line: &'a [u8], plan: &Plan) -> Resu
     }
     let user = message.user_id.take();
     let anonymous = message.anonymous_id.take();
-    Ok(Some(Line { user, anonymous, message }))
+    Ok(Line { user, anonymous, message })
 }
 
-/// Lead shards: events are filed by lead in parallel, one shard per task.
-const SHARDS: usize = 64;
-
-fn shard_of(lead: &str) -> usize {
-    use std::hash::BuildHasher;
-    (foldhash::fast::FixedState::with_seed(7).hash_one(lead) % SHARDS as u64) as usize
-}
-
-/// Events to file under their leads: `(lead id, event)`.
-type Filed<'a> = Vec<(Cow<'a, str>, CompactEvent)>;
-
-/// What one slice of a chunk's lines gives one model, grouped for filing.
-#[derive(Default)]
-struct Part<'a> {
-    /// Per shard: `(lead id, event)`.
-    by_shard: Vec<Filed<'a>>,
-    /// Anonymous events: `(anonymous id, event)`.
-    held: Vec<(String, CompactEvent)>,
-    /// `(anonymous id, user id, at)` of messages that link them (`identify` with both, `alias`).
-    links: Vec<(String, String, i64)>,
-    /// `(group id, at, traits)` of `group` messages.
-    groups: Vec<(String, i64, Map<String, serde_json::Value>)>,
-}
-
-/// What one slice of a chunk's lines gives.
-struct Slice<'a> {
+/// What one slice of a chunk's lines gives besides the events it filed (those go straight to
+/// their shard).
+struct Slice {
     messages: u64,
     errors: Vec<InputError>,
-    parts: Vec<Part<'a>>,
+    /// Per model: `(group id, at, traits)` of `group` messages, in line order.
+    groups: Vec<Vec<GroupMessage>>,
 }
 
-fn read_slice<'a>(path: &Path, buffer: &'a [u8], lines: &[(u64, usize, usize)], models: &[&CheckedModel]) -> Slice<'a> {
-    let mut slice = Slice {
-        messages: 0,
-        errors: Vec::new(),
-        parts: models
-            .iter()
-            .map(|_| Part { by_shard: (0..SHARDS).map(|_| Vec::new()).collect(), ..Part::default() })
-            .collect(),
-    };
-    let Some(first) = models.first() else { return slice };
-    for &(n, s, e) in lines {
-        let line = match read_line(path, n, &buffer[s..e], &first.plan) {
+/// A `group` message's account, time and traits.
+type GroupMessage = (String, Millis, Map<String, serde_json::Value>);
+
+impl Slice {
+    fn new(models: &[&CheckedModel]) -> Slice {
+        Slice { messages: 0, errors: Vec::new(), groups: models.iter().map(|_| Vec::new()).collect() }
+    }
+
+    /// Adds one message as read (or its error) for every model: files its event under its lead
+    /// or anonymous id, and the link it makes.
+    fn add(&mut self, line: Result<Option<Line<'_>>, InputError>, models: &[&CheckedModel], states: &[State]) {
+        let line = match line {
             Ok(Some(line)) => line,
-            Ok(None) => continue,
+            Ok(None) => return,
             Err(error) => {
-                slice.errors.push(error);
-                continue;
+                self.errors.push(error);
+                return;
             }
         };
-        slice.messages += 1;
+        self.messages += 1;
         let message = &line.message;
         let kind = Kind::of(&message.kind);
-        for (model, part) in models.iter().zip(&mut slice.parts) {
+        let user = line.user.as_deref();
+        let linked = match (kind, user) {
+            (Kind::Alias, Some(_)) => message.previous_id.as_deref(),
+            (Kind::Identify, Some(_)) => line.anonymous.as_deref(),
+            _ => None,
+        }
+        .filter(|a| !a.is_empty() && Some(*a) != user);
+        let (id, anonymous) = match (&line.user, &line.anonymous) {
+            (Some(user), _) => (user, false),
+            (None, Some(anonymous)) => (anonymous, true),
+            (None, None) => return,
+        };
+        let hash = hash_id(id);
+        let link_hash = linked.map(hash_id);
+        for ((model, groups), state) in models.iter().zip(&mut self.groups).zip(states) {
             if model.plan.ignores(message) {
                 continue;
             }
-            let user = line.user.as_deref();
-            let link = match (kind, user) {
-                (Kind::Alias, Some(_)) => message.previous_id.as_deref(),
-                (Kind::Identify, Some(_)) => line.anonymous.as_deref(),
-                _ => None,
-            }
-            .filter(|a| !a.is_empty() && Some(*a) != user)
-            .zip(user);
-            if let Some((anonymous, user)) = link {
-                part.links.push((anonymous.to_owned(), user.to_owned(), message.at));
+            if let (Some(anonymous), Some(lead), Some(link_hash)) = (linked, user, link_hash) {
+                lock(&state.anonymous[shard_of(link_hash)]).link(link_hash, anonymous, lead, message.at);
             }
             if let (Kind::Group, Some(group)) = (kind, message.group_id.as_deref()) {
-                part.groups.push((group.to_owned(), message.at, message.traits.clone().unwrap_or_default()));
+                groups.push((group.to_owned(), message.at, message.traits.clone().unwrap_or_default()));
             }
             let event = model.compact(message);
-            match (&line.user, &line.anonymous) {
-                (Some(user), _) => part.by_shard[shard_of(user)].push((user.clone(), event)),
-                (None, Some(anonymous)) => part.held.push((anonymous.to_string(), event)),
-                (None, None) => {}
+            if anonymous {
+                lock(&state.anonymous[shard_of(hash)]).shard.file(hash, id, event);
+            } else {
+                lock(&state.leads[shard_of(hash)]).file(hash, id, event);
             }
         }
     }
-    slice
 }
+
+fn into_inner<T>(mutex: Mutex<T>) -> T {
+    mutex.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An anonymous event on its way to the lead it was linked to: `(lead hash, lead id, event)`.
+type Moved = (IdHash, Box<str>, CompactEvent);
+
+/// A shard's lock (a panic elsewhere leaves it usable: the read fails anyway).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Messages read in parallel, in slices of this many.
+const SLICE: usize = 2048;
 
 /// Reads the events of `path` once for several models whose plans share their slot paths
 /// (`core::compact::share_plans`): one source per model, in order.
@@ -156,131 +314,187 @@ pub fn read_compact_many(
     let io_error = |e: std::io::Error| InputError::new(path, None, None, format!("cannot read: {e}"));
     let file = std::fs::File::open(path).map_err(io_error)?;
     let size = file.metadata().map_err(io_error)?.len();
-    let parquet = super::parquet::is_parquet(path);
-    let mut input = if parquet {
-        let rows = super::parquet::open(path)?;
-        let bar = progress::bar(rows.total, "reading", false);
-        Some(Input::Parquet(rows, bar))
-    } else {
-        None
-    };
     let mut states: Vec<State> = models.iter().map(|_| State::new()).collect();
     let mut messages = 0u64;
-    // JSON Lines: a reader thread fills the next chunk while this one is read; buffers go back
-    // to it to be filled again (fresh 8 MB buffers would cost a page fault per 4 KB).
-    let (sender, chunks) = std::sync::mpsc::sync_channel::<Result<Chunk, std::io::Error>>(1);
-    let (recycle, spare) = std::sync::mpsc::channel::<Chunk>();
-    let bar = progress::bar(size, "reading", true);
-    let reader = (!parquet).then(|| {
-        let bar = bar.clone();
-        std::thread::spawn(move || read_chunks(file, &sender, &spare, &bar))
-    });
-    let mut line_no = 0u64;
-    loop {
-        let chunk = match &mut input {
-            Some(input) => {
-                let mut chunk = Chunk::default();
-                for error in input.fill(&mut chunk.bytes, &mut chunk.lines, &mut line_no, path)? {
-                    skipped.handle(error)?;
-                }
-                if chunk.lines.is_empty() {
-                    break;
-                }
-                chunk
-            }
-            None => match chunks.recv() {
-                Ok(chunk) => chunk.map_err(io_error)?,
-                Err(_) => break,
-            },
+    let reading = progress::step("reading");
+    if super::parquet::is_parquet(path) {
+        // Only the columns the engine and the models read, row groups decoded in parallel; a
+        // file that is not flat is read row by row.
+        let columns = match models.first().and_then(|m| m.plan.top_level_fields()) {
+            Some(wanted) => super::parquet::columns(path, &wanted)?,
+            None => None,
         };
-        let mut slices: Vec<Slice<'_>> =
-            chunk.lines.par_chunks(2048).map(|lines| read_slice(path, &chunk.bytes, lines, models)).collect();
-        for slice in &mut slices {
-            messages += slice.messages;
-            for error in slice.errors.drain(..) {
-                skipped.handle(error)?;
+        match columns {
+            Some(columns) => {
+                let bar = progress::bar(columns.total, "reading", false);
+                let groups: Vec<usize> = (0..columns.row_groups()).collect();
+                for window in groups.chunks(rayon::current_num_threads().max(1)) {
+                    let decoded: Vec<Result<Group, InputError>> =
+                        window.par_iter().map(|&g| columns.decode(g)).collect();
+                    for group in decoded {
+                        let group = group?;
+                        let rows: Vec<usize> = (0..group.rows()).collect();
+                        let shared: &[State] = &states;
+                        let slices: Vec<Slice> = rows
+                            .par_chunks(SLICE)
+                            .map(|rows| {
+                                let mut slice = Slice::new(models);
+                                let Some(plan) = models.first().map(|m| &m.plan) else { return slice };
+                                let mut fields = Vec::new();
+                                for &row in rows {
+                                    slice.add(read_row(path, &group, row, plan, &mut fields).map(Some), models, shared);
+                                }
+                                slice
+                            })
+                            .collect();
+                        bar.inc(group.rows() as u64);
+                        finish_slices(slices, &mut states, &mut messages, skipped)?;
+                    }
+                }
+                bar.finish_and_clear();
+            }
+            None => {
+                let rows = super::parquet::open(path)?;
+                let bar = progress::bar(rows.total, "reading", false);
+                let mut input = Input::Parquet(rows, bar);
+                let mut line_no = 0u64;
+                loop {
+                    let mut chunk = Chunk::default();
+                    for error in input.fill(&mut chunk.bytes, &mut chunk.lines, &mut line_no, path)? {
+                        skipped.handle(error)?;
+                    }
+                    if chunk.lines.is_empty() {
+                        break;
+                    }
+                    read_chunk(path, &chunk, models, &mut states, &mut messages, skipped)?;
+                }
+                input.finish();
             }
         }
-        for (m, state) in states.iter_mut().enumerate() {
-            let parts = slices.iter_mut().filter_map(|s| s.parts.get_mut(m));
-            state.file(parts);
+    } else {
+        // A reader thread fills the next chunk while this one is read; buffers go back to it to
+        // be filled again (fresh 8 MB buffers would cost a page fault per 4 KB).
+        let (sender, chunks) = std::sync::mpsc::sync_channel::<Result<Chunk, std::io::Error>>(1);
+        let (recycle, spare) = std::sync::mpsc::channel::<Chunk>();
+        let bar = progress::bar(size, "reading", true);
+        let reader = {
+            let bar = bar.clone();
+            std::thread::spawn(move || read_chunks(file, &sender, &spare, &bar))
+        };
+        while let Ok(chunk) = chunks.recv() {
+            let chunk = chunk.map_err(io_error)?;
+            read_chunk(path, &chunk, models, &mut states, &mut messages, skipped)?;
+            let _ = recycle.send(chunk);
         }
-        drop(slices);
-        let _ = recycle.send(chunk);
-    }
-    if let Some(input) = &input {
-        input.finish();
-    }
-    bar.finish_and_clear();
-    if let Some(reader) = reader {
+        bar.finish_and_clear();
         let _ = reader.join();
     }
+    drop(reading);
+    let _step = progress::step("stitching");
     Ok(states.into_iter().map(|state| state.finish(messages)).collect())
 }
 
-/// One model's events as they are filed.
+/// Reads one chunk's lines in parallel and files what they give for each model.
+fn read_chunk(
+    path: &Path,
+    chunk: &Chunk,
+    models: &[&CheckedModel],
+    states: &mut [State],
+    messages: &mut u64,
+    skipped: &mut Skipped,
+) -> Result<(), InputError> {
+    let shared: &[State] = states;
+    let slices: Vec<Slice> = chunk
+        .lines
+        .par_chunks(SLICE)
+        .map(|lines| {
+            let mut slice = Slice::new(models);
+            let Some(plan) = models.first().map(|m| &m.plan) else { return slice };
+            for &(n, s, e) in lines {
+                slice.add(read_line(path, n, &chunk.bytes[s..e], plan), models, shared);
+            }
+            slice
+        })
+        .collect();
+    finish_slices(slices, states, messages, skipped)
+}
+
+/// Counts what slices of messages read, and records their accounts in line order.
+fn finish_slices(
+    slices: Vec<Slice>,
+    states: &mut [State],
+    messages: &mut u64,
+    skipped: &mut Skipped,
+) -> Result<(), InputError> {
+    for slice in slices {
+        *messages += slice.messages;
+        for error in slice.errors {
+            skipped.handle(error)?;
+        }
+        for (state, groups) in states.iter_mut().zip(slice.groups) {
+            for (group_id, at, traits) in groups {
+                state.accounts.record(&group_id, at, traits);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One model's events as they are filed: shards behind locks, filled from every thread.
 struct State {
-    identities: IdentityGraph,
     accounts: AccountBook,
-    shards: Vec<Leads>,
-    held: Vec<(String, CompactEvent)>,
+    leads: Vec<Mutex<Shard>>,
+    anonymous: Vec<Mutex<AnonymousShard>>,
 }
 
 impl State {
     fn new() -> State {
         State {
-            identities: IdentityGraph::default(),
             accounts: AccountBook::default(),
-            shards: (0..SHARDS).map(|_| Leads::default()).collect(),
-            held: Vec::new(),
+            leads: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            anonymous: (0..SHARDS).map(|_| Mutex::new(AnonymousShard::default())).collect(),
         }
-    }
-
-    /// Records the links and accounts of a chunk's parts (in line order), then files their
-    /// events, each shard in parallel.
-    fn file<'a, 'p: 'a>(&mut self, parts: impl Iterator<Item = &'a mut Part<'p>>) {
-        let mut per_shard: Vec<Vec<Filed<'p>>> = (0..SHARDS).map(|_| Vec::new()).collect();
-        for part in parts {
-            for (anonymous, user, at) in part.links.drain(..) {
-                self.identities.link(&anonymous, &user, at);
-            }
-            for (group_id, at, traits) in part.groups.drain(..) {
-                self.accounts.record(&group_id, at, traits);
-            }
-            self.held.append(&mut part.held);
-            for (j, events) in part.by_shard.iter_mut().enumerate() {
-                per_shard[j].push(std::mem::take(events));
-            }
-        }
-        self.shards.par_iter_mut().zip(per_shard).for_each(|(shard, lists)| {
-            for (lead, event) in lists.into_iter().flatten() {
-                match shard.get_mut(lead.as_ref()) {
-                    Some(events) => events.push(event),
-                    None => {
-                        shard.insert(lead.into_owned(), vec![event]);
-                    }
-                }
-            }
-        });
     }
 
     /// Attributes the anonymous events now that every link is known.
     fn finish(self, messages: u64) -> CompactSource {
-        let mut leads = Leads::with_capacity_and_hasher(self.shards.iter().map(Leads::len).sum(), Default::default());
-        for shard in self.shards {
-            leads.extend(shard);
-        }
-        let mut unattributed = 0u64;
-        for (anonymous, mut event) in self.held {
-            match self.identities.link_of(&anonymous) {
-                Some((linked_at, lead)) => {
-                    event.visible_at = event.at.max(linked_at);
-                    leads.entry(lead.to_owned()).or_default().push(event);
+        let State { accounts, leads, anonymous } = self;
+        let mut leads = LeadEvents { shards: leads.into_iter().map(into_inner).collect() };
+        let anonymous: Vec<AnonymousShard> = anonymous.into_iter().map(into_inner).collect();
+        // Per anonymous shard: its linked events by the lead shard they go to.
+        let moved: Vec<(u64, Vec<Vec<Moved>>)> = anonymous
+            .into_par_iter()
+            .map(|AnonymousShard { shard, links }| {
+                let mut unattributed = 0u64;
+                let mut by_shard: Vec<Vec<Moved>> = (0..SHARDS).map(|_| Vec::new()).collect();
+                let targets: Vec<Option<(IdHash, Millis, &str)>> = (0..shard.ids.len())
+                    .map(|i| links.get(i).and_then(Option::as_ref).map(|(at, lead)| (hash_id(lead), *at, &**lead)))
+                    .collect();
+                for (i, mut event) in shard.events.into_iter().flatten() {
+                    match targets.get(i as usize).copied().flatten() {
+                        Some((hash, linked_at, lead)) => {
+                            event.visible_at = event.at.max(linked_at);
+                            by_shard[shard_of(hash)].push((hash, lead.into(), event));
+                        }
+                        None => unattributed += 1,
+                    }
                 }
-                None => unattributed += 1,
+                (unattributed, by_shard)
+            })
+            .collect();
+        let unattributed = moved.iter().map(|(n, _)| n).sum();
+        let mut incoming: Vec<Vec<Vec<Moved>>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        for (_, by_shard) in moved {
+            for (j, list) in by_shard.into_iter().enumerate() {
+                incoming[j].push(list);
             }
         }
-        CompactSource { accounts: self.accounts, messages, unattributed, leads }
+        leads.shards.par_iter_mut().zip(incoming).for_each(|(shard, lists)| {
+            for (hash, lead, event) in lists.into_iter().flatten() {
+                shard.file(hash, &lead, event);
+            }
+        });
+        CompactSource { accounts, messages, unattributed, leads }
     }
 }
 

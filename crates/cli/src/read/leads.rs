@@ -11,11 +11,52 @@ use serde_json::{Map, Number, Value};
 
 use super::{InputError, Skipped};
 
-/// The leads of a file, in file order.
+/// The leads of a file, in file order. A CSV row is kept as read (its cells already checked
+/// against their column types) and typed when its traits are asked for: a few hundred bytes a
+/// lead rather than a JSON map's kilobyte.
 #[derive(Debug, Default)]
 pub struct Leads {
     pub order: Vec<String>,
-    pub traits: HashMap<String, Map<String, Value>>,
+    rows: HashMap<String, Row>,
+    /// CSV: the columns, their types, and which is the lead id.
+    columns: Vec<(String, TraitType)>,
+    id_index: Option<usize>,
+}
+
+#[derive(Debug)]
+enum Row {
+    Csv(csv::StringRecord),
+    Object(Map<String, Value>),
+}
+
+impl Leads {
+    pub fn contains(&self, id: &str) -> bool {
+        self.rows.contains_key(id)
+    }
+
+    /// The lead's traits from the file (empty for a lead not in it).
+    pub fn traits(&self, id: &str) -> Map<String, Value> {
+        match self.rows.get(id) {
+            None => Map::new(),
+            Some(Row::Object(traits)) => traits.clone(),
+            Some(Row::Csv(record)) => {
+                let mut traits = Map::new();
+                for (c, cell) in record.iter().enumerate() {
+                    let cell = cell.trim();
+                    if Some(c) == self.id_index || cell.is_empty() {
+                        continue;
+                    }
+                    // Every cell was checked when the file was read.
+                    if let Some((name, ty)) = self.columns.get(c)
+                        && let Ok(value) = typed_value(cell, *ty)
+                    {
+                        traits.insert(name.clone(), value);
+                    }
+                }
+                traits
+            }
+        }
+    }
 }
 
 /// Which column holds the lead id.
@@ -93,8 +134,9 @@ pub fn read_leads(
         })
         .collect();
 
-    let mut leads = Leads::default();
-    'rows: for (row_number, record) in rows.iter().enumerate() {
+    let mut leads =
+        Leads { columns: headers.iter().cloned().zip(types.iter().copied()).collect(), id_index, ..Leads::default() };
+    'rows: for (row_number, record) in rows.into_iter().enumerate() {
         let line = record.position().map(|p| p.line());
         let id = match id_index {
             Some(i) => record.get(i).unwrap_or("").trim().to_owned(),
@@ -104,29 +146,23 @@ pub fn read_leads(
             skipped.handle(InputError::new(path, line, Some(&id_name), "empty lead id"))?;
             continue;
         }
-        if leads.traits.contains_key(&id) {
+        if leads.rows.contains_key(&id) {
             skipped.handle(InputError::new(path, line, Some(&id_name), format!("lead `{id}` appears twice")))?;
             continue;
         }
-        let mut traits = Map::new();
         for (c, cell) in record.iter().enumerate() {
             let cell = cell.trim();
             if Some(c) == id_index || cell.is_empty() {
                 continue;
             }
-            let name = &headers[c];
-            match typed_value(cell, types[c]) {
-                Ok(value) => {
-                    traits.insert(name.clone(), value);
-                }
-                Err(expected) => {
-                    skipped.handle(InputError::new(path, line, Some(name), format!("`{cell}` is not {expected}")))?;
-                    continue 'rows;
-                }
+            if let Err(expected) = typed_value(cell, types[c]) {
+                let name = &headers[c];
+                skipped.handle(InputError::new(path, line, Some(name), format!("`{cell}` is not {expected}")))?;
+                continue 'rows;
             }
         }
         leads.order.push(id.clone());
-        leads.traits.insert(id, traits);
+        leads.rows.insert(id, Row::Csv(record));
     }
     Ok(leads)
 }
@@ -168,7 +204,7 @@ fn read_leads_parquet(
                 continue;
             }
         };
-        if leads.traits.contains_key(&id) {
+        if leads.rows.contains_key(&id) {
             skipped.handle(InputError::new(path, Some(n), Some(id_column), format!("lead `{id}` appears twice")))?;
             continue;
         }
@@ -194,7 +230,7 @@ fn read_leads_parquet(
             traits.insert(name, value);
         }
         leads.order.push(id.clone());
-        leads.traits.insert(id, traits);
+        leads.rows.insert(id, Row::Object(traits));
     }
     Ok(leads)
 }

@@ -15,8 +15,10 @@
 //! arithmetic, shared); property tests hold the two equal.
 
 mod read;
+mod scan;
 
-pub use read::{FieldTree, ReadError, read_message};
+pub use read::{FieldTree, FieldValue, ReadError, read_fields, read_message, read_message_serde};
+pub use scan::check_json;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -55,35 +57,35 @@ impl Kind {
     }
 }
 
-/// A set of rule indices: 128 inline, more on the heap (models rarely have more).
+/// A set of rule indices: 64 inline, more on the heap (models rarely have more).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleSet {
-    low: u128,
+    low: u64,
     more: Option<Box<[u64]>>,
 }
 
 impl RuleSet {
     pub fn insert(&mut self, rule: usize) {
-        if rule < 128 {
+        if rule < 64 {
             self.low |= 1 << rule;
         } else {
-            let word = (rule - 128) / 64;
+            let word = rule / 64 - 1;
             let more = self.more.get_or_insert_with(|| vec![0; word + 1].into_boxed_slice());
             if more.len() <= word {
                 let mut grown = more.to_vec();
                 grown.resize(word + 1, 0);
                 *more = grown.into_boxed_slice();
             }
-            more[word] |= 1 << ((rule - 128) % 64);
+            more[word] |= 1 << (rule % 64);
         }
     }
 
     pub fn contains(&self, rule: usize) -> bool {
-        if rule < 128 {
+        if rule < 64 {
             self.low & (1 << rule) != 0
         } else {
-            let word = (rule - 128) / 64;
-            self.more.as_ref().and_then(|m| m.get(word)).is_some_and(|w| w & (1 << ((rule - 128) % 64)) != 0)
+            let word = rule / 64 - 1;
+            self.more.as_ref().and_then(|m| m.get(word)).is_some_and(|w| w & (1 << (rule % 64)) != 0)
         }
     }
 
@@ -95,17 +97,14 @@ impl RuleSet {
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         let low = Bits(self.low).map(|b| b as usize);
         let more = self.more.iter().flat_map(|words| {
-            words
-                .iter()
-                .enumerate()
-                .flat_map(|(w, &bits)| Bits(u128::from(bits)).map(move |b| 128 + w * 64 + b as usize))
+            words.iter().enumerate().flat_map(|(w, &bits)| Bits(bits).map(move |b| 64 * (w + 1) + b as usize))
         });
         low.chain(more)
     }
 }
 
 /// The set bits of a word, lowest first.
-struct Bits(u128);
+struct Bits(u64);
 
 impl Iterator for Bits {
     type Item = u32;
@@ -259,22 +258,70 @@ pub struct Deferred {
     pub slots: Box<[Option<Value>]>,
 }
 
-/// One message as the engine keeps it.
+/// A message's `messageId` as compact events keep it: a 128-bit hash (two different ids of one
+/// lead collide with odds of about 2^-128 per pair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageKey {
+    high: std::num::NonZeroU64,
+    low: u64,
+}
+
+impl MessageKey {
+    pub fn of(message_id: &str) -> MessageKey {
+        use std::hash::BuildHasher;
+        let high = foldhash::quality::FixedState::with_seed(0x6d65_7373_6167_6549).hash_one(message_id);
+        let low = foldhash::quality::FixedState::with_seed(0x6b65_7920_6c6f_7721).hash_one(message_id);
+        MessageKey { high: std::num::NonZeroU64::new(high).unwrap_or(std::num::NonZeroU64::MIN), low }
+    }
+}
+
+/// One message as the engine keeps it: 72 bytes, and a box for what few messages carry (the
+/// traits and id of `identify` and `group` messages, the values of rules decided when scored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompactEvent {
     pub at: Millis,
     /// From when the event belongs to its lead (later than `at` for a stitched anonymous event).
     pub visible_at: Millis,
-    pub kind: Kind,
-    pub message_id: Option<Box<str>>,
     pub tie: u64,
+    pub id: Option<MessageKey>,
     /// The rules decided when the message was read that it matches.
     pub matched: RuleSet,
-    pub deferred: Option<Box<Deferred>>,
-    /// `identify` and `group` traits.
-    pub traits: Option<Box<Map<String, Value>>>,
+    pub kind: Kind,
+    pub extra: Option<Box<Extra>>,
+}
+
+/// What only some compact events carry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extra {
+    /// `identify` and `group`: the `messageId`, which orders their traits among messages of the
+    /// same instant.
+    pub message_id: Option<Box<str>>,
+    /// `identify` and `group` traits, as JSON text (a fraction of a parsed map's size; read when
+    /// the lead is scored).
+    pub traits: Option<Box<str>>,
     /// A `group` message's account.
     pub group_id: Option<Box<str>>,
+    pub deferred: Option<Deferred>,
+}
+
+impl CompactEvent {
+    /// The traits of an `identify` or `group` message.
+    pub fn traits(&self) -> Option<Map<String, Value>> {
+        let text = self.extra.as_ref()?.traits.as_deref()?;
+        serde_json::from_str(text).ok()
+    }
+
+    pub fn group_id(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|x| x.group_id.as_deref())
+    }
+
+    pub fn deferred(&self) -> Option<&Deferred> {
+        self.extra.as_ref().and_then(|x| x.deferred.as_ref())
+    }
+
+    fn message_id(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|x| x.message_id.as_deref())
+    }
 }
 
 impl Plan {
@@ -327,20 +374,48 @@ impl Plan {
             });
         }
         let kind = Kind::of(&message.kind);
-        let deferred = (!candidates.is_empty())
-            .then(|| Box::new(Deferred { candidates, slots: message.slots.clone().into_boxed_slice() }));
+        let deferred =
+            (!candidates.is_empty()).then(|| Deferred { candidates, slots: message.slots.clone().into_boxed_slice() });
         let keeps_traits = matches!(kind, Kind::Identify | Kind::Group);
+        let extra = (keeps_traits || deferred.is_some()).then(|| {
+            Box::new(Extra {
+                message_id: message.message_id.as_deref().filter(|_| keeps_traits).map(Box::from),
+                traits: message
+                    .traits
+                    .as_ref()
+                    .filter(|_| keeps_traits)
+                    .and_then(|t| serde_json::to_string(t).ok())
+                    .map(String::into_boxed_str),
+                group_id: message.group_id.as_deref().filter(|_| kind == Kind::Group).map(Box::from),
+                deferred,
+            })
+        });
         CompactEvent {
             at: message.at,
             visible_at: message.at,
-            kind,
-            message_id: message.message_id.as_deref().map(Box::from),
             tie: message.tie,
+            id: message.message_id.as_deref().map(MessageKey::of),
             matched,
-            deferred,
-            traits: message.traits.as_ref().filter(|_| keeps_traits).map(|t| Box::new(t.clone())),
-            group_id: message.group_id.as_deref().filter(|_| kind == Kind::Group).map(Box::from),
+            kind,
+            extra,
         }
+    }
+
+    /// The top-level fields of a message that reading it for this plan looks at (the engine's own
+    /// and the first key of every slot path), or `None` if a condition reads `event` whole.
+    pub fn top_level_fields(&self) -> Option<Vec<String>> {
+        if self.tree.reads_whole() {
+            return None;
+        }
+        let mut fields: Vec<String> = read::ENGINE_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        for path in self.fields.paths() {
+            if let Some(first) = path.first()
+                && !fields.contains(first)
+            {
+                fields.push(first.clone());
+            }
+        }
+        Some(fields)
     }
 
     /// Whether some rule is decided at scoring time (its events keep their values).
@@ -369,11 +444,34 @@ impl CompactEvent {
         Some(compact)
     }
 
+    /// The order events are kept in: by time, then id, then content. Among events of the same
+    /// time, that puts two with the same id in one order whatever the input order; the order of
+    /// `identify` and `group` messages, which matters to the traits, is by `messageId` text (see
+    /// [`order_traits_by_id`]).
     fn order(&self, other: &CompactEvent) -> std::cmp::Ordering {
-        self.at
-            .cmp(&other.at)
-            .then_with(|| self.message_id.cmp(&other.message_id))
-            .then_with(|| self.tie.cmp(&other.tie))
+        self.at.cmp(&other.at).then_with(|| self.id.cmp(&other.id)).then_with(|| self.tie.cmp(&other.tie))
+    }
+}
+
+/// Among events of the same time (sorted by [`CompactEvent::order`]), puts the `identify` and
+/// `group` messages in the order of their `messageId` text, then content, in the places they
+/// hold: the order SPEC §2.2 merges their traits in.
+fn order_traits_by_id(events: &mut [CompactEvent]) {
+    let mut start = 0;
+    while start < events.len() {
+        let at = events[start].at;
+        let end = start + events[start..].iter().take_while(|e| e.at == at).count();
+        let run = &mut events[start..end];
+        let places: Vec<usize> =
+            (0..run.len()).filter(|&i| matches!(run[i].kind, Kind::Identify | Kind::Group)).collect();
+        if places.len() > 1 {
+            let mut sorted: Vec<CompactEvent> = places.iter().map(|&i| run[i].clone()).collect();
+            sorted.sort_by(|a, b| a.message_id().cmp(&b.message_id()).then_with(|| a.tie.cmp(&b.tie)));
+            for (&i, event) in places.iter().zip(sorted) {
+                run[i] = event;
+            }
+        }
+        start = end;
     }
 }
 
@@ -391,10 +489,13 @@ pub struct CompactHistory {
 impl CompactHistory {
     /// The history of these events, in any order.
     pub fn new(id: String, traits: Map<String, Value>, mut events: Vec<CompactEvent>, outcomes: Vec<Outcome>) -> Self {
-        events.sort_by(CompactEvent::order);
-        let mut ids: HashSet<&str, foldhash::fast::RandomState> =
+        events.sort_unstable_by(CompactEvent::order);
+        if events.windows(2).any(|w| w[0].at == w[1].at) {
+            order_traits_by_id(&mut events);
+        }
+        let mut ids: HashSet<MessageKey, foldhash::fast::RandomState> =
             HashSet::with_capacity_and_hasher(events.len(), Default::default());
-        let duplicates = !events.iter().filter_map(|e| e.message_id.as_deref()).all(|id| ids.insert(id));
+        let duplicates = !events.iter().filter_map(|e| e.id).all(|id| ids.insert(id));
         CompactHistory { id, traits, events, outcomes, duplicates }
     }
 
@@ -422,8 +523,8 @@ impl CompactHistory {
         if !self.duplicates {
             return existing.map(|(i, _)| i).collect();
         }
-        let mut seen: HashSet<&str> = HashSet::new();
-        existing.filter(|(_, e)| e.message_id.as_deref().is_none_or(|id| seen.insert(id))).map(|(i, _)| i).collect()
+        let mut seen: HashSet<MessageKey> = HashSet::new();
+        existing.filter(|(_, e)| e.id.is_none_or(|id| seen.insert(id))).map(|(i, _)| i).collect()
     }
 }
 
@@ -486,8 +587,8 @@ impl<'a> Scorer<'a> {
         // group message, and the account's group messages up to `as_of`.
         let identifies: Vec<usize> =
             events.iter().enumerate().filter(|(_, e)| e.kind == Kind::Identify).map(|(i, _)| i).collect();
-        let group = events.iter().rposition(|e| e.kind == Kind::Group && e.group_id.is_some());
-        let group_id = group.and_then(|g| events[g].group_id.as_deref());
+        let group = events.iter().rposition(|e| e.kind == Kind::Group && e.group_id().is_some());
+        let group_id = group.and_then(|g| events[g].group_id());
         let account = group_id.map(str::to_owned).or_else(|| account_trait(&lead.traits, &events, &identifies));
         let version = account.as_deref().map_or(0, |a| accounts.version_at(a, as_of));
         let key = (identifies.iter().map(|&i| positions[i]).collect(), group.map(|g| positions[g]), version);
@@ -497,8 +598,8 @@ impl<'a> Scorer<'a> {
         let cached = self.cache.get_or_insert_with(|| {
             let mut traits = lead.traits.clone();
             for &i in &identifies {
-                if let Some(update) = &events[i].traits {
-                    engine::merge_traits(&mut traits, update);
+                if let Some(update) = events[i].traits() {
+                    engine::merge_traits(&mut traits, &update);
                 }
             }
             let context = engine::LeadContext::new(&lead.id, traits, group_id.map(str::to_owned), accounts, as_of);
@@ -515,8 +616,8 @@ impl<'a> Scorer<'a> {
             .iter()
             .map(|list| list.iter().filter(|&&i| exists[i]).map(|&i| lead.events[i].at).collect())
             .collect();
-        for event in events.iter().filter(|e| e.deferred.is_some()) {
-            let Some(deferred) = &event.deferred else { continue };
+        for event in events.iter() {
+            let Some(deferred) = event.deferred() else { continue };
             let vars = [Binding::Flat(&deferred.slots), Binding::Json(&context.lead_value), account_binding];
             let activation = Activation { vars: &vars, as_of };
             for r in deferred.candidates.iter() {
@@ -549,8 +650,8 @@ impl<'a> Scorer<'a> {
 fn account_trait(base: &Map<String, Value>, events: &[&CompactEvent], identifies: &[usize]) -> Option<String> {
     let mut value = base.get("account").cloned();
     for &i in identifies {
-        if let Some(update) = events[i].traits.as_ref().and_then(|t| t.get("account")) {
-            value = (!update.is_null()).then(|| update.clone());
+        if let Some(update) = events[i].traits().and_then(|mut t| t.remove("account")) {
+            value = (!update.is_null()).then_some(update);
         }
     }
     match value? {

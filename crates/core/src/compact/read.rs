@@ -1,10 +1,12 @@
-//! Reading one JSON message into a [`Message`] in a single pass: serde_json walks the bytes once,
-//! keeps the fields the engine needs (type, ids, times, `event`, `traits`) and the values at the
-//! plan's slot paths, and skips everything else (still checking that it is JSON). Strings without
-//! escapes are borrowed from the input.
+//! Reading one message into a [`Message`] in a single pass: the engine's own fields (type, ids,
+//! times, `event`, `traits`) and the values at the plan's slot paths are kept; everything else is
+//! skipped (still checked to be JSON). The field-skipping scanner ([`super::scan`]) reads nearly
+//! every message; serde_json's deserializer reads the rest ([`read_message_serde`]) with the same
+//! result, and gives the error message of a line that is not JSON. Strings without escapes are
+//! borrowed from the input. [`read_fields`] reads a message given field by field (Parquet
+//! columns) the same way.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -22,7 +24,8 @@ pub struct FieldTree {
     slot: Option<usize>,
     /// The slot is only tested for presence: it gets a marker, not the value.
     presence_only: bool,
-    children: BTreeMap<String, FieldTree>,
+    /// By key (a handful at most: a list is faster to search than a map).
+    children: Vec<(String, FieldTree)>,
 }
 
 impl FieldTree {
@@ -31,7 +34,14 @@ impl FieldTree {
         for (slot, path) in fields.paths().iter().enumerate() {
             let mut node = &mut root;
             for key in path {
-                node = node.children.entry(key.clone()).or_default();
+                let at = match node.children.iter().position(|(k, _)| k == key) {
+                    Some(at) => at,
+                    None => {
+                        node.children.push((key.clone(), FieldTree::default()));
+                        node.children.len() - 1
+                    }
+                };
+                node = &mut node.children[at].1;
             }
             node.slot = Some(slot);
             node.presence_only = fields.presence_only(slot);
@@ -39,19 +49,35 @@ impl FieldTree {
         root
     }
 
+    pub(crate) fn child(&self, key: &str) -> Option<&FieldTree> {
+        self.children.iter().find(|(k, _)| k == key).map(|(_, child)| child)
+    }
+
+    /// Whether the value at this node goes whole into its slot.
+    pub(crate) fn reads_whole(&self) -> bool {
+        self.slot.is_some() && !self.presence_only
+    }
+
+    /// Records a presence-only slot's marker: `null` for JSON null, else `true`.
+    pub(crate) fn present(&self, slots: &mut [Option<Value>], present: bool) {
+        if let Some(place) = self.slot.and_then(|slot| slots.get_mut(slot)) {
+            *place = Some(if present { Value::Bool(true) } else { Value::Null });
+        }
+    }
+
     /// Empties the slots of this node and those below it (a repeated key replaces the value it had:
     /// the last occurrence wins, as in a parsed JSON object).
-    fn clear(&self, slots: &mut [Option<Value>]) {
+    pub(crate) fn clear(&self, slots: &mut [Option<Value>]) {
         if let Some(place) = self.slot.and_then(|slot| slots.get_mut(slot)) {
             *place = None;
         }
-        for child in self.children.values() {
+        for (_, child) in &self.children {
             child.clear(slots);
         }
     }
 
     /// Puts `value` (found at this node) into the slots of this node and those below it.
-    fn fill(&self, value: &Value, slots: &mut [Option<Value>]) {
+    pub(crate) fn fill(&self, value: &Value, slots: &mut [Option<Value>]) {
         if let Some(slot) = self.slot
             && let Some(place) = slots.get_mut(slot)
         {
@@ -76,19 +102,40 @@ pub enum ReadError {
     /// JSON, but not a message the engine accepts.
     #[error("{0}")]
     Event(#[from] EventError),
+    /// A field given as JSON text ([`FieldValue::Json`]) that is not JSON.
+    #[error("`{field}` holds invalid JSON: {error}")]
+    FieldJson { field: String, error: serde_json::Error },
+}
+
+/// A top-level field of a message given as a value rather than inside the message's JSON text
+/// (a Parquet column). Reading fields ([`read_fields`]) gives the message that the JSON object of
+/// those fields would give.
+#[derive(Debug, Clone)]
+pub enum FieldValue<'a> {
+    Null,
+    Text(&'a str),
+    /// JSON text: an object (`properties`, `context`, …) or any JSON value.
+    Json(&'a str),
+    Number(serde_json::Number),
+    Bool(bool),
+    /// An instant (a timestamp column), which the JSON object would hold as RFC 3339 text.
+    Instant(crate::time::Millis),
 }
 
 /// A scalar field as read: text (borrowed when possible), a number, null, or anything else.
 #[derive(Debug, Clone)]
-enum Text<'de> {
+pub(crate) enum Text<'de> {
     Null,
     Str(Cow<'de, str>),
     Num(serde_json::Number),
     Other(Value),
+    /// An instant given as such (see [`FieldValue::Instant`]): RFC 3339 text to anything but
+    /// the time.
+    Instant(crate::time::Millis),
 }
 
 impl<'de> Text<'de> {
-    fn of_value(value: &Value) -> Text<'de> {
+    pub(crate) fn of_value(value: &Value) -> Text<'de> {
         match value {
             Value::Null => Text::Null,
             Value::String(s) => Text::Str(Cow::Owned(s.clone())),
@@ -99,10 +146,18 @@ impl<'de> Text<'de> {
 
     /// An id: a non-empty string, or a number as its text.
     fn id(self) -> Option<Cow<'de, str>> {
-        match self {
+        match self.textual() {
             Text::Str(s) if !s.is_empty() => Some(s),
             Text::Num(n) => Some(Cow::Owned(n.to_string())),
             _ => None,
+        }
+    }
+
+    /// An instant as the text the JSON would hold; anything else as it is.
+    fn textual(self) -> Text<'de> {
+        match self {
+            Text::Instant(ms) => Text::Str(Cow::Owned(time::format_timestamp(ms))),
+            other => other,
         }
     }
 
@@ -112,6 +167,7 @@ impl<'de> Text<'de> {
             Text::Str(s) => TimeText::Text(s),
             Text::Num(n) => TimeText::Other(n.to_string()),
             Text::Other(v) => TimeText::Other(v.to_string()),
+            Text::Instant(ms) => TimeText::Instant(*ms),
         }
     }
 }
@@ -203,7 +259,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 
 /// The engine's own fields.
 #[derive(Debug, Clone, Copy)]
-enum Field {
+pub(crate) enum Field {
     Type,
     Event,
     UserId,
@@ -218,8 +274,24 @@ enum Field {
     Traits,
 }
 
+/// The message fields the engine itself reads (see [`Field`]).
+pub(crate) const ENGINE_FIELDS: [&str; 12] = [
+    "type",
+    "event",
+    "userId",
+    "anonymousId",
+    "previousId",
+    "groupId",
+    "messageId",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+    "receivedAt",
+    "traits",
+];
+
 impl Field {
-    fn of(key: &str) -> Option<Field> {
+    pub(crate) fn of(key: &str) -> Option<Field> {
         Some(match key {
             "type" => Field::Type,
             "event" => Field::Event,
@@ -240,12 +312,12 @@ impl Field {
 
 /// What one pass over a message collects.
 #[derive(Default)]
-struct Raw<'de> {
+pub(crate) struct Raw<'de> {
     /// type, event, userId, anonymousId, previousId, groupId, messageId, timestamp,
     /// originalTimestamp, sentAt, receivedAt (by `Field as usize`).
-    texts: [Option<Text<'de>>; 11],
-    traits: Option<Map<String, Value>>,
-    slots: Vec<Option<Value>>,
+    pub(crate) texts: [Option<Text<'de>>; 11],
+    pub(crate) traits: Option<Map<String, Value>>,
+    pub(crate) slots: Vec<Option<Value>>,
 }
 
 /// Reads the values below one node of the field tree into the slots.
@@ -259,7 +331,7 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         self.node.clear(self.slots);
-        if self.node.slot.is_some() && !self.node.presence_only {
+        if self.node.reads_whole() {
             let value = Value::deserialize(deserializer)?;
             self.node.fill(&value, self.slots);
             return Ok(());
@@ -269,11 +341,8 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
 }
 
 impl NodeSeed<'_, '_> {
-    /// Records a presence-only slot's marker: `null` for JSON null, else `true`.
     fn present(&mut self, present: bool) {
-        if let Some(place) = self.node.slot.and_then(|slot| self.slots.get_mut(slot)) {
-            *place = Some(if present { Value::Bool(true) } else { Value::Null });
-        }
+        self.node.present(self.slots, present);
     }
 }
 
@@ -287,7 +356,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut access: A) -> Result<(), A::Error> {
         self.present(true);
         while let Some(Key(key)) = access.next_key::<Key<'de>>()? {
-            match self.node.children.get(key.as_ref()) {
+            match self.node.child(&key) {
                 Some(child) => access.next_value_seed(NodeSeed { node: child, slots: &mut *self.slots })?,
                 None => {
                     access.next_value::<IgnoredAny>()?;
@@ -363,7 +432,7 @@ impl<'de> Visitor<'de> for RootSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Raw<'de>, A::Error> {
         let mut raw = Raw { slots: vec![None; self.slots], ..Raw::default() };
         while let Some(Key(key)) = access.next_key::<Key<'de>>()? {
-            let node = self.tree.children.get(key.as_ref());
+            let node = self.tree.child(&key);
             match (Field::of(&key), node) {
                 (Some(Field::Traits), node) => {
                     let value = access.next_value::<Value>()?;
@@ -397,7 +466,24 @@ impl<'de> Visitor<'de> for RootSeed<'_> {
 /// they have no escapes. Errors: not JSON or not an object ([`ReadError::Json`], with serde's
 /// line and column), or not a message ([`ReadError::Event`]: a missing or non-string `type`, a bad
 /// time, a `messageId` that is not a string).
+///
+/// The field-skipping scanner ([`super::scan`]) reads it; what the scanner declines (anything not
+/// plainly JSON, or unusual) is read by [`read_message_serde`], which gives the same result.
 pub fn read_message<'a>(plan: &Plan, bytes: &'a [u8]) -> Result<Message<'a>, ReadError> {
+    if plan.tree.slot.is_none()
+        && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        let mut raw = Raw { slots: vec![None; plan.fields.len()], ..Raw::default() };
+        if super::scan::scan_message(&plan.tree, text, &mut raw).is_ok() {
+            return assemble(plan, raw, content_hash(bytes));
+        }
+    }
+    read_message_serde(plan, bytes)
+}
+
+/// [`read_message`] through serde_json's deserializer (one pass, skipped values checked but not
+/// built): the reader of the messages the scanner declines, and its reference in tests.
+pub fn read_message_serde<'a>(plan: &Plan, bytes: &'a [u8]) -> Result<Message<'a>, ReadError> {
     if plan.tree.slot.is_some() {
         // A condition reads `event` whole: no shortcut.
         let value: Value = serde_json::from_slice(bytes)?;
@@ -419,9 +505,14 @@ pub fn read_message<'a>(plan: &Plan, bytes: &'a [u8]) -> Result<Message<'a>, Rea
         }
     };
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let mut raw = RootSeed { tree: &plan.tree, slots: plan.fields.len() }.deserialize(&mut deserializer)?;
+    let raw = RootSeed { tree: &plan.tree, slots: plan.fields.len() }.deserialize(&mut deserializer)?;
     deserializer.end()?;
-    let mut take = |field: Field| raw.texts[field as usize].take();
+    assemble(plan, raw, content_hash(bytes))
+}
+
+/// The message from the fields a pass collected.
+fn assemble<'a>(plan: &Plan, mut raw: Raw<'a>, tie: u64) -> Result<Message<'a>, ReadError> {
+    let mut take = |field: Field| raw.texts[field as usize].take().map(Text::textual);
     let kind = match take(Field::Type) {
         Some(Text::Str(s)) => s,
         None | Some(Text::Null) => return Err(EventError::MissingType.into()),
@@ -431,7 +522,7 @@ pub fn read_message<'a>(plan: &Plan, bytes: &'a [u8]) -> Result<Message<'a>, Rea
         None | Some(Text::Null) => None,
         Some(Text::Str(s)) => Some(s),
         Some(Text::Num(n)) => Some(Cow::Owned(n.to_string())),
-        Some(Text::Other(_)) => return Err(EventError::NotAString("messageId").into()),
+        Some(Text::Other(_) | Text::Instant(_)) => return Err(EventError::NotAString("messageId").into()),
     };
     let event = match take(Field::Event) {
         Some(Text::Str(s)) => Some(s),
@@ -476,8 +567,77 @@ pub fn read_message<'a>(plan: &Plan, bytes: &'a [u8]) -> Result<Message<'a>, Rea
         at,
         traits: raw.traits,
         slots: raw.slots,
-        tie: content_hash(bytes),
+        tie,
     })
+}
+
+/// Reads a message given field by field (a Parquet row's columns; fields absent from `fields`
+/// are absent from the message): the same message as [`read_message`] gives for the JSON object
+/// of those fields, except that `tie` is given. A plan that reads `event` whole cannot read
+/// fields: build the JSON text instead.
+pub fn read_fields<'a>(plan: &Plan, fields: &[(&'a str, FieldValue<'a>)], tie: u64) -> Result<Message<'a>, ReadError> {
+    let mut raw = Raw { slots: vec![None; plan.fields.len()], ..Raw::default() };
+    for (name, value) in fields {
+        let field = Field::of(name);
+        let node = plan.tree.child(name);
+        if field.is_none() && node.is_none() {
+            continue;
+        }
+        let invalid = |error| ReadError::FieldJson { field: (*name).to_owned(), error };
+        let text = match value {
+            FieldValue::Json(json) => {
+                if field.is_none()
+                    && let Some(node) = node
+                {
+                    if super::scan::scan_node(node, json, &mut raw.slots).is_err() {
+                        let value: Value = serde_json::from_str(json).map_err(invalid)?;
+                        node.clear(&mut raw.slots);
+                        node.fill(&value, &mut raw.slots);
+                    }
+                    continue;
+                }
+                let value: Value = serde_json::from_str(json).map_err(invalid)?;
+                if let Some(node) = node {
+                    node.clear(&mut raw.slots);
+                    node.fill(&value, &mut raw.slots);
+                }
+                if let Some(Field::Traits) = field {
+                    raw.traits = match value {
+                        Value::Object(map) => Some(map),
+                        _ => None,
+                    };
+                    continue;
+                }
+                Text::of_value(&value)
+            }
+            scalar => {
+                let (text, value) = match scalar {
+                    FieldValue::Null => (Text::Null, node.map(|_| Value::Null)),
+                    FieldValue::Text(s) => (Text::Str(Cow::Borrowed(*s)), node.map(|_| Value::String((*s).to_owned()))),
+                    FieldValue::Number(n) => (Text::Num(n.clone()), node.map(|_| Value::Number(n.clone()))),
+                    FieldValue::Bool(b) => (Text::Other(Value::Bool(*b)), node.map(|_| Value::Bool(*b))),
+                    FieldValue::Instant(ms) => {
+                        (Text::Instant(*ms), node.map(|_| Value::String(time::format_timestamp(*ms))))
+                    }
+                    FieldValue::Json(_) => continue,
+                };
+                if let (Some(node), Some(value)) = (node, &value) {
+                    node.clear(&mut raw.slots);
+                    node.fill(value, &mut raw.slots);
+                }
+                if let Some(Field::Traits) = field {
+                    // `traits` that is not an object.
+                    raw.traits = None;
+                    continue;
+                }
+                text
+            }
+        };
+        if let Some(field) = field {
+            raw.texts[field as usize] = Some(text);
+        }
+    }
+    assemble(plan, raw, tie)
 }
 
 impl Message<'_> {

@@ -392,11 +392,35 @@ points = 1
         let path = dir.path().join("events.parquet");
         let rows = 7;
         let data = [
-            Data::Text(vec![Some("page"), Some("track"), Some("page"), Some("identify"), Some("page"), Some("page"), None]),
+            Data::Text(vec![
+                Some("page"),
+                Some("track"),
+                Some("page"),
+                Some("identify"),
+                Some("page"),
+                Some("page"),
+                None,
+            ]),
             Data::Int(vec![Some(7), None, Some(-3), Some(8), Some(9), Some(10), Some(11)]),
             Data::Text(vec![Some("a1"), Some("a2"), None, Some("a4"), Some("a5"), Some("a6"), Some("a7")]),
-            Data::Long(vec![Some(1_714_521_600_000_000), Some(1_714_521_600_123_456), None, Some(5), Some(0), Some(1), Some(2)]),
-            Data::Long(vec![Some(1_704_067_200_000), None, Some(1_714_521_600_000), Some(4), Some(1), Some(2), Some(3)]),
+            Data::Long(vec![
+                Some(1_714_521_600_000_000),
+                Some(1_714_521_600_123_456),
+                None,
+                Some(5),
+                Some(0),
+                Some(1),
+                Some(2),
+            ]),
+            Data::Long(vec![
+                Some(1_704_067_200_000),
+                None,
+                Some(1_714_521_600_000),
+                Some(4),
+                Some(1),
+                Some(2),
+                Some(3),
+            ]),
             Data::Text(vec![
                 Some(r#"{"path": "/pricing", "x": [1, {"y": null}]}"#),
                 Some(r#"{"path": "/p\u00e9"}"#),
@@ -406,7 +430,15 @@ points = 1
                 Some("7"),
                 Some(r#"{"path": "/pricing"}"#),
             ]),
-            Data::Text(vec![Some(r#"{"ip": "1.2.3.4"}"#), Some("{}"), None, Some(r#"{"ip": null}"#), None, None, Some("{}")]),
+            Data::Text(vec![
+                Some(r#"{"ip": "1.2.3.4"}"#),
+                Some("{}"),
+                None,
+                Some(r#"{"ip": null}"#),
+                None,
+                None,
+                Some("{}"),
+            ]),
             Data::Text(vec![None, None, None, Some(r#"{"title": "CEO", "gone": null}"#), None, None, None]),
             Data::Double(vec![Some(2.75), Some(f64::NAN), None, Some(1.0), Some(-0.0), Some(1e300), Some(2.5)]),
             Data::Bool(vec![Some(true), Some(false), None, Some(true), None, Some(false), Some(true)]),
@@ -433,17 +465,16 @@ points = 1
             let mut fields = Vec::new();
             for row in 0..group.rows() {
                 let n = group.row_number(row);
-                let read = group
-                    .fields(row, &mut fields)
-                    .map_err(|(column, why)| format!("{column}: {why}"))
-                    .and_then(|tie| {
+                let read = group.fields(row, &mut fields).map_err(|(column, why)| format!("{column}: {why}")).and_then(
+                    |tie| {
                         read_fields(&model.plan, &fields, tie)
                             .map(|mut m| {
                                 m.tie = 0;
                                 format!("{m:?}")
                             })
                             .map_err(|e| e.to_string())
-                    });
+                    },
+                );
                 by_columns.push((n, read));
             }
         }
@@ -472,7 +503,10 @@ points = 1
                 (Ok(a), Ok(b)) => assert_eq!(a, b, "row {n}"),
                 // The row reader names the column whose JSON is invalid; so does the column path.
                 (Err(a), Err(b)) if b.contains("invalid JSON") => {
-                    assert!(a.contains("`properties` holds invalid JSON") && b.starts_with("properties:"), "row {n}: {a} / {b}");
+                    assert!(
+                        a.contains("`properties` holds invalid JSON") && b.starts_with("properties:"),
+                        "row {n}: {a} / {b}"
+                    );
                 }
                 (Err(a), Err(b)) => assert_eq!(a, b, "row {n}"),
                 _ => panic!("row {n}: {a:?} vs {b:?}"),

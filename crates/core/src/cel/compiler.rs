@@ -587,7 +587,7 @@ impl Compiler<'_> {
             Func::EndsWith => StrTest::EndsWith(text.as_ref().into()),
             Func::Contains => StrTest::Contains(text.as_ref().into()),
             _ => match regex::Regex::new(text) {
-                Ok(re) => StrTest::Matches(re),
+                Ok(re) => StrTest::Matches(eval::Pattern::new(re)),
                 Err(e) => {
                     return self.error(rhs_span, format!("invalid regex `{text}`: {}", regex_summary(&e)));
                 }

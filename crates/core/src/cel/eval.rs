@@ -257,7 +257,60 @@ pub(crate) enum StrTest {
     StartsWith(Box<str>),
     EndsWith(Box<str>),
     Contains(Box<str>),
-    Matches(regex::Regex),
+    Matches(Pattern),
+}
+
+/// A compiled `matches` pattern with an id of its own (the key of the memo of its results).
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    regex: regex::Regex,
+    id: u64,
+}
+
+impl Pattern {
+    pub(crate) fn new(regex: regex::Regex) -> Pattern {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Pattern { regex, id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) }
+    }
+
+    /// Whether `s` matches. The same few long strings come back again and again (a site's user
+    /// agents, in millions of messages), so results for strings of 32 bytes or more are
+    /// remembered per thread, keyed by the pattern and a 128-bit hash of the string (seeded at
+    /// random per process, so that nobody can craft a string that passes for another).
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        use std::hash::BuildHasher;
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        if s.len() < 32 {
+            return self.regex.is_match(s);
+        }
+        let seed = *SEED.get_or_init(|| foldhash::quality::RandomState::default().hash_one(0u8));
+        let first = foldhash::quality::FixedState::with_seed(seed ^ self.id).hash_one(s);
+        let second = foldhash::quality::FixedState::with_seed(!seed ^ self.id).hash_one(s);
+        let slot = (first % MEMO_SLOTS as u64) as usize;
+        MATCHES.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if let Some(entry) = memo.get(slot)
+                && entry.0 == self.id
+                && entry.1 == first
+                && entry.2 == second
+            {
+                return entry.3;
+            }
+            let matched = self.regex.is_match(s);
+            if let Some(entry) = memo.get_mut(slot) {
+                *entry = (self.id, first, second, matched);
+            }
+            matched
+        })
+    }
+}
+
+const MEMO_SLOTS: usize = 512;
+
+thread_local! {
+    /// Recent `matches` results: `(pattern id, hash, second hash, matched)`; id 0 is empty.
+    static MATCHES: std::cell::RefCell<Vec<(u64, u64, u64, bool)>> =
+        std::cell::RefCell::new(vec![(0, 0, 0, false); MEMO_SLOTS]);
 }
 
 impl StrTest {

@@ -822,3 +822,34 @@ fn timestamp_strings_compare_with_timestamps() {
     assert!(!holds(r#"lead.note == timestamp("2024-01-01T00:00:00Z")"#));
     assert!(!holds(r#"lead.note < timestamp("2024-01-01T00:00:00Z")"#));
 }
+
+/// Remembered `matches` results are the regex's own, for repeated strings, for strings that
+/// share a memo slot, and for two patterns over the same strings.
+#[test]
+fn remembered_matches_are_the_regex_results() {
+    use super::eval::Pattern;
+    let patterns = [
+        regex::Regex::new("(?i)(bot|crawler|spider)").unwrap(),
+        regex::Regex::new("Chrome/12[0-9]").unwrap(),
+        regex::Regex::new("^Mozilla/5\\.0 \\(X11").unwrap(),
+    ];
+    let compiled: Vec<Pattern> = patterns.iter().cloned().map(Pattern::new).collect();
+    let agents: Vec<String> = (0..3000u64)
+        .map(|i| {
+            let n = i * 2_654_435_761 % 1500;
+            match n % 4 {
+                0 => format!("Mozilla/5.0 (X11; Linux x86_64) Chrome/12{}.0 Safari/537.36 #{n}", n % 10),
+                1 => format!("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html) #{n}"),
+                2 => format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/11{}.0.0.0 #{n}", n % 10),
+                _ => format!("short{n}"),
+            }
+        })
+        .collect();
+    for _round in 0..2 {
+        for agent in &agents {
+            for (pattern, regex) in compiled.iter().zip(&patterns) {
+                assert_eq!(pattern.is_match(agent), regex.is_match(agent), "{agent}");
+            }
+        }
+    }
+}

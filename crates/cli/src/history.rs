@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use leadscore_core::compact::CompactHistory;
+use leadscore_core::compact::LeadState;
 use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Outcome};
 use rayon::prelude::*;
 
@@ -113,13 +113,13 @@ impl Inputs {
         }
     }
 
-    /// Calls `f` on every lead's compact history (inputs read with a model), in parallel: the
+    /// Calls `f` on every lead's state (its compact events folded; inputs read with a model), in parallel: the
     /// leads of the leads file and every lead the events name. Results come back in the leads
     /// file's order, then other leads by id.
     pub fn map_compact<T: Send>(
         &mut self,
         label: &str,
-        f: impl Fn(&CompactHistory, &AccountBook) -> T + Sync,
+        f: impl Fn(LeadState, &AccountBook) -> T + Sync,
     ) -> Vec<(String, T)> {
         let step = progress::step(if label == "scoring" { "scoring" } else { "per lead" });
         let mut events = self.compact.as_mut().map(|c| std::mem::take(&mut c.leads)).unwrap_or_default();
@@ -137,10 +137,12 @@ impl Inputs {
             .map(|(id, events)| {
                 let traits = leads.traits(&id);
                 let lead_outcomes = outcomes.get(&*id).cloned().unwrap_or_default();
-                let history = CompactHistory::new(id.into(), traits, events, lead_outcomes);
-                let result = f(&history, accounts);
+                let state = LeadState::with_events(id.into(), traits, events, lead_outcomes);
+                let place = position.get(state.id()).copied();
+                let id = state.id().to_owned();
+                let result = f(state, accounts);
                 bar.inc(1);
-                (position.get(history.id.as_str()).copied(), history.id, result)
+                (place, id, result)
             })
             .collect();
         bar.finish_and_clear();

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use leadscore_core::CheckedModel;
-use leadscore_core::compact::evaluate_compact;
 use leadscore_core::time::{Millis, parse_timestamp};
 
 use crate::clock;
@@ -137,9 +136,8 @@ fn score_files(
         partitions: args.partitions,
     };
     let mut inputs = Inputs::read(&files, Some(model), skipped)?;
-    let rows = inputs.map_compact("scoring", |lead, accounts| {
-        Row::new(evaluate_compact(model, lead, accounts, as_of), args.explain)
-    });
+    let rows = inputs
+        .map_compact("scoring", |mut lead, accounts| Row::new(lead.score_at(model, accounts, as_of), args.explain));
     eprintln!("scored {}", inputs.summary(rows.len()));
     Ok(rows.into_iter().map(|(_, row)| row).collect())
 }

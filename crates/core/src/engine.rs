@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use crate::cel::{Activation, Binding};
+use crate::compact::LeadState;
 use crate::model::{Aggregate, CheckedModel, DEFAULT_STAGE, RuleKind};
 use crate::time::{self, Duration, Millis};
 
@@ -168,7 +169,7 @@ impl Event {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OutcomeKind {
     Converted,
     Won,
@@ -210,7 +211,7 @@ impl OutcomeKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub kind: OutcomeKind,
     pub at: Millis,
@@ -386,9 +387,10 @@ pub fn events_as_of<'a>(ignore: Option<&CheckedModel>, lead: &'a LeadHistory, as
 }
 
 /// The score of `lead` under `model` as of `as_of` (SPEC §2.2): its messages read into compact
-/// events ([`crate::compact`]), then scored. The same as [`evaluate_reference`].
+/// events ([`crate::compact`]) and folded into a [`LeadState`], which is read at `as_of`. The
+/// same as [`evaluate_reference`].
 pub fn evaluate(model: &CheckedModel, lead: &LeadHistory, accounts: &AccountBook, as_of: Millis) -> Score {
-    crate::compact::evaluate_compact(model, &crate::compact::CompactHistory::of(model, lead), accounts, as_of)
+    LeadState::of(model, lead).score_at(model, accounts, as_of)
 }
 
 /// The score of `lead` as SPEC §2.2 defines it, directly on whole messages: every condition
@@ -430,6 +432,7 @@ pub fn evaluate_reference(model: &CheckedModel, lead: &LeadHistory, accounts: &A
         });
     }
     let times: Vec<Vec<Millis>> = matches.iter().map(|list| list.iter().map(|&i| events[i].at).collect()).collect();
+    let times: Vec<&[Millis]> = times.iter().map(Vec::as_slice).collect();
     let matched = Matched { first_event: events.first().map(|e| e.at), times: &times };
     let trait_vars = [Binding::Json(&context.lead_value), context.account_binding()];
     let mut trait_rule = |r: usize| model.rules[r].kind.condition().matches(&Activation { vars: &trait_vars, as_of });
@@ -476,11 +479,11 @@ impl LeadContext {
 }
 
 /// What [`finish`] needs besides the lead's context: the first existing event's time (the
-/// inactivity anchor without `created_at`), per rule the times of the existing events it matched
-/// (ascending), and whether trait rule `r` holds (`trait_rule(r)`).
+/// inactivity anchor without `created_at`) and per rule the times of the existing events it
+/// matched (ascending).
 pub(crate) struct Matched<'m> {
     pub(crate) first_event: Option<Millis>,
-    pub(crate) times: &'m [Vec<Millis>],
+    pub(crate) times: &'m [&'m [Millis]],
 }
 
 /// How much of a score to build: everything, or only what the stage needs (no contributions, no
@@ -505,23 +508,24 @@ pub(crate) fn finish(
 ) -> Score {
     let mut dimensions = vec![0.0; model.dimensions.len()];
     let mut contributions = Vec::new();
-    let mut counted: Vec<Millis> = Vec::new();
     for (r, rule) in model.rules.iter().enumerate() {
-        let matched_times = matched_events.times.get(r).map_or(&[][..], Vec::as_slice);
+        // Ascending, so windows are found by binary search.
+        let all = matched_events.times.get(r).copied().unwrap_or_default();
+        let matched_times = &all[..all.partition_point(|&t| t <= as_of)];
         let (points, matched, last) = match &rule.kind {
             RuleKind::Trait { .. } => {
                 let holds = trait_rule(r);
                 (if holds { rule.points } else { 0.0 }, usize::from(holds), None)
             }
             RuleKind::Event { within, per_day, limit, max_points, half_life, .. } => {
-                counted.clear();
-                counted.extend(matched_times.iter().copied().filter(|&t| in_window(t, *within, as_of)));
+                let mut counted = window(matched_times, *within, as_of);
+                let per_day_kept;
                 if let Some(per_day) = per_day {
-                    counted = keep_latest_per_day(&counted, *per_day);
+                    per_day_kept = keep_latest_per_day(counted, *per_day);
+                    counted = &per_day_kept;
                 }
                 if let Some(limit) = limit {
-                    let skip = counted.len().saturating_sub(*limit);
-                    counted.drain(..skip);
+                    counted = &counted[counted.len().saturating_sub(*limit)..];
                 }
                 let mut sum: f64 = counted.iter().map(|&t| rule.points * decay(as_of - t, *half_life)).sum();
                 if let Some(cap) = max_points {
@@ -530,12 +534,14 @@ pub(crate) fn finish(
                 (sum, counted.len(), counted.last().copied())
             }
             RuleKind::Count { at_least, within, per_day, .. } => {
-                counted.clear();
-                counted.extend_from_slice(matched_times);
-                if let Some(per_day) = per_day {
-                    counted = keep_latest_per_day(&counted, *per_day);
-                }
-                counted.retain(|&t| in_window(t, Some(*within), as_of));
+                let per_day_kept;
+                let counted = match per_day {
+                    Some(per_day) => {
+                        per_day_kept = keep_latest_per_day(matched_times, *per_day);
+                        window(&per_day_kept, Some(*within), as_of)
+                    }
+                    None => window(matched_times, Some(*within), as_of),
+                };
                 let points = if counted.len() >= *at_least { rule.points } else { 0.0 };
                 (points, counted.len(), counted.last().copied())
             }
@@ -618,6 +624,14 @@ fn stage_of(model: &CheckedModel, dimensions: &[f64], total: f64, as_of: Millis)
         .rev()
         .find(|s| s.when.matches(&activation))
         .map_or_else(|| DEFAULT_STAGE.to_owned(), |s| s.name.clone())
+}
+
+/// Of ascending times, all at or before `as_of`, those in `(as_of − within, as_of]`.
+fn window(times: &[Millis], within: Option<Duration>, as_of: Millis) -> &[Millis] {
+    match within {
+        Some(w) => &times[times.partition_point(|&t| t <= as_of - w.as_millis())..],
+        None => times,
+    }
 }
 
 /// `t` falls in `(as_of − within, as_of]` (always true without a window).

@@ -3,11 +3,13 @@
 //! decaying score crossing a stage or grade threshold. The server stores this instant per lead and
 //! its scheduler rescores the lead then, so stages change on time without any new event.
 //!
-//! Pure like [`evaluate`]: the answer is found by evaluating the lead at candidate instants, so it
-//! can never disagree with what `evaluate` would say at that time.
+//! Pure like [`crate::evaluate`]: the answer is found by reading the lead's state
+//! ([`LeadState`]) at candidate instants, so it can never disagree with what `evaluate` would say
+//! at that time.
 
-use crate::engine::{AccountBook, LeadHistory, Score, created_at, evaluate, events_as_of};
-use crate::model::{CheckedModel, RuleKind};
+use crate::compact::LeadState;
+use crate::engine::{AccountBook, LeadHistory, Score};
+use crate::model::CheckedModel;
 use crate::time::{Duration, Millis};
 
 /// How far ahead a decaying or clock-dependent lead is looked at before it is simply rescored:
@@ -15,10 +17,7 @@ use crate::time::{Duration, Millis};
 pub const REFRESH: Duration = Duration::from_millis(86_400_000);
 
 /// The earliest instant after `as_of` at which `lead`'s score can change without a new event, or
-/// `None` if it never will. Discrete changes (windows, inactivity, future-dated events and
-/// outcomes) are returned exactly; a stage or grade change caused by decay or by a `days_since`
-/// condition is found to the millisecond by bisection; otherwise a decaying lead is due again
-/// after [`REFRESH`].
+/// `None` if it never will: [`LeadState::next_change`] of the lead's state.
 ///
 /// `now` is the lead's score at `as_of` (the caller has just computed it).
 pub fn next_change(
@@ -28,101 +27,14 @@ pub fn next_change(
     as_of: Millis,
     now: &Score,
 ) -> Option<Millis> {
-    let discrete = next_boundary(model, lead, now, as_of);
-    let continuous = changes_continuously(model, lead, as_of);
-    let horizon = match (discrete, continuous) {
-        (None, false) => return None,
-        (Some(b), false) => return Some(b),
-        (None, true) => as_of + REFRESH.as_millis(),
-        (Some(b), true) => b.min(as_of + REFRESH.as_millis()),
-    };
-    let differs = |t: Millis| key(&evaluate(model, lead, accounts, t)) != key(now);
-    // Between `as_of` and the horizon nothing happens discretely, so each rule's decay is
-    // monotone and, when every decaying rule has the same sign, so is the total: its end says
-    // whether a threshold is crossed. Rules of both signs (and clock-reading conditions) get
-    // more samples.
-    let steps = if mixed_signs(model) { 2 } else { 1 };
-    let mut low = as_of;
-    for step in 1..=steps {
-        let t = as_of + (horizon - as_of) * step / steps;
-        if differs(t) {
-            let mut high = t;
-            while high - low > 1 {
-                let mid = low + (high - low) / 2;
-                if differs(mid) {
-                    high = mid;
-                } else {
-                    low = mid;
-                }
-            }
-            return Some(high);
-        }
-        low = t;
-    }
-    Some(horizon)
-}
-
-/// Whether decaying rules pull in both directions (or a condition reads the clock).
-fn mixed_signs(model: &CheckedModel) -> bool {
-    let decaying = || model.rules.iter().filter(|r| matches!(r.kind, RuleKind::Event { half_life: Some(_), .. }));
-    let reads_clock = model.rules.iter().any(|r| r.kind.condition().source().contains("days_since"));
-    reads_clock || (decaying().any(|r| r.points > 0.0) && decaying().any(|r| r.points < 0.0))
-}
-
-/// What a scheduled change is about: a new stage or grade.
-fn key(score: &Score) -> (&str, Option<&str>) {
-    (score.stage.as_str(), score.grade.as_deref())
-}
-
-/// The earliest instant after `as_of` at which some event, window or period starts or ends.
-fn next_boundary(model: &CheckedModel, lead: &LeadHistory, now: &Score, as_of: Millis) -> Option<Millis> {
-    let mut next: Option<Millis> = None;
-    let mut consider = |t: Millis| {
-        if t > as_of && next.is_none_or(|n| t < n) {
-            next = Some(t);
-        }
-    };
-    for event in &lead.events {
-        consider(event.at);
-        consider(event.visible_at);
-    }
-    for outcome in &lead.outcomes {
-        consider(outcome.at);
-    }
-    let events = events_as_of(Some(model), lead, as_of);
-    let anchor = created_at(&now.traits).or_else(|| events.first().map(|e| e.at));
-    for rule in &model.rules {
-        let period = match &rule.kind {
-            RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => *w,
-            RuleKind::Inactivity { period, .. } => {
-                if let Some(anchor) = anchor {
-                    consider(anchor.saturating_add(period.as_millis()));
-                }
-                *period
-            }
-            RuleKind::Event { within: None, .. } | RuleKind::Trait { .. } => continue,
-        };
-        for event in &events {
-            consider(event.at.saturating_add(period.as_millis()));
-        }
-    }
-    next
-}
-
-/// Whether the score drifts with time between discrete changes: some decaying rule has events, or
-/// a condition reads the clock (`days_since`).
-fn changes_continuously(model: &CheckedModel, lead: &LeadHistory, as_of: Millis) -> bool {
-    let reads_clock = model.rules.iter().any(|r| r.kind.condition().source().contains("days_since"))
-        || model.stages.iter().any(|s| s.when.source().contains("days_since"));
-    let decays = model.rules.iter().any(|r| matches!(r.kind, RuleKind::Event { half_life: Some(_), .. }));
-    reads_clock || (decays && lead.events.iter().any(|e| e.at <= as_of))
+    LeadState::of(model, lead).next_change(model, accounts, as_of, now)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
-    use crate::engine::Event;
+    use crate::engine::{Event, evaluate};
     use crate::time::MS_PER_DAY;
 
     const MODEL: &str = r#"

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use leadscore_core::compact::{CompactHistory, Scorer};
+use leadscore_core::compact::LeadState;
 use leadscore_core::model::RuleKind;
 use leadscore_core::time::{Duration, MS_PER_DAY, Millis, utc_day};
 use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Score};
@@ -234,19 +234,19 @@ pub fn record_lead(
     as_of: Millis,
     gap: Duration,
 ) -> LeadRecord {
-    record_compact_lead(model, &CompactHistory::of(model, lead), accounts, as_of, gap)
+    record_compact_lead(model, LeadState::of(model, lead), accounts, as_of, gap)
 }
 
-/// [`record_lead`] from the lead's compact events: its messages are read once, and each
-/// checkpoint only reads the running result.
+/// [`record_lead`] from the lead's state: its messages were read and folded once, and each
+/// checkpoint reads the state at its instant.
 pub fn record_compact_lead(
     model: &CheckedModel,
-    lead: &CompactHistory,
+    mut lead: LeadState,
     accounts: &AccountBook,
     as_of: Millis,
     gap: Duration,
 ) -> LeadRecord {
-    let outcome = lead.outcomes.iter().min_by_key(|o| o.at);
+    let outcome = lead.outcomes().iter().min_by_key(|o| o.at);
     let (label, outcome_at, cutoff) = match outcome {
         // Strictly before the outcome, so the outcome itself cannot show.
         Some(o) => {
@@ -259,17 +259,15 @@ pub fn record_compact_lead(
         }
         None => (Label::Open, None, as_of),
     };
-    let mut scorer = Scorer::new(model, lead, accounts);
-    let score = scorer.score_at(cutoff);
+    let score = lead.score_at(model, accounts, cutoff);
     let stage_index = |s: &Score| model.stages.iter().position(|st| st.name == s.stage);
     // Stage timeline: the score at the end of each UTC day with events, and at the cutoff (a
     // model without stages has none to find).
     let with_stages = !model.stages.is_empty();
     let mut checkpoints: Vec<Millis> = lead
-        .events()
-        .iter()
+        .event_times()
         .filter(|_| with_stages)
-        .map(|e| e.at.max(e.visible_at))
+        .map(|(at, visible_at)| at.max(visible_at))
         .filter(|&t| t <= cutoff)
         .map(|t| (utc_day(t) + 1) * MS_PER_DAY - 1)
         .collect();
@@ -280,7 +278,7 @@ pub fn record_compact_lead(
         if reached_at.iter().all(Option::is_some) {
             break; // every stage reached: later checkpoints cannot change a first time
         }
-        let stage = if t == cutoff { score.stage.clone() } else { scorer.stage_at(t) };
+        let stage = if t == cutoff { score.stage.clone() } else { lead.stage_at(model, accounts, t) };
         if let Some(index) = model.stages.iter().position(|st| st.name == stage) {
             for slot in reached_at.iter_mut().take(index + 1) {
                 slot.get_or_insert(t);
@@ -303,7 +301,7 @@ pub fn record_compact_lead(
         .map(|(i, _)| i)
         .collect();
     LeadRecord {
-        lead_id: lead.id.clone(),
+        lead_id: lead.id().to_owned(),
         label,
         outcome_at,
         total: score.total,

@@ -10,11 +10,11 @@ use rayon::prelude::*;
 
 use serde_json::{Map, Value, json};
 
+use leadscore_core::compact::LeadState;
 use leadscore_core::engine::{AccountBook, is_ignored, round2};
 use leadscore_core::model::{Projection, parse_projected};
-use leadscore_core::schedule::next_change;
 use leadscore_core::time::{self, Millis};
-use leadscore_core::{CheckedModel, Event, IdentityGraph, LeadHistory, Outcome, OutcomeKind, Score, evaluate};
+use leadscore_core::{CheckedModel, Event, IdentityGraph, LeadHistory, Outcome, OutcomeKind, Score};
 use leadscore_store::{HistoryRow, LeadRow, Link, StoreError, StoredEvent, StoredScore, Tx};
 
 use crate::ingest::Incoming;
@@ -352,8 +352,9 @@ pub fn rescore_leads(
         .map(|(row, history)| {
             let at = as_of.get(row.id.as_str()).copied().unwrap_or_default();
             let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let score = evaluate(model, history, accounts, at);
-                let next = next_change(model, history, accounts, at, &score);
+                let mut state = LeadState::of(model, history);
+                let score = state.score_at(model, accounts, at);
+                let next = state.next_change(model, accounts, at, &score);
                 stored_score(model, active.version, &score, at, next)
             }));
             (row, scored.ok())

@@ -10,29 +10,32 @@
 //! clock (`days_since`) are decided when the lead is scored, against the traits as of that
 //! instant: their candidate events keep the extracted values ([`Deferred`]).
 //!
-//! [`evaluate_compact`] then scores a lead from its compact events exactly as
-//! [`crate::engine::evaluate_reference`] scores it from whole messages (the same per-rule
-//! arithmetic, shared); property tests hold the two equal.
+//! A lead's compact events are folded into a [`LeadState`] ([`fold`]), which scores the lead at
+//! any instant exactly as [`crate::engine::evaluate_reference`] scores it from whole messages
+//! (the same per-rule arithmetic, shared); property tests hold the two equal.
 
+mod fold;
 mod read;
 mod scan;
+
+pub use fold::LeadState;
 
 pub use read::{FieldTree, FieldValue, ReadError, read_fields, read_message, read_message_serde};
 pub use scan::check_json;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::hash::Hash;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::cel::{Activation, Binding, FlatFields, Program};
-use crate::engine::{self, AccountBook, Event, LeadHistory, Outcome, Score};
+use crate::engine::Event;
 use crate::model::{CheckedModel, Rule, RuleIndex, RuleKind};
 use crate::time::Millis;
 
 /// What a message's `type` means to the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Kind {
     Track,
     Page,
@@ -58,7 +61,7 @@ impl Kind {
 }
 
 /// A set of rule indices: 64 inline, more on the heap (models rarely have more).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSet {
     low: u64,
     more: Option<Box<[u64]>>,
@@ -252,7 +255,7 @@ impl<'a> Message<'a> {
 }
 
 /// Rules decided at scoring time, for one event: the candidates, and the values they read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deferred {
     pub candidates: RuleSet,
     pub slots: Box<[Option<Value>]>,
@@ -260,7 +263,7 @@ pub struct Deferred {
 
 /// A message's `messageId` as compact events keep it: a 128-bit hash (two different ids of one
 /// lead collide with odds of about 2^-128 per pair).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct MessageKey {
     high: std::num::NonZeroU64,
     low: u64,
@@ -317,10 +320,6 @@ impl CompactEvent {
 
     pub fn deferred(&self) -> Option<&Deferred> {
         self.extra.as_ref().and_then(|x| x.deferred.as_ref())
-    }
-
-    fn message_id(&self) -> Option<&str> {
-        self.extra.as_ref().and_then(|x| x.message_id.as_deref())
     }
 }
 
@@ -444,220 +443,10 @@ impl CompactEvent {
         Some(compact)
     }
 
-    /// The order events are kept in: by time, then id, then content. Among events of the same
-    /// time, that puts two with the same id in one order whatever the input order; the order of
-    /// `identify` and `group` messages, which matters to the traits, is by `messageId` text (see
-    /// [`order_traits_by_id`]).
+    /// The order events are folded in when all are known: by time (cheapest to file), then id,
+    /// then content.
     fn order(&self, other: &CompactEvent) -> std::cmp::Ordering {
         self.at.cmp(&other.at).then_with(|| self.id.cmp(&other.id)).then_with(|| self.tie.cmp(&other.tie))
-    }
-}
-
-/// Among events of the same time (sorted by [`CompactEvent::order`]), puts the `identify` and
-/// `group` messages in the order of their `messageId` text, then content, in the places they
-/// hold: the order SPEC §2.2 merges their traits in.
-fn order_traits_by_id(events: &mut [CompactEvent]) {
-    let mut start = 0;
-    while start < events.len() {
-        let at = events[start].at;
-        let end = start + events[start..].iter().take_while(|e| e.at == at).count();
-        let run = &mut events[start..end];
-        let places: Vec<usize> =
-            (0..run.len()).filter(|&i| matches!(run[i].kind, Kind::Identify | Kind::Group)).collect();
-        if places.len() > 1 {
-            let mut sorted: Vec<CompactEvent> = places.iter().map(|&i| run[i].clone()).collect();
-            sorted.sort_by(|a, b| a.message_id().cmp(&b.message_id()).then_with(|| a.tie.cmp(&b.tie)));
-            for (&i, event) in places.iter().zip(sorted) {
-                run[i] = event;
-            }
-        }
-        start = end;
-    }
-}
-
-/// A lead's compact events (in time order), base traits and outcomes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CompactHistory {
-    pub id: String,
-    pub traits: Map<String, Value>,
-    events: Vec<CompactEvent>,
-    pub outcomes: Vec<Outcome>,
-    /// Whether two events share a messageId (only then does scoring deduplicate).
-    duplicates: bool,
-}
-
-impl CompactHistory {
-    /// The history of these events, in any order.
-    pub fn new(id: String, traits: Map<String, Value>, mut events: Vec<CompactEvent>, outcomes: Vec<Outcome>) -> Self {
-        events.sort_unstable_by(CompactEvent::order);
-        if events.windows(2).any(|w| w[0].at == w[1].at) {
-            order_traits_by_id(&mut events);
-        }
-        let mut ids: HashSet<MessageKey, foldhash::fast::RandomState> =
-            HashSet::with_capacity_and_hasher(events.len(), Default::default());
-        let duplicates = !events.iter().filter_map(|e| e.id).all(|id| ids.insert(id));
-        CompactHistory { id, traits, events, outcomes, duplicates }
-    }
-
-    /// The compact history of a [`LeadHistory`].
-    pub fn of(model: &CheckedModel, lead: &LeadHistory) -> CompactHistory {
-        let events =
-            lead.events.iter().filter_map(|e| CompactEvent::of_event(model, e, !lead.ignore_applied)).collect();
-        CompactHistory::new(lead.id.clone(), lead.traits.clone(), events, lead.outcomes.clone())
-    }
-
-    pub fn events(&self) -> &[CompactEvent] {
-        &self.events
-    }
-
-    /// The events that exist at `as_of` (SPEC §2.2): happened and attributed by then, each
-    /// messageId once (the first in time order), in time order.
-    pub fn events_at(&self, as_of: Millis) -> Vec<&CompactEvent> {
-        self.existing(as_of).into_iter().map(|i| &self.events[i]).collect()
-    }
-
-    /// [`CompactHistory::events_at`] as positions in [`CompactHistory::events`].
-    fn existing(&self, as_of: Millis) -> Vec<usize> {
-        let existing =
-            self.events.iter().enumerate().take_while(|(_, e)| e.at <= as_of).filter(|(_, e)| e.visible_at <= as_of);
-        if !self.duplicates {
-            return existing.map(|(i, _)| i).collect();
-        }
-        let mut seen: HashSet<MessageKey> = HashSet::new();
-        existing.filter(|(_, e)| e.id.is_none_or(|id| seen.insert(id))).map(|(i, _)| i).collect()
-    }
-}
-
-/// The score of a lead from its compact events (SPEC §2.2): the same as
-/// [`crate::engine::evaluate_reference`] on the messages they came from.
-pub fn evaluate_compact(model: &CheckedModel, lead: &CompactHistory, accounts: &AccountBook, as_of: Millis) -> Score {
-    Scorer::new(model, lead, accounts).score_at(as_of)
-}
-
-/// Scores one lead at many instants (a backtest's checkpoints, a chart): the lead's traits, its
-/// account and the trait rules' results are kept from one instant to the next while nothing they
-/// depend on changed (the identify and group messages that exist, the account's `group`
-/// messages); conditions on events were decided when the messages were read.
-pub struct Scorer<'a> {
-    model: &'a CheckedModel,
-    lead: &'a CompactHistory,
-    accounts: &'a AccountBook,
-    cache: Option<Cached>,
-    /// Per rule decided when read: the positions of the events it matched, ascending.
-    matched: Vec<Vec<usize>>,
-}
-
-/// What the last instant computed that the next may reuse.
-struct Cached {
-    key: (Vec<usize>, Option<usize>, usize),
-    context: engine::LeadContext,
-    /// Per rule: whether a trait rule held (`None`: not a trait rule, or one that reads the clock).
-    traits: Vec<Option<bool>>,
-}
-
-impl<'a> Scorer<'a> {
-    pub fn new(model: &'a CheckedModel, lead: &'a CompactHistory, accounts: &'a AccountBook) -> Scorer<'a> {
-        let mut matched: Vec<Vec<usize>> = vec![Vec::new(); model.rules.len()];
-        for (i, event) in lead.events.iter().enumerate() {
-            for r in event.matched.iter() {
-                if let Some(list) = matched.get_mut(r) {
-                    list.push(i);
-                }
-            }
-        }
-        Scorer { model, lead, accounts, cache: None, matched }
-    }
-
-    /// The lead's score at `as_of`.
-    pub fn score_at(&mut self, as_of: Millis) -> Score {
-        self.score(as_of, engine::Detail::Full)
-    }
-
-    /// The lead's stage at `as_of` (the score without contributions or traits: cheaper, for
-    /// checkpoints).
-    pub fn stage_at(&mut self, as_of: Millis) -> String {
-        self.score(as_of, engine::Detail::Stage).stage
-    }
-
-    fn score(&mut self, as_of: Millis, detail: engine::Detail) -> Score {
-        let (model, lead, accounts) = (self.model, self.lead, self.accounts);
-        let positions = lead.existing(as_of);
-        let events: Vec<&CompactEvent> = positions.iter().map(|&i| &lead.events[i]).collect();
-        // What the traits and the account depend on: the identify messages that exist, the last
-        // group message, and the account's group messages up to `as_of`.
-        let identifies: Vec<usize> =
-            events.iter().enumerate().filter(|(_, e)| e.kind == Kind::Identify).map(|(i, _)| i).collect();
-        let group = events.iter().rposition(|e| e.kind == Kind::Group && e.group_id().is_some());
-        let group_id = group.and_then(|g| events[g].group_id());
-        let account = group_id.map(str::to_owned).or_else(|| account_trait(&lead.traits, &events, &identifies));
-        let version = account.as_deref().map_or(0, |a| accounts.version_at(a, as_of));
-        let key = (identifies.iter().map(|&i| positions[i]).collect(), group.map(|g| positions[g]), version);
-        if self.cache.as_ref().is_some_and(|c| c.key != key) {
-            self.cache = None;
-        }
-        let cached = self.cache.get_or_insert_with(|| {
-            let mut traits = lead.traits.clone();
-            for &i in &identifies {
-                if let Some(update) = events[i].traits() {
-                    engine::merge_traits(&mut traits, &update);
-                }
-            }
-            let context = engine::LeadContext::new(&lead.id, traits, group_id.map(str::to_owned), accounts, as_of);
-            Cached { key, context, traits: vec![None; model.rules.len()] }
-        });
-        let context = &cached.context;
-        let account_binding = context.account_binding();
-        let mut exists = vec![false; lead.events.len()];
-        for &i in &positions {
-            exists[i] = true;
-        }
-        let mut times: Vec<Vec<Millis>> = self
-            .matched
-            .iter()
-            .map(|list| list.iter().filter(|&&i| exists[i]).map(|&i| lead.events[i].at).collect())
-            .collect();
-        for event in events.iter() {
-            let Some(deferred) = event.deferred() else { continue };
-            let vars = [Binding::Flat(&deferred.slots), Binding::Json(&context.lead_value), account_binding];
-            let activation = Activation { vars: &vars, as_of };
-            for r in deferred.candidates.iter() {
-                let holds =
-                    model.plan.rules.get(r).and_then(|p| p.condition.as_ref()).is_some_and(|c| c.matches(&activation));
-                if holds && let Some(list) = times.get_mut(r) {
-                    list.push(event.at);
-                }
-            }
-        }
-        let matched = engine::Matched { first_event: events.first().map(|e| e.at), times: &times };
-        let trait_vars = [Binding::Json(&context.lead_value), account_binding];
-        let known = &mut cached.traits;
-        let mut trait_rule = |r: usize| {
-            if let Some(holds) = known[r] {
-                return holds;
-            }
-            let condition = model.rules[r].kind.condition();
-            let holds = condition.matches(&Activation { vars: &trait_vars, as_of });
-            if !condition.reads_clock() {
-                known[r] = Some(holds);
-            }
-            holds
-        };
-        engine::finish(model, &lead.id, &lead.outcomes, context, &matched, &mut trait_rule, as_of, detail)
-    }
-}
-
-/// The `account` trait after the identify messages, when no group message names the account.
-fn account_trait(base: &Map<String, Value>, events: &[&CompactEvent], identifies: &[usize]) -> Option<String> {
-    let mut value = base.get("account").cloned();
-    for &i in identifies {
-        if let Some(update) = events[i].traits().and_then(|mut t| t.remove("account")) {
-            value = (!update.is_null()).then_some(update);
-        }
-    }
-    match value? {
-        Value::String(s) if !s.is_empty() => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
+use leadscore_core::compact::LeadState;
 use leadscore_core::engine::{events_as_of, round2};
 use leadscore_core::time::{self, Duration, Millis};
 use leadscore_core::{OutcomeKind, Score, evaluate};
@@ -372,10 +373,11 @@ pub fn score_series(
     let Some(from) = history.events.iter().map(|e| e.at.max(e.visible_at)).min() else { return Ok(Vec::new()) };
     let from = from.min(to);
     let steps = n.max(2) - 1;
+    let mut state = LeadState::of(&active.model, &history);
     Ok((0..=steps)
         .map(|i| {
             let t = from + (to - from) * i as i64 / steps as i64;
-            let score = evaluate(&active.model, &history, &accounts, t);
+            let score = state.score_at(&active.model, &accounts, t);
             (t, round2(score.total), score.stage)
         })
         .collect())

@@ -3,6 +3,7 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 /// ROC AUC: the probability that a random converter scores above a random non-converter (ties
 /// count half). `None` when either class is empty.
@@ -30,39 +31,6 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     Some(u / (positives as f64 * negatives as f64))
 }
 
-/// [`roc_auc`] of a resample given as a count per item, with `order` the items sorted by score.
-fn resampled_auc(scores: &[f64], labels: &[bool], order: &[usize], counts: &[u32]) -> Option<f64> {
-    let positives: u64 = order.iter().filter(|&&i| labels[i]).map(|&i| u64::from(counts[i])).sum();
-    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
-    let negatives = total - positives;
-    if positives == 0 || negatives == 0 {
-        return None;
-    }
-    let mut rank_sum = 0.0;
-    let mut before = 0u64;
-    let mut g = 0;
-    while g < order.len() {
-        let mut h = g;
-        let (mut size, mut positive) = (0u64, 0u64);
-        // At least one item per group (a NaN equals nothing, not even itself).
-        while h < order.len() && (h == g || scores[order[h]] == scores[order[g]]) {
-            size += u64::from(counts[order[h]]);
-            if labels[order[h]] {
-                positive += u64::from(counts[order[h]]);
-            }
-            h += 1;
-        }
-        if size > 0 {
-            let average_rank = (before + 1 + before + size) as f64 / 2.0;
-            rank_sum += average_rank * positive as f64;
-            before += size;
-        }
-        g = h;
-    }
-    let u = rank_sum - (positives * (positives + 1)) as f64 / 2.0;
-    Some(u / (positives as f64 * negatives as f64))
-}
-
 /// Mean negative log-likelihood of probabilities (clipped to [1e-15, 1 - 1e-15]).
 pub fn log_loss(probabilities: &[f64], labels: &[bool]) -> f64 {
     let n = probabilities.len().max(1) as f64;
@@ -77,8 +45,75 @@ pub fn log_loss(probabilities: &[f64], labels: &[bool]) -> f64 {
         / n
 }
 
-/// A percentile bootstrap interval for the AUC: `(low, high)` at `level` (e.g. 0.95), from
-/// `resamples` resamples drawn with a fixed seed (the same data gives the same interval).
+/// The items sorted by score once, for resampling: a resample is a count per item in that order,
+/// and its AUC one walk over the groups of tied scores (the same AUC as sorting the resample, ties
+/// grouped the same way), in O(n) instead of O(n log n).
+struct Resampling {
+    /// Where each item is in score order.
+    position: Vec<usize>,
+    /// The labels in score order.
+    labels: Vec<bool>,
+    /// The end of each group of equal scores in score order (a NaN equals nothing, not even
+    /// itself: its group is itself).
+    group_ends: Vec<usize>,
+}
+
+impl Resampling {
+    fn new(scores: &[f64], labels: &[bool]) -> Resampling {
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let mut position = vec![0; scores.len()];
+        for (p, &i) in order.iter().enumerate() {
+            position[i] = p;
+        }
+        let mut group_ends = Vec::new();
+        let mut g = 0;
+        while g < order.len() {
+            let mut h = g + 1;
+            while h < order.len() && scores[order[h]] == scores[order[g]] {
+                h += 1;
+            }
+            group_ends.push(h);
+            g = h;
+        }
+        Resampling { position, labels: order.iter().map(|&i| labels[i]).collect(), group_ends }
+    }
+
+    /// The AUC of the resample that holds `counts[p]` copies of the item at position `p` of
+    /// score order.
+    fn auc(&self, counts: &[u32]) -> Option<f64> {
+        let positives: u64 = counts.iter().zip(&self.labels).filter(|(_, l)| **l).map(|(&c, _)| u64::from(c)).sum();
+        let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+        let negatives = total - positives;
+        if positives == 0 || negatives == 0 {
+            return None;
+        }
+        let mut rank_sum = 0.0;
+        let mut before = 0u64;
+        let mut g = 0;
+        for &h in &self.group_ends {
+            let (mut size, mut positive) = (0u64, 0u64);
+            for (&c, &l) in counts[g..h].iter().zip(&self.labels[g..h]) {
+                size += u64::from(c);
+                if l {
+                    positive += u64::from(c);
+                }
+            }
+            if size > 0 {
+                let average_rank = (before + 1 + before + size) as f64 / 2.0;
+                rank_sum += average_rank * positive as f64;
+                before += size;
+            }
+            g = h;
+        }
+        let u = rank_sum - (positives * (positives + 1)) as f64 / 2.0;
+        Some(u / (positives as f64 * negatives as f64))
+    }
+}
+
+/// A percentile bootstrap interval for [`roc_auc`] at confidence `level` (e.g. 0.95), from
+/// `resamples` resamples drawn with a seeded generator: the same inputs give the same interval.
+/// `None` when the AUC is undefined or no resample has both classes.
 pub fn auc_confidence_interval(
     scores: &[f64],
     labels: &[bool],
@@ -89,20 +124,24 @@ pub fn auc_confidence_interval(
     roc_auc(scores, labels)?;
     let n = scores.len();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Sorted once; a resample is a count per original item, walked in that order: the same AUC
-    // as sorting the resample (ties grouped the same way), in O(n) instead of O(n log n).
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let resampling = Resampling::new(scores, labels);
     let mut aucs = Vec::with_capacity(resamples);
-    let mut counts = vec![0u32; n];
-    for _ in 0..resamples {
-        counts.iter_mut().for_each(|c| *c = 0);
-        for _ in 0..n {
-            counts[rng.random_range(0..n)] += 1;
+    // Resamples are drawn in turn from the one generator, in batches whose AUCs are computed on
+    // all cores.
+    const BATCH: usize = 32;
+    let mut batch: Vec<Vec<u32>> = Vec::new();
+    let mut drawn = 0;
+    while drawn < resamples {
+        let size = (resamples - drawn).min(BATCH);
+        batch.resize_with(size, || vec![0; n]);
+        for counts in &mut batch {
+            counts.fill(0);
+            for _ in 0..n {
+                counts[resampling.position[rng.random_range(0..n)]] += 1;
+            }
         }
-        if let Some(auc) = resampled_auc(scores, labels, &order, &counts) {
-            aucs.push(auc);
-        }
+        aucs.par_extend(batch.par_iter().filter_map(|counts| resampling.auc(counts)));
+        drawn += size;
     }
     if aucs.is_empty() {
         return None;
@@ -204,8 +243,7 @@ mod tests {
     fn resampled_auc_equals_sorting_the_resample() {
         let scores: [f64; 8] = [0.1, 0.4, 0.4, 0.35, 0.8, 0.8, 0.1, 0.9];
         let labels = [false, true, false, true, true, false, false, true];
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let resampling = Resampling::new(&scores, &labels);
         for counts in [[1, 1, 1, 1, 1, 1, 1, 1], [0, 2, 1, 0, 3, 1, 0, 1], [2, 0, 0, 3, 0, 2, 1, 0]] {
             let (mut s, mut l) = (Vec::new(), Vec::new());
             for (i, &c) in counts.iter().enumerate() {
@@ -214,7 +252,11 @@ mod tests {
                     l.push(labels[i]);
                 }
             }
-            assert_eq!(resampled_auc(&scores, &labels, &order, &counts), roc_auc(&s, &l), "{counts:?}");
+            let mut in_order = [0; 8];
+            for (i, &c) in counts.iter().enumerate() {
+                in_order[resampling.position[i]] = c;
+            }
+            assert_eq!(resampling.auc(&in_order), roc_auc(&s, &l), "{counts:?}");
         }
     }
 

@@ -83,6 +83,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
             stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
             rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
         };
+        let _step = crate::progress::step("report");
         reports.push(build_report(&names, &records, 42));
     }
     if let Some(summary) = skipped.summary() {

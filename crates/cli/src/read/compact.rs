@@ -15,7 +15,6 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
 
-use hashbrown::HashTable;
 use leadscore_core::compact::{CompactEvent, FieldValue, Kind, Message, Plan, ReadError, read_fields, read_message};
 use leadscore_core::identity;
 use leadscore_core::time::Millis;
@@ -61,11 +60,65 @@ fn shard_of(hash: IdHash) -> usize {
     (hash.0 >> (64 - SHARD_BITS)) as usize
 }
 
+/// Interned ids: open addressing with linear probing over `(hash, index)` slots, so that looking
+/// an id up reads one cache line, which a batch of lookups can load ahead ([`IdTable::touch`]):
+/// with hundreds of thousands of ids the table does not fit in the cache, and lookups one after
+/// the other would each wait for memory.
+#[derive(Default)]
+struct IdTable {
+    /// A power of two many slots (or none), at most 60% used; index [`NO_ID`]: empty.
+    slots: Vec<(IdHash, u32)>,
+    len: usize,
+}
+
+const NO_ID: u32 = u32::MAX;
+
+impl IdTable {
+    /// Loads the slot where `hash` is looked for first (the value means nothing).
+    fn touch(&self, hash: IdHash) -> u32 {
+        let mask = self.slots.len().wrapping_sub(1);
+        self.slots.get(hash.1 as usize & mask).map_or(0, |slot| slot.1)
+    }
+
+    /// The index of `hash`, or `new` if it was not there (then it is now).
+    fn get_or_insert(&mut self, hash: IdHash, new: u32) -> u32 {
+        if (self.len + 1) * 5 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = hash.1 as usize & mask;
+        loop {
+            let (h, i) = self.slots[at];
+            if i == NO_ID {
+                self.slots[at] = (hash, new);
+                self.len += 1;
+                return new;
+            }
+            if h == hash {
+                return i;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(256);
+        let old = std::mem::replace(&mut self.slots, vec![(IdHash(0, 0), NO_ID); size]);
+        let mask = size - 1;
+        for (hash, i) in old.into_iter().filter(|(_, i)| *i != NO_ID) {
+            let mut at = hash.1 as usize & mask;
+            while self.slots[at].1 != NO_ID {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = (hash, i);
+        }
+    }
+}
+
 /// Ids interned in one shard, and the compact events filed under them.
 #[derive(Default)]
 pub struct Shard {
-    /// `(hash, index in ids)`.
-    table: HashTable<(IdHash, u32)>,
+    table: IdTable,
     ids: Vec<Box<str>>,
     /// `(id index, event)`, in the order they were filed (file order), in blocks of
     /// [`BLOCK`] (a growing array would copy itself and, at worst, hold twice its size).
@@ -78,13 +131,23 @@ const BLOCK: usize = 4096;
 impl Shard {
     /// The index of `id` (with hash `hash`), added if new.
     fn intern(&mut self, hash: IdHash, id: &str) -> u32 {
-        if let Some(&(_, i)) = self.table.find(hash.1, |(h, _)| *h == hash) {
-            return i;
+        let new = u32::try_from(self.ids.len()).unwrap_or(NO_ID - 1);
+        let i = self.table.get_or_insert(hash, new);
+        if i == new {
+            self.ids.push(id.into());
         }
-        let i = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-        self.ids.push(id.into());
-        self.table.insert_unique(hash.1, (hash, i), |(h, _)| h.1);
         i
+    }
+
+    /// Files a batch of events: their table slots are loaded first, all at once.
+    fn file_all(&mut self, batch: &mut [Pending<'_>]) {
+        let touched = batch.iter().fold(0u32, |sum, p| sum.wrapping_add(self.table.touch(p.hash)));
+        std::hint::black_box(touched);
+        for pending in batch {
+            if let Some(event) = pending.event.take() {
+                self.file(pending.hash, &pending.id, event);
+            }
+        }
     }
 
     /// Files `event` under `id` (with hash `hash`).
@@ -224,26 +287,76 @@ fn line_of<'a>(path: &Path, line_no: u64, read: Result<Message<'a>, ReadError>) 
     Ok(Line { user, anonymous, message })
 }
 
-/// What one slice of a chunk's lines gives besides the events it filed (those go straight to
-/// their shard).
-struct Slice {
+/// What one slice of a chunk's lines gives besides the events it filed (those go to their
+/// shards, a batch per shard, when the slice ends: [`Slice::flush`]).
+struct Slice<'a> {
     messages: u64,
     errors: Vec<InputError>,
     /// Per model: `(group id, at, traits)` of `group` messages, in line order.
     groups: Vec<Vec<GroupMessage>>,
+    pending: Vec<Pending<'a>>,
+}
+
+impl Pending<'_> {
+    /// Which shard of which model the event goes to.
+    fn key(&self) -> (usize, bool, usize) {
+        (self.model, self.anonymous, shard_of(self.hash))
+    }
+}
+
+/// Files a batch of events of one shard; `false` if the shard was busy and `wait` is false.
+fn file_batch(states: &[State], batch: &mut [Pending<'_>], wait: bool) -> bool {
+    let Some((model, anonymous, shard)) = batch.first().map(Pending::key) else { return true };
+    let Some(state) = states.get(model) else { return true };
+    if anonymous {
+        acquire(&state.anonymous[shard], wait).map(|mut s| s.shard.file_all(batch)).is_some()
+    } else {
+        acquire(&state.leads[shard], wait).map(|mut s| s.file_all(batch)).is_some()
+    }
+}
+
+/// An event on its way to its shard.
+struct Pending<'a> {
+    model: usize,
+    anonymous: bool,
+    hash: IdHash,
+    id: Cow<'a, str>,
+    /// Taken when filed.
+    event: Option<CompactEvent>,
 }
 
 /// A `group` message's account, time and traits.
 type GroupMessage = (String, Millis, Map<String, serde_json::Value>);
 
-impl Slice {
-    fn new(models: &[&CheckedModel]) -> Slice {
-        Slice { messages: 0, errors: Vec::new(), groups: models.iter().map(|_| Vec::new()).collect() }
+impl<'a> Slice<'a> {
+    fn new(models: &[&CheckedModel]) -> Slice<'a> {
+        Slice {
+            messages: 0,
+            errors: Vec::new(),
+            groups: models.iter().map(|_| Vec::new()).collect(),
+            pending: Vec::with_capacity(SLICE * models.len()),
+        }
+    }
+
+    /// Files the slice's events: sorted by shard, each shard locked once for its batch. Shards
+    /// another thread holds are left for a second round rather than waited for.
+    fn flush(&mut self, states: &[State]) {
+        self.pending.sort_unstable_by_key(Pending::key);
+        let mut busy = Vec::new();
+        for batch in self.pending.chunk_by_mut(|a, b| a.key() == b.key()) {
+            if !file_batch(states, batch, false) {
+                busy.push(batch);
+            }
+        }
+        for batch in busy {
+            file_batch(states, batch, true);
+        }
+        self.pending.clear();
     }
 
     /// Adds one message as read (or its error) for every model: files its event under its lead
     /// or anonymous id, and the link it makes.
-    fn add(&mut self, line: Result<Option<Line<'_>>, InputError>, models: &[&CheckedModel], states: &[State]) {
+    fn add(&mut self, line: Result<Option<Line<'a>>, InputError>, models: &[&CheckedModel], states: &[State]) {
         let line = match line {
             Ok(Some(line)) => line,
             Ok(None) => return,
@@ -269,7 +382,7 @@ impl Slice {
         };
         let hash = hash_id(id);
         let link_hash = linked.map(hash_id);
-        for ((model, groups), state) in models.iter().zip(&mut self.groups).zip(states) {
+        for (m, ((model, groups), state)) in models.iter().zip(&mut self.groups).zip(states).enumerate() {
             if model.plan.ignores(message) {
                 continue;
             }
@@ -280,11 +393,7 @@ impl Slice {
                 groups.push((group.to_owned(), message.at, message.traits.clone().unwrap_or_default()));
             }
             let event = model.compact(message);
-            if anonymous {
-                lock(&state.anonymous[shard_of(hash)]).shard.file(hash, id, event);
-            } else {
-                lock(&state.leads[shard_of(hash)]).file(hash, id, event);
-            }
+            self.pending.push(Pending { model: m, anonymous, hash, id: id.clone(), event: Some(event) });
         }
     }
 }
@@ -299,6 +408,18 @@ type Moved = (IdHash, Box<str>, CompactEvent);
 /// A shard's lock (a panic elsewhere leaves it usable: the read fails anyway).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A shard's lock, or `None` if another thread holds it and `wait` is false.
+fn acquire<T>(mutex: &Mutex<T>, wait: bool) -> Option<std::sync::MutexGuard<'_, T>> {
+    if wait {
+        return Some(lock(mutex));
+    }
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }
 
 /// Messages read in parallel, in slices of this many.
@@ -344,6 +465,7 @@ pub fn read_compact_many(
                                 for &row in rows {
                                     slice.add(read_row(path, &group, row, plan, &mut fields).map(Some), models, shared);
                                 }
+                                slice.flush(shared);
                                 slice
                             })
                             .collect();
@@ -413,6 +535,7 @@ fn read_chunk(
             for &(n, s, e) in lines {
                 slice.add(read_line(path, n, &chunk.bytes[s..e], plan), models, shared);
             }
+            slice.flush(shared);
             slice
         })
         .collect();
@@ -558,5 +681,32 @@ fn read_chunks(
         if eof && carry.is_empty() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every id keeps the index it was first given, through every growth of the table, and ids
+    /// whose hashes start at the same slot are told apart.
+    #[test]
+    fn interned_ids_keep_their_index() {
+        let mut shard = Shard::default();
+        let ids: Vec<String> = (0..5000).map(|i| format!("lead-{i}")).collect();
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(shard.intern(hash_id(id), id), n as u32);
+        }
+        for (n, id) in ids.iter().enumerate().rev() {
+            assert_eq!(shard.intern(hash_id(id), id), n as u32, "{id}");
+        }
+        // Same first slot, different ids: linear probing keeps both.
+        let mut table = IdTable::default();
+        assert_eq!(table.get_or_insert(IdHash(1, 7), 0), 0);
+        assert_eq!(table.get_or_insert(IdHash(2, 7), 1), 1);
+        assert_eq!(table.get_or_insert(IdHash(1, 7), 2), 0);
+        assert_eq!(table.get_or_insert(IdHash(2, 7), 2), 1);
+        assert_eq!(shard.ids.len(), ids.len());
+        assert!(shard.table.len * 5 <= shard.table.slots.len() * 3);
     }
 }

@@ -120,9 +120,11 @@ impl LeadState {
         mut events: Vec<CompactEvent>,
         outcomes: Vec<Outcome>,
     ) -> LeadState {
-        events.sort_by(CompactEvent::order);
+        // Mostly in order already (files are); equal keys are the same message.
+        events.sort_unstable_by_key(|e| (e.at, e.id, e.tie));
         let mut state = LeadState::new(id, traits, outcomes);
         state.events.reserve(events.len());
+        state.first_of_id.reserve(events.len());
         for event in events {
             state.apply(event);
         }

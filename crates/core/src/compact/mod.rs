@@ -442,12 +442,6 @@ impl CompactEvent {
         compact.visible_at = event.visible_at;
         Some(compact)
     }
-
-    /// The order events are folded in when all are known: by time (cheapest to file), then id,
-    /// then content.
-    fn order(&self, other: &CompactEvent) -> std::cmp::Ordering {
-        self.at.cmp(&other.at).then_with(|| self.id.cmp(&other.id)).then_with(|| self.tie.cmp(&other.tie))
-    }
 }
 
 /// A 64-bit hash of bytes, the same in every run (the tie-break of messages read from files).

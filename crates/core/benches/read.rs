@@ -57,6 +57,60 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{short}/serde_json"), |b| {
             b.iter(|| lines.iter().filter(|l| read_message_serde(&model.plan, l.as_bytes()).is_ok()).count())
         });
+        if short == "b2b-default" {
+            // Peers: general JSON parsers on the same lines (a whole document each, no model).
+            group.bench_function("simd-json/tape", |b| {
+                let mut buffer = Vec::new();
+                b.iter(|| {
+                    lines
+                        .iter()
+                        .filter(|l| {
+                            buffer.clear();
+                            buffer.extend_from_slice(l.as_bytes());
+                            simd_json::to_tape(&mut buffer).is_ok()
+                        })
+                        .count()
+                })
+            });
+            group.bench_function("simd-json/borrowed-value", |b| {
+                let mut buffer = Vec::new();
+                b.iter(|| {
+                    lines
+                        .iter()
+                        .filter(|l| {
+                            buffer.clear();
+                            buffer.extend_from_slice(l.as_bytes());
+                            simd_json::to_borrowed_value(&mut buffer).is_ok()
+                        })
+                        .count()
+                })
+            });
+            // The fields the engine and this model read, as sonic-rs pointers (no conversion into
+            // values: the least a sonic-rs reader would do).
+            let mut tree = sonic_rs::PointerTree::new();
+            for field in ["type", "event", "userId", "anonymousId", "previousId", "groupId", "messageId", "timestamp"] {
+                tree.add_path([field]);
+            }
+            for field in ["originalTimestamp", "sentAt", "receivedAt", "traits"] {
+                tree.add_path([field]);
+            }
+            for path in model.plan.fields.paths() {
+                tree.add_path(path.iter().map(String::as_str));
+            }
+            group.bench_function("sonic-rs/get_many", |b| {
+                b.iter(|| lines.iter().filter(|l| sonic_rs::get_many(l.as_str(), &tree).is_ok()).count())
+            });
+            group.bench_function("sonic-rs/value", |b| {
+                b.iter(|| {
+                    lines.iter().filter(|l| sonic_rs::from_slice::<sonic_rs::Value>(l.as_bytes()).is_ok()).count()
+                })
+            });
+            group.bench_function("serde_json/value", |b| {
+                b.iter(|| {
+                    lines.iter().filter(|l| serde_json::from_slice::<serde_json::Value>(l.as_bytes()).is_ok()).count()
+                })
+            });
+        }
         group.bench_function(format!("{short}/scanner+compact"), |b| {
             b.iter(|| {
                 lines

@@ -72,8 +72,8 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     let refs: Vec<&CheckedModel> = models.iter().collect();
     let all_inputs = Inputs::read_many(&files, &refs, &mut skipped)?;
     for (model, mut inputs) in models.iter().zip(all_inputs) {
-        let records =
-            inputs.map_compact("backtesting", |lead, accounts| record_compact_lead(model, lead, accounts, as_of, gap));
+        let records = inputs
+            .map_compact("backtesting", |lead, accounts| record_compact_lead(model, lead, accounts, as_of, gap))?;
         let records: Vec<LeadRecord> = records.into_iter().map(|(_, r)| r).collect();
         if records.is_empty() {
             bail!("no leads to backtest: the inputs name no lead");

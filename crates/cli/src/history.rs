@@ -120,8 +120,9 @@ impl Inputs {
         &mut self,
         label: &str,
         f: impl Fn(LeadState, &AccountBook) -> T + Sync,
-    ) -> Vec<(String, T)> {
+    ) -> Result<Vec<(String, T)>, InputError> {
         let step = progress::step(if label == "scoring" { "scoring" } else { "per lead" });
+        let path = self.compact.as_ref().map(|c| c.path.clone()).unwrap_or_default();
         let mut events = self.compact.as_mut().map(|c| std::mem::take(&mut c.leads)).unwrap_or_default();
         for id in &self.leads.order {
             events.add_lead(id);
@@ -134,7 +135,15 @@ impl Inputs {
         let outcomes = &self.outcomes;
         let mut results: Vec<(Option<usize>, String, T)> = events
             .into_par_groups()
-            .map(|(id, events)| {
+            .map(|group| {
+                let (id, events) = group.map_err(|e| {
+                    InputError::new(
+                        &path,
+                        None,
+                        None,
+                        format!("cannot read back events written to a temporary file: {e}"),
+                    )
+                })?;
                 let traits = leads.traits(&id);
                 let lead_outcomes = outcomes.get(&*id).cloned().unwrap_or_default();
                 let state = LeadState::with_events(id.into(), traits, events, lead_outcomes);
@@ -142,9 +151,9 @@ impl Inputs {
                 let id = state.id().to_owned();
                 let result = f(state, accounts);
                 bar.inc(1);
-                (place, id, result)
+                Ok((place, id, result))
             })
-            .collect();
+            .collect::<Result<_, InputError>>()?;
         bar.finish_and_clear();
         drop(step);
         // The leads file's order, then the other leads by id.
@@ -154,7 +163,7 @@ impl Inputs {
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => a.cmp(b),
         });
-        results.into_iter().map(|(_, id, result)| (id, result)).collect()
+        Ok(results.into_iter().map(|(_, id, result)| (id, result)).collect())
     }
 
     /// Calls `f` on every lead's history, in parallel, one event partition at a time: the leads

@@ -137,7 +137,7 @@ fn score_files(
     };
     let mut inputs = Inputs::read(&files, Some(model), skipped)?;
     let rows = inputs
-        .map_compact("scoring", |mut lead, accounts| Row::new(lead.score_at(model, accounts, as_of), args.explain));
+        .map_compact("scoring", |mut lead, accounts| Row::new(lead.score_at(model, accounts, as_of), args.explain))?;
     eprintln!("scored {}", inputs.summary(rows.len()));
     Ok(rows.into_iter().map(|(_, row)| row).collect())
 }

@@ -164,6 +164,63 @@ fn score_gives_the_same_rows_whatever_the_number_of_partitions() {
     assert_eq!(first["contributions"][1]["last_matched_at"], "2024-05-01T00:00:00Z");
 }
 
+/// Past `LEADSCORE_MEMORY_EVENTS` events in memory, full blocks of compact events go to temporary
+/// files and come back when their leads are scored: the rows are the same, stitched anonymous
+/// events, duplicates and identify traits included.
+#[test]
+fn score_gives_the_same_rows_when_events_are_written_to_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let leads = write(dir.path(), "leads.csv", LEADS);
+    // Enough events for several full blocks (4,096 events) in the shards of l1 and `anon`.
+    let mut lines = Vec::new();
+    for i in 0..9000 {
+        let day = 1 + i % 28;
+        let path = if i % 3 == 0 { "/pricing" } else { "/docs" };
+        lines.push(format!(
+            r#"{{"type":"page","userId":"l1","properties":{{"path":"{path}"}},"timestamp":"2024-04-{day:02}T00:00:00Z","messageId":"p{}"}}"#,
+            i % 8500
+        ));
+        lines.push(format!(
+            r#"{{"type":"page","anonymousId":"anon","properties":{{"path":"{path}"}},"timestamp":"2024-04-{day:02}T01:00:00Z","messageId":"a{i}"}}"#
+        ));
+    }
+    lines.push(events());
+    let events = write(dir.path(), "events.jsonl", &lines.join("\n"));
+    let run = |budget: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+            .env("LEADSCORE_MEMORY_EVENTS", budget)
+            .args([
+                "score",
+                "--model",
+                s(&model),
+                "--leads",
+                s(&leads),
+                "--events",
+                s(&events),
+                "--as-of",
+                "2024-06-01T00:00:00Z",
+                "--explain",
+            ])
+            .output()
+            .expect("leadscore runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let (in_memory, note) = run("100000000");
+    assert!(!note.contains("temporary files"), "{note}");
+    let (on_disk, note) = run("0");
+    assert!(note.contains("events were kept in temporary files"), "{note}");
+    assert_eq!(in_memory, on_disk);
+    // l1: 3,000 pricing pages, of which 167 repeat a messageId; l2: the anonymous visits.
+    let l1: serde_json::Value = serde_json::from_str(in_memory.lines().next().expect("a row")).expect("json");
+    assert_eq!(l1["lead_id"], "l1");
+    assert_eq!(l1["contributions"][1]["matched"], 2834);
+    let l2: serde_json::Value = serde_json::from_str(in_memory.lines().nth(1).expect("a row")).expect("json");
+    assert_eq!(l2["lead_id"], "l2");
+    assert_eq!(l2["contributions"][1]["matched"], 3001);
+}
+
 #[test]
 fn as_of_before_every_event_scores_traits_only() {
     let dir = tempfile::tempdir().expect("tempdir");

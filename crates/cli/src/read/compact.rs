@@ -29,6 +29,8 @@ use crate::progress;
 
 /// Every lead's compact events, read from one events file.
 pub struct CompactSource {
+    /// The events file.
+    pub path: std::path::PathBuf,
     pub accounts: AccountBook,
     /// Messages read (valid lines, ignored ones included).
     pub messages: u64,
@@ -123,7 +125,58 @@ pub struct Shard {
     /// `(id index, event)`, in the order they were filed (file order), in blocks of
     /// [`BLOCK`] (a growing array would copy itself and, at worst, hold twice its size).
     events: Vec<Vec<(u32, CompactEvent)>>,
+    /// Full blocks written to a temporary file because more events than the budget allows were
+    /// in memory.
+    spilled: Option<Spilled>,
 }
+
+/// A shard's blocks on disk (MessagePack, one after the other; the file is deleted when closed).
+struct Spilled {
+    file: std::io::BufWriter<std::fs::File>,
+    blocks: usize,
+}
+
+type Block = Vec<(u32, CompactEvent)>;
+
+/// How many compact events may stay in memory while a file is read; full blocks beyond that go
+/// to temporary files, and each shard's come back when its leads are scored, one shard per core
+/// at a time. Counted in whole blocks.
+pub struct Budget {
+    resident: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    /// Blocks written to disk.
+    spilled: std::sync::atomic::AtomicUsize,
+}
+
+impl Budget {
+    /// `LEADSCORE_MEMORY_EVENTS` (default [`DEFAULT_MEMORY_EVENTS`]).
+    fn from_env() -> Budget {
+        let limit = std::env::var("LEADSCORE_MEMORY_EVENTS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_MEMORY_EVENTS);
+        Budget {
+            resident: std::sync::atomic::AtomicUsize::new(0),
+            limit,
+            spilled: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts a block that just filled up; `true` if it should go to disk.
+    fn full_block(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let resident = self.resident.fetch_add(BLOCK, Relaxed) + BLOCK;
+        if resident > self.limit {
+            self.resident.fetch_sub(BLOCK, Relaxed);
+            self.spilled.fetch_add(1, Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+/// About 1.3 GB of compact events (80 bytes each in a block, plus what few carry in a box).
+pub const DEFAULT_MEMORY_EVENTS: usize = 16_000_000;
 
 /// Events per block of a shard.
 const BLOCK: usize = 4096;
@@ -140,23 +193,23 @@ impl Shard {
     }
 
     /// Files a batch of events: their table slots are loaded first, all at once.
-    fn file_all(&mut self, batch: &mut [Pending<'_>]) {
+    fn file_all(&mut self, batch: &mut [Pending<'_>], budget: &Budget) {
         let touched = batch.iter().fold(0u32, |sum, p| sum.wrapping_add(self.table.touch(p.hash)));
         std::hint::black_box(touched);
         for pending in batch {
             if let Some(event) = pending.event.take() {
-                self.file(pending.hash, &pending.id, event);
+                self.file(pending.hash, &pending.id, event, budget);
             }
         }
     }
 
     /// Files `event` under `id` (with hash `hash`).
-    fn file(&mut self, hash: IdHash, id: &str, event: CompactEvent) {
+    fn file(&mut self, hash: IdHash, id: &str, event: CompactEvent, budget: &Budget) {
         let i = self.intern(hash, id);
-        self.push(i, event);
+        self.push(i, event, budget);
     }
 
-    fn push(&mut self, id: u32, event: CompactEvent) {
+    fn push(&mut self, id: u32, event: CompactEvent, budget: &Budget) {
         match self.events.last_mut() {
             Some(block) if block.len() < BLOCK => block.push((id, event)),
             _ => {
@@ -165,21 +218,71 @@ impl Shard {
                 self.events.push(block);
             }
         }
+        if self.events.last().is_some_and(|b| b.len() == BLOCK) && budget.full_block() {
+            self.spill_last();
+        }
+    }
+
+    /// Writes the last (full) block to the shard's file. If that fails, the block stays in
+    /// memory: nothing is lost, only the budget is exceeded.
+    fn spill_last(&mut self) {
+        let Some(block) = self.events.pop() else { return };
+        let written = match &mut self.spilled {
+            Some(spilled) => rmp_serde::encode::write(&mut spilled.file, &block).map_err(|e| e.to_string()),
+            None => tempfile::tempfile().map_err(|e| e.to_string()).and_then(|file| {
+                let mut file = std::io::BufWriter::new(file);
+                rmp_serde::encode::write(&mut file, &block).map_err(|e| e.to_string())?;
+                self.spilled = Some(Spilled { file, blocks: 0 });
+                Ok(())
+            }),
+        };
+        match (written, &mut self.spilled) {
+            (Ok(()), Some(spilled)) => spilled.blocks += 1,
+            (result, _) => {
+                if let Err(why) = result {
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    WARNED.call_once(|| {
+                        eprintln!("warning: cannot write events to a temporary file ({why}); keeping them in memory")
+                    });
+                }
+                self.events.push(block);
+            }
+        }
+    }
+
+    /// Every block, those written to disk read back first.
+    fn blocks(&mut self) -> std::io::Result<Vec<Block>> {
+        use std::io::{Seek, SeekFrom};
+        let mut blocks = Vec::new();
+        if let Some(Spilled { file, blocks: n }) = self.spilled.take() {
+            let mut file = file.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+            file.seek(SeekFrom::Start(0))?;
+            let mut reader = std::io::BufReader::new(file);
+            blocks.reserve(n + self.events.len());
+            for _ in 0..n {
+                let block: Block =
+                    rmp_serde::decode::from_read(&mut reader).map_err(|e| std::io::Error::other(e.to_string()))?;
+                blocks.push(block);
+            }
+        }
+        blocks.append(&mut self.events);
+        Ok(blocks)
     }
 
     /// Each id with its events (in file order), consuming the shard.
-    fn into_groups(self) -> impl Iterator<Item = (Box<str>, Vec<CompactEvent>)> {
+    fn into_groups(mut self) -> std::io::Result<impl Iterator<Item = (Box<str>, Vec<CompactEvent>)>> {
+        let blocks = self.blocks()?;
         let mut counts = vec![0usize; self.ids.len()];
-        for (i, _) in self.events.iter().flatten() {
+        for (i, _) in blocks.iter().flatten() {
             counts[*i as usize] += 1;
         }
         let mut groups: Vec<Vec<CompactEvent>> = counts.into_iter().map(Vec::with_capacity).collect();
-        for block in self.events {
+        for block in blocks {
             for (i, event) in block {
                 groups[i as usize].push(event);
             }
         }
-        self.ids.into_iter().zip(groups)
+        Ok(self.ids.into_iter().zip(groups))
     }
 }
 
@@ -210,9 +313,13 @@ impl LeadEvents {
         self.shards.iter().map(|s| s.ids.len()).sum()
     }
 
-    /// Every lead and its events (in file order), shard by shard in parallel.
-    pub fn into_par_groups(self) -> impl ParallelIterator<Item = (Box<str>, Vec<CompactEvent>)> {
-        self.shards.into_par_iter().flat_map_iter(Shard::into_groups)
+    /// Every lead and its events (in file order), shard by shard in parallel (an error: a
+    /// shard's events could not be read back from disk).
+    pub fn into_par_groups(self) -> impl ParallelIterator<Item = std::io::Result<(Box<str>, Vec<CompactEvent>)>> {
+        self.shards.into_par_iter().flat_map_iter(|shard| match shard.into_groups() {
+            Ok(groups) => rayon::iter::Either::Left(groups.map(Ok)),
+            Err(e) => rayon::iter::Either::Right(std::iter::once(Err(e))),
+        })
     }
 }
 
@@ -309,9 +416,9 @@ fn file_batch(states: &[State], batch: &mut [Pending<'_>], wait: bool) -> bool {
     let Some((model, anonymous, shard)) = batch.first().map(Pending::key) else { return true };
     let Some(state) = states.get(model) else { return true };
     if anonymous {
-        acquire(&state.anonymous[shard], wait).map(|mut s| s.shard.file_all(batch)).is_some()
+        acquire(&state.anonymous[shard], wait).map(|mut s| s.shard.file_all(batch, &state.budget)).is_some()
     } else {
-        acquire(&state.leads[shard], wait).map(|mut s| s.file_all(batch)).is_some()
+        acquire(&state.leads[shard], wait).map(|mut s| s.file_all(batch, &state.budget)).is_some()
     }
 }
 
@@ -512,8 +619,25 @@ pub fn read_compact_many(
         let _ = reader.join();
     }
     drop(reading);
+    if let Some(state) = states.first() {
+        let spilled = state.budget.spilled.load(std::sync::atomic::Ordering::Relaxed);
+        if spilled > 0 {
+            eprintln!(
+                "note: {} events were kept in temporary files to hold at most {} in memory (LEADSCORE_MEMORY_EVENTS)",
+                spilled * BLOCK,
+                state.budget.limit
+            );
+        }
+    }
     let _step = progress::step("stitching");
-    Ok(states.into_iter().map(|state| state.finish(messages)).collect())
+    states
+        .into_iter()
+        .map(|state| {
+            state.finish(path, messages).map_err(|e| {
+                InputError::new(path, None, None, format!("cannot read back events written to a temporary file: {e}"))
+            })
+        })
+        .collect()
 }
 
 /// Reads one chunk's lines in parallel and files what they give for each model.
@@ -568,11 +692,13 @@ struct State {
     accounts: AccountBook,
     leads: Vec<Mutex<Shard>>,
     anonymous: Vec<Mutex<AnonymousShard>>,
+    budget: Budget,
 }
 
 impl State {
     fn new() -> State {
         State {
+            budget: Budget::from_env(),
             accounts: AccountBook::default(),
             leads: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             anonymous: (0..SHARDS).map(|_| Mutex::new(AnonymousShard::default())).collect(),
@@ -580,20 +706,21 @@ impl State {
     }
 
     /// Attributes the anonymous events now that every link is known.
-    fn finish(self, messages: u64) -> CompactSource {
-        let State { accounts, leads, anonymous } = self;
+    fn finish(self, path: &Path, messages: u64) -> std::io::Result<CompactSource> {
+        let State { accounts, leads, anonymous, budget } = self;
         let mut leads = LeadEvents { shards: leads.into_iter().map(into_inner).collect() };
         let anonymous: Vec<AnonymousShard> = anonymous.into_iter().map(into_inner).collect();
         // Per anonymous shard: its linked events by the lead shard they go to.
         let moved: Vec<(u64, Vec<Vec<Moved>>)> = anonymous
             .into_par_iter()
-            .map(|AnonymousShard { shard, links }| {
+            .map(|AnonymousShard { mut shard, links }| {
+                let blocks = shard.blocks()?;
                 let mut unattributed = 0u64;
                 let mut by_shard: Vec<Vec<Moved>> = (0..SHARDS).map(|_| Vec::new()).collect();
                 let targets: Vec<Option<(IdHash, Millis, &str)>> = (0..shard.ids.len())
                     .map(|i| links.get(i).and_then(Option::as_ref).map(|(at, lead)| (hash_id(lead), *at, &**lead)))
                     .collect();
-                for (i, mut event) in shard.events.into_iter().flatten() {
+                for (i, mut event) in blocks.into_iter().flatten() {
                     match targets.get(i as usize).copied().flatten() {
                         Some((hash, linked_at, lead)) => {
                             event.visible_at = event.at.max(linked_at);
@@ -602,9 +729,9 @@ impl State {
                         None => unattributed += 1,
                     }
                 }
-                (unattributed, by_shard)
+                Ok((unattributed, by_shard))
             })
-            .collect();
+            .collect::<std::io::Result<_>>()?;
         let unattributed = moved.iter().map(|(n, _)| n).sum();
         let mut incoming: Vec<Vec<Vec<Moved>>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for (_, by_shard) in moved {
@@ -614,10 +741,10 @@ impl State {
         }
         leads.shards.par_iter_mut().zip(incoming).for_each(|(shard, lists)| {
             for (hash, lead, event) in lists.into_iter().flatten() {
-                shard.file(hash, &lead, event);
+                shard.file(hash, &lead, event, &budget);
             }
         });
-        CompactSource { accounts, messages, unattributed, leads }
+        Ok(CompactSource { path: path.to_owned(), accounts, messages, unattributed, leads })
     }
 }
 

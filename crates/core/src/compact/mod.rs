@@ -280,7 +280,7 @@ impl MessageKey {
 
 /// One message as the engine keeps it: 72 bytes, and a box for what few messages carry (the
 /// traits and id of `identify` and `group` messages, the values of rules decided when scored).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompactEvent {
     pub at: Millis,
     /// From when the event belongs to its lead (later than `at` for a stitched anonymous event).
@@ -294,7 +294,7 @@ pub struct CompactEvent {
 }
 
 /// What only some compact events carry.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Extra {
     /// `identify` and `group`: the `messageId`, which orders their traits among messages of the
     /// same instant.

@@ -131,6 +131,14 @@ fn score_writes_one_row_per_lead_with_dimensions_in_model_order() {
     );
 }
 
+/// `leadscore score --explain` of these files as of 2024-06-01.
+fn explained_scores(model: &Path, leads: &Path, events: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadscore"));
+    command.args(["score", "--model", s(model), "--leads", s(leads), "--events", s(events)]);
+    command.args(["--as-of", "2024-06-01T00:00:00Z", "--explain"]);
+    command
+}
+
 #[test]
 fn score_gives_the_same_rows_whatever_the_number_of_partitions() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -138,20 +146,7 @@ fn score_gives_the_same_rows_whatever_the_number_of_partitions() {
     let leads = write(dir.path(), "leads.csv", LEADS);
     let events = write(dir.path(), "events.jsonl", &events());
     let run = |partitions: &str| {
-        let out = leadscore(&[
-            "score",
-            "--model",
-            s(&model),
-            "--leads",
-            s(&leads),
-            "--events",
-            s(&events),
-            "--as-of",
-            "2024-06-01T00:00:00Z",
-            "--explain",
-            "--partitions",
-            partitions,
-        ]);
+        let out = explained_scores(&model, &leads, &events).args(["--partitions", partitions]).output().expect("runs");
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out)
     };
@@ -188,22 +183,8 @@ fn score_gives_the_same_rows_when_events_are_written_to_disk() {
     lines.push(events());
     let events = write(dir.path(), "events.jsonl", &lines.join("\n"));
     let run = |budget: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_leadscore"))
-            .env("LEADSCORE_MEMORY_EVENTS", budget)
-            .args([
-                "score",
-                "--model",
-                s(&model),
-                "--leads",
-                s(&leads),
-                "--events",
-                s(&events),
-                "--as-of",
-                "2024-06-01T00:00:00Z",
-                "--explain",
-            ])
-            .output()
-            .expect("leadscore runs");
+        let out =
+            explained_scores(&model, &leads, &events).env("LEADSCORE_MEMORY_EVENTS", budget).output().expect("runs");
         assert!(out.status.success(), "{}", stderr(&out));
         (stdout(&out), stderr(&out))
     };

@@ -66,7 +66,6 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         events: args.events.as_deref(),
         outcomes: Some(&args.outcomes),
         id_column: args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named),
-        partitions: None,
     };
     // Each model reads the inputs its own way: its `[traits]` and `[events] ignore` shape them.
     let refs: Vec<&CheckedModel> = models.iter().collect();

@@ -22,8 +22,6 @@ pub struct InputFiles<'a> {
     pub events: Option<&'a Path>,
     pub outcomes: Option<&'a Path>,
     pub id_column: IdColumn,
-    /// On-disk event partitions (default: one per 96 MB of events).
-    pub partitions: Option<usize>,
 }
 
 /// The inputs, read: leads and outcomes in memory; events read through a model into compact
@@ -54,7 +52,7 @@ impl Inputs {
                 let events = match files.events {
                     Some(path) => {
                         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                        let partitions = files.partitions.unwrap_or_else(|| partitions_for(bytes)).max(1);
+                        let partitions = partitions_for(bytes).max(1);
                         Some(partition_events(path, None, partitions, skipped)?)
                     }
                     None => None,

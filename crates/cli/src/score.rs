@@ -49,9 +49,6 @@ pub struct ScoreArgs {
     /// Skip invalid input lines (reported on stderr) instead of stopping at the first
     #[arg(long = "skip-invalid")]
     skip_invalid: bool,
-    /// Number of on-disk partitions for events (default: one per 96 MB of input)
-    #[arg(long, hide = true)]
-    partitions: Option<usize>,
 }
 
 /// Loads and checks a model, printing its diagnostics if it has errors.
@@ -133,7 +130,6 @@ fn score_files(
         events: args.events.as_deref(),
         outcomes: args.outcomes.as_deref(),
         id_column: args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named),
-        partitions: args.partitions,
     };
     let mut inputs = Inputs::read(&files, Some(model), skipped)?;
     let rows = inputs

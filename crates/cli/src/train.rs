@@ -283,13 +283,7 @@ const MAX_EVENT_KEYS: usize = 30;
 /// lead had in the 90 and 7 days before its cutoff (events seen after the cutoff do not exist).
 fn behaviour_columns(events: &Path, table: &Table) -> anyhow::Result<Vec<Column>> {
     let mut skipped = Skipped::new(true);
-    let files = InputFiles {
-        leads: None,
-        events: Some(events),
-        outcomes: None,
-        id_column: IdColumn::Default,
-        partitions: None,
-    };
+    let files = InputFiles { leads: None, events: Some(events), outcomes: None, id_column: IdColumn::Default };
     let inputs = Inputs::read(&files, None, &mut skipped)?;
     if let Some(summary) = skipped.summary() {
         eprintln!("{summary}");

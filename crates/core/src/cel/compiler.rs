@@ -54,6 +54,7 @@ pub(crate) fn classify(node: &Node) -> Atom {
             Some((var, path)) => Atom::StartsWith { var, path, prefix: prefix.to_string() },
             None => Atom::Other,
         },
+        Node::Or(terms) => Atom::AnyOf(terms.iter().map(classify).collect()),
         _ => Atom::Other,
     }
 }

@@ -175,6 +175,8 @@ pub enum Atom {
         path: Vec<String>,
         prefix: String,
     },
+    /// `a || b || …`: true only if one of them is (each classified in turn).
+    AnyOf(Vec<Atom>),
     Other,
 }
 

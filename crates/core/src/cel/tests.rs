@@ -633,7 +633,13 @@ fn conjuncts_classify_each_top_level_term() {
         program("true && lead['first-name'] == 'x'").conjuncts(),
         vec![Atom::Compare { var: 1, path: path(&["first-name"]), op: CmpOp::Eq, value: Literal::String("x".into()) }]
     );
-    assert_eq!(program("lead.a == 1 || lead.b == 2").conjuncts(), vec![Atom::Other]);
+    assert_eq!(
+        program("lead.a == 1 || lead.b == 2").conjuncts(),
+        vec![Atom::AnyOf(vec![
+            Atom::Compare { var: 1, path: path(&["a"]), op: CmpOp::Eq, value: Literal::Int(1) },
+            Atom::Compare { var: 1, path: path(&["b"]), op: CmpOp::Eq, value: Literal::Int(2) },
+        ])]
+    );
     assert_eq!(program("lead.tags[0] == 'vip'").conjuncts(), vec![Atom::Other]);
     assert_eq!(program("lead.x in [1, [2]]").conjuncts(), vec![Atom::Other]);
     assert_eq!(program("lead.tags.exists(t, t == 'a')").conjuncts(), vec![Atom::Other]);

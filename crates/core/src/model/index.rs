@@ -1,8 +1,9 @@
 //! Which rules an event can possibly match, decided once per model from each condition's
 //! top-level `&&` terms: a rule that requires `event.event == "Email Opened"` is filed under that
 //! name, one that requires `event.type == "page"` under that type (with a required
-//! `event.properties.path` prefix checked before the condition runs); the rest are tried on every
-//! event. Indexing never changes a result, only how many conditions run.
+//! `event.properties.path` prefix checked before the condition runs: from `path == "/x"`,
+//! `path.startsWith("/x")`, or an `||` of those, whose common prefix it is); the rest are tried
+//! on every event. Indexing never changes a result, only how many conditions run.
 
 use std::collections::HashMap;
 
@@ -54,6 +55,9 @@ impl RuleIndex {
                     {
                         path_prefix = Some(prefix.into_boxed_str());
                     }
+                    Atom::AnyOf(alternatives) if path_prefix.is_none() => {
+                        path_prefix = common_path_prefix(&alternatives).map(String::into_boxed_str);
+                    }
                     _ => {}
                 }
             }
@@ -97,10 +101,49 @@ impl RuleIndex {
         }
     }
 
+    /// How many rules require a `properties.path` prefix (for diagnostics and tests).
+    pub fn rules_with_path_prefix(&self) -> usize {
+        self.by_name
+            .values()
+            .chain(self.by_type.values())
+            .chain([&self.any])
+            .flatten()
+            .filter(|e| e.path_prefix.is_some())
+            .count()
+    }
+
     /// How many rules are indexed by a specific event name or type (for diagnostics and tests).
     pub fn indexed_rules(&self) -> usize {
         self.by_name.values().map(Vec::len).sum::<usize>() + self.by_type.values().map(Vec::len).sum::<usize>()
     }
+}
+
+/// The prefix `event.properties.path` has whenever one of `alternatives` holds, if each of them
+/// is `path == "…"` or `path.startsWith("…")`: the longest prefix their texts share (`None` if
+/// that is empty, which excludes nothing).
+fn common_path_prefix(alternatives: &[Atom]) -> Option<String> {
+    let mut common: Option<&str> = None;
+    for atom in alternatives {
+        let text = match atom {
+            Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) } if is_page_path(path) => {
+                s
+            }
+            Atom::StartsWith { var: EVENT_SLOT, path, prefix } if is_page_path(path) => prefix,
+            _ => return None,
+        };
+        common = Some(match common {
+            None => text,
+            Some(c) => {
+                let shared = c.char_indices().zip(text.chars()).take_while(|((_, a), b)| a == b).last();
+                &c[..shared.map_or(0, |((i, ch), _)| i + ch.len_utf8())]
+            }
+        });
+    }
+    common.filter(|c| !c.is_empty()).map(str::to_owned)
+}
+
+fn is_page_path(path: &[String]) -> bool {
+    path.len() == 2 && path[0] == "properties" && path[1] == "path"
 }
 
 #[cfg(test)]
@@ -131,6 +174,14 @@ name = "anything from a bot"
 on = 'event.context.userAgent.contains("bot")'
 points = -1
 [[rules]]
+name = "docs"
+on = 'event.type == "page" && (event.properties.path == "/docs" || event.properties.path.startsWith("/docs/"))'
+points = 1
+[[rules]]
+name = "docs or a download"
+on = 'event.type == "page" && (event.properties.path == "/docs" || event.event == "Downloaded")'
+points = 1
+[[rules]]
 name = "trait"
 if = 'true'
 points = 1
@@ -148,19 +199,26 @@ points = 1
     #[test]
     fn events_are_only_tested_against_rules_that_could_match() {
         let m = model();
-        assert_eq!(m.index.indexed_rules(), 3, "by event name, by type, by type with a path prefix");
+        assert_eq!(m.index.indexed_rules(), 5, "by event name, by type, by type with a path prefix");
+        assert_eq!(m.index.rules_with_path_prefix(), 2, "`careers`, and `docs` from its `||`");
         assert_eq!(
             candidates(&m, json!({"type": "track", "event": "Email Opened"})),
             ["anything from a bot", "opened"]
         );
         assert_eq!(
             candidates(&m, json!({"type": "page", "properties": {"path": "/careers/jobs"}})),
-            ["any page", "anything from a bot", "careers"]
+            ["any page", "anything from a bot", "careers", "docs or a download"]
         );
         assert_eq!(
             candidates(&m, json!({"type": "page", "properties": {"path": "/pricing"}})),
-            ["any page", "anything from a bot"]
+            ["any page", "anything from a bot", "docs or a download"]
         );
+        for path in ["/docs", "/docs/api"] {
+            assert_eq!(
+                candidates(&m, json!({"type": "page", "properties": {"path": path}})),
+                ["any page", "anything from a bot", "docs", "docs or a download"]
+            );
+        }
         assert_eq!(candidates(&m, json!({"type": "identify"})), ["anything from a bot"]);
     }
 }

@@ -432,6 +432,22 @@ fn duplicate_message_ids_count_once() {
     assert_eq!(score(&m, &l, day(2)).total, 5.0);
 }
 
+/// A file that repeats one message many times (a client's retry loop) still counts it once, and
+/// reading the lead takes time linear in its events: the first of each id is found once per read.
+#[test]
+fn many_copies_of_one_message_count_once() {
+    let m = with_rules(PRICING);
+    let mut first = page("a", "/pricing", day(1));
+    first.message_id = Some("m-1".into());
+    let mut events = vec![first; 30_000];
+    let mut later = page("a", "/pricing", day(1) + 1);
+    later.message_id = Some("m-1".into());
+    events.push(later);
+    let l = lead("a", json!({}), events);
+    let s = score(&m, &l, day(2));
+    assert_eq!((s.total, s.contributions[0].matched), (5.0, 1));
+}
+
 #[test]
 fn anonymous_visits_count_once_an_identify_links_them() {
     let m = with_rules(PRICING);

@@ -94,6 +94,23 @@ pub struct LeadState {
     cache: Option<Cached>,
 }
 
+/// Which events exist at one instant.
+struct Existing<'s> {
+    events: &'s [Meta],
+    as_of: Millis,
+    /// Per duplicated `messageId`, the event of it that counts (the first, by time then content,
+    /// among those that happened and were attributed by then).
+    first: ById<usize>,
+}
+
+impl Existing<'_> {
+    /// Whether event `e` exists: happened and attributed by then, and not a later duplicate.
+    fn contains(&self, e: usize) -> bool {
+        let Some(meta) = self.events.get(e) else { return false };
+        meta.visible(self.as_of) && (!meta.duplicated || meta.id.is_some_and(|key| self.first.get(&key) == Some(&e)))
+    }
+}
+
 /// What the last read computed that the next may reuse while the profile stays the same.
 #[derive(Debug, Clone)]
 struct Cached {
@@ -216,22 +233,23 @@ impl LeadState {
         self.cache = None;
     }
 
-    /// Whether event `e` exists at `as_of`: happened and attributed by then, and the first of its
-    /// `messageId` (by time, then content) among those that are.
-    fn exists(&self, e: usize, as_of: Millis) -> bool {
-        let Some(meta) = self.events.get(e) else { return false };
-        meta.visible(as_of)
-            && (!meta.duplicated || meta.id.is_some_and(|key| self.first_existing(key, as_of) == Some(e)))
-    }
-
-    fn first_existing(&self, key: MessageKey, as_of: Millis) -> Option<usize> {
+    /// The events that exist at `as_of`: the first of each duplicated `messageId` is found once,
+    /// so asking about every event costs time linear in their number however many share an id.
+    fn existing(&self, as_of: Millis) -> Existing<'_> {
         let events = &self.events;
-        self.duplicates
-            .get(&key)?
+        let first = self
+            .duplicates
             .iter()
-            .copied()
-            .filter(|&e| events[e].visible(as_of))
-            .min_by_key(|&e| (events[e].at, events[e].tie, e))
+            .filter_map(|(key, members)| {
+                let first = members
+                    .iter()
+                    .copied()
+                    .filter(|&e| events[e].visible(as_of))
+                    .min_by_key(|&e| (events[e].at, events[e].tie, e))?;
+                Some((*key, first))
+            })
+            .collect();
+        Existing { events, as_of, first }
     }
 
     /// Whether some events exist only from a later instant than their time, or share an id:
@@ -263,7 +281,8 @@ impl LeadState {
 
     fn score(&mut self, model: &CheckedModel, accounts: &AccountBook, as_of: Millis, detail: engine::Detail) -> Score {
         let cache = self.cache.take();
-        let mut cached = self.context(cache, accounts, as_of);
+        let existing = self.existing(as_of);
+        let mut cached = self.context(cache, &existing, accounts, as_of);
         let context = &cached.context;
         let account_binding = context.account_binding();
         let n = model.rules.len();
@@ -272,12 +291,12 @@ impl LeadState {
         if self.filtered() {
             for (r, hits) in self.rules.iter().enumerate().take(n) {
                 let existing =
-                    hits.times.iter().zip(&hits.events).filter(|&(&t, &e)| t <= as_of && self.exists(e, as_of));
+                    hits.times.iter().zip(&hits.events).filter(|&(&t, &e)| t <= as_of && existing.contains(e));
                 own[r] = Some(existing.map(|(&t, _)| t).collect());
             }
         }
         for (e, deferred) in &self.deferred {
-            if !self.exists(*e, as_of) {
+            if !existing.contains(*e) {
                 continue;
             }
             let at = self.events[*e].at;
@@ -320,11 +339,11 @@ impl LeadState {
 
     /// The lead's traits and account at `as_of`: from the cache while the `identify` messages,
     /// the `group` message naming the account and the account's own messages are the same.
-    fn context(&self, cache: Option<Cached>, accounts: &AccountBook, as_of: Millis) -> Cached {
+    fn context(&self, cache: Option<Cached>, existing: &Existing<'_>, accounts: &AccountBook, as_of: Millis) -> Cached {
         let mut identifies = Vec::new();
         let mut group = None;
         for (p, entry) in self.profile.iter().enumerate() {
-            if !self.exists(entry.event, as_of) {
+            if !existing.contains(entry.event) {
                 continue;
             }
             match entry.kind {
@@ -425,8 +444,9 @@ impl LeadState {
         for outcome in &self.outcomes {
             consider(outcome.at);
         }
+        let exists = self.existing(as_of);
         let mut existing: Vec<Millis> =
-            (0..self.events.len()).filter(|&e| self.exists(e, as_of)).map(|e| self.events[e].at).collect();
+            (0..self.events.len()).filter(|&e| exists.contains(e)).map(|e| self.events[e].at).collect();
         existing.sort_unstable();
         let anchor = engine::created_at(&now.traits).or_else(|| existing.first().copied());
         for rule in &model.rules {

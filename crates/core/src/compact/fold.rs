@@ -224,9 +224,11 @@ impl LeadState {
             }
             if matches!(kind, Kind::Identify | Kind::Group) {
                 let entry = Profile { event: index, kind, message_id, traits, group_id };
-                let key = |p: &Profile| (self.events[p.event].at, p.message_id.clone(), self.events[p.event].tie);
-                let new = key(&entry);
-                let place = self.profile.partition_point(|p| key(p) <= new);
+                let new = (at, entry.message_id.as_deref(), tie);
+                let events = &self.events;
+                let place = self
+                    .profile
+                    .partition_point(|p| (events[p.event].at, p.message_id.as_deref(), events[p.event].tie) <= new);
                 self.profile.insert(place, entry);
             }
         }

@@ -52,6 +52,8 @@ impl Meta {
 struct Hits {
     times: Vec<Millis>,
     events: Vec<usize>,
+    /// Some of them belong to the lead only from a later instant than their time.
+    stitched: bool,
 }
 
 /// An `identify` or `group` message: what the lead's traits and account are made of.
@@ -212,6 +214,7 @@ impl LeadState {
                 self.rules.resize_with(r + 1, Hits::default);
             }
             let hits = &mut self.rules[r];
+            hits.stitched |= visible_at > at;
             let place = hits.times.partition_point(|&t| t <= at);
             hits.times.insert(place, at);
             hits.events.insert(place, index);
@@ -254,12 +257,6 @@ impl LeadState {
         Existing { events, as_of, first }
     }
 
-    /// Whether some events exist only from a later instant than their time, or share an id:
-    /// then each rule's list is filtered when read.
-    fn filtered(&self) -> bool {
-        !self.stitched.is_empty() || !self.duplicates.is_empty()
-    }
-
     /// The earliest time of an event that exists at `as_of`.
     fn first_event(&self, as_of: Millis) -> Option<Millis> {
         let plain = self.first_plain.filter(|&t| t <= as_of);
@@ -288,14 +285,13 @@ impl LeadState {
         let context = &cached.context;
         let account_binding = context.account_binding();
         let n = model.rules.len();
-        // Rules whose list must be filtered, or that are decided now, get a list of their own.
+        // Rules whose list must be filtered (it holds stitched events, or some events share an
+        // id), or that are decided now, get a list of their own.
         let mut own: Vec<Option<Vec<Millis>>> = vec![None; n];
-        if self.filtered() {
-            for (r, hits) in self.rules.iter().enumerate().take(n) {
-                let existing =
-                    hits.times.iter().zip(&hits.events).filter(|&(&t, &e)| t <= as_of && existing.contains(e));
-                own[r] = Some(existing.map(|(&t, _)| t).collect());
-            }
+        let duplicates = !self.duplicates.is_empty();
+        for (r, hits) in self.rules.iter().enumerate().take(n).filter(|(_, h)| duplicates || h.stitched) {
+            let existing = hits.times.iter().zip(&hits.events).filter(|&(&t, &e)| t <= as_of && existing.contains(e));
+            own[r] = Some(existing.map(|(&t, _)| t).collect());
         }
         for (e, deferred) in &self.deferred {
             if !existing.contains(*e) {

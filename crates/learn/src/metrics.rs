@@ -79,11 +79,17 @@ impl Resampling {
         Resampling { position, labels: order.iter().map(|&i| labels[i]).collect(), group_ends }
     }
 
-    /// The AUC of the resample that holds `counts[p]` copies of the item at position `p` of
-    /// score order.
+    /// [`Resampling::auc_of`], counting the resample's size and positives.
+    #[cfg(test)]
     fn auc(&self, counts: &[u32]) -> Option<f64> {
         let positives: u64 = counts.iter().zip(&self.labels).filter(|(_, l)| **l).map(|(&c, _)| u64::from(c)).sum();
         let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+        self.auc_of(counts, positives, total)
+    }
+
+    /// The AUC of the resample that holds `counts[p]` copies of the item at position `p` of
+    /// score order, `total` items in all of which `positives` are positive.
+    fn auc_of(&self, counts: &[u32], positives: u64, total: u64) -> Option<f64> {
         let negatives = total - positives;
         if positives == 0 || negatives == 0 {
             return None;
@@ -129,18 +135,24 @@ pub fn auc_confidence_interval(
     // Resamples are drawn in turn from the one generator, in batches whose AUCs are computed on
     // all cores.
     const BATCH: usize = 32;
-    let mut batch: Vec<Vec<u32>> = Vec::new();
+    // Per resample: the count of each item (in score order), and how many drawn are positive.
+    let mut batch: Vec<(Vec<u32>, u64)> = Vec::new();
     let mut drawn = 0;
     while drawn < resamples {
         let size = (resamples - drawn).min(BATCH);
-        batch.resize_with(size, || vec![0; n]);
-        for counts in &mut batch {
+        batch.resize_with(size, || (vec![0; n], 0));
+        for (counts, positives) in &mut batch {
             counts.fill(0);
+            *positives = 0;
             for _ in 0..n {
-                counts[resampling.position[rng.random_range(0..n)]] += 1;
+                let at = resampling.position[rng.random_range(0..n)];
+                counts[at] += 1;
+                *positives += u64::from(resampling.labels[at]);
             }
         }
-        aucs.par_extend(batch.par_iter().filter_map(|counts| resampling.auc(counts)));
+        aucs.par_extend(
+            batch.par_iter().filter_map(|(counts, positives)| resampling.auc_of(counts, *positives, n as u64)),
+        );
         drawn += size;
     }
     if aucs.is_empty() {

@@ -290,7 +290,8 @@ impl LeadState {
         let mut own: Vec<Option<Vec<Millis>>> = vec![None; n];
         let duplicates = !self.duplicates.is_empty();
         for (r, hits) in self.rules.iter().enumerate().take(n).filter(|(_, h)| duplicates || h.stitched) {
-            let existing = hits.times.iter().zip(&hits.events).filter(|&(&t, &e)| t <= as_of && existing.contains(e));
+            let upto = hits.times.partition_point(|&t| t <= as_of);
+            let existing = hits.times[..upto].iter().zip(&hits.events[..upto]).filter(|&(_, &e)| existing.contains(e));
             own[r] = Some(existing.map(|(&t, _)| t).collect());
         }
         for (e, deferred) in &self.deferred {

@@ -12,6 +12,7 @@ use leadscore_core::CheckedModel;
 use leadscore_core::compact::share_plans;
 use leadscore_core::time::{Duration, Millis, format_timestamp};
 use leadscore_learn::backtest::{BacktestReport, LeadRecord, ModelNames, build_report, record_compact_lead};
+use rayon::prelude::*;
 
 use crate::history::{InputFiles, Inputs};
 use crate::read::Skipped;
@@ -70,6 +71,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     // Each model reads the inputs its own way: its `[traits]` and `[events] ignore` shape them.
     let refs: Vec<&CheckedModel> = models.iter().collect();
     let all_inputs = Inputs::read_many(&files, &refs, &mut skipped)?;
+    let mut all_records = Vec::with_capacity(models.len());
     for (model, mut inputs) in models.iter().zip(all_inputs) {
         let records = inputs
             .map_compact("backtesting", |lead, accounts| record_compact_lead(model, lead, accounts, as_of, gap))?;
@@ -77,14 +79,20 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
         if records.is_empty() {
             bail!("no leads to backtest: the inputs name no lead");
         }
+        all_records.push(records);
+    }
+    // The reports side by side: each one's bootstrap draws are serial, so one report alone
+    // leaves a core idle.
+    let step = crate::progress::step("reports");
+    reports.par_extend(models.par_iter().zip(all_records).map(|(model, records)| {
         let names = ModelNames {
             model: &model.name,
             stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
             rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
         };
-        let _step = crate::progress::step("report");
-        reports.push(build_report(&names, &records, 42));
-    }
+        build_report(&names, &records, 42)
+    }));
+    drop(step);
     if let Some(summary) = skipped.summary() {
         eprintln!("{summary}");
     }

@@ -189,6 +189,9 @@ fn score_gives_the_same_rows_when_events_are_written_to_disk() {
     let (on_disk, note) = run("0");
     assert!(note.contains("events were kept in temporary files"), "{note}");
     assert_eq!(in_memory, on_disk);
+    let (rows, note) = run("2GB");
+    assert!(note.contains("LEADSCORE_MEMORY_EVENTS=`2GB` is not a number of events"), "{note}");
+    assert_eq!(rows, in_memory);
     // l1: 3,000 pricing pages, of which 167 repeat a messageId; l2: the anonymous visits.
     let l1: serde_json::Value = serde_json::from_str(in_memory.lines().next().expect("a row")).expect("json");
     assert_eq!(l1["lead_id"], "l1");

@@ -141,7 +141,7 @@ type Block = Vec<(u32, CompactEvent)>;
 /// How many compact events may stay in memory while a file is read; full blocks beyond that go
 /// to temporary files, and each shard's come back when its leads are scored, one shard per core
 /// at a time. Counted in whole blocks.
-pub struct Budget {
+struct Budget {
     resident: std::sync::atomic::AtomicUsize,
     limit: usize,
     /// Blocks written to disk.
@@ -149,12 +149,21 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// `LEADSCORE_MEMORY_EVENTS` (default [`DEFAULT_MEMORY_EVENTS`]).
+    /// `LEADSCORE_MEMORY_EVENTS` (default [`DEFAULT_MEMORY_EVENTS`]; a value that is not a
+    /// number of events is named on stderr and the default used).
     fn from_env() -> Budget {
-        let limit = std::env::var("LEADSCORE_MEMORY_EVENTS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(DEFAULT_MEMORY_EVENTS);
+        let limit = match std::env::var("LEADSCORE_MEMORY_EVENTS") {
+            Ok(value) => value.trim().parse().unwrap_or_else(|_| {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    eprintln!(
+                        "warning: LEADSCORE_MEMORY_EVENTS=`{value}` is not a number of events; using {DEFAULT_MEMORY_EVENTS}"
+                    );
+                });
+                DEFAULT_MEMORY_EVENTS
+            }),
+            Err(_) => DEFAULT_MEMORY_EVENTS,
+        };
         Budget {
             resident: std::sync::atomic::AtomicUsize::new(0),
             limit,
@@ -176,7 +185,7 @@ impl Budget {
 }
 
 /// About 1.3 GB of compact events (80 bytes each in a block, plus what few carry in a box).
-pub const DEFAULT_MEMORY_EVENTS: usize = 16_000_000;
+const DEFAULT_MEMORY_EVENTS: usize = 16_000_000;
 
 /// Events per block of a shard.
 const BLOCK: usize = 4096;

@@ -178,12 +178,16 @@ fn score_gives_the_same_rows_when_events_are_written_to_disk() {
     }
     lines.push(events());
     let events = write(dir.path(), "events.jsonl", &lines.join("\n"));
-    let run = |budget: &str| {
-        let out =
-            explained_scores(&model, &leads, &events).env("LEADSCORE_MEMORY_EVENTS", budget).output().expect("runs");
+    let run_in = |budget: &str, tmp: &Path| {
+        let out = explained_scores(&model, &leads, &events)
+            .env("LEADSCORE_MEMORY_EVENTS", budget)
+            .env("TMPDIR", tmp)
+            .output()
+            .expect("runs");
         assert!(out.status.success(), "{}", stderr(&out));
         (stdout(&out), stderr(&out))
     };
+    let run = |budget: &str| run_in(budget, dir.path());
     let (in_memory, note) = run("100000000");
     assert!(!note.contains("temporary files"), "{note}");
     let (on_disk, note) = run("0");
@@ -191,6 +195,11 @@ fn score_gives_the_same_rows_when_events_are_written_to_disk() {
     assert_eq!(in_memory, on_disk);
     let (rows, note) = run("2GB");
     assert!(note.contains("LEADSCORE_MEMORY_EVENTS=`2GB` is not a number of events"), "{note}");
+    assert_eq!(rows, in_memory);
+    // Nowhere to write: the events stay in memory, with a warning, and nothing is lost.
+    let (rows, note) = run_in("0", &dir.path().join("missing"));
+    assert!(note.contains("cannot write events to a temporary file"), "{note}");
+    assert!(!note.contains("kept in temporary files"), "{note}");
     assert_eq!(rows, in_memory);
     // l1: 3,000 pricing pages, of which 167 repeat a messageId; l2: the anonymous visits.
     let l1: serde_json::Value = serde_json::from_str(in_memory.lines().next().expect("a row")).expect("json");

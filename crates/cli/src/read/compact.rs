@@ -128,6 +128,9 @@ pub struct Shard {
     /// Full blocks written to a temporary file because more events than the budget allows were
     /// in memory.
     spilled: Option<Spilled>,
+    /// A write to that file failed: the shard keeps its blocks in memory from then on (the file
+    /// holds its earlier blocks whole, and perhaps part of the failed one after them).
+    spill_failed: bool,
 }
 
 /// A shard's blocks on disk (MessagePack, one after the other; the file is deleted when closed).
@@ -177,7 +180,6 @@ impl Budget {
         let resident = self.resident.fetch_add(BLOCK, Relaxed) + BLOCK;
         if resident > self.limit {
             self.resident.fetch_sub(BLOCK, Relaxed);
-            self.spilled.fetch_add(1, Relaxed);
             return true;
         }
         false
@@ -228,13 +230,18 @@ impl Shard {
             }
         }
         if self.events.last().is_some_and(|b| b.len() == BLOCK) && budget.full_block() {
-            self.spill_last();
+            self.spill_last(budget);
         }
     }
 
     /// Writes the last (full) block to the shard's file. If that fails, the block stays in
     /// memory: nothing is lost, only the budget is exceeded.
-    fn spill_last(&mut self) {
+    fn spill_last(&mut self, budget: &Budget) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.spill_failed {
+            budget.resident.fetch_add(BLOCK, Relaxed);
+            return;
+        }
         let Some(block) = self.events.pop() else { return };
         let written = match &mut self.spilled {
             Some(spilled) => rmp_serde::encode::write(&mut spilled.file, &block).map_err(|e| e.to_string()),
@@ -246,8 +253,13 @@ impl Shard {
             }),
         };
         match (written, &mut self.spilled) {
-            (Ok(()), Some(spilled)) => spilled.blocks += 1,
+            (Ok(()), Some(spilled)) => {
+                spilled.blocks += 1;
+                budget.spilled.fetch_add(1, Relaxed);
+            }
             (result, _) => {
+                self.spill_failed = true;
+                budget.resident.fetch_add(BLOCK, Relaxed);
                 if let Err(why) = result {
                     static WARNED: std::sync::Once = std::sync::Once::new();
                     WARNED.call_once(|| {

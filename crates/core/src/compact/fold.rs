@@ -179,10 +179,6 @@ impl LeadState {
         self.events.iter().map(|e| (e.at, e.visible_at))
     }
 
-    pub fn add_outcome(&mut self, outcome: Outcome) {
-        self.outcomes.push(outcome);
-    }
-
     /// Files one event (of any time: late and duplicate events included).
     pub fn apply(&mut self, event: CompactEvent) {
         let index = self.events.len();

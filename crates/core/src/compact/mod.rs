@@ -20,8 +20,8 @@ mod scan;
 
 pub use fold::LeadState;
 
+pub(crate) use read::ENGINE_FIELDS;
 pub use read::{FieldTree, FieldValue, ReadError, read_fields, read_message, read_message_serde};
-pub use scan::check_json;
 
 use std::borrow::Cow;
 use std::hash::Hash;
@@ -143,8 +143,6 @@ pub struct Plan {
     ignore: Option<Program>,
     /// The slot of `properties.path`, which the rule index looks at, if conditions read it.
     path_slot: Option<usize>,
-    /// Whether any rule is decided at scoring time.
-    any_deferred: bool,
     /// `fields` as a tree, for reading messages in one pass.
     tree: FieldTree,
 }
@@ -187,10 +185,7 @@ impl Plan {
         let tree = FieldTree::build(&fields);
         parts
             .into_iter()
-            .map(|(rules, ignore)| {
-                let any_deferred = rules.iter().any(|r| r.deferred);
-                Plan { fields: fields.clone(), rules, ignore, path_slot, any_deferred, tree: tree.clone() }
-            })
+            .map(|(rules, ignore)| Plan { fields: fields.clone(), rules, ignore, path_slot, tree: tree.clone() })
             .collect()
     }
 }
@@ -307,22 +302,6 @@ pub struct Extra {
     pub deferred: Option<Deferred>,
 }
 
-impl CompactEvent {
-    /// The traits of an `identify` or `group` message.
-    pub fn traits(&self) -> Option<Map<String, Value>> {
-        let text = self.extra.as_ref()?.traits.as_deref()?;
-        serde_json::from_str(text).ok()
-    }
-
-    pub fn group_id(&self) -> Option<&str> {
-        self.extra.as_ref().and_then(|x| x.group_id.as_deref())
-    }
-
-    pub fn deferred(&self) -> Option<&Deferred> {
-        self.extra.as_ref().and_then(|x| x.deferred.as_ref())
-    }
-}
-
 impl Plan {
     /// Whether `[events] ignore` drops this message.
     pub fn ignores(&self, message: &Message<'_>) -> bool {
@@ -406,7 +385,7 @@ impl Plan {
         if self.tree.reads_whole() {
             return None;
         }
-        let mut fields: Vec<String> = read::ENGINE_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        let mut fields: Vec<String> = ENGINE_FIELDS.iter().map(|f| (*f).to_owned()).collect();
         for path in self.fields.paths() {
             if let Some(first) = path.first()
                 && !fields.contains(first)
@@ -415,11 +394,6 @@ impl Plan {
             }
         }
         Some(fields)
-    }
-
-    /// Whether some rule is decided at scoring time (its events keep their values).
-    pub fn has_deferred_rules(&self) -> bool {
-        self.any_deferred
     }
 }
 

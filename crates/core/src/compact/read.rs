@@ -76,6 +76,13 @@ impl FieldTree {
         }
     }
 
+    /// Puts `value` (found at this node) into the slots of this node and those below it, in place
+    /// of what an earlier occurrence of the key put there.
+    pub(crate) fn replace(&self, value: &Value, slots: &mut [Option<Value>]) {
+        self.clear(slots);
+        self.fill(value, slots);
+    }
+
     /// Puts `value` (found at this node) into the slots of this node and those below it.
     pub(crate) fn fill(&self, value: &Value, slots: &mut [Option<Value>]) {
         if let Some(slot) = self.slot
@@ -258,7 +265,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 }
 
 /// The engine's own fields.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
     Type,
     Event,
@@ -318,6 +325,24 @@ pub(crate) struct Raw<'de> {
     pub(crate) texts: [Option<Text<'de>>; 11],
     pub(crate) traits: Option<Map<String, Value>>,
     pub(crate) slots: Vec<Option<Value>>,
+}
+
+impl Raw<'_> {
+    /// An engine field's value read whole: kept as the field (`traits` when it is an object) and,
+    /// if conditions read it too, in the slots of its node.
+    pub(crate) fn put(&mut self, field: Field, node: Option<&FieldTree>, value: Value) {
+        if let Some(node) = node {
+            node.replace(&value, &mut self.slots);
+        }
+        if field == Field::Traits {
+            self.traits = match value {
+                Value::Object(map) => Some(map),
+                _ => None,
+            };
+        } else {
+            self.texts[field as usize] = Some(Text::of_value(&value));
+        }
+    }
 }
 
 /// Reads the values below one node of the field tree into the slots.
@@ -434,24 +459,9 @@ impl<'de> Visitor<'de> for RootSeed<'_> {
         while let Some(Key(key)) = access.next_key::<Key<'de>>()? {
             let node = self.tree.child(&key);
             match (Field::of(&key), node) {
-                (Some(Field::Traits), node) => {
-                    let value = access.next_value::<Value>()?;
-                    if let Some(node) = node {
-                        node.clear(&mut raw.slots);
-                        node.fill(&value, &mut raw.slots);
-                    }
-                    raw.traits = match value {
-                        Value::Object(map) => Some(map),
-                        _ => None,
-                    };
-                }
+                (Some(Field::Traits), node) => raw.put(Field::Traits, node, access.next_value::<Value>()?),
                 (Some(field), None) => raw.texts[field as usize] = Some(access.next_value::<Text<'de>>()?),
-                (Some(field), Some(node)) => {
-                    let value = access.next_value::<Value>()?;
-                    node.clear(&mut raw.slots);
-                    node.fill(&value, &mut raw.slots);
-                    raw.texts[field as usize] = Some(Text::of_value(&value));
-                }
+                (Some(field), Some(node)) => raw.put(field, Some(node), access.next_value::<Value>()?),
                 (None, Some(node)) => access.next_value_seed(NodeSeed { node, slots: &mut raw.slots })?,
                 (None, None) => {
                     access.next_value::<IgnoredAny>()?;
@@ -591,24 +601,15 @@ pub fn read_fields<'a>(plan: &Plan, fields: &[(&'a str, FieldValue<'a>)], tie: u
                 {
                     if super::scan::scan_node(node, json, &mut raw.slots).is_err() {
                         let value: Value = serde_json::from_str(json).map_err(invalid)?;
-                        node.clear(&mut raw.slots);
-                        node.fill(&value, &mut raw.slots);
+                        node.replace(&value, &mut raw.slots);
                     }
                     continue;
                 }
                 let value: Value = serde_json::from_str(json).map_err(invalid)?;
-                if let Some(node) = node {
-                    node.clear(&mut raw.slots);
-                    node.fill(&value, &mut raw.slots);
+                if let Some(field) = field {
+                    raw.put(field, node, value);
                 }
-                if let Some(Field::Traits) = field {
-                    raw.traits = match value {
-                        Value::Object(map) => Some(map),
-                        _ => None,
-                    };
-                    continue;
-                }
-                Text::of_value(&value)
+                continue;
             }
             scalar => {
                 let (text, value) = match scalar {
@@ -622,8 +623,7 @@ pub fn read_fields<'a>(plan: &Plan, fields: &[(&'a str, FieldValue<'a>)], tie: u
                     FieldValue::Json(_) => continue,
                 };
                 if let (Some(node), Some(value)) = (node, &value) {
-                    node.clear(&mut raw.slots);
-                    node.fill(value, &mut raw.slots);
+                    node.replace(value, &mut raw.slots);
                 }
                 if let Some(Field::Traits) = field {
                     // `traits` that is not an object.

@@ -46,24 +46,9 @@ pub(crate) fn scan_message<'a>(tree: &FieldTree, text: &'a str, raw: &mut Raw<'a
             s.whitespace();
             let node = tree.child(key);
             match (Field::of(key), node) {
-                (Some(Field::Traits), node) => {
-                    let value = s.value(1)?;
-                    if let Some(node) = node {
-                        node.clear(&mut raw.slots);
-                        node.fill(&value, &mut raw.slots);
-                    }
-                    raw.traits = match value {
-                        Value::Object(map) => Some(map),
-                        _ => None,
-                    };
-                }
+                (Some(Field::Traits), node) => raw.put(Field::Traits, node, s.value(1)?),
                 (Some(field), None) => raw.texts[field as usize] = Some(s.text()?),
-                (Some(field), Some(node)) => {
-                    let value = s.value(1)?;
-                    node.clear(&mut raw.slots);
-                    node.fill(&value, &mut raw.slots);
-                    raw.texts[field as usize] = Some(Text::of_value(&value));
-                }
+                (Some(field), Some(node)) => raw.put(field, Some(node), s.value(1)?),
                 (None, Some(node)) => s.node(node, &mut raw.slots, 1)?,
                 (None, None) => s.skip(1)?,
             }
@@ -89,19 +74,6 @@ pub(crate) fn scan_node(node: &FieldTree, text: &str, slots: &mut [Option<Value>
     let mut s = Scanner { text: trimmed, bytes: trimmed.as_bytes(), at: 0 };
     s.node(node, slots, 1)?;
     if s.at == s.bytes.len() { Ok(()) } else { Err(Declined) }
-}
-
-/// Checks that `text` is one JSON value (with whitespace around it): the scanner's way when it
-/// can, else serde_json's, whose error it returns.
-pub fn check_json(text: &str) -> Result<(), serde_json::Error> {
-    let trimmed = text.trim_matches([' ', '\n', '\r', '\t']);
-    if !has_control(trimmed.as_bytes()) {
-        let mut s = Scanner { text: trimmed, bytes: trimmed.as_bytes(), at: 0 };
-        if s.skip(1).is_ok() && s.at == s.bytes.len() {
-            return Ok(());
-        }
-    }
-    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ())
 }
 
 /// Whether any byte is a control character (below 0x20), 64 bytes at a time (a loop without

@@ -13,23 +13,6 @@ use serde_json::{Map, Value};
 
 use super::{CheckedModel, RuleKind};
 
-/// Fields of a message the engine and identity stitching read, whatever the model says.
-const ENGINE_FIELDS: &[&str] = &[
-    "type",
-    "event",
-    "name",
-    "userId",
-    "anonymousId",
-    "previousId",
-    "groupId",
-    "messageId",
-    "timestamp",
-    "originalTimestamp",
-    "sentAt",
-    "receivedAt",
-    "traits",
-];
-
 /// A tree of field names to keep; a node marked `all` keeps its whole subtree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Projection {
@@ -66,7 +49,8 @@ impl CheckedModel {
     /// The parts of an event any of this model's conditions (and the engine) can read.
     pub fn event_projection(&self) -> Projection {
         let mut projection = Projection::default();
-        for field in ENGINE_FIELDS {
+        // The fields the engine and identity stitching read, whatever the model says.
+        for field in crate::compact::ENGINE_FIELDS {
             projection.keep(&[(*field).to_owned()]);
         }
         let event_conditions = self

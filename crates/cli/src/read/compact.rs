@@ -583,22 +583,14 @@ pub fn read_compact_many(
                     for group in decoded {
                         let group = group?;
                         let rows: Vec<usize> = (0..group.rows()).collect();
-                        let shared: &[State] = &states;
-                        let slices: Vec<Slice> = rows
-                            .par_chunks(SLICE)
-                            .map(|rows| {
-                                let mut slice = Slice::new(models);
-                                let Some(plan) = models.first().map(|m| &m.plan) else { return slice };
-                                let mut fields = Vec::new();
-                                for &row in rows {
-                                    slice.add(read_row(path, &group, row, plan, &mut fields).map(Some), models, shared);
-                                }
-                                slice.flush(shared);
-                                slice
-                            })
-                            .collect();
+                        let group = &group;
+                        read_in_slices(&rows, models, &mut states, &mut messages, skipped, |rows, plan, add| {
+                            let mut fields = Vec::new();
+                            for &row in rows {
+                                add(read_row(path, group, row, plan, &mut fields).map(Some));
+                            }
+                        })?;
                         bar.inc(group.rows() as u64);
-                        finish_slices(slices, &mut states, &mut messages, skipped)?;
                     }
                 }
                 bar.finish_and_clear();
@@ -670,15 +662,31 @@ fn read_chunk(
     messages: &mut u64,
     skipped: &mut Skipped,
 ) -> Result<(), InputError> {
+    read_in_slices(&chunk.lines, models, states, messages, skipped, |lines, plan, add| {
+        for &(n, s, e) in lines {
+            add(read_line(path, n, &chunk.bytes[s..e], plan));
+        }
+    })
+}
+
+/// Reads `items` (lines, rows) in slices of [`SLICE`] on every core: `read(slice, plan, add)`
+/// reads each item of its slice with the shared plan and hands it to `add`, which files it for
+/// every model; then the slices' counts, errors and accounts are recorded in order.
+fn read_in_slices<'a, T: Sync>(
+    items: &[T],
+    models: &[&CheckedModel],
+    states: &mut [State],
+    messages: &mut u64,
+    skipped: &mut Skipped,
+    read: impl Fn(&[T], &Plan, &mut dyn FnMut(Result<Option<Line<'a>>, InputError>)) + Sync,
+) -> Result<(), InputError> {
     let shared: &[State] = states;
-    let slices: Vec<Slice> = chunk
-        .lines
+    let slices: Vec<Slice> = items
         .par_chunks(SLICE)
-        .map(|lines| {
+        .map(|items| {
             let mut slice = Slice::new(models);
-            let Some(plan) = models.first().map(|m| &m.plan) else { return slice };
-            for &(n, s, e) in lines {
-                slice.add(read_line(path, n, &chunk.bytes[s..e], plan), models, shared);
+            if let Some(plan) = models.first().map(|m| &m.plan) {
+                read(items, plan, &mut |line| slice.add(line, models, shared));
             }
             slice.flush(shared);
             slice

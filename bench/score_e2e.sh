@@ -41,18 +41,8 @@ if [[ ! -f "$OUT/events.jsonl" || ! -f "$OUT/params" || "$(cat "$OUT/params")" !
 fi
 
 messages() { grep -c '' "$1"; }
-# Runs one command under GNU time; sets WALL (seconds) and RSS (peak resident set, MiB).
-measure() { # measure LOG cmd...
-  local log=$1
-  shift
-  if ! /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$log.stderr"; then
-    echo "failed: $*" >&2
-    cat "$log.stderr" "$log" >&2
-    exit 1
-  fi
-  WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$log")
-  RSS=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$log")
-}
+# shellcheck source=bench/measure.sh
+source bench/measure.sh
 
 N_FULL=$(messages "$OUT/events.jsonl")
 N_LEADS_FULL=$(($(messages "$OUT/leads.csv") - 1))
@@ -109,11 +99,11 @@ else
   peer_row="| Python reference, 1% sample | $N_LEADS_SAMPLE | $N_SAMPLE | skipped: needs python3 with cel-python (pip install cel-python) | | | |"
 fi
 
-CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+CPU_NAME=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 echo
 echo "\`leadscore score\` end to end (read leads, events and outcomes, score, write CSV), model"
 echo "\`examples/models/b2b-default.toml\`, as of $AS_OF; data from \`bench/gen_bench_data.py\` (seed $SEED,"
-echo "events file ${SIZE_FULL} MB); $(nproc) cores ($CPU); measured with \`/usr/bin/time -v\` by \`bench/score_e2e.sh\`."
+echo "events file ${SIZE_FULL} MB); $(nproc) cores ($CPU_NAME); measured with \`/usr/bin/time -v\` by \`bench/score_e2e.sh\`."
 echo
 echo "| run | leads | events | wall time | events/s | peak RSS | note |"
 echo "|---|---:|---:|---:|---:|---:|---|"

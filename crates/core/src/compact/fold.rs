@@ -384,10 +384,10 @@ impl LeadState {
         now: &Score,
     ) -> Option<Millis> {
         let discrete = self.next_boundary(model, now, as_of);
-        let reads_clock = model.rules.iter().any(|r| r.kind.condition().source().contains("days_since"))
-            || model.stages.iter().any(|s| s.when.source().contains("days_since"));
-        let decays = model.rules.iter().any(|r| matches!(r.kind, RuleKind::Event { half_life: Some(_), .. }));
-        let continuous = reads_clock || (decays && self.events.iter().any(|e| e.at <= as_of));
+        let reads_clock = model.rules.iter().any(|r| r.kind.condition().reads_clock())
+            || model.stages.iter().any(|s| s.when.reads_clock());
+        let decaying = || model.rules.iter().filter(|r| matches!(r.kind, RuleKind::Event { half_life: Some(_), .. }));
+        let continuous = reads_clock || (decaying().next().is_some() && self.events.iter().any(|e| e.at <= as_of));
         let horizon = match (discrete, continuous) {
             (None, false) => return None,
             (Some(b), false) => return Some(b),
@@ -401,7 +401,6 @@ impl LeadState {
         // monotone and, when every decaying rule has the same sign, so is the total: its end
         // says whether a threshold is crossed. Rules of both signs (and clock-reading conditions)
         // get more samples.
-        let decaying = || model.rules.iter().filter(|r| matches!(r.kind, RuleKind::Event { half_life: Some(_), .. }));
         let mixed = reads_clock || (decaying().any(|r| r.points > 0.0) && decaying().any(|r| r.points < 0.0));
         let steps = if mixed { 2 } else { 1 };
         let mut low = as_of;

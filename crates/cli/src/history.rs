@@ -154,13 +154,7 @@ impl Inputs {
             .collect::<Result<_, InputError>>()?;
         bar.finish_and_clear();
         drop(step);
-        // The leads file's order, then the other leads by id.
-        results.par_sort_unstable_by(|(p, a, _), (q, b, _)| match (p, q) {
-            (Some(x), Some(y)) => x.cmp(y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.cmp(b),
-        });
+        results.par_sort_unstable_by(|(p, a, _), (q, b, _)| output_order((*p, a), (*q, b)));
         Ok(results.into_iter().map(|(_, id, result)| (id, result)).collect())
     }
 
@@ -210,11 +204,8 @@ impl Inputs {
         }
         bar.finish_and_clear();
         let position: HashMap<&str, usize> = leads.order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-        results.sort_by(|(a, _), (b, _)| match (position.get(a.as_str()), position.get(b.as_str())) {
-            (Some(x), Some(y)) => x.cmp(y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.cmp(b),
+        results.sort_by(|(a, _), (b, _)| {
+            output_order((position.get(a.as_str()).copied(), a), (position.get(b.as_str()).copied(), b))
         });
         Ok(results)
     }
@@ -232,5 +223,16 @@ impl Inputs {
             }
             None => format!("{leads} leads"),
         }
+    }
+}
+
+/// The order of output rows: leads of the leads file in its order (by their place in it), then
+/// the other leads by id.
+fn output_order((p, a): (Option<usize>, &str), (q, b): (Option<usize>, &str)) -> std::cmp::Ordering {
+    match (p, q) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
     }
 }

@@ -1,17 +1,16 @@
-//! Lead histories from input files: the leads file, the outcomes file and the events (streamed
-//! through partitions), assembled per lead and handed to a function in parallel. `score`,
-//! `backtest` and `train` differ only in what that function does with each `LeadHistory`.
+//! Lead states from input files: the leads file, the outcomes file and the events (read once
+//! into compact events), folded per lead and handed to a function in parallel. `score`,
+//! `backtest` and `train` differ only in what that function reads of each `LeadState`.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use leadscore_core::compact::LeadState;
-use leadscore_core::{AccountBook, CheckedModel, LeadHistory, Outcome};
+use leadscore_core::{AccountBook, CheckedModel, Outcome};
 use rayon::prelude::*;
 
 use crate::progress;
 use crate::read::compact::{CompactSource, read_compact_many};
-use crate::read::events::{EventSource, partition_events, partition_of, partitions_for};
 use crate::read::leads::{IdColumn, Leads, read_leads};
 use crate::read::outcomes::read_outcomes;
 use crate::read::{InputError, Skipped};
@@ -25,41 +24,19 @@ pub struct InputFiles<'a> {
 }
 
 /// The inputs, read: leads and outcomes in memory; events read through a model into compact
-/// events in memory, or, without a model (`train`), as whole messages partitioned on disk.
+/// events (in memory, or in blocks on disk beyond the memory budget).
 pub struct Inputs {
     pub leads: Leads,
     pub outcomes: HashMap<String, Vec<Outcome>>,
-    pub events: Option<EventSource>,
     pub compact: Option<CompactSource>,
 }
 
 impl Inputs {
-    /// Reads the files. `model` supplies the `[traits]` types of CSV columns and the `[events]
-    /// ignore` condition (applied before identity stitching); without one, columns are typed by
-    /// their values and nothing is ignored.
-    pub fn read(
-        files: &InputFiles<'_>,
-        model: Option<&CheckedModel>,
-        skipped: &mut Skipped,
-    ) -> Result<Inputs, InputError> {
-        match model {
-            Some(model) => {
-                let mut all = Inputs::read_many(files, &[model], skipped)?;
-                all.pop().ok_or_else(|| InputError::new(Path::new(""), None, None, "no model"))
-            }
-            None => {
-                let (leads, outcomes) = Inputs::read_tables(files, None, skipped)?;
-                let events = match files.events {
-                    Some(path) => {
-                        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                        let partitions = partitions_for(bytes).max(1);
-                        Some(partition_events(path, None, partitions, skipped)?)
-                    }
-                    None => None,
-                };
-                Ok(Inputs { leads, outcomes, events, compact: None })
-            }
-        }
+    /// Reads the files: the leads file typed by the model's `[traits]`, the events read through
+    /// the model (its `[events] ignore` applied before identity stitching).
+    pub fn read(files: &InputFiles<'_>, model: &CheckedModel, skipped: &mut Skipped) -> Result<Inputs, InputError> {
+        let mut all = Inputs::read_many(files, &[model], skipped)?;
+        all.pop().ok_or_else(|| InputError::new(Path::new(""), None, None, "no model"))
     }
 
     /// The inputs as each of several models reads them: the leads file typed by each model's
@@ -78,7 +55,7 @@ impl Inputs {
         let mut all = Vec::with_capacity(models.len());
         for (model, compact) in models.iter().zip(sources.drain(..)) {
             let (leads, outcomes) = Inputs::read_tables(files, Some(model), skipped)?;
-            all.push(Inputs { leads, outcomes, events: None, compact });
+            all.push(Inputs { leads, outcomes, compact });
         }
         Ok(all)
     }
@@ -104,10 +81,9 @@ impl Inputs {
     /// The account book from the events' `group` messages.
     pub fn accounts(&self) -> &AccountBook {
         static EMPTY: std::sync::OnceLock<AccountBook> = std::sync::OnceLock::new();
-        match (&self.compact, &self.events) {
-            (Some(c), _) => &c.accounts,
-            (None, Some(e)) => &e.accounts,
-            (None, None) => EMPTY.get_or_init(AccountBook::default),
+        match &self.compact {
+            Some(c) => &c.accounts,
+            None => EMPTY.get_or_init(AccountBook::default),
         }
     }
 
@@ -158,66 +134,9 @@ impl Inputs {
         Ok(results.into_iter().map(|(_, id, result)| (id, result)).collect())
     }
 
-    /// Calls `f` on every lead's history, in parallel, one event partition at a time: the leads
-    /// of the leads file and every lead the events name. Results come back in the leads file's
-    /// order, then other leads by id.
-    pub fn map_leads<T: Send>(
-        &self,
-        label: &str,
-        f: impl Fn(&LeadHistory, &AccountBook) -> T + Sync,
-    ) -> Result<Vec<(String, T)>, InputError> {
-        let leads = &self.leads;
-        let partitions = self.events.as_ref().map_or(1, EventSource::partitions);
-        let accounts = self.accounts();
-        let bar = progress::bar(leads.order.len() as u64, label, false);
-        let mut results: Vec<(String, T)> = Vec::with_capacity(leads.order.len());
-        for p in 0..partitions {
-            let mut groups = match &self.events {
-                Some(source) => source.load(p)?,
-                None => HashMap::new(),
-            };
-            let mut ids: Vec<String> =
-                leads.order.iter().filter(|id| partition_of(id, partitions) == p).cloned().collect();
-            let extra: Vec<String> = groups.keys().filter(|id| !leads.contains(id)).cloned().collect();
-            bar.inc_length(extra.len() as u64);
-            ids.extend(extra);
-            let histories: Vec<LeadHistory> = ids
-                .into_iter()
-                .map(|id| LeadHistory {
-                    traits: leads.traits(&id),
-                    events: groups.remove(&id).unwrap_or_default(),
-                    outcomes: self.outcomes.get(&id).cloned().unwrap_or_default(),
-                    ignore_applied: self.events.as_ref().is_some_and(EventSource::applies_ignore),
-                    id,
-                })
-                .collect();
-            // Consumed in parallel, so each history is also dropped on a worker thread.
-            let mapped: Vec<(String, T)> = histories
-                .into_par_iter()
-                .map(|lead| {
-                    let result = f(&lead, accounts);
-                    bar.inc(1);
-                    (lead.id, result)
-                })
-                .collect();
-            results.extend(mapped);
-        }
-        bar.finish_and_clear();
-        let position: HashMap<&str, usize> = leads.order.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-        results.sort_by(|(a, _), (b, _)| {
-            output_order((position.get(a.as_str()).copied(), a), (position.get(b.as_str()).copied(), b))
-        });
-        Ok(results)
-    }
-
     /// One line for stderr: what was read.
     pub fn summary(&self, leads: usize) -> String {
-        let counts = match (&self.compact, &self.events) {
-            (Some(c), _) => Some((c.messages, c.unattributed)),
-            (None, Some(e)) => Some((e.messages, e.unattributed)),
-            (None, None) => None,
-        };
-        match counts {
+        match self.compact.as_ref().map(|c| (c.messages, c.unattributed)) {
             Some((messages, unattributed)) => {
                 format!("{leads} leads, {messages} messages ({unattributed} anonymous messages never linked to a lead)")
             }

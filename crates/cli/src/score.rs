@@ -131,7 +131,7 @@ fn score_files(
         outcomes: args.outcomes.as_deref(),
         id_column: args.id_column.clone().map_or(IdColumn::Default, IdColumn::Named),
     };
-    let mut inputs = Inputs::read(&files, Some(model), skipped)?;
+    let mut inputs = Inputs::read(&files, model, skipped)?;
     let rows = inputs
         .map_compact("scoring", |mut lead, accounts| Row::new(lead.score_at(model, accounts, as_of), args.explain))?;
     eprintln!("scored {}", inputs.summary(rows.len()));

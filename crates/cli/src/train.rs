@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use leadscore_core::engine::events_as_of;
 use leadscore_core::time::{Duration, MS_PER_DAY, Millis};
-use leadscore_core::{CheckedModel, LeadHistory, OutcomeKind};
+use leadscore_core::{CheckedModel, OutcomeKind};
 use leadscore_learn::metrics::bands_by_score;
 use leadscore_learn::train::{Column, Options, Source, Trained, Values, train};
 use serde_json::{Value, json};
@@ -238,16 +237,22 @@ fn read_table(args: &TrainArgs, now: Millis) -> anyhow::Result<Table> {
     Ok(table)
 }
 
-/// What an event counts as: a track event's name, or a page view's path family.
-fn event_key(body: &Value) -> Option<(String, String, String)> {
-    match body.get("type").and_then(Value::as_str) {
+/// The values `train` reads of each event (slots of [`CheckedModel::keeping`]'s plan, in this
+/// order): enough to key it ([`event_key`]).
+const EVENT_FIELDS: [&[&str]; 3] = [&["type"], &["event"], &["properties", "path"]];
+
+/// What an event counts as: a track event's name, or a page view's path family (from its values
+/// at [`EVENT_FIELDS`]).
+fn event_key(values: &[Option<Value>]) -> Option<(String, String, String)> {
+    let text = |i: usize| values.get(i).and_then(Option::as_ref).and_then(Value::as_str);
+    match text(0) {
         Some("track") => {
-            let name = body.get("event").and_then(Value::as_str)?;
+            let name = text(1)?;
             let on = format!("event.type == \"track\" && event.event == {}", cel_string(name));
             Some((format!("track:{name}"), name.to_owned(), on))
         }
         Some("page") => {
-            let path = body.get("properties").and_then(|p| p.get("path")).and_then(Value::as_str)?;
+            let path = text(2)?;
             let family = path_family(path);
             let on = if family == "/" {
                 "event.type == \"page\" && event.properties.path == \"/\"".to_owned()
@@ -281,26 +286,29 @@ const MAX_EVENT_KEYS: usize = 30;
 
 /// Behaviour columns: for each frequent event name and page family, how many such events each
 /// lead had in the 90 and 7 days before its cutoff (events seen after the cutoff do not exist).
+/// The events are read once into compact events that keep [`EVENT_FIELDS`], folded per lead, and
+/// read at the lead's cutoff, as scoring reads a lead's state.
 fn behaviour_columns(events: &Path, table: &Table) -> anyhow::Result<Vec<Column>> {
     let mut skipped = Skipped::new(true);
     let files = InputFiles { leads: None, events: Some(events), outcomes: None, id_column: IdColumn::Default };
-    let inputs = Inputs::read(&files, None, &mut skipped)?;
+    let model = CheckedModel::keeping(&EVENT_FIELDS);
+    let mut inputs = Inputs::read(&files, &model, &mut skipped)?;
     if let Some(summary) = skipped.summary() {
         eprintln!("{summary}");
     }
     let row_of: HashMap<&str, usize> = table.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     // Per lead: key -> counts per window.
-    let per_lead = inputs.map_leads("features", |lead: &LeadHistory, _| {
-        let &row = row_of.get(lead.id.as_str())?;
+    let per_lead = inputs.map_compact("features", |state, _| {
+        let &row = row_of.get(state.id())?;
         let cutoff = table.cutoffs[row];
         let mut counts: HashMap<String, (String, String, [u32; 2])> = HashMap::new();
-        for event in events_as_of(None, lead, cutoff) {
-            let Some((key, label, on)) = event_key(&event.body) else {
+        for (at, values) in state.kept(cutoff) {
+            let Some((key, label, on)) = event_key(values) else {
                 continue;
             };
             let entry = counts.entry(key).or_insert((label, on, [0, 0]));
             for (w, days) in WINDOWS.iter().enumerate() {
-                if event.at > cutoff - i64::from(*days) * MS_PER_DAY {
+                if at > cutoff - i64::from(*days) * MS_PER_DAY {
                     entry.2[w] += 1;
                 }
             }
@@ -686,14 +694,16 @@ mod tests {
 
     #[test]
     fn events_are_keyed_by_track_name_or_page_family() {
-        let track = json!({"type": "track", "event": "Demo \"Booked\""});
-        let (key, label, on) = event_key(&track).unwrap();
+        // As `train` reads them: the values its plan keeps of each message.
+        let fields = CheckedModel::keeping(&EVENT_FIELDS).plan.fields;
+        let key_of = |message: Value| event_key(&fields.extract(&message));
+        let (key, label, on) = key_of(json!({"type": "track", "event": "Demo \"Booked\""})).unwrap();
         assert_eq!((key.as_str(), label.as_str()), ("track:Demo \"Booked\"", "Demo \"Booked\""));
         assert_eq!(on, r#"event.type == "track" && event.event == "Demo \"Booked\"""#);
-        let page = json!({"type": "page", "properties": {"path": "/docs/start"}});
-        let (key, _, on) = event_key(&page).unwrap();
+        let (key, _, on) = key_of(json!({"type": "page", "properties": {"path": "/docs/start"}})).unwrap();
         assert_eq!(key, "page:/docs");
         assert!(on.contains(r#"event.properties.path.startsWith("/docs/")"#), "{on}");
-        assert!(event_key(&json!({"type": "identify"})).is_none());
+        assert!(key_of(json!({"type": "identify"})).is_none());
+        assert!(key_of(json!({"type": "track"})).is_none());
     }
 }

@@ -587,6 +587,39 @@ proptest! {
         }
     }
 
+    /// A state read with a plan that keeps values (how `train` reads events) keeps, at every
+    /// instant, the values of exactly the events that exist then: the definition's
+    /// `events_as_of`, with duplicates, late and stitched events.
+    #[test]
+    fn kept_values_are_those_of_the_events_that_exist(
+        events in prop_oneof![varied_events(), events_with_repeated_ids()],
+        seed in any::<u64>(),
+        instants in proptest::collection::vec(0i64..(80 * 24), 1..6),
+    ) {
+        let m = CheckedModel::keeping(&[&["type"], &["event"], &["properties", "path"]]);
+        let lead = history(events);
+        let mut state = leadscore_core::compact::LeadState::new(lead.id.clone(), lead.traits.clone(), Vec::new());
+        for event in shuffled_compact(&m, &lead, seed) {
+            state.apply(event);
+        }
+        for h in instants {
+            let as_of = day(0) + hours(h);
+            let mut kept: Vec<(i64, Vec<Option<serde_json::Value>>)> =
+                state.kept(as_of).into_iter().map(|(at, values)| (at, values.to_vec())).collect();
+            let mut reference: Vec<(i64, Vec<Option<serde_json::Value>>)> =
+                leadscore_core::engine::events_as_of(None, &lead, as_of)
+                    .into_iter()
+                    .map(|e| (e.at, m.plan.fields.extract(&e.body)))
+                    .collect();
+            let order = |a: &(i64, Vec<Option<serde_json::Value>>), b: &(i64, Vec<Option<serde_json::Value>>)| {
+                a.0.cmp(&b.0).then_with(|| format!("{:?}", a.1).cmp(&format!("{:?}", b.1)))
+            };
+            kept.sort_by(order);
+            reference.sort_by(order);
+            prop_assert_eq!(kept, reference);
+        }
+    }
+
     /// A state written out and read back (as the server stores it) is the same state: it
     /// serialises to the same text and scores the same at every instant.
     #[test]

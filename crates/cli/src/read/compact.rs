@@ -22,7 +22,7 @@ use leadscore_core::{AccountBook, CheckedModel};
 use rayon::prelude::*;
 use serde_json::Map;
 
-use super::events::{BATCH_BYTES, Input, event_error, json_error};
+use super::events::{BATCH_BYTES, ParquetLines, event_error, json_error};
 use super::parquet::Group;
 use super::{InputError, Skipped};
 use crate::progress;
@@ -598,7 +598,7 @@ pub fn read_compact_many(
             None => {
                 let rows = super::parquet::open(path)?;
                 let bar = progress::bar(rows.total, "reading", false);
-                let mut input = Input::Parquet(rows, bar);
+                let mut input = ParquetLines(rows, bar);
                 let mut line_no = 0u64;
                 loop {
                     let mut chunk = Chunk::default();

@@ -30,10 +30,6 @@ enum Row {
 }
 
 impl Leads {
-    pub fn contains(&self, id: &str) -> bool {
-        self.rows.contains_key(id)
-    }
-
     /// The lead's traits from the file (empty for a lead not in it).
     pub fn traits(&self, id: &str) -> Map<String, Value> {
         match self.rows.get(id) {

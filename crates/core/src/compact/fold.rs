@@ -253,6 +253,17 @@ impl LeadState {
         Existing { events, as_of, first }
     }
 
+    /// The time and kept values of every event that exists at `as_of` and carries values (all
+    /// events, read with a [`super::Plan::keeping`] plan), ascending by time.
+    pub fn kept(&self, as_of: Millis) -> Vec<(Millis, &[Option<Value>])> {
+        let existing = self.existing(as_of);
+        self.deferred
+            .iter()
+            .filter(|(e, _)| existing.contains(*e))
+            .map(|(e, deferred)| (self.events[*e].at, &deferred.slots[..]))
+            .collect()
+    }
+
     /// The earliest time of an event that exists at `as_of`.
     fn first_event(&self, as_of: Millis) -> Option<Millis> {
         let plain = self.first_plain.filter(|&t| t <= as_of);

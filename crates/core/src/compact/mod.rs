@@ -145,6 +145,8 @@ pub struct Plan {
     path_slot: Option<usize>,
     /// `fields` as a tree, for reading messages in one pass.
     tree: FieldTree,
+    /// Every compact event keeps the values of its slots ([`Plan::keeping`]).
+    keep: bool,
 }
 
 impl Plan {
@@ -185,8 +187,28 @@ impl Plan {
         let tree = FieldTree::build(&fields);
         parts
             .into_iter()
-            .map(|(rules, ignore)| Plan { fields: fields.clone(), rules, ignore, path_slot, tree: tree.clone() })
+            .map(|(rules, ignore)| Plan {
+                fields: fields.clone(),
+                rules,
+                ignore,
+                path_slot,
+                tree: tree.clone(),
+                keep: false,
+            })
             .collect()
+    }
+
+    /// A plan with no rules that keeps the values at `paths` of every message (on its compact
+    /// event, as [`Deferred`] values no rule is a candidate for), for readers of events that
+    /// are not scoring them: `train` counts events by name and page path
+    /// ([`LeadState::kept`]).
+    pub fn keeping(paths: &[&[&str]]) -> Plan {
+        let mut fields = FlatFields::default();
+        for path in paths {
+            fields.slot(&path.iter().map(|key| (*key).to_owned()).collect::<Vec<_>>(), false);
+        }
+        let tree = FieldTree::build(&fields);
+        Plan { fields, rules: Vec::new(), ignore: None, path_slot: None, tree, keep: true }
     }
 }
 
@@ -352,8 +374,8 @@ impl Plan {
             });
         }
         let kind = Kind::of(&message.kind);
-        let deferred =
-            (!candidates.is_empty()).then(|| Deferred { candidates, slots: message.slots.clone().into_boxed_slice() });
+        let deferred = (!candidates.is_empty() || self.keep)
+            .then(|| Deferred { candidates, slots: message.slots.clone().into_boxed_slice() });
         let keeps_traits = matches!(kind, Kind::Identify | Kind::Group);
         let extra = (keeps_traits || deferred.is_some()).then(|| {
             Box::new(Extra {

@@ -277,6 +277,32 @@ impl CheckedModel {
         }
     }
 
+    /// A model with no rules (one empty dimension) that reads events only to keep the values at
+    /// `paths` of each ([`crate::compact::Plan::keeping`]): how `train` reads events, whose
+    /// behaviour features are counts of them before a lead's cutoff.
+    pub fn keeping(paths: &[&[&str]]) -> CheckedModel {
+        CheckedModel {
+            name: "events".to_owned(),
+            description: None,
+            traits: Vec::new(),
+            dimensions: vec![Dimension {
+                name: "events".to_owned(),
+                min: None,
+                max: None,
+                weight: 1.0,
+                half_life: None,
+            }],
+            rules: Vec::new(),
+            stages: Vec::new(),
+            grade: None,
+            ignore: None,
+            aggregate: Aggregate::Max,
+            calibration: None,
+            index: RuleIndex::build(&[]),
+            plan: crate::compact::Plan::keeping(paths),
+        }
+    }
+
     pub fn dimension_index(&self, name: &str) -> Option<usize> {
         self.dimensions.iter().position(|d| d.name == name)
     }

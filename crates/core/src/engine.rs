@@ -425,7 +425,8 @@ pub fn evaluate_reference(model: &CheckedModel, lead: &LeadHistory, accounts: &A
     for (i, event) in events.iter().enumerate() {
         let vars = [Binding::Json(&event.body), Binding::Json(&context.lead_value), account_binding];
         let activation = Activation { vars: &vars, as_of };
-        model.index.for_each_candidate(&event.body, |r| {
+        // The definition runs every candidate's condition, exact ones too.
+        model.index.for_each_candidate(&event.body, |r, _| {
             if model.rules[r].kind.condition().matches(&activation) {
                 matches[r].push(i);
             }

@@ -346,10 +346,14 @@ impl Plan {
             // Each distinct condition is evaluated once per message: 0 not yet, 1 false, 2 true.
             let mut known = [0u8; 128];
             let mut known_more: Vec<u8> = Vec::new();
-            index.for_each_candidate_of(Some(&message.kind), message.event.as_deref(), path, |r| {
+            index.for_each_candidate_of(Some(&message.kind), message.event.as_deref(), path, |r, exact| {
                 let Some(plan) = self.rules.get(r) else { return };
                 if plan.deferred {
                     candidates.insert(r);
+                    return;
+                }
+                if exact {
+                    matched.insert(r);
                     return;
                 }
                 let slot = if plan.same_as < 128 {

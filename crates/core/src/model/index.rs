@@ -3,7 +3,10 @@
 //! name, one that requires `event.type == "page"` under that type (with a required
 //! `event.properties.path` prefix checked before the condition runs: from `path == "/x"`,
 //! `path.startsWith("/x")`, or an `||` of those, whose common prefix it is); the rest are tried
-//! on every event. Indexing never changes a result, only how many conditions run.
+//! on every event. A rule required to have one of several names (`event.event in ["a", "b"]`) is
+//! filed under each. When a condition is nothing but what the index checked (its name or type,
+//! and a path prefix), the index decides it alone: the rule is an exact candidate and its
+//! condition need not run. Indexing never changes a result, only how many conditions run.
 
 use std::collections::HashMap;
 
@@ -22,12 +25,15 @@ pub struct RuleIndex {
     any: Vec<Entry>,
 }
 
-/// A rule filed in the index, with the prefix `event.properties.path` must start with if its
-/// condition requires one.
+/// A rule filed in the index, with the type the event must have (for a rule filed by name) and
+/// the prefix `event.properties.path` must start with, if its condition requires them.
 #[derive(Debug, Clone)]
 struct Entry {
     rule: usize,
+    kind: Option<Box<str>>,
     path_prefix: Option<Box<str>>,
+    /// The condition holds whenever these checks pass.
+    exact: bool,
 }
 
 impl RuleIndex {
@@ -37,42 +43,71 @@ impl RuleIndex {
             if matches!(rule.kind, RuleKind::Trait { .. }) {
                 continue;
             }
-            let mut name = None;
+            let mut names: Option<Vec<String>> = None;
             let mut kind = None;
             let mut path_prefix = None;
+            // Whether every top-level term is one the index checks exactly.
+            let mut exact = true;
             for atom in rule.kind.condition().conjuncts() {
                 match atom {
                     Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) } => {
                         match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                            ["event"] => name = Some(s),
-                            ["type"] => kind = Some(s),
-                            ["properties", "path"] => path_prefix = Some(s.into_boxed_str()),
-                            _ => {}
+                            ["event"] if names.is_none() => names = Some(vec![s]),
+                            ["type"] if kind.is_none() => kind = Some(s),
+                            // A whole path is stricter than the prefix it gives.
+                            ["properties", "path"] if path_prefix.is_none() => {
+                                path_prefix = Some(s.into_boxed_str());
+                                exact = false;
+                            }
+                            _ => exact = false,
                         }
                     }
+                    Atom::In { var: EVENT_SLOT, path, values }
+                        if names.is_none()
+                            && path.len() == 1
+                            && path[0] == "event"
+                            && !values.is_empty()
+                            && values.iter().all(|v| matches!(v, Literal::String(_))) =>
+                    {
+                        names = Some(
+                            values
+                                .into_iter()
+                                .filter_map(|v| if let Literal::String(s) = v { Some(s) } else { None })
+                                .collect(),
+                        );
+                    }
                     Atom::StartsWith { var: EVENT_SLOT, path, prefix }
-                        if path.len() == 2 && path[0] == "properties" && path[1] == "path" =>
+                        if is_page_path(&path) && path_prefix.is_none() =>
                     {
                         path_prefix = Some(prefix.into_boxed_str());
                     }
                     Atom::AnyOf(alternatives) if path_prefix.is_none() => {
                         path_prefix = common_path_prefix(&alternatives).map(String::into_boxed_str);
+                        exact = false;
                     }
-                    _ => {}
+                    _ => exact = false,
                 }
             }
-            let entry = Entry { rule: i, path_prefix };
-            match (name, kind) {
-                (Some(name), _) => index.by_name.entry(name).or_default().push(entry),
-                (None, Some(kind)) => index.by_type.entry(kind).or_default().push(entry),
-                (None, None) => index.any.push(entry),
+            match (names, kind) {
+                (Some(names), kind) => {
+                    let kind = kind.map(String::into_boxed_str);
+                    for name in names {
+                        let entry = Entry { rule: i, kind: kind.clone(), path_prefix: path_prefix.clone(), exact };
+                        index.by_name.entry(name).or_default().push(entry);
+                    }
+                }
+                (None, Some(kind)) => {
+                    index.by_type.entry(kind).or_default().push(Entry { rule: i, kind: None, path_prefix, exact })
+                }
+                (None, None) => index.any.push(Entry { rule: i, kind: None, path_prefix, exact: false }),
             }
         }
         index
     }
 
-    /// Calls `f` with each rule that could match `event` (each at most once).
-    pub fn for_each_candidate(&self, event: &Value, f: impl FnMut(usize)) {
+    /// Calls `f` with each rule that could match `event` (each at most once), and whether the
+    /// rule is known to match (its condition is what the index checked).
+    pub fn for_each_candidate(&self, event: &Value, f: impl FnMut(usize, bool)) {
         let ty = event.get("type").and_then(Value::as_str);
         let name = event.get("event").and_then(Value::as_str);
         let path = event.get("properties").and_then(|p| p.get("path")).and_then(Value::as_str);
@@ -86,17 +121,22 @@ impl RuleIndex {
         ty: Option<&str>,
         name: Option<&str>,
         path: Option<&str>,
-        mut f: impl FnMut(usize),
+        mut f: impl FnMut(usize, bool),
     ) {
         let lists = [name.and_then(|n| self.by_name.get(n)), ty.and_then(|t| self.by_type.get(t)), Some(&self.any)];
         for list in lists.into_iter().flatten() {
             for entry in list {
+                if let Some(kind) = &entry.kind
+                    && ty != Some(&**kind)
+                {
+                    continue;
+                }
                 if let Some(prefix) = &entry.path_prefix
                     && !path.is_some_and(|p| p.starts_with(&**prefix))
                 {
                     continue;
                 }
-                f(entry.rule);
+                f(entry.rule, entry.exact);
             }
         }
     }
@@ -114,7 +154,20 @@ impl RuleIndex {
 
     /// How many rules are indexed by a specific event name or type (for diagnostics and tests).
     pub fn indexed_rules(&self) -> usize {
-        self.by_name.values().map(Vec::len).sum::<usize>() + self.by_type.values().map(Vec::len).sum::<usize>()
+        let mut rules: Vec<usize> =
+            self.by_name.values().chain(self.by_type.values()).flatten().map(|e| e.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        rules.len()
+    }
+
+    /// How many rules the index decides alone (for diagnostics and tests).
+    pub fn exact_rules(&self) -> usize {
+        let mut rules: Vec<usize> =
+            self.by_name.values().chain(self.by_type.values()).flatten().filter(|e| e.exact).map(|e| e.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        rules.len()
     }
 }
 
@@ -182,6 +235,14 @@ name = "docs or a download"
 on = 'event.type == "page" && (event.properties.path == "/docs" || event.event == "Downloaded")'
 points = 1
 [[rules]]
+name = "signed up"
+on = 'event.type == "track" && event.event in ["Signed Up", "Trial Started"]'
+points = 1
+[[rules]]
+name = "marketing email"
+on = 'event.event == "Email Opened" && event.properties.campaign_type == "marketing"'
+points = 1
+[[rules]]
 name = "trait"
 if = 'true'
 points = 1
@@ -191,7 +252,19 @@ points = 1
 
     fn candidates(model: &CheckedModel, event: serde_json::Value) -> Vec<&str> {
         let mut out = Vec::new();
-        model.index.for_each_candidate(&event, |r| out.push(model.rules[r].name.as_str()));
+        model.index.for_each_candidate(&event, |r, _| out.push(model.rules[r].name.as_str()));
+        out.sort_unstable();
+        out
+    }
+
+    /// The candidates the index decides alone.
+    fn exact(model: &CheckedModel, event: serde_json::Value) -> Vec<&str> {
+        let mut out = Vec::new();
+        model.index.for_each_candidate(&event, |r, exact| {
+            if exact {
+                out.push(model.rules[r].name.as_str());
+            }
+        });
         out.sort_unstable();
         out
     }
@@ -199,12 +272,24 @@ points = 1
     #[test]
     fn events_are_only_tested_against_rules_that_could_match() {
         let m = model();
-        assert_eq!(m.index.indexed_rules(), 5, "by event name, by type, by type with a path prefix");
+        assert_eq!(m.index.indexed_rules(), 7, "by event name (or names), by type, by type with a path prefix");
         assert_eq!(m.index.rules_with_path_prefix(), 2, "`careers`, and `docs` from its `||`");
+        assert_eq!(m.index.exact_rules(), 4, "`opened`, `careers`, `any page`, `signed up`");
         assert_eq!(
             candidates(&m, json!({"type": "track", "event": "Email Opened"})),
-            ["anything from a bot", "opened"]
+            ["anything from a bot", "marketing email", "opened"]
         );
+        assert_eq!(exact(&m, json!({"type": "track", "event": "Email Opened"})), ["opened"]);
+        for name in ["Signed Up", "Trial Started"] {
+            assert_eq!(candidates(&m, json!({"type": "track", "event": name})), ["anything from a bot", "signed up"]);
+            assert_eq!(exact(&m, json!({"type": "track", "event": name})), ["signed up"]);
+        }
+        // Filed by name, the rule still requires its type.
+        assert_eq!(
+            candidates(&m, json!({"type": "page", "event": "Signed Up"})),
+            ["any page", "anything from a bot", "docs or a download"]
+        );
+        assert_eq!(exact(&m, json!({"type": "page", "properties": {"path": "/careers/x"}})), ["any page", "careers"]);
         assert_eq!(
             candidates(&m, json!({"type": "page", "properties": {"path": "/careers/jobs"}})),
             ["any page", "anything from a bot", "careers", "docs or a download"]

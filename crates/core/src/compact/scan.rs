@@ -135,15 +135,16 @@ impl<'a> Scanner<'a> {
         let start = self.at;
         let mut escaped = false;
         loop {
-            // 32 bytes at a time (four words tested together), then eight, up to the next quote
-            // or backslash.
+            // 32 bytes at a time (four words tested together; the first word with a find gives
+            // its place), then eight, up to the next quote or backslash.
             while let Some(block) = self.bytes.get(self.at..self.at + 32) {
                 let words: [u64; 4] = std::array::from_fn(|i| {
                     let mut word = [0u8; 8];
                     word.copy_from_slice(&block[i * 8..i * 8 + 8]);
                     quote_or_backslash(u64::from_le_bytes(word))
                 });
-                if words.iter().fold(0, |any, w| any | w) != 0 {
+                if let Some(i) = words.iter().position(|&w| w != 0) {
+                    self.at += i * 8 + (words[i].trailing_zeros() / 8) as usize;
                     break;
                 }
                 self.at += 32;

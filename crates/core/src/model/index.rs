@@ -25,12 +25,13 @@ pub struct RuleIndex {
     any: Vec<Entry>,
 }
 
-/// A rule filed in the index, with the type the event must have (for a rule filed by name) and
-/// the prefix `event.properties.path` must start with, if its condition requires them.
+/// A rule filed in the index, with the types one of which the event must have (for a rule filed
+/// by name) and the prefix `event.properties.path` must start with, if its condition requires
+/// them.
 #[derive(Debug, Clone)]
 struct Entry {
     rule: usize,
-    kind: Option<Box<str>>,
+    kinds: Option<Box<[Box<str>]>>,
     path_prefix: Option<Box<str>>,
     /// The condition holds whenever these checks pass.
     exact: bool,
@@ -44,37 +45,30 @@ impl RuleIndex {
                 continue;
             }
             let mut names: Option<Vec<String>> = None;
-            let mut kind = None;
+            let mut kinds: Option<Vec<String>> = None;
             let mut path_prefix = None;
             // Whether every top-level term is one the index checks exactly.
             let mut exact = true;
             for atom in rule.kind.condition().conjuncts() {
+                if names.is_none()
+                    && let Some(list) = one_of(&atom, "event")
+                {
+                    names = Some(list);
+                    continue;
+                }
+                if kinds.is_none()
+                    && let Some(list) = one_of(&atom, "type")
+                {
+                    kinds = Some(list);
+                    continue;
+                }
                 match atom {
-                    Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) } => {
-                        match path.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                            ["event"] if names.is_none() => names = Some(vec![s]),
-                            ["type"] if kind.is_none() => kind = Some(s),
-                            // A whole path is stricter than the prefix it gives.
-                            ["properties", "path"] if path_prefix.is_none() => {
-                                path_prefix = Some(s.into_boxed_str());
-                                exact = false;
-                            }
-                            _ => exact = false,
-                        }
-                    }
-                    Atom::In { var: EVENT_SLOT, path, values }
-                        if names.is_none()
-                            && path.len() == 1
-                            && path[0] == "event"
-                            && !values.is_empty()
-                            && values.iter().all(|v| matches!(v, Literal::String(_))) =>
+                    // A whole path is stricter than the prefix it gives.
+                    Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) }
+                        if is_page_path(&path) && path_prefix.is_none() =>
                     {
-                        names = Some(
-                            values
-                                .into_iter()
-                                .filter_map(|v| if let Literal::String(s) = v { Some(s) } else { None })
-                                .collect(),
-                        );
+                        path_prefix = Some(s.into_boxed_str());
+                        exact = false;
                     }
                     Atom::StartsWith { var: EVENT_SLOT, path, prefix }
                         if is_page_path(&path) && path_prefix.is_none() =>
@@ -88,18 +82,22 @@ impl RuleIndex {
                     _ => exact = false,
                 }
             }
-            match (names, kind) {
-                (Some(names), kind) => {
-                    let kind = kind.map(String::into_boxed_str);
+            match (names, kinds) {
+                (Some(names), kinds) => {
+                    let kinds: Option<Box<[Box<str>]>> =
+                        kinds.map(|k| k.into_iter().map(String::into_boxed_str).collect());
                     for name in names {
-                        let entry = Entry { rule: i, kind: kind.clone(), path_prefix: path_prefix.clone(), exact };
+                        let entry = Entry { rule: i, kinds: kinds.clone(), path_prefix: path_prefix.clone(), exact };
                         index.by_name.entry(name).or_default().push(entry);
                     }
                 }
-                (None, Some(kind)) => {
-                    index.by_type.entry(kind).or_default().push(Entry { rule: i, kind: None, path_prefix, exact })
+                (None, Some(kinds)) => {
+                    for kind in kinds {
+                        let entry = Entry { rule: i, kinds: None, path_prefix: path_prefix.clone(), exact };
+                        index.by_type.entry(kind).or_default().push(entry);
+                    }
                 }
-                (None, None) => index.any.push(Entry { rule: i, kind: None, path_prefix, exact: false }),
+                (None, None) => index.any.push(Entry { rule: i, kinds: None, path_prefix, exact: false }),
             }
         }
         index
@@ -126,8 +124,8 @@ impl RuleIndex {
         let lists = [name.and_then(|n| self.by_name.get(n)), ty.and_then(|t| self.by_type.get(t)), Some(&self.any)];
         for list in lists.into_iter().flatten() {
             for entry in list {
-                if let Some(kind) = &entry.kind
-                    && ty != Some(&**kind)
+                if let Some(kinds) = &entry.kinds
+                    && !ty.is_some_and(|t| kinds.iter().any(|k| **k == *t))
                 {
                     continue;
                 }
@@ -169,6 +167,27 @@ impl RuleIndex {
         rules.dedup();
         rules.len()
     }
+}
+
+/// The string values one of which the event's top-level `field` must have for `atom` to hold, if
+/// that is all `atom` says: `field == "a"`, `field in ["a", "b"]` or `field == "a" || field ==
+/// "b"` (sorted, each once: a rule is filed once under each).
+fn one_of(atom: &Atom, field: &str) -> Option<Vec<String>> {
+    let is_field = |var: &usize, path: &[String]| *var == EVENT_SLOT && path.len() == 1 && path[0] == field;
+    let mut values: Vec<String> = match atom {
+        Atom::Compare { var, path, op: CmpOp::Eq, value: Literal::String(s) } if is_field(var, path) => vec![s.clone()],
+        Atom::In { var, path, values } if is_field(var, path) => values
+            .iter()
+            .map(|v| if let Literal::String(s) = v { Some(s.clone()) } else { None })
+            .collect::<Option<_>>()?,
+        Atom::AnyOf(alternatives) => {
+            alternatives.iter().map(|a| one_of(a, field)).collect::<Option<Vec<_>>>()?.into_iter().flatten().collect()
+        }
+        _ => return None,
+    };
+    values.sort_unstable();
+    values.dedup();
+    (!values.is_empty()).then_some(values)
 }
 
 /// The prefix `event.properties.path` has whenever one of `alternatives` holds, if each of them
@@ -243,6 +262,15 @@ name = "marketing email"
 on = 'event.event == "Email Opened" && event.properties.campaign_type == "marketing"'
 points = 1
 [[rules]]
+name = "active"
+on = 'event.type == "track" && (event.event == "Logged In" || event.event == "Report Created" || event.event == "Logged In")'
+points = 1
+[[rules]]
+name = "gone quiet"
+inactive = 'event.type == "page" || event.type == "track"'
+for = "30d"
+points = -1
+[[rules]]
 name = "trait"
 if = 'true'
 points = 1
@@ -272,36 +300,48 @@ points = 1
     #[test]
     fn events_are_only_tested_against_rules_that_could_match() {
         let m = model();
-        assert_eq!(m.index.indexed_rules(), 7, "by event name (or names), by type, by type with a path prefix");
+        assert_eq!(m.index.indexed_rules(), 9, "by event name (or names), by type (or types), by path prefix");
         assert_eq!(m.index.rules_with_path_prefix(), 2, "`careers`, and `docs` from its `||`");
-        assert_eq!(m.index.exact_rules(), 4, "`opened`, `careers`, `any page`, `signed up`");
+        assert_eq!(m.index.exact_rules(), 6, "`opened`, `careers`, `any page`, `signed up`, `active`, `gone quiet`");
         assert_eq!(
             candidates(&m, json!({"type": "track", "event": "Email Opened"})),
-            ["anything from a bot", "marketing email", "opened"]
+            ["anything from a bot", "gone quiet", "marketing email", "opened"]
         );
-        assert_eq!(exact(&m, json!({"type": "track", "event": "Email Opened"})), ["opened"]);
+        // Named twice in its `||`, a rule is still a candidate once.
+        assert_eq!(
+            candidates(&m, json!({"type": "track", "event": "Logged In"})),
+            ["active", "anything from a bot", "gone quiet"]
+        );
+        assert_eq!(exact(&m, json!({"type": "track", "event": "Logged In"})), ["active", "gone quiet"]);
+        assert_eq!(exact(&m, json!({"type": "track", "event": "Email Opened"})), ["gone quiet", "opened"]);
         for name in ["Signed Up", "Trial Started"] {
-            assert_eq!(candidates(&m, json!({"type": "track", "event": name})), ["anything from a bot", "signed up"]);
-            assert_eq!(exact(&m, json!({"type": "track", "event": name})), ["signed up"]);
+            assert_eq!(
+                candidates(&m, json!({"type": "track", "event": name})),
+                ["anything from a bot", "gone quiet", "signed up"]
+            );
+            assert_eq!(exact(&m, json!({"type": "track", "event": name})), ["gone quiet", "signed up"]);
         }
         // Filed by name, the rule still requires its type.
         assert_eq!(
             candidates(&m, json!({"type": "page", "event": "Signed Up"})),
-            ["any page", "anything from a bot", "docs or a download"]
+            ["any page", "anything from a bot", "docs or a download", "gone quiet"]
         );
-        assert_eq!(exact(&m, json!({"type": "page", "properties": {"path": "/careers/x"}})), ["any page", "careers"]);
+        assert_eq!(
+            exact(&m, json!({"type": "page", "properties": {"path": "/careers/x"}})),
+            ["any page", "careers", "gone quiet"]
+        );
         assert_eq!(
             candidates(&m, json!({"type": "page", "properties": {"path": "/careers/jobs"}})),
-            ["any page", "anything from a bot", "careers", "docs or a download"]
+            ["any page", "anything from a bot", "careers", "docs or a download", "gone quiet"]
         );
         assert_eq!(
             candidates(&m, json!({"type": "page", "properties": {"path": "/pricing"}})),
-            ["any page", "anything from a bot", "docs or a download"]
+            ["any page", "anything from a bot", "docs or a download", "gone quiet"]
         );
         for path in ["/docs", "/docs/api"] {
             assert_eq!(
                 candidates(&m, json!({"type": "page", "properties": {"path": path}})),
-                ["any page", "anything from a bot", "docs", "docs or a download"]
+                ["any page", "anything from a bot", "docs", "docs or a download", "gone quiet"]
             );
         }
         assert_eq!(candidates(&m, json!({"type": "identify"})), ["anything from a bot"]);

@@ -1,9 +1,8 @@
 //! Which rules an event can possibly match, decided once per model from each condition's
 //! top-level `&&` terms: a rule that requires `event.event == "Email Opened"` is filed under that
-//! name, one that requires `event.type == "page"` under that type (with a required
-//! `event.properties.path` prefix checked before the condition runs: from `path == "/x"`,
-//! `path.startsWith("/x")`, or an `||` of those, whose common prefix it is); the rest are tried
-//! on every event. A rule required to have one of several names (`event.event in ["a", "b"]`) is
+//! name, one that requires `event.type == "page"` under that type (with what
+//! `event.properties.path` must be checked before the condition runs: `path == "/x"`,
+//! `path.startsWith("/x")`, or an `||` of those); the rest are tried on every event. A rule required to have one of several names (`event.event in ["a", "b"]`) is
 //! filed under each. When a condition is nothing but what the index checked (its name or type,
 //! and a path prefix), the index decides it alone: the rule is an exact candidate and its
 //! condition need not run. Indexing never changes a result, only how many conditions run.
@@ -26,13 +25,12 @@ pub struct RuleIndex {
 }
 
 /// A rule filed in the index, with the types one of which the event must have (for a rule filed
-/// by name) and the prefix `event.properties.path` must start with, if its condition requires
-/// them.
+/// by name) and what `event.properties.path` must be, if its condition requires them.
 #[derive(Debug, Clone)]
 struct Entry {
     rule: usize,
     kinds: Option<Box<[Box<str>]>>,
-    path_prefix: Option<Box<str>>,
+    path: Option<PathTest>,
     /// The condition holds whenever these checks pass.
     exact: bool,
 }
@@ -46,7 +44,7 @@ impl RuleIndex {
             }
             let mut names: Option<Vec<String>> = None;
             let mut kinds: Option<Vec<String>> = None;
-            let mut path_prefix = None;
+            let mut path = None;
             // Whether every top-level term is one the index checks exactly.
             let mut exact = true;
             for atom in rule.kind.condition().conjuncts() {
@@ -54,32 +52,16 @@ impl RuleIndex {
                     && let Some(list) = one_of(&atom, "event")
                 {
                     names = Some(list);
-                    continue;
-                }
-                if kinds.is_none()
+                } else if kinds.is_none()
                     && let Some(list) = one_of(&atom, "type")
                 {
                     kinds = Some(list);
-                    continue;
-                }
-                match atom {
-                    // A whole path is stricter than the prefix it gives.
-                    Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) }
-                        if is_page_path(&path) && path_prefix.is_none() =>
-                    {
-                        path_prefix = Some(s.into_boxed_str());
-                        exact = false;
-                    }
-                    Atom::StartsWith { var: EVENT_SLOT, path, prefix }
-                        if is_page_path(&path) && path_prefix.is_none() =>
-                    {
-                        path_prefix = Some(prefix.into_boxed_str());
-                    }
-                    Atom::AnyOf(alternatives) if path_prefix.is_none() => {
-                        path_prefix = common_path_prefix(&alternatives).map(String::into_boxed_str);
-                        exact = false;
-                    }
-                    _ => exact = false,
+                } else if path.is_none()
+                    && let Some(test) = path_test(&atom)
+                {
+                    path = Some(PathTest(test.into_boxed_slice()));
+                } else {
+                    exact = false;
                 }
             }
             match (names, kinds) {
@@ -87,17 +69,17 @@ impl RuleIndex {
                     let kinds: Option<Box<[Box<str>]>> =
                         kinds.map(|k| k.into_iter().map(String::into_boxed_str).collect());
                     for name in names {
-                        let entry = Entry { rule: i, kinds: kinds.clone(), path_prefix: path_prefix.clone(), exact };
+                        let entry = Entry { rule: i, kinds: kinds.clone(), path: path.clone(), exact };
                         index.by_name.entry(name).or_default().push(entry);
                     }
                 }
                 (None, Some(kinds)) => {
                     for kind in kinds {
-                        let entry = Entry { rule: i, kinds: None, path_prefix: path_prefix.clone(), exact };
+                        let entry = Entry { rule: i, kinds: None, path: path.clone(), exact };
                         index.by_type.entry(kind).or_default().push(entry);
                     }
                 }
-                (None, None) => index.any.push(Entry { rule: i, kinds: None, path_prefix, exact: false }),
+                (None, None) => index.any.push(Entry { rule: i, kinds: None, path, exact: false }),
             }
         }
         index
@@ -129,8 +111,8 @@ impl RuleIndex {
                 {
                     continue;
                 }
-                if let Some(prefix) = &entry.path_prefix
-                    && !path.is_some_and(|p| p.starts_with(&**prefix))
+                if let Some(test) = &entry.path
+                    && !path.is_some_and(|p| test.holds(p))
                 {
                     continue;
                 }
@@ -139,15 +121,20 @@ impl RuleIndex {
         }
     }
 
-    /// How many rules require a `properties.path` prefix (for diagnostics and tests).
-    pub fn rules_with_path_prefix(&self) -> usize {
-        self.by_name
+    /// How many rules require something of `properties.path` (for diagnostics and tests).
+    pub fn rules_with_path_test(&self) -> usize {
+        let mut rules: Vec<usize> = self
+            .by_name
             .values()
             .chain(self.by_type.values())
             .chain([&self.any])
             .flatten()
-            .filter(|e| e.path_prefix.is_some())
-            .count()
+            .filter(|e| e.path.is_some())
+            .map(|e| e.rule)
+            .collect();
+        rules.sort_unstable();
+        rules.dedup();
+        rules.len()
     }
 
     /// How many rules are indexed by a specific event name or type (for diagnostics and tests).
@@ -190,28 +177,41 @@ fn one_of(atom: &Atom, field: &str) -> Option<Vec<String>> {
     (!values.is_empty()).then_some(values)
 }
 
-/// The prefix `event.properties.path` has whenever one of `alternatives` holds, if each of them
-/// is `path == "…"` or `path.startsWith("…")`: the longest prefix their texts share (`None` if
-/// that is empty, which excludes nothing).
-fn common_path_prefix(alternatives: &[Atom]) -> Option<String> {
-    let mut common: Option<&str> = None;
-    for atom in alternatives {
-        let text = match atom {
-            Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) } if is_page_path(path) => {
-                s
-            }
-            Atom::StartsWith { var: EVENT_SLOT, path, prefix } if is_page_path(path) => prefix,
-            _ => return None,
-        };
-        common = Some(match common {
-            None => text,
-            Some(c) => {
-                let shared = c.char_indices().zip(text.chars()).take_while(|((_, a), b)| a == b).last();
-                &c[..shared.map_or(0, |((i, ch), _)| i + ch.len_utf8())]
-            }
-        });
+/// What `event.properties.path` must be: one of these (the path itself, or a prefix of it).
+#[derive(Debug, Clone)]
+struct PathTest(Box<[(PathOp, Box<str>)]>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathOp {
+    Is,
+    StartsWith,
+}
+
+impl PathTest {
+    fn holds(&self, path: &str) -> bool {
+        self.0.iter().any(|(op, text)| match op {
+            PathOp::Is => path == &**text,
+            PathOp::StartsWith => path.starts_with(&**text),
+        })
     }
-    common.filter(|c| !c.is_empty()).map(str::to_owned)
+}
+
+/// The [`PathTest`] `atom` is, if it is nothing but tests of `event.properties.path`:
+/// `path == "…"`, `path.startsWith("…")`, or an `||` of those.
+fn path_test(atom: &Atom) -> Option<Vec<(PathOp, Box<str>)>> {
+    match atom {
+        Atom::Compare { var: EVENT_SLOT, path, op: CmpOp::Eq, value: Literal::String(s) } if is_page_path(path) => {
+            Some(vec![(PathOp::Is, s.as_str().into())])
+        }
+        Atom::StartsWith { var: EVENT_SLOT, path, prefix } if is_page_path(path) => {
+            Some(vec![(PathOp::StartsWith, prefix.as_str().into())])
+        }
+        Atom::AnyOf(alternatives) => {
+            let tests = alternatives.iter().map(path_test).collect::<Option<Vec<_>>>()?;
+            Some(tests.into_iter().flatten().collect())
+        }
+        _ => None,
+    }
 }
 
 fn is_page_path(path: &[String]) -> bool {
@@ -301,8 +301,12 @@ points = 1
     fn events_are_only_tested_against_rules_that_could_match() {
         let m = model();
         assert_eq!(m.index.indexed_rules(), 9, "by event name (or names), by type (or types), by path prefix");
-        assert_eq!(m.index.rules_with_path_prefix(), 2, "`careers`, and `docs` from its `||`");
-        assert_eq!(m.index.exact_rules(), 6, "`opened`, `careers`, `any page`, `signed up`, `active`, `gone quiet`");
+        assert_eq!(m.index.rules_with_path_test(), 2, "`careers`, and `docs` from its `||`");
+        assert_eq!(
+            m.index.exact_rules(),
+            7,
+            "`opened`, `careers`, `any page`, `docs`, `signed up`, `active`, `gone quiet`"
+        );
         assert_eq!(
             candidates(&m, json!({"type": "track", "event": "Email Opened"})),
             ["anything from a bot", "gone quiet", "marketing email", "opened"]
@@ -343,7 +347,16 @@ points = 1
                 candidates(&m, json!({"type": "page", "properties": {"path": path}})),
                 ["any page", "anything from a bot", "docs", "docs or a download", "gone quiet"]
             );
+            assert_eq!(
+                exact(&m, json!({"type": "page", "properties": {"path": path}})),
+                ["any page", "docs", "gone quiet"]
+            );
         }
+        // The path is checked as the condition says, not only by a prefix.
+        assert_eq!(
+            candidates(&m, json!({"type": "page", "properties": {"path": "/docsmith"}})),
+            ["any page", "anything from a bot", "docs or a download", "gone quiet"]
+        );
         assert_eq!(candidates(&m, json!({"type": "identify"})), ["anything from a bot"]);
     }
 }

@@ -359,4 +359,14 @@ points = 1
         );
         assert_eq!(candidates(&m, json!({"type": "identify"})), ["anything from a bot"]);
     }
+
+    /// The shipped model's event rules are decided by the index alone wherever their condition
+    /// allows it (the scoring speed of `b2b-default.toml` depends on it).
+    #[test]
+    fn most_of_the_example_models_event_rules_are_exact() {
+        let source = include_str!("../../../../examples/models/b2b-default.toml");
+        let m = CheckedModel::from_source(source).unwrap_or_else(|d| panic!("{d:?}"));
+        let event_rules = m.rules.iter().filter(|r| !matches!(r.kind, crate::model::RuleKind::Trait { .. })).count();
+        assert_eq!((m.index.exact_rules(), event_rules), (16, 20));
+    }
 }

@@ -93,3 +93,30 @@ fn the_example_models_check_without_errors() {
         assert_eq!(report.warnings().count(), 0, "{name}:\n{}", rendered.join("\n"));
     }
 }
+
+/// "Call now" order comes from the model's own `[[stages]]` (listed lowest first): its highest
+/// stage first, then each lower one, then `lead`, then anything else (outcomes).
+#[test]
+fn stages_rank_by_the_models_order_whatever_their_names() {
+    let source = r#"
+[model]
+name = "temperature"
+[dimensions.engagement]
+[[stages]]
+name = "cold"
+when = "total >= 10"
+[[stages]]
+name = "warm"
+when = "total >= 20"
+[[stages]]
+name = "hot"
+when = "total >= 30"
+"#;
+    let model = leadscore_core::CheckedModel::from_source(source).expect("a valid model");
+    let ranks: Vec<i64> =
+        ["hot", "warm", "cold", "lead", "customer", "lost", "mql"].map(|s| model.stage_rank(s)).to_vec();
+    assert_eq!(ranks, [0, 1, 2, 3, 4, 4, 4]);
+    let (listed, other) = model.stage_ranks();
+    assert_eq!(listed, [("cold".to_owned(), 2), ("warm".to_owned(), 1), ("hot".to_owned(), 0), ("lead".to_owned(), 3)]);
+    assert_eq!(other, 4);
+}

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use leadscore_core::diagnostics::Diagnostic;
 use leadscore_core::time::Millis;
 use leadscore_core::{CheckedModel, check_model};
-use leadscore_store::{Store, StoreError};
+use leadscore_store::{Store, StoreError, Tx};
 
 use crate::auth::Keys;
 use crate::clock::Clock;
@@ -127,6 +127,9 @@ impl App {
             }
         };
         let (model, _) = check_source(&source).map_err(|d| StartError::Model(render(&name, &source, &d)))?;
+        // Call-now ranks follow the active model's stage order (leads stored before it, or by an
+        // older version of the schema, get theirs now).
+        store.write(|tx| rank_stages(tx, &model)).map_err(StartError::Store)?;
         let hooks = Webhooks::new(settings.webhooks.clone());
         let app = Arc::new(App {
             store,
@@ -440,7 +443,10 @@ impl App {
         let Some(row) = self.store.read(|tx| tx.model(version))? else { return Ok(None) };
         let (model, _) = check_source(&row.source).map_err(ModelProblem::Invalid)?;
         let now = self.clock.now();
-        self.store.write(|tx| tx.activate_model(version, now))?;
+        self.store.write(|tx| {
+            tx.activate_model(version, now)?;
+            rank_stages(tx, &model)
+        })?;
         self.set_model(ActiveModel::new(version, row.source, model));
         Ok(Some(self.spawn_rescore(version)))
     }
@@ -584,4 +590,10 @@ pub enum StartError {
     Store(StoreError),
     #[error("{0}")]
     Model(String),
+}
+
+/// Sets every stored lead's call-now rank from `model`'s stage order.
+fn rank_stages(tx: &mut Tx<'_>, model: &CheckedModel) -> Result<(), StoreError> {
+    let (ranks, other) = model.stage_ranks();
+    tx.rank_stages(&ranks, other).map(|_| ())
 }

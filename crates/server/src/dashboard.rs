@@ -20,6 +20,7 @@ use minijinja::{Environment, Value as Jv, context};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use leadscore_core::CheckedModel;
 use leadscore_core::model::RuleKind;
 use leadscore_core::time::{self, Duration, Millis};
 use leadscore_store::{LeadSort, SessionRow};
@@ -357,6 +358,8 @@ async fn leads_page(
         Ok(x) => x,
         Err(e) => return page_error(&session, e),
     };
+    let active = app.model();
+    let model = &active.model;
     let rows: Vec<Jv> = page
         .leads
         .iter()
@@ -367,6 +370,7 @@ async fn leads_page(
                 name => name_of(&l.id, &traits),
                 company => traits["company"].as_str().or(traits["company_name"].as_str()).unwrap_or(""),
                 stage => l.stage,
+                stage_class => stage_class(model, &l.stage),
                 grade => l.grade,
                 total => format_points(l.total),
                 trend => sparkline(trends.get(&l.id).map_or(&[][..], Vec::as_slice)),
@@ -374,7 +378,7 @@ async fn leads_page(
             }
         })
         .collect();
-    let mut stages: Vec<String> = app.model().model.stages.iter().rev().map(|s| s.name.clone()).collect();
+    let mut stages: Vec<String> = model.stages.iter().rev().map(|s| s.name.clone()).collect();
     stages.extend(["lead", "customer", "lost", "disqualified"].map(String::from));
     let next = page.next_cursor.map(|c| {
         let mut q = format!("cursor={c}");
@@ -396,8 +400,23 @@ async fn leads_page(
     )
 }
 
+/// The badge class of a stage: the model's highest stage, the one below it, a customer, a lost
+/// or disqualified lead; other stages (and `lead`) look alike. Stage names are the model's own.
+fn stage_class(model: &CheckedModel, stage: &str) -> &'static str {
+    match stage {
+        "customer" => "customer",
+        "lost" | "disqualified" => "bad",
+        _ if model.stages.is_empty() => "",
+        _ => match model.stage_rank(stage) {
+            0 => "top",
+            1 if model.stages.len() > 1 => "next",
+            _ => "",
+        },
+    }
+}
+
 /// Total over time (replayed), with each stage change marked.
-fn history_chart(points: &[(Millis, f64, String)]) -> String {
+fn history_chart(model: &CheckedModel, points: &[(Millis, f64, String)]) -> String {
     const W: f64 = 560.0;
     const H: f64 = 200.0;
     const L: f64 = 44.0;
@@ -434,11 +453,11 @@ fn history_chart(points: &[(Millis, f64, String)]) -> String {
     let mut previous = String::new();
     for (t, v, stage) in points {
         if *stage != previous {
-            let color = match stage.as_str() {
-                "sql" => "#0e9f6e",
-                "mql" => "#d97706",
+            let color = match stage_class(model, stage) {
+                "top" => "#0e9f6e",
+                "next" => "#d97706",
                 "customer" => "#2f6fde",
-                "lost" | "disqualified" => "#c81e1e",
+                "bad" => "#c81e1e",
                 _ => "#9aa5b1",
             };
             let _ = write!(
@@ -529,7 +548,21 @@ async fn lead_page(
                 .collect()
         })
         .unwrap_or_default();
-    let history = view["history"].as_array().cloned().unwrap_or_default();
+    let active = app.model();
+    let model = &active.model;
+    let history: Vec<Jv> = view["history"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .rev()
+                .map(|h| {
+                    let stage = h["stage"].as_str().unwrap_or("");
+                    context! { at => h["at"], stage => stage, stage_class => stage_class(model, stage), total => h["total"] }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let subtitle = [
         traits["title"].as_str(),
         traits["company"].as_str(),
@@ -548,14 +581,15 @@ async fn lead_page(
             name => name_of(&id, &traits),
             subtitle => subtitle,
             stage => view["stage"].as_str().unwrap_or(""),
+            stage_class => stage_class(model, view["stage"].as_str().unwrap_or("")),
             grade => view["grade"].as_str(),
             total => view["total"].as_f64().map(format_points),
             probability => view["probability"].as_f64().map(|p| format!("{:.0}%", p * 100.0)),
             dimensions => dims,
             contributions => Jv::from_serialize(&view["contributions"]),
             events => events,
-            history => Jv::from_serialize(history.iter().rev().collect::<Vec<_>>()),
-            history_chart => history_chart(&series),
+            history => history,
+            history_chart => history_chart(model, &series),
             traits => serde_json::to_string_pretty(&traits).unwrap_or_default(),
         },
     )
@@ -652,7 +686,7 @@ async fn marketing_page(
                 let before = funnel[i - 1].1;
                 if before == 0 { "—".to_owned() } else { format!("{:.0}%", 100.0 * *count as f64 / before as f64) }
             };
-            context! { stage => stage, count => count, rate => rate }
+            context! { stage => stage, stage_class => stage_class(model, stage), count => count, rate => rate }
         })
         .collect();
     // Distributions per dimension and conversion by score band.
@@ -751,8 +785,12 @@ async fn marketing_page(
             error => query.error,
             counts => context! {
                 leads => lead_count,
-                mql => now_in.get("mql").copied().unwrap_or(0),
-                sql => now_in.get("sql").copied().unwrap_or(0),
+                stages => model
+                    .stages
+                    .iter()
+                    .rev()
+                    .map(|s| context! { name => s.name, count => now_in.get(s.name.as_str()).copied().unwrap_or(0) })
+                    .collect::<Vec<_>>(),
                 customer => converted.len(),
             },
             funnel => funnel_rows,

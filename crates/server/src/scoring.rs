@@ -421,6 +421,7 @@ pub fn stored_score(
         // id ingest accepts can only come from an `account` trait, and is not kept.
         account_id: score.account.clone().filter(|a| a.len() <= crate::ingest::MAX_ID_BYTES),
         next_change_at,
+        stage_rank: model.stage_rank(&score.stage),
     }
 }
 

@@ -17,7 +17,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use harness::{MODEL, Server, T0, basic, start, start_with};
+use harness::{MODEL, Server, T0, basic, cookie_of, login, page, start, start_with};
 use leadscore_core::time::{MS_PER_DAY, parse_timestamp};
 
 fn track(user: &str, event: &str, id: &str, at: &str) -> Value {
@@ -478,4 +478,85 @@ async fn openapi_metrics_and_accounts_are_served() {
     assert!(text.contains("leadscore_ingest_events_total"), "{text}");
     assert!(text.contains("leadscore_http_request_seconds_bucket"), "{text}");
     assert!(text.contains("leadscore_ingest_queue_events"), "{text}");
+}
+
+/// A model whose stages are not named lead/MQL/SQL: `cold`, `warm`, `hot` (lowest first).
+const TEMPERATURE: &str = r#"
+[model]
+name = "temperature"
+[dimensions.engagement]
+[[rules]]
+name = "Pricing"
+on = 'event.type == "page" && event.properties.path == "/pricing"'
+points = 10
+[[stages]]
+name = "cold"
+when = "total >= 10"
+[[stages]]
+name = "warm"
+when = "total >= 20"
+[[stages]]
+name = "hot"
+when = "total >= 30"
+"#;
+
+/// "Call now" ranks leads by the model's own stage order (highest stage first, then by total),
+/// then leads in no stage, then those with an outcome; in the API, through its cursor, and on the
+/// dashboard, whose counts and funnel name the model's stages.
+#[tokio::test]
+async fn call_now_follows_the_models_stage_order_whatever_the_names() {
+    let s = start_with(None, TEMPERATURE);
+    let mut batch = Vec::new();
+    for (lead, views) in [("a", 1), ("b", 2), ("c", 3), ("d", 0), ("e", 4), ("f", 3)] {
+        for i in 0..views {
+            batch.push(json!({"type": "page", "userId": lead, "properties": {"path": "/pricing"},
+                "messageId": format!("{lead}{i}"), "timestamp": T0}));
+        }
+        if views == 0 {
+            batch.push(json!({"type": "page", "userId": lead, "properties": {"path": "/blog"}, "messageId": "d-blog", "timestamp": T0}));
+        }
+    }
+    assert_eq!(s.ingest("/v1/batch", json!({"batch": batch})).await.0, StatusCode::OK);
+    let (status, _) = s.post("/api/leads/f/outcome", r#"{"outcome": "won", "at": "2026-01-10T00:00:00Z"}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = ["e", "c", "b", "a", "d", "f"];
+    let (_, all) = s.get("/api/leads?sort=call").await;
+    let ids: Vec<&str> = all["leads"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, expected, "{all}");
+    // Page by page, the cursor keeps the order.
+    let mut seen = Vec::new();
+    let mut url = "/api/leads?sort=call&limit=2".to_owned();
+    loop {
+        let (status, page) = s.get(&url).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(page["leads"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/leads?sort=call&limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    let (_, warm) = s.get("/api/leads?stage=warm").await;
+    assert_eq!(warm["leads"].as_array().unwrap().len(), 1);
+    assert_eq!(warm["leads"][0]["id"], "b");
+
+    // The dashboard: the call list in the same order, the model's stages in the filter, the
+    // counts and the funnel.
+    let (_, headers) = login(&s, "ak").await;
+    let cookie = cookie_of(&headers);
+    let (status, html, _) = page(&s, &cookie, "/leads").await;
+    assert_eq!(status, StatusCode::OK);
+    let order: Vec<usize> = expected.iter().map(|id| html.find(&format!("data-lead=\"{id}\"")).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "call list order {order:?}");
+    assert!(html.contains(r#"<option value="hot" "#) && html.contains(r#"<option value="cold" "#));
+    let (_, html, _) = page(&s, &cookie, "/leads?stage=warm").await;
+    assert!(html.contains("data-lead=\"b\"") && !html.contains("data-lead=\"a\""));
+    let (_, html, _) = page(&s, &cookie, "/marketing").await;
+    for (stage, now) in [("hot", 2), ("warm", 1), ("cold", 1)] {
+        assert!(
+            html.contains(&format!("<div class=\"muted\">{stage} now</div><div class=\"kpi\">{now}</div>")),
+            "{stage}: {html}"
+        );
+    }
+    assert!(!html.contains("MQL now") && !html.contains("SQL now"));
 }

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use harness::{MODEL, Server, T0, basic, start, start_with};
+use harness::{MODEL, Server, T0, basic, cookie_of, login, page, start, start_with};
 use leadscore_core::time::{MS_PER_DAY, format_timestamp, parse_timestamp};
 use leadscore_store::NewEvent;
 
@@ -510,28 +510,6 @@ async fn a_deleted_lead_leaves_no_trace_in_the_sqlite_file() {
 }
 
 // ---- dashboard sessions ---------------------------------------------------------------------------------------
-
-fn cookie_of(headers: &HeaderMap) -> String {
-    let set = headers[header::SET_COOKIE].to_str().unwrap();
-    set.split(';').next().unwrap().to_owned()
-}
-
-async fn login(s: &Server, key: &str) -> (StatusCode, HeaderMap) {
-    let request = Request::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::HOST, "127.0.0.1:8080")
-        .header(header::ORIGIN, "http://127.0.0.1:8080")
-        .body(Body::from(format!("api_key={key}")))
-        .unwrap();
-    let (status, _, headers) = s.send(request).await;
-    (status, headers)
-}
-
-async fn page(s: &Server, cookie: &str, path: &str) -> (StatusCode, String, HeaderMap) {
-    let request = Request::get(path).header(header::COOKIE, cookie).body(Body::empty()).unwrap();
-    let (status, body, headers) = s.send(request).await;
-    (status, body.as_str().unwrap_or_default().to_owned(), headers)
-}
 
 async fn form_post(s: &Server, cookie: &str, path: &str, origin: Option<&str>, form: &str) -> StatusCode {
     let mut request = Request::post(path)

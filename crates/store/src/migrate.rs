@@ -8,10 +8,12 @@ use crate::sql::{Conn, Dialect, Sql};
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_hardening.sql")),
+    (3, include_str!("../migrations/sqlite/0003_stage_rank.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_hardening.sql")),
+    (3, include_str!("../migrations/postgres/0003_stage_rank.sql")),
 ];
 
 /// The advisory lock key migrations hold on PostgreSQL ("leadscor" in ASCII).

@@ -78,6 +78,8 @@ pub struct StoredScore {
     pub account_id: Option<String>,
     /// When time alone will next change the score (the scheduler's due time).
     pub next_change_at: Option<Millis>,
+    /// Where the lead comes in a "call now" list (`CheckedModel::stage_rank` of its stage).
+    pub stage_rank: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -181,7 +183,10 @@ pub struct LeadCursor {
 }
 
 const LEAD_COLUMNS: &str = "id, traits, created_at, updated_at, scored_at, model_version, scores, total, stage, grade, \
-     probability, contributions, current_traits, account_id, next_change_at";
+     probability, contributions, current_traits, account_id, next_change_at, stage_rank";
+
+/// The "call now" rank of a lead that has none (not scored yet): after every ranked lead.
+pub const UNRANKED: i64 = 1_000_000;
 
 const EVENT_COLUMNS: &str = "seq, lead_id, anonymous_id, at, body";
 
@@ -234,6 +239,7 @@ fn lead_row(row: &Row) -> Result<LeadRow, StoreError> {
             current_traits: text(row, 12)?,
             account_id: opt_text(row, 13),
             next_change_at: opt_int(row, 14),
+            stage_rank: opt_int(row, 15).unwrap_or(UNRANKED),
         }),
         None => None,
     };
@@ -485,7 +491,7 @@ impl Tx<'_> {
     /// Stores many leads' new scores in a few statements. Each entry gives the lead's
     /// `updated_at` to keep (the old one, or the scoring time for a visible change).
     pub fn save_scores(&mut self, scores: &[(&LeadRow, &StoredScore, Millis)]) -> Result<(), StoreError> {
-        const COLUMNS: usize = 15;
+        const COLUMNS: usize = 16;
         for chunk in scores.chunks(MAX_PARAMS / COLUMNS) {
             let values: Vec<String> =
                 (0..chunk.len()).map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS))).collect();
@@ -495,7 +501,8 @@ impl Tx<'_> {
                  model_version = excluded.model_version, scores = excluded.scores, total = excluded.total, \
                  stage = excluded.stage, grade = excluded.grade, probability = excluded.probability, \
                  contributions = excluded.contributions, current_traits = excluded.current_traits, \
-                 account_id = excluded.account_id, next_change_at = excluded.next_change_at",
+                 account_id = excluded.account_id, next_change_at = excluded.next_change_at, \
+                 stage_rank = excluded.stage_rank",
                 values.join(", ")
             );
             let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
@@ -516,6 +523,7 @@ impl Tx<'_> {
                     Sql::from(score.current_traits.as_str()),
                     Sql::from(score.account_id.as_deref()),
                     Sql::from(score.next_change_at),
+                    Sql::Int(score.stage_rank),
                 ]);
             }
             self.conn.execute(&sql, &params)?;
@@ -580,16 +588,16 @@ impl Tx<'_> {
                 vec![pattern.clone().into(), pattern.into()],
             );
         }
-        const RANK: &str = "(CASE stage WHEN 'sql' THEN 0 WHEN 'mql' THEN 1 WHEN 'lead' THEN 2 ELSE 3 END)";
         let (key, order) = match sort {
             LeadSort::TotalDesc => ("total", "total DESC, id ASC"),
             LeadSort::TotalAsc => ("total", "total ASC, id ASC"),
             LeadSort::UpdatedDesc => ("updated_at", "updated_at DESC, id ASC"),
             LeadSort::CallNow => ("call_rank", "call_rank ASC, id ASC"),
         };
-        // Call-now ranks by stage, then by total: one number keeps the cursor simple.
+        // Call-now ranks by the stored stage rank, then by total: one number keeps the cursor
+        // simple.
         let key_expr = match sort {
-            LeadSort::CallNow => format!("({RANK} * 1e12 - total)"),
+            LeadSort::CallNow => format!("(COALESCE(stage_rank, {UNRANKED}) * 1e12 - total)"),
             _ => key.to_owned(),
         };
         if let Some(c) = cursor {
@@ -619,16 +627,29 @@ impl Tx<'_> {
         match sort {
             LeadSort::TotalDesc | LeadSort::TotalAsc => total,
             LeadSort::UpdatedDesc => row.updated_at as f64,
-            LeadSort::CallNow => {
-                let rank = match row.score.as_ref().map(|s| s.stage.as_str()) {
-                    Some("sql") => 0.0,
-                    Some("mql") => 1.0,
-                    Some("lead") | None => 2.0,
-                    Some(_) => 3.0,
-                };
-                rank * 1e12 - total
-            }
+            LeadSort::CallNow => row.score.as_ref().map_or(UNRANKED, |s| s.stage_rank) as f64 * 1e12 - total,
         }
+    }
+
+    /// Sets every scored lead's "call now" rank from its stage: `ranks` gives the rank of each
+    /// stage the active model has, `other` that of any other stage. Writes only the leads whose
+    /// rank changes (none when the model's stage order did not).
+    pub fn rank_stages(&mut self, ranks: &[(String, i64)], other: i64) -> Result<u64, StoreError> {
+        let mut params = Vec::with_capacity(ranks.len() * 2 + 1);
+        let mut case = String::from("CASE stage");
+        for (i, (stage, rank)) in ranks.iter().enumerate() {
+            // Typed, for PostgreSQL to know what the parameters are.
+            case.push_str(&format!(" WHEN CAST(${} AS TEXT) THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2));
+            params.extend([Sql::from(stage.as_str()), Sql::Int(*rank)]);
+        }
+        case.push_str(&format!(" ELSE CAST(${} AS BIGINT) END", 2 * ranks.len() + 1));
+        params.push(Sql::Int(other));
+        self.conn.execute(
+            &format!(
+                "UPDATE leads SET stage_rank = {case} WHERE scored_at IS NOT NULL AND stage_rank IS DISTINCT FROM {case}"
+            ),
+            &params,
+        )
     }
 
     /// Ids after `after` in id order (for rescoring everything in chunks).

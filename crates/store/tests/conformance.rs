@@ -31,6 +31,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("sessions_expire_and_are_looked_up_by_digest", sessions_expire_and_are_looked_up_by_digest),
     ("unreadable_messages_are_listed_once", unreadable_messages_are_listed_once),
     ("the_readiness_probe_writes", the_readiness_probe_writes),
+    ("stage_ranks_follow_the_active_models_order", stage_ranks_follow_the_active_models_order),
 ];
 
 fn run_all(open: impl Fn() -> Store) {
@@ -100,6 +101,13 @@ fn score(total: f64, stage: &str, next: Option<i64>) -> StoredScore {
         current_traits: "{}".into(),
         account_id: None,
         next_change_at: next,
+        // As a model with stages `mql` then `sql` ranks them.
+        stage_rank: match stage {
+            "sql" => 0,
+            "mql" => 1,
+            "lead" => 2,
+            _ => 3,
+        },
     }
 }
 
@@ -484,4 +492,25 @@ fn a_failed_transaction_leaves_nothing_behind(store: &Store) {
     assert!(result.is_err());
     assert_eq!(store.read(|tx| tx.count_events()).unwrap(), 0);
     assert_eq!(store.read(|tx| tx.count_leads()).unwrap(), 0);
+}
+
+/// Re-ranking for another model's stage order changes the call-now order of every scored lead,
+/// and writes nothing when the order is already right.
+fn stage_ranks_follow_the_active_models_order(store: &Store) {
+    seed_leads(store, 9);
+    let call_stages = |store: &Store| -> Vec<String> {
+        let rows = store.read(|tx| tx.list_leads(&LeadFilter::default(), LeadSort::CallNow, 100, None)).unwrap();
+        let mut stages: Vec<String> = rows.into_iter().map(|r| r.score.unwrap().stage).collect();
+        stages.dedup();
+        stages
+    };
+    assert_eq!(call_stages(store), ["sql", "mql", "lead"]);
+    let ranks = |order: &[&str]| order.iter().enumerate().map(|(i, s)| ((*s).to_owned(), i as i64)).collect::<Vec<_>>();
+    let changed = store.write(|tx| tx.rank_stages(&ranks(&["mql", "lead", "sql"]), 3)).unwrap();
+    assert_eq!(changed, 9);
+    assert_eq!(call_stages(store), ["mql", "lead", "sql"]);
+    assert_eq!(store.write(|tx| tx.rank_stages(&ranks(&["mql", "lead", "sql"]), 3)).unwrap(), 0);
+    // A stage the model does not have ranks as `other`.
+    assert_eq!(store.write(|tx| tx.rank_stages(&ranks(&["lead", "sql"]), 9)).unwrap(), 9);
+    assert_eq!(call_stages(store), ["lead", "sql", "mql"]);
 }

@@ -303,6 +303,31 @@ impl CheckedModel {
         }
     }
 
+    /// Where a lead in `stage` comes in a "call now" list, first to last: the model's stages from
+    /// the highest (`[[stages]]` are listed lowest first), then `lead` (no stage holds), then
+    /// anything else (an outcome's `customer`, `lost`, `disqualified`, or a stage this model
+    /// does not have).
+    pub fn stage_rank(&self, stage: &str) -> i64 {
+        let n = self.stages.len();
+        let rank = match self.stages.iter().rposition(|s| s.name == stage) {
+            Some(i) => n - 1 - i,
+            None if stage == "lead" => n,
+            None => n + 1,
+        };
+        i64::try_from(rank).unwrap_or(i64::MAX)
+    }
+
+    /// Every stage a lead can be in with its [`CheckedModel::stage_rank`], and the rank of any
+    /// other.
+    pub fn stage_ranks(&self) -> (Vec<(String, i64)>, i64) {
+        let mut ranks: Vec<(String, i64)> =
+            self.stages.iter().map(|s| (s.name.clone(), self.stage_rank(&s.name))).collect();
+        if !ranks.iter().any(|(name, _)| name == "lead") {
+            ranks.push(("lead".to_owned(), self.stage_rank("lead")));
+        }
+        (ranks, self.stage_rank(""))
+    }
+
     pub fn dimension_index(&self, name: &str) -> Option<usize> {
         self.dimensions.iter().position(|d| d.name == name)
     }

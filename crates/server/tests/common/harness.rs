@@ -170,3 +170,28 @@ impl Server {
         lead
     }
 }
+
+/// The session cookie (`name=value`) a response sets.
+pub fn cookie_of(headers: &axum::http::HeaderMap) -> String {
+    let set = headers[header::SET_COOKIE].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// Logs in to the dashboard with an API key, as a browser on the server's own origin would.
+pub async fn login(s: &Server, key: &str) -> (StatusCode, axum::http::HeaderMap) {
+    let request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::ORIGIN, "http://127.0.0.1:8080")
+        .body(Body::from(format!("api_key={key}")))
+        .unwrap();
+    let (status, _, headers) = s.send(request).await;
+    (status, headers)
+}
+
+/// A dashboard page as the session with `cookie` sees it.
+pub async fn page(s: &Server, cookie: &str, path: &str) -> (StatusCode, String, axum::http::HeaderMap) {
+    let request = Request::get(path).header(header::COOKIE, cookie).body(Body::empty()).unwrap();
+    let (status, body, headers) = s.send(request).await;
+    (status, body.as_str().unwrap_or_default().to_owned(), headers)
+}

@@ -3,7 +3,7 @@
 //! with a full rescore, and the watcher that picks up a model activated by another process.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use leadscore_store::{Store, StoreError, Tx};
 
 use crate::auth::Keys;
 use crate::clock::Clock;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::ingest::Incoming;
 use crate::scoring::{ActiveModel, Recorded, record_events, rescore_leads};
 use crate::settings::Settings;
@@ -67,6 +67,8 @@ pub struct App {
     pub started: Instant,
     /// The latest backtest report (from the API or the dashboard) and when it ran.
     pub latest_backtest: Mutex<Option<(Millis, serde_json::Value)>>,
+    /// The model version whose stage order the stored call-now ranks follow (-1: not known yet).
+    ranked_version: AtomicI64,
 }
 
 /// Why a model cannot be used.
@@ -127,9 +129,6 @@ impl App {
             }
         };
         let (model, _) = check_source(&source).map_err(|d| StartError::Model(render(&name, &source, &d)))?;
-        // Call-now ranks follow the active model's stage order (leads stored before it, or by an
-        // older version of the schema, get theirs now).
-        store.write(|tx| rank_stages(tx, &model)).map_err(StartError::Store)?;
         let hooks = Webhooks::new(settings.webhooks.clone());
         let app = Arc::new(App {
             store,
@@ -146,7 +145,11 @@ impl App {
             threads: Mutex::new(Vec::new()),
             started: Instant::now(),
             latest_backtest: Mutex::new(None),
+            ranked_version: AtomicI64::new(-1),
         });
+        // Call-now ranks follow the active model's stage order (leads stored before it, or by an
+        // older version of the schema, get theirs now, or as soon as the database can be written).
+        app.rank_stages_if_needed();
         app.spawn_writer();
         app.spawn_loop("scheduler", Duration::from_millis(250), |app| {
             let now = app.clock.now();
@@ -166,6 +169,7 @@ impl App {
             if let Err(e) = app.follow_active_model() {
                 tracing::warn!("model watcher: {e}");
             }
+            app.rank_stages_if_needed();
         });
         // Leads not yet scored with the active model (a new --model, or an interrupted rescore).
         let stale = app.store.read(|tx| tx.count_leads_not_scored_with(version)).map_err(StartError::Store)?;
@@ -239,11 +243,7 @@ impl App {
         };
         if !sent {
             self.pending.fetch_sub(n, Ordering::SeqCst);
-            return Err(ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the server is shutting down; retry",
-            ));
+            return Err(ApiError::new(Code::ShuttingDown, "the server is shutting down; retry"));
         }
         answer.await.unwrap_or_else(|_| Err(ApiError::internal("writer", &"the writer stopped")))
     }
@@ -447,8 +447,22 @@ impl App {
             tx.activate_model(version, now)?;
             rank_stages(tx, &model)
         })?;
+        self.ranked_version.store(version, Ordering::SeqCst);
         self.set_model(ActiveModel::new(version, row.source, model));
         Ok(Some(self.spawn_rescore(version)))
+    }
+
+    /// Sets the stored call-now ranks from the active model's stage order, unless they already
+    /// follow it; a database that cannot be written now is tried again on the next call.
+    fn rank_stages_if_needed(&self) {
+        let active = self.model();
+        if self.ranked_version.load(Ordering::SeqCst) == active.version {
+            return;
+        }
+        match self.store.write(|tx| rank_stages(tx, &active.model)) {
+            Ok(()) => self.ranked_version.store(active.version, Ordering::SeqCst),
+            Err(e) => tracing::warn!("call-now ranks for model version {}: {e}; trying again", active.version),
+        }
     }
 
     /// Picks up a model another process activated in the shared database.

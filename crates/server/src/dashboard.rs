@@ -28,7 +28,7 @@ use leadscore_store::{LeadSort, SessionRow};
 use crate::app::App;
 use crate::auth::{Role, fingerprint, random_token, same_secret, token_digest};
 use crate::charts;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::api::{ListQuery, blocking, lead_view, list_page, run_backtest, score_series};
 use crate::http::{client_origin, percent_encode};
 use crate::scoring::{format_points, top_reasons};
@@ -506,7 +506,7 @@ async fn lead_page(
     let (view, series) = match view {
         Ok(Some((v, series))) => (v, series),
         Ok(None) => {
-            return page_error(&session, ApiError::not_found("lead_not_found", format!("no lead with id `{id}`")));
+            return page_error(&session, ApiError::new(Code::LeadNotFound, format!("no lead with id `{id}`")));
         }
         Err(e) => return page_error(&session, e),
     };
@@ -826,8 +826,8 @@ async fn activate_action(
     }
     let result = blocking(move || match app.activate(version) {
         Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(ApiError::not_found("model_not_found", format!("no model version {version}"))),
-        Err(_) => Err(ApiError::bad_request("invalid_model", format!("model version {version} does not check"))),
+        Ok(None) => Err(ApiError::new(Code::ModelNotFound, format!("no model version {version}"))),
+        Err(_) => Err(ApiError::new(Code::InvalidModel, format!("model version {version} does not check"))),
     })
     .await;
     match result {

@@ -17,7 +17,7 @@ use leadscore_core::time::{self, Millis};
 use leadscore_store::NewEvent;
 
 use crate::auth::{Keys, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Segment's limits: 32 KB per message, 500 KB per request body.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -70,23 +70,23 @@ pub fn decode(
 ) -> Result<Decoded, ApiError> {
     let body = decompress(headers, body)?;
     if body.len() > MAX_BATCH_BYTES {
-        return Err(ApiError::too_large(
-            "batch_too_large",
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
             format!("the request body is {} bytes; the limit is {MAX_BATCH_BYTES} (500 KB)", body.len()),
         ));
     }
     let root: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut root) = root else {
-        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+        return Err(ApiError::new(Code::InvalidBody, "the body must be a JSON object"));
     };
     let write_key = authenticate(headers, &root, query_key, keys)?;
     let batch_sent_at = root.get("sentAt").cloned().filter(|v| !v.is_null());
     let (messages, path_of): (Vec<Value>, Box<dyn Fn(usize) -> String>) = match implied_type {
         None => match root.remove("batch") {
             Some(Value::Array(items)) => (items, Box::new(|i| format!("batch[{i}]"))),
-            Some(_) => return Err(ApiError::bad_request("invalid_batch", "`batch` must be an array")),
-            None => return Err(ApiError::bad_request("invalid_batch", "`batch` is missing")),
+            Some(_) => return Err(ApiError::new(Code::InvalidBatch, "`batch` must be an array")),
+            None => return Err(ApiError::new(Code::InvalidBatch, "`batch` is missing")),
         },
         Some(kind) => {
             root.remove("writeKey");
@@ -112,8 +112,7 @@ fn decompress(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
         "" | "identity" if gzip_magic => inflate(body),
         "" | "identity" => Ok(body.to_vec()),
         other => Err(ApiError::new(
-            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_encoding",
+            Code::UnsupportedEncoding,
             format!("Content-Encoding `{other}` is not supported (use gzip or none)"),
         )),
     }
@@ -124,10 +123,10 @@ fn inflate(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut decoder = flate2::read::MultiGzDecoder::new(body).take(MAX_BATCH_BYTES as u64 + 1);
     decoder
         .read_to_end(&mut out)
-        .map_err(|e| ApiError::bad_request("invalid_gzip", format!("the body is not valid gzip: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidGzip, format!("the body is not valid gzip: {e}")))?;
     if out.len() > MAX_BATCH_BYTES {
-        return Err(ApiError::too_large(
-            "batch_too_large",
+        return Err(ApiError::new(
+            Code::BatchTooLarge,
             format!("the decompressed body is over {MAX_BATCH_BYTES} bytes (500 KB)"),
         ));
     }
@@ -159,28 +158,28 @@ fn authenticate(
         .or_else(|| root.get("writeKey").and_then(Value::as_str).map(str::to_owned))
         .or_else(|| query_key.filter(|k| !k.is_empty()).map(str::to_owned))
         .ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_write_key",
+            ApiError::new(
+                Code::MissingWriteKey,
                 "no write key: send it as the Basic-auth user name or as `writeKey` in the body",
             )
         })?;
     if keys.has(&key, Role::Write) {
         Ok(key)
     } else {
-        Err(ApiError::unauthorized("invalid_write_key", "the write key is not valid"))
+        Err(ApiError::new(Code::InvalidWriteKey, "the write key is not valid"))
     }
 }
 
 fn invalid(path: &str, field: &str, message: impl std::fmt::Display) -> ApiError {
-    let code = if field == "timestamp" { "invalid_timestamp" } else { "invalid_message" };
-    ApiError::bad_request(code, format!("{path}.{field}: {message}"))
+    let code = if field == "timestamp" { Code::InvalidTimestamp } else { Code::InvalidMessage };
+    ApiError::new(code, format!("{path}.{field}: {message}"))
 }
 
 /// Every time field must be an RFC 3339 timestamp, and the event time they give (SPEC §6.1) must
 /// lie between 1970 and `max_future` after the receipt.
 fn check_time(m: &Map<String, Value>, path: &str, received_at: Millis, max_future: Millis) -> Result<(), ApiError> {
     let bad =
-        |field: &str, message: String| ApiError::bad_request("invalid_timestamp", format!("{path}.{field}: {message}"));
+        |field: &str, message: String| ApiError::new(Code::InvalidTimestamp, format!("{path}.{field}: {message}"));
     for field in ["timestamp", "originalTimestamp", "sentAt"] {
         match m.get(field) {
             None | Some(Value::Null) => {}
@@ -230,20 +229,20 @@ fn normalise(
     max_future: Millis,
 ) -> Result<Incoming, ApiError> {
     let Value::Object(mut m) = message else {
-        return Err(ApiError::bad_request("invalid_message", format!("{path}: a message must be a JSON object")));
+        return Err(ApiError::new(Code::InvalidMessage, format!("{path}: a message must be a JSON object")));
     };
     let size = serde_json::to_vec(&m).map_or(0, |v| v.len());
     if size > MAX_MESSAGE_BYTES {
-        return Err(ApiError::too_large(
-            "message_too_large",
+        return Err(ApiError::new(
+            Code::MessageTooLarge,
             format!("{path}: the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES} (32 KB)"),
         ));
     }
     let kind = match m.get("type") {
         Some(Value::String(t)) if TYPES.contains(&t.as_str()) => t.clone(),
         Some(Value::String(t)) => {
-            return Err(ApiError::bad_request(
-                "unknown_type",
+            return Err(ApiError::new(
+                Code::UnknownType,
                 format!("{path}.type: unknown message type `{t}` (known: {})", TYPES.join(", ")),
             ));
         }
@@ -271,16 +270,16 @@ fn normalise(
     let user_id = id_of(&m, "userId");
     let anonymous_id = id_of(&m, "anonymousId");
     if user_id.is_none() && anonymous_id.is_none() {
-        return Err(ApiError::bad_request(
-            "missing_id",
+        return Err(ApiError::new(
+            Code::MissingId,
             format!("{path}: give `userId` or `anonymousId` (both are missing or empty)"),
         ));
     }
     if kind == "alias" && (user_id.is_none() || id_of(&m, "previousId").is_none()) {
-        return Err(ApiError::bad_request("missing_id", format!("{path}: an alias needs `userId` and `previousId`")));
+        return Err(ApiError::new(Code::MissingId, format!("{path}: an alias needs `userId` and `previousId`")));
     }
     if kind == "group" && id_of(&m, "groupId").is_none() {
-        return Err(ApiError::bad_request("missing_id", format!("{path}: a group call needs `groupId`")));
+        return Err(ApiError::new(Code::MissingId, format!("{path}: a group call needs `groupId`")));
     }
     if kind == "track" && !matches!(m.get("event"), Some(Value::String(e)) if !e.is_empty()) {
         return Err(invalid(path, "event", "a track call needs the event name as a string"));
@@ -317,9 +316,9 @@ fn normalise(
     check_time(&m, path, received_at, max_future)?;
     let group_id = id_of(&m, "groupId");
     let event = Event::from_message(Value::Object(m))
-        .map_err(|e| ApiError::bad_request("invalid_message", format!("{path}: {e}")))?;
-    let body = serde_json::to_string(&event.body)
-        .map_err(|e| ApiError::bad_request("invalid_message", format!("{path}: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidMessage, format!("{path}: {e}")))?;
+    let body =
+        serde_json::to_string(&event.body).map_err(|e| ApiError::new(Code::InvalidMessage, format!("{path}: {e}")))?;
     Ok(Incoming {
         new: NewEvent {
             write_key: write_key.to_owned(),
@@ -414,7 +413,7 @@ mod tests {
         assert!(e.message.starts_with("batch[0].messageId: is 1025 bytes long"), "{}", e.message);
         for (body, code, path) in cases {
             let e = decode(None, &basic("wk"), body, &keys(), NOW, DAY, None).unwrap_err();
-            assert_eq!(e.code, code, "{}", String::from_utf8_lossy(body));
+            assert_eq!(e.code.name(), code, "{}", String::from_utf8_lossy(body));
             assert!(e.message.contains(path), "{} lacks {path}", e.message);
         }
     }
@@ -440,13 +439,13 @@ mod tests {
         ];
         for (body, path) in cases {
             let e = decode(type_of_path("page"), &basic("wk"), body.as_bytes(), &keys(), NOW, DAY, None).unwrap_err();
-            assert_eq!((e.status.as_u16(), e.code), (400, "invalid_timestamp"), "{body}: {}", e.message);
+            assert_eq!((e.status.as_u16(), e.code.name()), (400, "invalid_timestamp"), "{body}: {}", e.message);
             assert!(e.message.starts_with(path), "{body}: {}", e.message);
         }
         // A batch-level sentAt counts for every message without its own.
         let batch = r#"{"batch":[{"type":"track","userId":"u","event":"e","originalTimestamp":"2026-01-01T00:00:00Z"}],"sentAt":"1971-01-01T00:00:00Z"}"#;
         let e = decode(None, &basic("wk"), batch.as_bytes(), &keys(), NOW, DAY, None).unwrap_err();
-        assert_eq!(e.code, "invalid_timestamp");
+        assert_eq!(e.code.name(), "invalid_timestamp");
         assert!(e.message.contains("batch[0].originalTimestamp") && e.message.contains("clock skew"), "{}", e.message);
         // Up to the allowance after receipt is fine; past it is not.
         let soon = format!(r#"{{"anonymousId":"a","timestamp":"{}"}}"#, time::format_timestamp(NOW + DAY));
@@ -462,31 +461,40 @@ mod tests {
     #[test]
     fn only_write_keys_send_events() {
         let body = br#"{"batch":[]}"#;
-        assert_eq!(decode(None, &basic("ak"), body, &keys(), NOW, DAY, None).unwrap_err().code, "invalid_write_key");
+        assert_eq!(
+            decode(None, &basic("ak"), body, &keys(), NOW, DAY, None).unwrap_err().code.name(),
+            "invalid_write_key"
+        );
     }
 
     #[test]
     fn keys_and_limits_are_enforced() {
         let body = br#"{"batch":[]}"#;
         assert_eq!(
-            decode(None, &HeaderMap::new(), body, &keys(), NOW, DAY, None).unwrap_err().code,
+            decode(None, &HeaderMap::new(), body, &keys(), NOW, DAY, None).unwrap_err().code.name(),
             "missing_write_key"
         );
-        assert_eq!(decode(None, &basic("nope"), body, &keys(), NOW, DAY, None).unwrap_err().code, "invalid_write_key");
+        assert_eq!(
+            decode(None, &basic("nope"), body, &keys(), NOW, DAY, None).unwrap_err().code.name(),
+            "invalid_write_key"
+        );
         let big = format!(
             r#"{{"batch":[{{"type":"track","userId":"u","event":"e","properties":{{"x":"{}"}}}}]}}"#,
             "a".repeat(40_000)
         );
         let e = decode(None, &basic("wk"), big.as_bytes(), &keys(), NOW, DAY, None).unwrap_err();
-        assert_eq!((e.status.as_u16(), e.code), (413, "message_too_large"));
+        assert_eq!((e.status.as_u16(), e.code.name()), (413, "message_too_large"));
         let huge = format!(r#"{{"batch":[],"pad":"{}"}}"#, "a".repeat(600_000));
         assert_eq!(
-            decode(None, &basic("wk"), huge.as_bytes(), &keys(), NOW, DAY, None).unwrap_err().code,
+            decode(None, &basic("wk"), huge.as_bytes(), &keys(), NOW, DAY, None).unwrap_err().code.name(),
             "batch_too_large"
         );
         let mut h = basic("wk");
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        assert_eq!(decode(None, &h, b"\x1f\x8bnot really", &keys(), NOW, DAY, None).unwrap_err().code, "invalid_gzip");
+        assert_eq!(
+            decode(None, &h, b"\x1f\x8bnot really", &keys(), NOW, DAY, None).unwrap_err().code.name(),
+            "invalid_gzip"
+        );
     }
 
     #[test]

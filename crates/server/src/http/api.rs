@@ -22,7 +22,7 @@ use leadscore_learn::backtest::{ModelNames, build_report, record_lead};
 use leadscore_store::{LeadCursor, LeadFilter, LeadRow, LeadSort, OutcomeRow, StoreError, Tx};
 
 use crate::app::{App, ModelProblem, RescoreProgress};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::ApiQuery;
 use crate::http::ingest::read_body;
 use crate::scoring::{
@@ -37,13 +37,13 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 fn lead_not_found(id: &str) -> ApiError {
-    ApiError::not_found("lead_not_found", format!("no lead with id `{id}`"))
+    ApiError::new(Code::LeadNotFound, format!("no lead with id `{id}`"))
 }
 
 fn parse_time(name: &str, text: &str) -> Result<Millis, ApiError> {
     time::parse_timestamp(text).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_parameter",
+        ApiError::new(
+            Code::InvalidParameter,
             format!("`{name}`: `{text}` is not an RFC 3339 timestamp (e.g. 2024-05-01T00:00:00Z)"),
         )
     })
@@ -139,8 +139,8 @@ pub fn parse_limit(text: Option<&str>, default: usize) -> Result<usize, ApiError
         None => Ok(default),
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=1000).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_request(
-                "invalid_parameter",
+            _ => Err(ApiError::new(
+                Code::InvalidParameter,
                 format!("`limit`: `{text}` is not a whole number from 1 to 1000"),
             )),
         },
@@ -153,7 +153,7 @@ fn encode_cursor(sort: LeadSort, row: &LeadRow) -> String {
 }
 
 fn decode_cursor(text: &str) -> Result<LeadCursor, ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "`cursor` is not one this API returned");
+    let bad = || ApiError::new(Code::InvalidCursor, "`cursor` is not one this API returned");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (key, id) = text.split_once('\n').ok_or_else(bad)?;
@@ -178,8 +178,8 @@ impl ListQuery {
             "-updated" => LeadSort::UpdatedDesc,
             "call" => LeadSort::CallNow,
             other => {
-                return Err(ApiError::bad_request(
-                    "invalid_parameter",
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
                     format!("`sort`: `{other}` is not one of -total, total, -updated, call"),
                 ));
             }
@@ -188,7 +188,7 @@ impl ListQuery {
         let min_total = match self.min_total.as_deref() {
             None => None,
             Some(text) => Some(text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                ApiError::bad_request("invalid_parameter", format!("`min_total`: `{text}` is not a number"))
+                ApiError::new(Code::InvalidParameter, format!("`min_total`: `{text}` is not a number"))
             })?),
         };
         let empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
@@ -198,8 +198,8 @@ impl ListQuery {
                 "contributions" => contributions = true,
                 "traits" => traits = true,
                 other => {
-                    return Err(ApiError::bad_request(
-                        "invalid_parameter",
+                    return Err(ApiError::new(
+                        Code::InvalidParameter,
                         format!("`include`: `{other}` is not one of contributions, traits"),
                     ));
                 }
@@ -432,10 +432,10 @@ pub async fn post_outcome(
 ) -> Result<Json<OutcomeRecorded>, ApiError> {
     let bytes = read_body(body).await?;
     let parsed: OutcomeBody = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body must be {{\"outcome\", \"at\"}}: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("the body must be {{\"outcome\", \"at\"}}: {e}")))?;
     let kind = OutcomeKind::parse(&parsed.outcome).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_outcome",
+        ApiError::new(
+            Code::InvalidOutcome,
             format!("`outcome`: `{}` is not one of converted, won, lost, disqualified", parsed.outcome),
         )
     })?;
@@ -513,7 +513,7 @@ pub async fn get_account(State(app): State<Arc<App>>, Path(id): Path<String>) ->
         })?;
         note_unreadable(&unreadable);
         if rows.is_empty() && book.is_empty() {
-            return Err(ApiError::not_found("account_not_found", format!("no account with id `{id}`")));
+            return Err(ApiError::new(Code::AccountNotFound, format!("no account with id `{id}`")));
         }
         let scores: Vec<Score> = rows.iter().map(|row| score_of_row(&active.model, row, now)).collect();
         let refs: Vec<&Score> = scores.iter().collect();
@@ -667,12 +667,11 @@ pub async fn get_model(
 }
 
 fn parse_version(text: &str) -> Result<i64, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::bad_request("invalid_parameter", format!("`{text}` is not a model version number")))
+    text.parse().map_err(|_| ApiError::new(Code::InvalidParameter, format!("`{text}` is not a model version number")))
 }
 
 fn model_not_found(version: i64) -> ApiError {
-    ApiError::not_found("model_not_found", format!("no model version {version}"))
+    ApiError::new(Code::ModelNotFound, format!("no model version {version}"))
 }
 
 fn invalid_model(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> ApiError {
@@ -680,8 +679,7 @@ fn invalid_model(source: &str, diagnostics: &[leadscore_core::Diagnostic]) -> Ap
     let list: Vec<Value> = diagnostics.iter().map(|d| d.to_json("model.toml", source)).collect();
     let first = diagnostics.iter().find(|d| d.is_error()).map(|d| d.headline("model.toml", source)).unwrap_or_default();
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_model",
+        Code::InvalidModel,
         format!("the model has {errors} error{}: {first}", if errors == 1 { "" } else { "s" }),
     )
     .with_details("diagnostics", Value::Array(list))
@@ -702,7 +700,7 @@ fn model_problem(source: &str, problem: ModelProblem) -> ApiError {
 pub async fn post_model(State(app): State<Arc<App>>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
     let source = String::from_utf8(bytes.to_vec())
-        .map_err(|_| ApiError::bad_request("invalid_body", "the model must be UTF-8 TOML text"))?;
+        .map_err(|_| ApiError::new(Code::InvalidBody, "the model must be UTF-8 TOML text"))?;
     blocking(move || {
         let (version, name, warnings) = app.add_model(&source).map_err(|p| model_problem(&source, p))?;
         let warnings: Vec<Value> = warnings.iter().map(|d| d.to_json("model.toml", &source)).collect();
@@ -780,9 +778,9 @@ pub async fn backtest(
     };
     let gap_text = query.gap.unwrap_or_else(|| "1d".to_owned());
     let gap = Duration::parse(&gap_text)
-        .map_err(|e| ApiError::bad_request("invalid_parameter", format!("`gap`: `{gap_text}`: {e}")))?;
+        .map_err(|e| ApiError::new(Code::InvalidParameter, format!("`gap`: `{gap_text}`: {e}")))?;
     let source = String::from_utf8(bytes.to_vec())
-        .map_err(|_| ApiError::bad_request("invalid_body", "the model must be UTF-8 TOML text"))?;
+        .map_err(|_| ApiError::new(Code::InvalidBody, "the model must be UTF-8 TOML text"))?;
     blocking(move || run_backtest(&app, &source, as_of, gap)).await.map(Json)
 }
 
@@ -814,7 +812,7 @@ pub fn run_backtest(app: &App, source: &str, as_of: Millis, gap: Duration) -> Re
         Ok(records)
     })?;
     if records.is_empty() {
-        return Err(ApiError::bad_request("no_leads", "there are no stored leads to backtest"));
+        return Err(ApiError::new(Code::NoLeads, "there are no stored leads to backtest"));
     }
     let names = ModelNames {
         model: &model.name,
@@ -852,8 +850,8 @@ pub async fn list_deliveries(
     if let Some(status) = query.status.as_deref()
         && !["pending", "delivered", "dead"].contains(&status)
     {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
+        return Err(ApiError::new(
+            Code::InvalidParameter,
             format!("`status`: `{status}` is not one of pending, delivered, dead"),
         ));
     }
@@ -925,8 +923,7 @@ pub async fn resend_delivery(
             tx.update_delivery(&d)?;
             Ok(Some(d))
         })?;
-        let d =
-            updated.ok_or_else(|| ApiError::not_found("delivery_not_found", format!("no delivery with id `{id}`")))?;
+        let d = updated.ok_or_else(|| ApiError::new(Code::DeliveryNotFound, format!("no delivery with id `{id}`")))?;
         Ok(delivery_json(&d))
     })
     .await

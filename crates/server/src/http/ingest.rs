@@ -7,13 +7,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::App;
 use crate::auth::{Role, fingerprint};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::connections::BodyTimeout;
 use crate::http::{ApiQuery, Peer, client_origin};
 use crate::ingest::{MAX_BATCH_BYTES, basic_user, decode, type_of_path};
@@ -26,21 +26,17 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
         while let Some(error) = source {
             if error.is::<BodyTimeout>() {
-                return ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
-                    "the request body did not arrive within the time allowed",
-                );
+                return ApiError::new(Code::RequestTimeout, "the request body did not arrive within the time allowed");
             }
             if error.is::<http_body_util::LengthLimitError>() {
-                return ApiError::too_large(
-                    "batch_too_large",
+                return ApiError::new(
+                    Code::BatchTooLarge,
                     format!("the request body is over {MAX_BATCH_BYTES} bytes (500 KB)"),
                 );
             }
             source = error.source();
         }
-        ApiError::bad_request("invalid_body", format!("the request body could not be read: {inner}"))
+        ApiError::new(Code::InvalidBody, format!("the request body could not be read: {inner}"))
     })
 }
 
@@ -58,7 +54,7 @@ async fn accept(
     let decoded = match decoded {
         Ok(d) => d,
         Err(e) => {
-            metrics::counter!("leadscore_ingest_rejected_total", "reason" => e.code).increment(1);
+            metrics::counter!("leadscore_ingest_rejected_total", "reason" => e.code.name()).increment(1);
             return Err(e);
         }
     };
@@ -102,10 +98,10 @@ pub async fn source_config(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = basic_user(&headers).filter(|k| !k.is_empty()).or(query.write_key).ok_or_else(|| {
-        ApiError::unauthorized("missing_write_key", "no write key: send it as the Basic-auth user name or `writeKey`")
+        ApiError::new(Code::MissingWriteKey, "no write key: send it as the Basic-auth user name or `writeKey`")
     })?;
     if !app.keys.has(&key, Role::Write) {
-        return Err(ApiError::unauthorized("invalid_write_key", "the write key is not valid"));
+        return Err(ApiError::new(Code::InvalidWriteKey, "the write key is not valid"));
     }
     Ok(Json(json!({
         "isHosted": false,
@@ -131,7 +127,7 @@ pub async fn single(
 ) -> Result<Response, ApiError> {
     match type_of_path(&kind) {
         Some(implied) => accept(app, Some(implied), headers, None, body).await,
-        None => Err(ApiError::not_found("unknown_path", format!("no tracking API endpoint `/v1/{kind}`"))),
+        None => Err(ApiError::new(Code::UnknownPath, format!("no tracking API endpoint `/v1/{kind}`"))),
     }
 }
 
@@ -147,7 +143,7 @@ pub async fn settings(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if !app.keys.has(&write_key, Role::Write) {
-        return Err(ApiError::not_found("unknown_write_key", "no project has this write key"));
+        return Err(ApiError::new(Code::UnknownWriteKey, "no project has this write key"));
     }
     let origin = client_origin(&app.settings, &headers, peer);
     Ok(Json(json!({

@@ -20,7 +20,7 @@ use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 use crate::app::App;
 use crate::auth::Role;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::settings::Settings;
 
 /// Percent-encodes text for a URL path segment or query value.
@@ -95,19 +95,17 @@ async fn require_role(State(app): State<Arc<App>>, request: Request, next: Next)
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned());
     let Some(token) = token else {
-        return ApiError::unauthorized("missing_api_key", "send an API key: `Authorization: Bearer <key>`")
-            .into_response();
+        return ApiError::new(Code::MissingApiKey, "send an API key: `Authorization: Bearer <key>`").into_response();
     };
     let route = request.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str);
     let needed = needed_role(request.method(), route);
     match app.keys.role_of(&token) {
-        None => ApiError::unauthorized("invalid_api_key", "the API key is not valid").into_response(),
+        None => ApiError::new(Code::InvalidApiKey, "the API key is not valid").into_response(),
         Some(Role::Write) => {
-            ApiError::forbidden("write_key_not_allowed", "this is a write key; the API needs an API key")
-                .into_response()
+            ApiError::new(Code::WriteKeyNotAllowed, "this is a write key; the API needs an API key").into_response()
         }
-        Some(role) if !role.allows(needed) => ApiError::forbidden(
-            "insufficient_role",
+        Some(role) if !role.allows(needed) => ApiError::new(
+            Code::InsufficientRole,
             format!("this endpoint needs an `{}` key; this key is `{}`", needed.as_str(), role.as_str()),
         )
         .into_response(),
@@ -129,7 +127,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
             Err(rejection) => {
                 let text = rejection.body_text();
                 let detail = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
-                Err(ApiError::bad_request("invalid_parameter", format!("query: {detail}")))
+                Err(ApiError::new(Code::InvalidParameter, format!("query: {detail}")))
             }
         }
     }
@@ -234,26 +232,13 @@ async fn json_errors(request: Request, next: Next) -> Response {
     }
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 16 * 1024).await.map(|b| String::from_utf8_lossy(&b).trim().to_owned());
-    let code = match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "request_timeout",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        422 => "unprocessable",
-        429 => "overloaded",
-        503 => "unavailable",
-        _ if status.is_client_error() => "bad_request",
-        _ => "internal_error",
-    };
+    let code = Code::for_status(status);
     let message = match text {
         Ok(t) if !t.is_empty() && status.is_client_error() => t.to_lowercase(),
         _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
     };
-    let mut error = ApiError::new(status, code, message);
+    // The status stays the framework's (a status without a code of its own keeps its number).
+    let mut error = ApiError { status, ..ApiError::new(code, message) };
     error.retry_after = parts.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
     let mut rewritten = error.into_response();
     for name in [header::ALLOW, header::ACCESS_CONTROL_ALLOW_ORIGIN, header::VARY] {
@@ -301,7 +286,7 @@ async fn record_request(request: Request, next: Next) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such endpoint")
+    ApiError::new(Code::NotFound, "no such endpoint")
 }
 
 /// Every route.

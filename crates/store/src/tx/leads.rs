@@ -1,0 +1,424 @@
+//! Leads and their current scores: upserts, lists with filters, sorts and cursors, call-now
+//! ranks, due time-driven changes, deletes.
+
+use leadscore_core::time::Millis;
+
+use super::*;
+use crate::StoreError;
+use crate::sql::{Row, Sql};
+
+/// A lead and its current score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadRow {
+    pub id: String,
+    /// Base traits (from imports), JSON object.
+    pub traits: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub score: Option<StoredScore>,
+}
+
+/// The score stored for a lead: what the lists show and what stage changes compare against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredScore {
+    pub scored_at: Millis,
+    pub model_version: i64,
+    /// JSON object: dimension -> points.
+    pub scores: String,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
+    pub probability: Option<f64>,
+    /// JSON array of contributions.
+    pub contributions: String,
+    /// JSON object: the traits as of `scored_at` (base + identify).
+    pub current_traits: String,
+    pub account_id: Option<String>,
+    /// When time alone will next change the score (the scheduler's due time).
+    pub next_change_at: Option<Millis>,
+    /// Where the lead comes in a "call now" list (`CheckedModel::stage_rank` of its stage).
+    pub stage_rank: i64,
+}
+
+/// How lead lists are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadSort {
+    /// `-total`: highest first.
+    TotalDesc,
+    /// `total`: lowest first.
+    TotalAsc,
+    /// `-updated`: most recently changed first.
+    UpdatedDesc,
+    /// Sales' "call now": by the stored stage rank (the model's highest stage first, then each
+    /// lower one, then `lead`, then outcomes), each by total.
+    CallNow,
+}
+
+/// Which leads a list shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadFilter {
+    pub stage: Option<String>,
+    pub grade: Option<String>,
+    pub min_total: Option<f64>,
+    pub account: Option<String>,
+    /// Substring of the id or current traits, any case.
+    pub search: Option<String>,
+}
+
+/// Where a page of leads continues: the sort key and id of the last lead shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadCursor {
+    pub key: f64,
+    pub id: String,
+}
+
+pub(super) const LEAD_COLUMNS: &str = "id, traits, created_at, updated_at, scored_at, model_version, scores, total, stage, grade, \
+     probability, contributions, current_traits, account_id, next_change_at, stage_rank";
+
+/// The "call now" rank of a lead that has none (not scored yet): after every ranked lead.
+pub const UNRANKED: i64 = 1_000_000;
+
+pub(super) fn lead_row(row: &Row) -> Result<LeadRow, StoreError> {
+    let score = match opt_int(row, 4) {
+        Some(scored_at) => Some(StoredScore {
+            scored_at,
+            model_version: opt_int(row, 5).unwrap_or(0),
+            scores: text(row, 6)?,
+            total: real(row, 7)?,
+            stage: text(row, 8)?,
+            grade: opt_text(row, 9),
+            probability: opt_real(row, 10),
+            contributions: text(row, 11)?,
+            current_traits: text(row, 12)?,
+            account_id: opt_text(row, 13),
+            next_change_at: opt_int(row, 14),
+            stage_rank: opt_int(row, 15).unwrap_or(UNRANKED),
+        }),
+        None => None,
+    };
+    Ok(LeadRow { id: text(row, 0)?, traits: text(row, 1)?, created_at: int(row, 2)?, updated_at: int(row, 3)?, score })
+}
+
+impl Tx<'_> {
+    /// Creates the lead if it does not exist yet. Returns whether it was created.
+    pub fn ensure_lead(&mut self, id: &str, now: Millis) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO leads (id, created_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT (id) DO NOTHING",
+            &[id.into(), Sql::Int(now)],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Creates the leads that do not exist yet.
+    pub fn ensure_leads(&mut self, ids: &[String], now: Millis) -> Result<(), StoreError> {
+        for chunk in ids.chunks(MAX_PARAMS / 2) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $1)", i + 2)).collect();
+            let sql = format!(
+                "INSERT INTO leads (id, created_at, updated_at) VALUES {} ON CONFLICT (id) DO NOTHING",
+                values.join(", ")
+            );
+            let mut params = vec![Sql::Int(now)];
+            params.extend(chunk.iter().map(|id| Sql::from(id.as_str())));
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    /// Serialises writers on these leads until the transaction ends (PostgreSQL: advisory locks
+    /// in a fixed order, so two processes never deadlock; SQLite: the write transaction already
+    /// excludes other writers).
+    pub fn lock_leads(&mut self, ids: &[String]) -> Result<(), StoreError> {
+        if self.dialect() != Dialect::Postgres || ids.is_empty() {
+            return Ok(());
+        }
+        let mut sorted: Vec<&String> = ids.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        // One round trip per chunk; volatile functions run after ORDER BY, so locks are taken
+        // in id order.
+        for chunk in sorted.chunks(1000) {
+            let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
+            let sql = format!(
+                "SELECT pg_advisory_xact_lock(hashtextextended(column1, 0)) FROM (VALUES {}) AS v ORDER BY column1",
+                values.join(", ")
+            );
+            let params: Vec<Sql> = chunk.iter().map(|id| Sql::from(id.as_str())).collect();
+            self.conn.query(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    /// The leads with these ids (those that exist).
+    pub fn leads_by_ids(&mut self, ids: &[String]) -> Result<Vec<LeadRow>, StoreError> {
+        self.query_in(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({{in}})"), ids)?
+            .iter()
+            .map(lead_row)
+            .collect()
+    }
+
+    /// Every link naming one of these leads, and every other link of the same anonymous ids.
+    pub fn links_of_leads(&mut self, ids: &[String]) -> Result<Vec<Link>, StoreError> {
+        let sql = "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN \
+                   (SELECT anonymous_id FROM links WHERE lead_id IN ({in}))";
+        let mut out = self.query_in(sql, ids)?.iter().map(link_row).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| (&a.anonymous_id, &a.lead_id).cmp(&(&b.anonymous_id, &b.lead_id)));
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The messages naming these leads directly, plus anonymous messages of these anonymous ids.
+    pub fn events_of_leads(
+        &mut self,
+        ids: &[String],
+        anonymous_ids: &[String],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut rows = self.query_in(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IN ({{in}})"), ids)?;
+        let anonymous =
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IS NULL AND anonymous_id IN ({{in}})");
+        rows.extend(self.query_in(&anonymous, anonymous_ids)?);
+        rows.iter().map(event_row).collect()
+    }
+
+    /// The outcomes of these leads.
+    pub fn outcomes_of_leads(&mut self, ids: &[String]) -> Result<Vec<OutcomeRow>, StoreError> {
+        let sql = "SELECT lead_id, outcome, at FROM outcomes WHERE lead_id IN ({in}) ORDER BY at, seq";
+        self.query_in(sql, ids)?.iter().map(outcome_row).collect()
+    }
+
+    /// Stores many leads' new scores in a few statements. Each entry gives the lead's
+    /// `updated_at` to keep (the old one, or the scoring time for a visible change).
+    pub fn save_scores(&mut self, scores: &[(&LeadRow, &StoredScore, Millis)]) -> Result<(), StoreError> {
+        const COLUMNS: usize = 16;
+        for chunk in scores.chunks(MAX_PARAMS / COLUMNS) {
+            let values: Vec<String> =
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS))).collect();
+            let sql = format!(
+                "INSERT INTO leads ({LEAD_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+                 updated_at = excluded.updated_at, scored_at = excluded.scored_at, \
+                 model_version = excluded.model_version, scores = excluded.scores, total = excluded.total, \
+                 stage = excluded.stage, grade = excluded.grade, probability = excluded.probability, \
+                 contributions = excluded.contributions, current_traits = excluded.current_traits, \
+                 account_id = excluded.account_id, next_change_at = excluded.next_change_at, \
+                 stage_rank = excluded.stage_rank",
+                values.join(", ")
+            );
+            let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
+            for (row, score, updated_at) in chunk {
+                params.extend([
+                    Sql::from(row.id.as_str()),
+                    Sql::from(row.traits.as_str()),
+                    Sql::Int(row.created_at),
+                    Sql::Int(*updated_at),
+                    Sql::Int(score.scored_at),
+                    Sql::Int(score.model_version),
+                    Sql::from(score.scores.as_str()),
+                    Sql::Real(score.total),
+                    Sql::from(score.stage.as_str()),
+                    Sql::from(score.grade.as_deref()),
+                    Sql::from(score.probability),
+                    Sql::from(score.contributions.as_str()),
+                    Sql::from(score.current_traits.as_str()),
+                    Sql::from(score.account_id.as_deref()),
+                    Sql::from(score.next_change_at),
+                    Sql::Int(score.stage_rank),
+                ]);
+            }
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    /// Appends many history entries at once.
+    pub fn append_histories(&mut self, entries: &[(&str, HistoryRow)]) -> Result<(), StoreError> {
+        for chunk in entries.chunks(MAX_PARAMS / 4) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 4 + 1, 4))).collect();
+            let sql = format!("INSERT INTO history (lead_id, at, stage, total) VALUES {}", values.join(", "));
+            let mut params = Vec::with_capacity(chunk.len() * 4);
+            for (lead, h) in chunk {
+                params.extend([Sql::from(*lead), Sql::Int(h.at), Sql::from(h.stage.as_str()), Sql::Real(h.total)]);
+            }
+            self.conn.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    pub fn lead(&mut self, id: &str) -> Result<Option<LeadRow>, StoreError> {
+        let rows = self.conn.query(&format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1"), &[id.into()])?;
+        rows.first().map(lead_row).transpose()
+    }
+
+    /// A page of leads.
+    pub fn list_leads(
+        &mut self,
+        filter: &LeadFilter,
+        sort: LeadSort,
+        limit: usize,
+        cursor: Option<&LeadCursor>,
+    ) -> Result<Vec<LeadRow>, StoreError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut params: Vec<Sql> = Vec::new();
+        let mut bind = |clauses: &mut Vec<String>, template: &str, values: Vec<Sql>| {
+            let mut clause = template.to_owned();
+            for (k, v) in values.into_iter().enumerate() {
+                params.push(v);
+                clause = clause.replace(&format!("?{k}"), &format!("${}", params.len()));
+            }
+            clauses.push(clause);
+        };
+        if let Some(stage) = &filter.stage {
+            bind(&mut clauses, "stage = ?0", vec![stage.as_str().into()]);
+        }
+        if let Some(grade) = &filter.grade {
+            bind(&mut clauses, "grade = ?0", vec![grade.as_str().into()]);
+        }
+        if let Some(min) = filter.min_total {
+            bind(&mut clauses, "total >= ?0", vec![Sql::Real(min)]);
+        }
+        if let Some(account) = &filter.account {
+            bind(&mut clauses, "account_id = ?0", vec![account.as_str().into()]);
+        }
+        if let Some(search) = &filter.search {
+            let pattern = format!("%{}%", search.to_lowercase().replace(['%', '_'], ""));
+            bind(
+                &mut clauses,
+                "(lower(id) LIKE ?0 OR lower(current_traits) LIKE ?1)",
+                vec![pattern.clone().into(), pattern.into()],
+            );
+        }
+        let (key, order) = match sort {
+            LeadSort::TotalDesc => ("total", "total DESC, id ASC"),
+            LeadSort::TotalAsc => ("total", "total ASC, id ASC"),
+            LeadSort::UpdatedDesc => ("updated_at", "updated_at DESC, id ASC"),
+            LeadSort::CallNow => ("call_rank", "call_rank ASC, id ASC"),
+        };
+        // Call-now ranks by the stored stage rank, then by total: one number keeps the cursor
+        // simple.
+        let key_expr = match sort {
+            LeadSort::CallNow => format!("(COALESCE(stage_rank, {UNRANKED}) * 1e12 - total)"),
+            _ => key.to_owned(),
+        };
+        if let Some(c) = cursor {
+            let cmp = match sort {
+                LeadSort::TotalDesc | LeadSort::UpdatedDesc => "<",
+                LeadSort::TotalAsc | LeadSort::CallNow => ">",
+            };
+            let key_value = if sort == LeadSort::UpdatedDesc { Sql::Int(c.key as i64) } else { Sql::Real(c.key) };
+            bind(
+                &mut clauses,
+                &format!("({key_expr} {cmp} ?0 OR ({key_expr} = ?1 AND id > ?2))"),
+                vec![key_value.clone(), key_value, c.id.as_str().into()],
+            );
+        }
+        let mut sql = format!("SELECT {LEAD_COLUMNS}, {key_expr} AS call_rank FROM leads");
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY {order} LIMIT {}", limit.max(1)));
+        self.conn.query(&sql, &params)?.iter().map(lead_row).collect()
+    }
+
+    /// The sort key a lead has in a list (for its cursor).
+    pub fn sort_key(row: &LeadRow, sort: LeadSort) -> f64 {
+        let total = row.score.as_ref().map_or(0.0, |s| s.total);
+        match sort {
+            LeadSort::TotalDesc | LeadSort::TotalAsc => total,
+            LeadSort::UpdatedDesc => row.updated_at as f64,
+            LeadSort::CallNow => row.score.as_ref().map_or(UNRANKED, |s| s.stage_rank) as f64 * 1e12 - total,
+        }
+    }
+
+    /// Sets every scored lead's "call now" rank from its stage: `ranks` gives the rank of each
+    /// stage the active model has, `other` that of any other stage. Writes only the leads whose
+    /// rank changes (none when the model's stage order did not).
+    pub fn rank_stages(&mut self, ranks: &[(String, i64)], other: i64) -> Result<u64, StoreError> {
+        let mut params = Vec::with_capacity(ranks.len() * 2 + 1);
+        let mut case = String::from("CASE stage");
+        for (i, (stage, rank)) in ranks.iter().enumerate() {
+            // Typed, for PostgreSQL to know what the parameters are.
+            case.push_str(&format!(" WHEN CAST(${} AS TEXT) THEN CAST(${} AS BIGINT)", 2 * i + 1, 2 * i + 2));
+            params.extend([Sql::from(stage.as_str()), Sql::Int(*rank)]);
+        }
+        case.push_str(&format!(" ELSE CAST(${} AS BIGINT) END", 2 * ranks.len() + 1));
+        params.push(Sql::Int(other));
+        self.conn.execute(
+            &format!(
+                "UPDATE leads SET stage_rank = {case} WHERE scored_at IS NOT NULL AND stage_rank IS DISTINCT FROM {case}"
+            ),
+            &params,
+        )
+    }
+
+    /// Ids after `after` in id order (for rescoring everything in chunks).
+    pub fn lead_ids_after(&mut self, after: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT id FROM leads WHERE id > $1 ORDER BY id LIMIT $2",
+            &[after.into(), Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(|r| text(r, 0)).collect()
+    }
+
+    pub fn count_leads(&mut self) -> Result<i64, StoreError> {
+        self.scalar_int("SELECT COUNT(*) FROM leads", &[])
+    }
+
+    /// Leads scored with a model version other than `version`.
+    pub fn count_leads_not_scored_with(&mut self, version: i64) -> Result<i64, StoreError> {
+        self.scalar_int(
+            "SELECT COUNT(*) FROM leads WHERE model_version IS NULL OR model_version <> $1",
+            &[Sql::Int(version)],
+        )
+    }
+
+    /// Leads whose time-driven change is due at or before `now`, earliest first.
+    pub fn due_leads(&mut self, now: Millis, limit: usize) -> Result<Vec<(String, Millis)>, StoreError> {
+        let rows = self.conn.query(
+            "SELECT id, next_change_at FROM leads WHERE next_change_at IS NOT NULL AND next_change_at <= $1 \
+             ORDER BY next_change_at LIMIT $2",
+            &[Sql::Int(now), Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(|r| Ok((text(r, 0)?, int(r, 1)?))).collect()
+    }
+
+    /// Leads whose current account is `account_id`.
+    pub fn leads_of_account(&mut self, account_id: &str) -> Result<Vec<LeadRow>, StoreError> {
+        let rows = self.conn.query(
+            &format!("SELECT {LEAD_COLUMNS} FROM leads WHERE account_id = $1 ORDER BY total DESC, id"),
+            &[account_id.into()],
+        )?;
+        rows.iter().map(lead_row).collect()
+    }
+
+    /// Removes the lead and everything about it: its messages, and those of the ids stitched to
+    /// it (`linked`: anonymous ids and aliased previous ids, both as `anonymousId` of messages
+    /// without a `userId` and as `userId`), links, outcomes, history and deliveries of all of
+    /// them. Returns whether the lead existed.
+    pub fn delete_lead(&mut self, id: &str, linked: &[String]) -> Result<bool, StoreError> {
+        let mut ids: Vec<String> = vec![id.to_owned()];
+        ids.extend(linked.iter().filter(|l| l.as_str() != id).cloned());
+        // `RETURNING` makes each delete a query, so the chunking helper runs it.
+        self.query_in("DELETE FROM events WHERE lead_id IS NULL AND anonymous_id IN ({in}) RETURNING seq", &ids)?;
+        self.query_in("DELETE FROM events WHERE lead_id IN ({in}) RETURNING seq", &ids)?;
+        self.query_in("DELETE FROM links WHERE lead_id IN ({in}) OR anonymous_id IN ({in}) RETURNING at", &ids)?;
+        for table in ["outcomes", "history", "deliveries"] {
+            self.query_in(&format!("DELETE FROM {table} WHERE lead_id IN ({{in}}) RETURNING lead_id"), &ids)?;
+        }
+        self.conn.execute(
+            "DELETE FROM unreadable_events WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = unreadable_events.seq)",
+            &[],
+        )?;
+        let existed = self.conn.execute("DELETE FROM leads WHERE id = $1", &[id.into()])? > 0;
+        self.query_in("DELETE FROM leads WHERE id IN ({in}) RETURNING id", &ids)?;
+        Ok(existed)
+    }
+
+    /// Every row in every table that names `id` (to prove a delete is complete).
+    pub fn rows_naming_lead(&mut self, id: &str) -> Result<i64, StoreError> {
+        let mut n = 0;
+        for table in ["events", "links", "outcomes", "history", "deliveries"] {
+            n += self.scalar_int(&format!("SELECT COUNT(*) FROM {table} WHERE lead_id = $1"), &[id.into()])?;
+        }
+        n += self.scalar_int("SELECT COUNT(*) FROM leads WHERE id = $1", &[id.into()])?;
+        Ok(n)
+    }
+}

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use leadscore_core::time::{self, Millis};
-use leadscore_store::{DeliveryRow, Store, StoreError, StoredScore, Tx};
+use leadscore_store::{DeliveryRow, DeliveryStatus, Store, StoreError, StoredScore, Tx};
 
 use crate::scoring::StageChange;
 use crate::settings::WebhookConfig;
@@ -117,7 +117,7 @@ pub fn enqueue(tx: &mut Tx<'_>, hooks: &Webhooks, change: &StageChange, score: &
             lead_id: change.lead_id.clone(),
             url: hook.url.clone(),
             body: body.clone(),
-            status: "pending".to_owned(),
+            status: DeliveryStatus::Pending,
             attempts: 0,
             created_at: change.at,
             next_attempt_at: change.at,
@@ -181,7 +181,7 @@ pub fn dispatch_due(store: &Store, hooks: &Webhooks, receiver: &Receiver, now: M
             d.last_attempt_at = Some(now);
             match result {
                 Ok(()) => {
-                    d.status = "delivered".to_owned();
+                    d.status = DeliveryStatus::Delivered;
                     d.delivered_at = Some(now);
                     d.last_error = None;
                     metrics::counter!("leadscore_webhook_deliveries_total", "result" => "delivered").increment(1);
@@ -189,7 +189,7 @@ pub fn dispatch_due(store: &Store, hooks: &Webhooks, receiver: &Receiver, now: M
                 Err(error) => {
                     d.last_error = Some(error.clone());
                     if now - d.created_at >= RETRY_WINDOW_MS {
-                        d.status = "dead".to_owned();
+                        d.status = DeliveryStatus::Dead;
                         metrics::counter!("leadscore_webhook_deliveries_total", "result" => "dead").increment(1);
                     } else {
                         d.next_attempt_at = now + backoff(hooks.first_retry_ms(&d.url), d.attempts, &d.id);

@@ -320,7 +320,7 @@ fn delivery(id: &str, lead: &str, at: i64) -> DeliveryRow {
         lead_id: lead.into(),
         url: "http://127.0.0.1:9/hook".into(),
         body: "{}".into(),
-        status: "pending".into(),
+        status: DeliveryStatus::Pending,
         attempts: 0,
         created_at: at,
         next_attempt_at: at,
@@ -341,7 +341,7 @@ fn deliveries_move_through_their_states(store: &Store) {
     let due = store.write(|tx| tx.due_deliveries(25, None, &[], 10)).unwrap();
     assert_eq!(due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
     let mut d1 = due[0].clone();
-    d1.status = "delivered".into();
+    d1.status = DeliveryStatus::Delivered;
     d1.attempts = 1;
     d1.delivered_at = Some(26);
     let mut d2 = due[1].clone();
@@ -364,7 +364,7 @@ fn deliveries_move_through_their_states(store: &Store) {
             .collect::<Vec<_>>(),
         ["d3"]
     );
-    assert_eq!(store.read(|tx| tx.deliveries(Some("pending"), 10)).unwrap().len(), 2);
+    assert_eq!(store.read(|tx| tx.deliveries(Some(DeliveryStatus::Pending), 10)).unwrap().len(), 2);
     assert_eq!(store.read(|tx| tx.deliveries(None, 10)).unwrap()[0].id, "d3", "newest first");
 }
 

@@ -19,7 +19,7 @@ use leadscore_core::engine::{events_as_of, round2};
 use leadscore_core::time::{self, Duration, Millis};
 use leadscore_core::{OutcomeKind, Score, evaluate};
 use leadscore_learn::backtest::{ModelNames, build_report, record_lead};
-use leadscore_store::{LeadCursor, LeadFilter, LeadRow, LeadSort, OutcomeRow, StoreError, Tx};
+use leadscore_store::{DeliveryStatus, LeadCursor, LeadFilter, LeadRow, LeadSort, OutcomeRow, StoreError, Tx};
 
 use crate::app::{App, ModelProblem, RescoreProgress};
 use crate::error::{ApiError, Code};
@@ -130,7 +130,7 @@ fn sort_schema() -> utoipa::openapi::Object {
 }
 
 fn delivery_status_schema() -> utoipa::openapi::Object {
-    one_of(&["pending", "delivered", "dead"])
+    one_of(&DeliveryStatus::ALL.map(DeliveryStatus::as_str))
 }
 
 /// A page size: a whole number from 1 to 1000.
@@ -847,17 +847,15 @@ pub async fn list_deliveries(
     State(app): State<Arc<App>>,
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    if let Some(status) = query.status.as_deref()
-        && !["pending", "delivered", "dead"].contains(&status)
-    {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            format!("`status`: `{status}` is not one of pending, delivered, dead"),
-        ));
-    }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+            ApiError::new(Code::InvalidParameter, format!("`status`: `{text}` is not one of pending, delivered, dead"))
+        })?),
+    };
     let limit = parse_limit(query.limit.as_deref(), 100)?;
     blocking(move || {
-        let rows = app.store.read(|tx| tx.deliveries(query.status.as_deref(), limit))?;
+        let rows = app.store.read(|tx| tx.deliveries(status, limit))?;
         Ok(DeliveryList { deliveries: rows.iter().map(delivery_json).collect() })
     })
     .await
@@ -895,10 +893,10 @@ fn delivery_json(d: &leadscore_store::DeliveryRow) -> DeliveryView {
         id: d.id.clone(),
         lead_id: d.lead_id.clone(),
         url: d.url.clone(),
-        status: d.status.clone(),
+        status: d.status.as_str().to_owned(),
         attempts: d.attempts,
         created_at: time::format_timestamp(d.created_at),
-        next_attempt_at: (d.status == "pending").then(|| time::format_timestamp(d.next_attempt_at)),
+        next_attempt_at: (d.status == DeliveryStatus::Pending).then(|| time::format_timestamp(d.next_attempt_at)),
         last_attempt_at: d.last_attempt_at.map(time::format_timestamp),
         last_error: d.last_error.clone(),
         delivered_at: d.delivered_at.map(time::format_timestamp),
@@ -918,7 +916,7 @@ pub async fn resend_delivery(
     blocking(move || {
         let updated = app.store.write(|tx| {
             let Some(mut d) = tx.delivery(&id)? else { return Ok(None) };
-            d.status = "pending".to_owned();
+            d.status = DeliveryStatus::Pending;
             d.next_attempt_at = now;
             tx.update_delivery(&d)?;
             Ok(Some(d))

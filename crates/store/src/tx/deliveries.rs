@@ -7,6 +7,31 @@ use super::*;
 use crate::StoreError;
 use crate::sql::{Row, Sql};
 
+/// Where a delivery is: waiting for its next attempt, received, or given up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 3] = [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Dead];
+
+    /// As stored and shown: `pending`, `delivered`, `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 /// A webhook delivery (the outbox).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRow {
@@ -14,8 +39,7 @@ pub struct DeliveryRow {
     pub lead_id: String,
     pub url: String,
     pub body: String,
-    /// `pending`, `delivered` or `dead`.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub created_at: Millis,
     pub next_attempt_at: Millis,
@@ -33,7 +57,11 @@ pub(super) fn delivery_row(row: &Row) -> Result<DeliveryRow, StoreError> {
         lead_id: text(row, 1)?,
         url: text(row, 2)?,
         body: text(row, 3)?,
-        status: text(row, 4)?,
+        status: {
+            let text = text(row, 4)?;
+            DeliveryStatus::parse(&text)
+                .ok_or_else(|| StoreError::Corrupt(format!("column 4: `{text}` is not a delivery status")))?
+        },
         attempts: int(row, 5)?,
         created_at: int(row, 6)?,
         next_attempt_at: int(row, 7)?,
@@ -123,13 +151,13 @@ impl Tx<'_> {
     }
 
     /// The delivery log, newest first.
-    pub fn deliveries(&mut self, status: Option<&str>, limit: usize) -> Result<Vec<DeliveryRow>, StoreError> {
+    pub fn deliveries(&mut self, status: Option<DeliveryStatus>, limit: usize) -> Result<Vec<DeliveryRow>, StoreError> {
         let rows = match status {
             Some(status) => self.conn.query(
                 &format!(
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = $1 ORDER BY created_at DESC, id LIMIT $2"
                 ),
-                &[status.into(), Sql::Int(limit as i64)],
+                &[status.as_str().into(), Sql::Int(limit as i64)],
             )?,
             None => self.conn.query(
                 &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries ORDER BY created_at DESC, id LIMIT $1"),

@@ -171,3 +171,47 @@ impl Event {
         self.str_field("anonymousId").filter(|s| !s.is_empty())
     }
 }
+
+/// The Segment calls the tracking API takes (a message's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    Identify,
+    Track,
+    Page,
+    Screen,
+    Group,
+    Alias,
+}
+
+impl MessageKind {
+    pub const ALL: [MessageKind; 6] = [
+        MessageKind::Identify,
+        MessageKind::Track,
+        MessageKind::Page,
+        MessageKind::Screen,
+        MessageKind::Group,
+        MessageKind::Alias,
+    ];
+
+    /// As messages name it: `identify`, `track`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Identify => "identify",
+            MessageKind::Track => "track",
+            MessageKind::Page => "page",
+            MessageKind::Screen => "screen",
+            MessageKind::Group => "group",
+            MessageKind::Alias => "alias",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MessageKind> {
+        MessageKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

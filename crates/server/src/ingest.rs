@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use leadscore_core::Event;
 use leadscore_core::engine::{EventError, TimeSource, resolve_time};
+use leadscore_core::event::MessageKind;
 use leadscore_core::time::{self, Millis};
 use leadscore_store::NewEvent;
 
@@ -25,9 +26,6 @@ pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 
 /// The longest id (`userId`, `anonymousId`, `previousId`, `groupId`, `messageId`) accepted.
 pub const MAX_ID_BYTES: usize = 1024;
-
-/// The message types the tracking API knows.
-pub const TYPES: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
 
 /// One message ready to store, with its parsed form for scoring.
 #[derive(Debug, Clone)]
@@ -44,15 +42,15 @@ pub struct Decoded {
 }
 
 /// The message type a single-message path implies (`/v1/track`, `/v1/t`, …).
-pub fn type_of_path(segment: &str) -> Option<&'static str> {
+pub fn type_of_path(segment: &str) -> Option<MessageKind> {
     Some(match segment {
-        "identify" | "i" => "identify",
-        "track" | "t" => "track",
-        "page" | "p" => "page",
-        "screen" | "s" => "screen",
-        "group" | "g" => "group",
-        "alias" | "a" => "alias",
-        _ => return None,
+        "i" => MessageKind::Identify,
+        "t" => MessageKind::Track,
+        "p" => MessageKind::Page,
+        "s" => MessageKind::Screen,
+        "g" => MessageKind::Group,
+        "a" => MessageKind::Alias,
+        other => return MessageKind::parse(other),
     })
 }
 
@@ -60,7 +58,7 @@ pub fn type_of_path(segment: &str) -> Option<&'static str> {
 /// validated completely here, before anything is queued: an event time before 1970 or more than
 /// `max_future` after `received_at` is a 400.
 pub fn decode(
-    implied_type: Option<&str>,
+    implied_type: Option<MessageKind>,
     headers: &HeaderMap,
     body: &[u8],
     keys: &Keys,
@@ -90,7 +88,7 @@ pub fn decode(
         },
         Some(kind) => {
             root.remove("writeKey");
-            root.entry("type").or_insert_with(|| Value::String(kind.to_owned()));
+            root.entry("type").or_insert_with(|| Value::String(kind.as_str().to_owned()));
             (vec![Value::Object(root)], Box::new(|_| "$".to_owned()))
         }
     };
@@ -239,13 +237,13 @@ fn normalise(
         ));
     }
     let kind = match m.get("type") {
-        Some(Value::String(t)) if TYPES.contains(&t.as_str()) => t.clone(),
-        Some(Value::String(t)) => {
-            return Err(ApiError::new(
+        Some(Value::String(t)) => MessageKind::parse(t).ok_or_else(|| {
+            let known: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::new(
                 Code::UnknownType,
-                format!("{path}.type: unknown message type `{t}` (known: {})", TYPES.join(", ")),
-            ));
-        }
+                format!("{path}.type: unknown message type `{t}` (known: {})", known.join(", ")),
+            )
+        })?,
         None | Some(Value::Null) => return Err(invalid(path, "type", "is missing")),
         Some(_) => return Err(invalid(path, "type", "must be a string")),
     };
@@ -275,13 +273,13 @@ fn normalise(
             format!("{path}: give `userId` or `anonymousId` (both are missing or empty)"),
         ));
     }
-    if kind == "alias" && (user_id.is_none() || id_of(&m, "previousId").is_none()) {
+    if kind == MessageKind::Alias && (user_id.is_none() || id_of(&m, "previousId").is_none()) {
         return Err(ApiError::new(Code::MissingId, format!("{path}: an alias needs `userId` and `previousId`")));
     }
-    if kind == "group" && id_of(&m, "groupId").is_none() {
+    if kind == MessageKind::Group && id_of(&m, "groupId").is_none() {
         return Err(ApiError::new(Code::MissingId, format!("{path}: a group call needs `groupId`")));
     }
-    if kind == "track" && !matches!(m.get("event"), Some(Value::String(e)) if !e.is_empty()) {
+    if kind == MessageKind::Track && !matches!(m.get("event"), Some(Value::String(e)) if !e.is_empty()) {
         return Err(invalid(path, "event", "a track call needs the event name as a string"));
     }
     for field in ["properties", "traits", "context"] {
@@ -389,7 +387,7 @@ mod tests {
     fn short_browser_paths_imply_the_type_and_take_the_key_from_the_body() {
         let body = br#"{"writeKey":"wk","event":"Signed Up","anonymousId":"a1","messageId":"x"}"#;
         let d = decode(type_of_path("t"), &HeaderMap::new(), body, &keys(), NOW, DAY, None).unwrap();
-        assert_eq!(d.messages[0].new.event_type, "track");
+        assert_eq!(d.messages[0].new.event_type, MessageKind::Track);
         assert_eq!(d.messages[0].new.at, NOW);
     }
 
@@ -565,7 +563,7 @@ mod fuzz {
 
         /// Whatever arrives, decoding answers a 4xx or accepts it: never a panic, never a 5xx.
         #[test]
-        fn any_json_body_is_accepted_or_a_4xx(body in json_value(), path in prop_oneof![Just(None), Just(Some("track")), Just(Some("identify"))]) {
+        fn any_json_body_is_accepted_or_a_4xx(body in json_value(), path in prop_oneof![Just(None), Just(Some(MessageKind::Track)), Just(Some(MessageKind::Identify))]) {
             let mut body = body;
             if let Some(object) = body.as_object_mut() {
                 object.insert("writeKey".to_owned(), Value::from("wk"));

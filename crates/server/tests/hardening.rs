@@ -190,7 +190,7 @@ fn raw(message_id: &str, lead: Option<&str>, anonymous: Option<&str>, kind: &str
         lead_id: lead.map(Into::into),
         anonymous_id: anonymous.map(Into::into),
         group_id: None,
-        event_type: kind.into(),
+        event_type: leadscore_core::event::MessageKind::parse(kind).unwrap(),
         at: parse_timestamp(T0).unwrap(),
         received_at: parse_timestamp(T0).unwrap(),
         body,

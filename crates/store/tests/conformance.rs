@@ -6,6 +6,7 @@
 #[path = "common/pg.rs"]
 mod pg;
 
+use leadscore_core::event::MessageKind;
 use leadscore_store::*;
 
 type Check = fn(&Store);
@@ -81,7 +82,7 @@ fn event(key: &str, id: &str, lead: Option<&str>, anon: Option<&str>, at: i64) -
         lead_id: lead.map(Into::into),
         anonymous_id: anon.map(Into::into),
         group_id: None,
-        event_type: "track".into(),
+        event_type: MessageKind::Track,
         at,
         received_at: at + 1,
         body: format!(r#"{{"type":"track","messageId":"{id}"}}"#),
@@ -131,10 +132,10 @@ fn messages_are_deduplicated_per_write_key_and_message_id(store: &Store) {
 fn a_lead_gets_its_own_and_its_stitched_anonymous_messages(store: &Store) {
     let mut group = event("k", "g", Some("u1"), None, 5);
     group.group_id = Some("acme".into());
-    group.event_type = "group".into();
+    group.event_type = MessageKind::Group;
     let mut anon_group = event("k", "g2", None, Some("anon-2"), 6);
     anon_group.group_id = Some("acme".into());
-    anon_group.event_type = "group".into();
+    anon_group.event_type = MessageKind::Group;
     store
         .write(|tx| {
             tx.insert_events(&[

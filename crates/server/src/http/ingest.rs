@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use leadscore_core::event::MessageKind;
 use serde_json::json;
 
 use crate::app::App;
@@ -42,7 +43,7 @@ pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 
 async fn accept(
     app: Arc<App>,
-    implied: Option<&str>,
+    implied: Option<MessageKind>,
     headers: HeaderMap,
     query_key: Option<&str>,
     body: Body,

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use leadscore_core::event::MessageKind;
 use leadscore_core::time::Millis;
 
 use super::*;
@@ -18,7 +19,7 @@ pub struct NewEvent {
     pub lead_id: Option<String>,
     pub anonymous_id: Option<String>,
     pub group_id: Option<String>,
-    pub event_type: String,
+    pub event_type: MessageKind,
     /// The resolved event time.
     pub at: Millis,
     pub received_at: Millis,

@@ -17,11 +17,16 @@ use crate::cel::{Atom, CmpOp, Literal};
 /// Slot of `event` in event conditions (see `check::EVENT_VARS`).
 const EVENT_SLOT: usize = 0;
 
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Clone, Default)]
 pub struct RuleIndex {
-    by_name: HashMap<String, Vec<Entry>>,
-    by_type: HashMap<String, Vec<Entry>>,
+    by_name: Map<Vec<Entry>>,
+    by_type: Map<Vec<Entry>>,
     any: Vec<Entry>,
+    /// The distinct path tests of the entries (a learned model repeats one with several windows):
+    /// each is run once per event.
+    paths: Vec<PathTest>,
 }
 
 /// A rule filed in the index, with the types one of which the event must have (for a rule filed
@@ -30,7 +35,8 @@ pub struct RuleIndex {
 struct Entry {
     rule: usize,
     kinds: Option<Box<[Box<str>]>>,
-    path: Option<PathTest>,
+    /// Which of [`RuleIndex::paths`].
+    path: Option<usize>,
     /// The condition holds whenever these checks pass.
     exact: bool,
 }
@@ -59,7 +65,11 @@ impl RuleIndex {
                 } else if path.is_none()
                     && let Some(test) = path_test(&atom)
                 {
-                    path = Some(PathTest(test.into_boxed_slice()));
+                    let test = PathTest(test.into_boxed_slice());
+                    path = Some(index.paths.iter().position(|t| *t == test).unwrap_or_else(|| {
+                        index.paths.push(test);
+                        index.paths.len() - 1
+                    }));
                 } else {
                     exact = false;
                 }
@@ -69,13 +79,13 @@ impl RuleIndex {
                     let kinds: Option<Box<[Box<str>]>> =
                         kinds.map(|k| k.into_iter().map(String::into_boxed_str).collect());
                     for name in names {
-                        let entry = Entry { rule: i, kinds: kinds.clone(), path: path.clone(), exact };
+                        let entry = Entry { rule: i, kinds: kinds.clone(), path, exact };
                         index.by_name.entry(name).or_default().push(entry);
                     }
                 }
                 (None, Some(kinds)) => {
                     for kind in kinds {
-                        let entry = Entry { rule: i, kinds: None, path: path.clone(), exact };
+                        let entry = Entry { rule: i, kinds: None, path, exact };
                         index.by_type.entry(kind).or_default().push(entry);
                     }
                 }
@@ -104,6 +114,21 @@ impl RuleIndex {
         mut f: impl FnMut(usize, bool),
     ) {
         let lists = [name.and_then(|n| self.by_name.get(n)), ty.and_then(|t| self.by_type.get(t)), Some(&self.any)];
+        // Each distinct path test once: 0 not yet, 1 fails, 2 holds.
+        let mut known = [0u8; 64];
+        let mut holds = |t: usize| -> bool {
+            let test = &self.paths[t];
+            match known.get_mut(t) {
+                Some(0) | None => {
+                    let result = path.is_some_and(|p| test.holds(p));
+                    if let Some(slot) = known.get_mut(t) {
+                        *slot = 1 + u8::from(result);
+                    }
+                    result
+                }
+                Some(k) => *k == 2,
+            }
+        };
         for list in lists.into_iter().flatten() {
             for entry in list {
                 if let Some(kinds) = &entry.kinds
@@ -111,8 +136,8 @@ impl RuleIndex {
                 {
                     continue;
                 }
-                if let Some(test) = &entry.path
-                    && !path.is_some_and(|p| test.holds(p))
+                if let Some(t) = entry.path
+                    && !holds(t)
                 {
                     continue;
                 }
@@ -178,7 +203,7 @@ fn one_of(atom: &Atom, field: &str) -> Option<Vec<String>> {
 }
 
 /// What `event.properties.path` must be: one of these (the path itself, or a prefix of it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct PathTest(Box<[(PathOp, Box<str>)]>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

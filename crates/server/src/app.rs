@@ -447,8 +447,10 @@ impl App {
             tx.activate_model(version, now)?;
             rank_stages(tx, &model)
         })?;
-        self.ranked_version.store(version, Ordering::SeqCst);
+        // The model first: the watcher, seeing the new version not yet marked ranked, at worst
+        // ranks again with it (writing nothing), never with the old one.
         self.set_model(ActiveModel::new(version, row.source, model));
+        self.ranked_version.store(version, Ordering::SeqCst);
         Ok(Some(self.spawn_rescore(version)))
     }
 

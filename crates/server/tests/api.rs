@@ -481,25 +481,7 @@ async fn openapi_metrics_and_accounts_are_served() {
 }
 
 /// A model whose stages are not named lead/MQL/SQL: `cold`, `warm`, `hot` (lowest first).
-const TEMPERATURE: &str = r#"
-[model]
-name = "temperature"
-[dimensions.engagement]
-[[rules]]
-name = "Pricing"
-on = 'event.type == "page" && event.properties.path == "/pricing"'
-points = 10
-[[stages]]
-name = "cold"
-when = "total >= 10"
-[[stages]]
-name = "warm"
-when = "total >= 20"
-[[stages]]
-name = "hot"
-when = "total >= 30"
-"#;
-
+const TEMPERATURE: &str = include_str!("models/temperature.toml");
 /// "Call now" ranks leads by the model's own stage order (highest stage first, then by total),
 /// then leads in no stage, then those with an outcome; in the API, through its cursor, and on the
 /// dashboard, whose counts and funnel name the model's stages.

@@ -18,7 +18,7 @@ use crate::history::{InputFiles, Inputs};
 use crate::read::Skipped;
 use crate::read::leads::IdColumn;
 use crate::score::{load_model, parse_as_of};
-use leadscore_server::charts as html;
+use leadscore_report::charts as html;
 
 #[derive(Args)]
 pub struct BacktestArgs {

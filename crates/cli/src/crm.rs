@@ -18,8 +18,8 @@ use leadscore_core::time::format_timestamp;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use leadscore_server::http::percent_encode;
-use leadscore_server::scoring;
+use leadscore_report as scoring;
+use leadscore_report::percent_encode;
 
 use crate::read::{InputError, open_csv};
 

@@ -19,7 +19,7 @@ use crate::history::{InputFiles, Inputs};
 use crate::read::Skipped;
 use crate::read::leads::IdColumn;
 use crate::read::outcomes::read_outcomes;
-use leadscore_server::charts as html;
+use leadscore_report::charts as html;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["outcomes", "label"])))]

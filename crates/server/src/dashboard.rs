@@ -27,11 +27,11 @@ use leadscore_store::{LeadSort, SessionRow};
 
 use crate::app::App;
 use crate::auth::{Role, fingerprint, random_token, same_secret, token_digest};
-use crate::charts;
 use crate::error::{ApiError, Code};
 use crate::http::api::{ListQuery, blocking, lead_view, list_page, run_backtest, score_series};
-use crate::http::{client_origin, percent_encode};
-use crate::scoring::{format_points, top_reasons};
+use crate::http::client_origin;
+use leadscore_report::charts;
+use leadscore_report::{format_points, percent_encode, top_reasons};
 
 const COOKIE: &str = "leadscore_session";
 const SESSION_MS: Millis = 12 * 3_600_000;

@@ -11,7 +11,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod charts;
 pub mod clock;
 pub mod dashboard;
 pub mod error;

@@ -434,29 +434,6 @@ pub fn scores_json(model: &CheckedModel, score: &Score) -> Value {
     Value::Object(map)
 }
 
-/// A lead's top reasons: the `n` stored contributions with the most points either way, as
-/// `(rule, points)` (what sales sees in the dashboard and a CRM gets in exports).
-pub fn top_reasons(contributions: &Value, n: usize) -> Vec<(String, f64)> {
-    let mut list: Vec<(String, f64)> = contributions
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| Some((c["rule"].as_str()?.to_owned(), c["points"].as_f64()?)))
-                .filter(|(_, p)| *p != 0.0)
-                .collect()
-        })
-        .unwrap_or_default();
-    list.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
-    list.truncate(n);
-    list
-}
-
-/// Points for people: at most 2 decimals, none for whole numbers (`30`, `12.66`).
-pub fn format_points(p: f64) -> String {
-    let r = round2(p);
-    if r.fract() == 0.0 { format!("{r:.0}") } else { format!("{r}") }
-}
-
 /// `[{rule, dimension, points, matched, last_matched_at}]` (SPEC §6.2).
 pub fn contributions_json(score: &Score) -> Value {
     Value::Array(

@@ -23,16 +23,6 @@ use crate::auth::Role;
 use crate::error::{ApiError, Code};
 use crate::settings::Settings;
 
-/// Percent-encodes text for a URL path segment or query value.
-pub fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The OpenAPI 3.1 document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::document()

@@ -1,5 +1,6 @@
 //! Self-contained HTML reports (no scripts, no external assets): a page skeleton with a small
-//! stylesheet, tables, and SVG charts drawn here. Used by `backtest --html` and `train --report`.
+//! stylesheet, tables, and SVG charts drawn here. Used by `backtest --html`,
+//! `train --report` and the dashboard.
 
 use std::fmt::Write;
 

@@ -443,7 +443,12 @@ fn import_outcomes(args: &ImportArgs, path: &Path, overrides: &HashMap<String, S
 /// The top reasons of a lead in plain words: the three contributions with the most points
 /// either way, e.g. `Demo requested (+30); Pricing page (+10); Unsubscribed (−20)`.
 pub fn top_reasons(contributions: &Value, n: usize) -> String {
-    scoring::top_reasons(contributions, n)
+    let pairs = contributions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["rule"].as_str()?, c["points"].as_f64()?)));
+    scoring::top_reasons(pairs, n)
         .iter()
         .map(|(rule, points)| {
             let sign = if *points > 0.0 { "+" } else { "−" };

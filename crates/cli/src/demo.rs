@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use leadscore_core::time::format_timestamp;
+use leadscore_http::segment::{HeaderMap, decode};
 use leadscore_learn::synth::{Config, Generator, LeadRow};
-use leadscore_server::ingest::{HeaderMap, decode};
-use leadscore_server::{App, Settings, SystemClock};
+use leadscore_service::{App, LeadId, Settings, SystemClock};
 use serde_json::{Value, json};
 
 use crate::progress;
@@ -111,7 +111,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let now = app.clock.now();
         let decoded = decode(None, &axum_headers(), &body, &app.keys, now, app.settings.max_future, None)
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
-        runtime.block_on(app.ingest(decoded.messages)).map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+        runtime.block_on(app.ingest(decoded.messages)).map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
         sent += batch.len();
         batch.clear();
         Ok(())
@@ -125,7 +125,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if let Some(o) = record.outcome {
-            outcomes.push((record.lead.id.clone(), o.kind.as_str(), o.at));
+            let kind = leadscore_core::OutcomeKind::parse(o.kind.as_str())
+                .with_context(|| format!("unknown outcome `{}`", o.kind.as_str()))?;
+            outcomes.push((LeadId::parse(&record.lead.id)?, kind, o.at));
         }
         bar.inc(1);
     }

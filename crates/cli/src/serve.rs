@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use leadscore_server::{App, Flags, Settings, SystemClock};
+use leadscore_service::{App, Flags, Settings, SystemClock};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -93,7 +93,7 @@ pub fn run_server(
         if let Some(banner) = banner {
             println!("{banner}");
         }
-        leadscore_server::serve(app, listener, shutdown_signal()).await.context("server error")?;
+        leadscore_http::serve(app, listener, shutdown_signal()).await.context("server error")?;
         eprintln!("leadscore: stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -4,7 +4,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests")]
 
-#[path = "../../server/tests/common/receiver.rs"]
+#[path = "../../http/tests/common/receiver.rs"]
 mod receiver;
 #[path = "common/server.rs"]
 mod server;

@@ -98,7 +98,7 @@ fn the_example_models_check_without_errors() {
 /// stage first, then each lower one, then `lead`, then anything else (outcomes).
 #[test]
 fn stages_rank_by_the_models_order_whatever_their_names() {
-    let source = include_str!("../../server/tests/models/temperature.toml");
+    let source = include_str!("../../http/tests/models/temperature.toml");
     let model = leadscore_core::CheckedModel::from_source(source).expect("a valid model");
     let ranks: Vec<i64> =
         ["hot", "warm", "cold", "lead", "customer", "lost", "mql"].map(|s| model.stage_rank(s)).to_vec();

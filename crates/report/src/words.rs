@@ -1,7 +1,5 @@
 //! Points and reasons in words, as sales reads them in the dashboard and in CRM exports.
 
-use serde_json::Value;
-
 use leadscore_core::lead::round2;
 
 /// Points for people: at most 2 decimals, none for whole numbers (`30`, `12.66`).
@@ -10,18 +8,11 @@ pub fn format_points(p: f64) -> String {
     if r.fract() == 0.0 { format!("{r:.0}") } else { format!("{r}") }
 }
 
-/// A lead's top reasons: the `n` stored contributions with the most points either way, as
-/// `(rule, points)` (what sales sees in the dashboard and a CRM gets in exports).
-pub fn top_reasons(contributions: &Value, n: usize) -> Vec<(String, f64)> {
-    let mut list: Vec<(String, f64)> = contributions
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| Some((c["rule"].as_str()?.to_owned(), c["points"].as_f64()?)))
-                .filter(|(_, p)| *p != 0.0)
-                .collect()
-        })
-        .unwrap_or_default();
+/// A lead's top reasons: of its contributions `(rule, points)`, the `n` with the most points
+/// either way (what sales sees in the dashboard and a CRM gets in exports).
+pub fn top_reasons<'a>(contributions: impl IntoIterator<Item = (&'a str, f64)>, n: usize) -> Vec<(String, f64)> {
+    let mut list: Vec<(String, f64)> =
+        contributions.into_iter().filter(|(_, p)| *p != 0.0).map(|(rule, p)| (rule.to_owned(), p)).collect();
     list.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
     list.truncate(n);
     list
@@ -40,8 +31,8 @@ mod tests {
 
     #[test]
     fn top_reasons_are_the_biggest_contributions_either_way_without_zeros() {
-        let c = serde_json::json!([{"rule": "A", "points": 5.0}, {"rule": "B", "points": -20.0}, {"rule": "C", "points": 30.0}, {"rule": "D", "points": 0.0}]);
-        let names: Vec<String> = top_reasons(&c, 3).into_iter().map(|(r, _)| r).collect();
+        let c = [("A", 5.0), ("B", -20.0), ("C", 30.0), ("D", 0.0)];
+        let names: Vec<String> = top_reasons(c, 3).into_iter().map(|(r, _)| r).collect();
         assert_eq!(names, ["C", "B", "A"]);
     }
 }

@@ -45,6 +45,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// An error a transaction's work can end with: the store's own, or a caller's error that can
+/// carry one. A use case returns its own error from inside a transaction (an unknown lead, an
+/// invalid model) and the store still sees its conflicts, to run the transaction again, and its
+/// outages, to reconnect.
+pub trait TxError: From<StoreError> {
+    /// The store's error inside, if that is what this is.
+    fn store_error(&self) -> Option<&StoreError>;
+}
+
+impl TxError for StoreError {
+    fn store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Backend {
     Sqlite(PathBuf, sqlite::Synchronous),
@@ -150,12 +165,12 @@ impl Store {
 
     /// Runs `f` in a write transaction and commits it; on a conflict (a deadlock, a busy
     /// database) the whole transaction is rolled back and `f` runs again.
-    pub fn write<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn write<T, E: TxError>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.transaction(true, &mut f) {
-                Err(StoreError::Conflict(_)) if attempt < WRITE_ATTEMPTS => {
+                Err(e) if attempt < WRITE_ATTEMPTS && matches!(e.store_error(), Some(StoreError::Conflict(_))) => {
                     std::thread::sleep(std::time::Duration::from_millis(5 * attempt as u64));
                 }
                 other => return other,
@@ -164,15 +179,11 @@ impl Store {
     }
 
     /// Runs `f` in a read-only transaction: one consistent snapshot.
-    pub fn read<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read<T, E: TxError>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         self.transaction(false, &mut f)
     }
 
-    fn transaction<T>(
-        &self,
-        write: bool,
-        f: &mut impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn transaction<T, E: TxError>(&self, write: bool, f: &mut impl FnMut(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         let mut conn = self.acquire()?;
         let begin = match (conn.dialect(), write) {
             (Dialect::Sqlite, true) => "BEGIN IMMEDIATE",
@@ -185,7 +196,7 @@ impl Store {
             // Busy: `write` retries.
             Err(e @ StoreError::Conflict(_)) => {
                 self.release(conn);
-                return Err(e);
+                return Err(e.into());
             }
             Err(_) => {
                 // A broken pooled connection (the others are likely broken too): a fresh one.
@@ -195,7 +206,7 @@ impl Store {
                     if matches!(e, StoreError::Conflict(_)) {
                         self.release(conn);
                     }
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -206,10 +217,11 @@ impl Store {
         };
         let outcome = match (result, end) {
             (Ok(value), Ok(())) => Ok(value),
-            (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(E::from(e)),
+            (Err(e), _) => Err(e),
         };
         match &outcome {
-            Err(StoreError::Unavailable(_)) => self.drain(),
+            Err(e) if matches!(e.store_error(), Some(StoreError::Unavailable(_))) => self.drain(),
             Err(_) if conn_broken(conn.as_mut()) => {}
             _ => self.release(conn),
         }

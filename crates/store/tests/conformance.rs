@@ -93,13 +93,13 @@ fn score(total: f64, stage: &str, next: Option<i64>) -> StoredScore {
     StoredScore {
         scored_at: 100,
         model_version: 1,
-        scores: format!(r#"{{"fit":{total}}}"#),
+        scores: [("fit".to_owned(), total)].into(),
         total,
         stage: stage.into(),
         grade: None,
         probability: None,
-        contributions: "[]".into(),
-        current_traits: "{}".into(),
+        contributions: Vec::new(),
+        current_traits: serde_json::Map::new(),
         account_id: None,
         next_change_at: next,
         // As a model with stages `mql` then `sql` ranks them.
@@ -211,10 +211,11 @@ fn seed_leads(store: &Store, n: usize) {
                 s.scored_at = i as i64;
                 s.grade = Some(if i % 2 == 0 { "A1" } else { "B2" }.into());
                 s.account_id = Some(format!("acct-{}", i % 4));
-                s.current_traits = format!(r#"{{"email":"person{i}@example.com"}}"#);
+                s.current_traits =
+                    serde_json::json!({"email": format!("person{i}@example.com")}).as_object().cloned().unwrap();
                 save_score(tx, &id, &s, true)?;
             }
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
 }
@@ -271,7 +272,7 @@ fn due_leads_come_earliest_first(store: &Store) {
                 tx.ensure_lead(id, 0)?;
                 save_score(tx, id, &score(1.0, "lead", next), true)?;
             }
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
     let due = store.read(|tx| tx.due_leads(250, 10)).unwrap();
@@ -289,7 +290,7 @@ fn outcomes_and_history_keep_their_order(store: &Store) {
             tx.append_histories(&[("u", HistoryRow { at: 5, stage: "mql".into(), total: 55.5 })])?;
             tx.append_histories(&[("u", HistoryRow { at: 1, stage: "lead".into(), total: 0.0 })])?;
             tx.append_histories(&[("u", HistoryRow { at: 5, stage: "sql".into(), total: 80.0 })])?;
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
     let outcomes = store.read(|tx| tx.outcomes_of_leads(&["u".to_owned()])).unwrap();
@@ -384,7 +385,7 @@ fn deleting_a_lead_removes_every_row_naming_it(store: &Store) {
                 tx.append_histories(&[(id, HistoryRow { at: 1, stage: "lead".into(), total: 0.0 })])?;
                 tx.enqueue_delivery(&delivery(&format!("d-{id}"), id, 1))?;
             }
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
     assert!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap() >= 6);
@@ -407,7 +408,7 @@ fn each_receiver_gets_only_its_deliveries(store: &Store) {
             for d in [a, b, gone] {
                 tx.enqueue_delivery(&d)?;
             }
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
     let ids = |url: Option<&str>, except: &[String]| -> Vec<String> {

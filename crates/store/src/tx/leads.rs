@@ -1,6 +1,10 @@
 //! Leads and their current scores: upserts, lists with filters, sorts and cursors, call-now
 //! ranks, due time-driven changes, deletes.
 
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
 use leadscore_core::time::Millis;
 
 use super::*;
@@ -23,16 +27,16 @@ pub struct LeadRow {
 pub struct StoredScore {
     pub scored_at: Millis,
     pub model_version: i64,
-    /// JSON object: dimension -> points.
-    pub scores: String,
+    /// Points per dimension (a JSON object in the table).
+    pub scores: BTreeMap<String, f64>,
     pub total: f64,
     pub stage: String,
     pub grade: Option<String>,
     pub probability: Option<f64>,
-    /// JSON array of contributions.
-    pub contributions: String,
-    /// JSON object: the traits as of `scored_at` (base + identify).
-    pub current_traits: String,
+    /// Which rule gave how many points (a JSON array in the table).
+    pub contributions: Vec<StoredContribution>,
+    /// The traits as of `scored_at`, base and identify (a JSON object in the table).
+    pub current_traits: Map<String, Value>,
     pub account_id: Option<String>,
     /// When time alone will next change the score (the scheduler's due time).
     pub next_change_at: Option<Millis>,
@@ -40,10 +44,34 @@ pub struct StoredScore {
     pub stage_rank: i64,
 }
 
+/// A rule's part of a stored score, as SPEC §6.2 shows contributions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredContribution {
+    pub rule: String,
+    pub dimension: String,
+    /// Rounded to 2 decimals.
+    pub points: f64,
+    pub matched: u64,
+    /// RFC 3339.
+    pub last_matched_at: Option<String>,
+}
+
+/// A JSON column read back: what an older or damaged row cannot give reads as empty, so one bad
+/// row never hides a list.
+pub(super) fn json_column<T: serde::de::DeserializeOwned + Default>(row: &Row, i: usize) -> Result<T, StoreError> {
+    Ok(serde_json::from_str(&text(row, i)?).unwrap_or_default())
+}
+
+/// A value as the JSON text of its column.
+pub(super) fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// How lead lists are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LeadSort {
     /// `-total`: highest first.
+    #[default]
     TotalDesc,
     /// `total`: lowest first.
     TotalAsc,
@@ -83,13 +111,13 @@ pub(super) fn lead_row(row: &Row) -> Result<LeadRow, StoreError> {
         Some(scored_at) => Some(StoredScore {
             scored_at,
             model_version: opt_int(row, 5).unwrap_or(0),
-            scores: text(row, 6)?,
+            scores: json_column(row, 6)?,
             total: real(row, 7)?,
             stage: text(row, 8)?,
             grade: opt_text(row, 9),
             probability: opt_real(row, 10),
-            contributions: text(row, 11)?,
-            current_traits: text(row, 12)?,
+            contributions: json_column(row, 11)?,
+            current_traits: json_column(row, 12)?,
             account_id: opt_text(row, 13),
             next_change_at: opt_int(row, 14),
             stage_rank: opt_int(row, 15).unwrap_or(UNRANKED),
@@ -211,13 +239,13 @@ impl Tx<'_> {
                     Sql::Int(*updated_at),
                     Sql::Int(score.scored_at),
                     Sql::Int(score.model_version),
-                    Sql::from(score.scores.as_str()),
+                    Sql::from(json_text(&score.scores)),
                     Sql::Real(score.total),
                     Sql::from(score.stage.as_str()),
                     Sql::from(score.grade.as_deref()),
                     Sql::from(score.probability),
-                    Sql::from(score.contributions.as_str()),
-                    Sql::from(score.current_traits.as_str()),
+                    Sql::from(json_text(&score.contributions)),
+                    Sql::from(json_text(&score.current_traits)),
                     Sql::from(score.account_id.as_deref()),
                     Sql::from(score.next_change_at),
                     Sql::Int(score.stage_rank),

@@ -5,6 +5,16 @@ use leadscore_core::time::Millis;
 use super::*;
 use crate::StoreError;
 use crate::sql::{Row, Sql};
+use crate::tx::leads::json_column;
+
+/// A lead's stored scores, for distributions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreSample {
+    pub id: String,
+    pub scores: std::collections::BTreeMap<String, f64>,
+    pub total: f64,
+    pub stage: String,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutcomeRow {
@@ -54,13 +64,17 @@ impl Tx<'_> {
             .collect()
     }
 
-    /// Up to `limit` stored scores: `(lead id, scores JSON, total, stage)` (for distributions).
-    pub fn score_sample(&mut self, limit: usize) -> Result<Vec<(String, String, f64, String)>, StoreError> {
+    /// Up to `limit` stored scores (for distributions).
+    pub fn score_sample(&mut self, limit: usize) -> Result<Vec<ScoreSample>, StoreError> {
         let rows = self.conn.query(
             "SELECT id, scores, total, stage FROM leads WHERE scored_at IS NOT NULL LIMIT $1",
             &[Sql::Int(limit as i64)],
         )?;
-        rows.iter().map(|r| Ok((text(r, 0)?, text(r, 1)?, real(r, 2)?, text(r, 3)?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(ScoreSample { id: text(r, 0)?, scores: json_column(r, 1)?, total: real(r, 2)?, stage: text(r, 3)? })
+            })
+            .collect()
     }
 
     /// Every `(lead id, stage)` a lead's history has reached.

@@ -1,0 +1,324 @@
+//! Sales' pages: "call now" (the model's highest stage first, then by total, with grades,
+//! trends and the top reasons) and a page per lead (scores, reasons, events, history).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::response::Response;
+use minijinja::{Value as Jv, context};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use leadscore_core::CheckedModel;
+use leadscore_core::time::{self, Millis};
+use leadscore_report::{charts, format_points, percent_encode, top_reasons};
+use leadscore_service::App;
+use leadscore_service::leads::{CallList, ContributionView, LeadId, LeadSort, ScorePoint};
+use leadscore_service::sessions::Session;
+
+use super::{page_error, render_page, stage_class};
+use crate::routes::blocking;
+use crate::routes::leads::ListQuery;
+
+#[derive(Serialize)]
+struct Reason {
+    rule: String,
+    points: f64,
+    sign: &'static str,
+    abs: String,
+}
+
+/// The `n` contributions with the most points either way, in plain words.
+fn reasons(contributions: &[ContributionView], n: usize) -> Vec<Reason> {
+    top_reasons(contributions.iter().map(|c| (c.rule.as_str(), c.points)), n)
+        .into_iter()
+        .map(|(rule, points)| Reason {
+            sign: if points > 0.0 { "+" } else { "−" },
+            abs: format_points(points.abs()),
+            rule,
+            points,
+        })
+        .collect()
+}
+
+/// A lead's display name: first and last name, else e-mail, else id.
+fn name_of(id: &str, traits: &Value) -> String {
+    let first = traits["first_name"].as_str().or(traits["firstName"].as_str()).unwrap_or("");
+    let last = traits["last_name"].as_str().or(traits["lastName"].as_str()).unwrap_or("");
+    let full = format!("{first} {last}").trim().to_owned();
+    if !full.is_empty() { full } else { traits["email"].as_str().map_or_else(|| id.to_owned(), str::to_owned) }
+}
+
+/// A small inline line of totals over time.
+fn sparkline(points: &[f64]) -> String {
+    if points.len() < 2 {
+        return String::new();
+    }
+    let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+    let span = (hi - lo).max(1.0);
+    let step = 80.0 / (points.len() - 1) as f64;
+    let path: Vec<String> = points
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, 22.0 - 20.0 * (v - lo) / span))
+        .collect();
+    let color = if points.last() >= points.first() { "#0e9f6e" } else { "#c81e1e" };
+    format!(
+        r#"<svg class="trend" viewBox="0 0 80 24" width="80" height="24" role="img" aria-label="score trend"><polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"/></svg>"#,
+        path.join(" ")
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct LeadsQuery {
+    q: Option<String>,
+    stage: Option<String>,
+    grade: Option<String>,
+    account: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn leads_page(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Query(query): Query<LeadsQuery>,
+) -> Response {
+    let list = ListQuery {
+        stage: query.stage.clone(),
+        grade: query.grade.clone(),
+        account: query.account.clone(),
+        q: query.q.clone(),
+        sort: Some("call".to_owned()),
+        limit: Some("50".to_owned()),
+        cursor: query.cursor.clone(),
+        include: Some("contributions,traits".to_owned()),
+        min_total: None,
+    };
+    let request = match list.parse() {
+        Ok(r) => r,
+        Err(e) => return page_error(&session, e),
+    };
+    debug_assert_eq!(request.sort, LeadSort::CallNow);
+    let app2 = Arc::clone(&app);
+    let CallList { page, trends } = match blocking(move || app2.call_list(&request)).await {
+        Ok(x) => x,
+        Err(e) => return page_error(&session, e),
+    };
+    let active = app.model();
+    let model = &active.model;
+    let rows: Vec<Jv> = page
+        .leads
+        .iter()
+        .map(|l| {
+            let traits = Value::Object(l.traits.clone().unwrap_or_default());
+            context! {
+                id => l.id,
+                name => name_of(&l.id, &traits),
+                company => traits["company"].as_str().or(traits["company_name"].as_str()).unwrap_or(""),
+                stage => l.stage,
+                stage_class => stage_class(model, &l.stage),
+                grade => l.grade,
+                total => format_points(l.total),
+                trend => sparkline(trends.get(&l.id).map_or(&[][..], Vec::as_slice)),
+                reasons => reasons(l.contributions.as_deref().unwrap_or_default(), 3),
+            }
+        })
+        .collect();
+    let mut stages: Vec<String> = model.stages.iter().rev().map(|s| s.name.clone()).collect();
+    stages.extend(["lead", "customer", "lost", "disqualified"].map(String::from));
+    let next = page.next_cursor.map(|c| {
+        let mut q = format!("cursor={c}");
+        for (k, v) in [("q", &query.q), ("stage", &query.stage), ("grade", &query.grade), ("account", &query.account)] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                let _ = write!(q, "&{k}={}", percent_encode(v));
+            }
+        }
+        q
+    });
+    render_page(
+        &session,
+        "leads.html",
+        context! {
+            nav => "sales", leads => rows, stages => stages, next => next,
+            q => query.q.unwrap_or_default(), stage => query.stage.unwrap_or_default(),
+            grade => query.grade.unwrap_or_default(), account => query.account.unwrap_or_default(),
+        },
+    )
+}
+
+/// Total over time (replayed), with each stage change marked.
+fn history_chart(model: &CheckedModel, points: &[ScorePoint]) -> String {
+    const W: f64 = 560.0;
+    const H: f64 = 200.0;
+    const L: f64 = 44.0;
+    const B: f64 = 28.0;
+    if points.is_empty() {
+        return "<p class=\"muted\">No history yet.</p>".to_owned();
+    }
+    let (t0, t1) = (points[0].at, points[points.len() - 1].at.max(points[0].at + 1));
+    let lo = points.iter().map(|p| p.total).fold(0.0_f64, f64::min);
+    let hi = points.iter().map(|p| p.total).fold(1.0_f64, f64::max);
+    let x = |t: Millis| L + (W - L - 10.0) * (t - t0) as f64 / (t1 - t0) as f64;
+    let y = |v: f64| 10.0 + (H - B - 10.0) * (1.0 - (v - lo) / (hi - lo));
+    let mut svg = String::new();
+    for tick in [lo, (lo + hi) / 2.0, hi] {
+        let _ = write!(
+            svg,
+            r##"<line x1="{L}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e4e7eb"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            W - 10.0,
+            L - 4.0,
+            y(tick) + 4.0,
+            format_points(tick),
+            yy = y(tick)
+        );
+    }
+    // A step line: a total holds until the next change.
+    let mut path = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        if i > 0 {
+            path.push(format!("{:.1},{:.1}", x(p.at), y(points[i - 1].total)));
+        }
+        path.push(format!("{:.1},{:.1}", x(p.at), y(p.total)));
+    }
+    let _ = write!(svg, r##"<polyline points="{}" fill="none" stroke="#2f6fde" stroke-width="2"/>"##, path.join(" "));
+    let mut previous = String::new();
+    for ScorePoint { at: t, total: v, stage } in points {
+        if *stage != previous {
+            let color = match stage_class(model, stage) {
+                "top" => "#0e9f6e",
+                "next" => "#d97706",
+                "customer" => "#2f6fde",
+                "bad" => "#c81e1e",
+                _ => "#9aa5b1",
+            };
+            let _ = write!(
+                svg,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{color}"><title>{} {}: {}</title></circle>"#,
+                x(*t),
+                y(*v),
+                charts::escape(&time::format_timestamp(*t)),
+                charts::escape(stage),
+                format_points(*v)
+            );
+            previous.clone_from(stage);
+        }
+    }
+    let day = |t: Millis| time::format_timestamp(t).chars().take(10).collect::<String>();
+    let _ = write!(
+        svg,
+        r#"<text x="{L}" y="{}">{}</text><text x="{}" y="{}" text-anchor="end">{}</text>"#,
+        H - 8.0,
+        day(t0),
+        W - 10.0,
+        H - 8.0,
+        day(t1)
+    );
+    format!(
+        r#"<figure><svg viewBox="0 0 {W} {H}" role="img" aria-label="score history">{svg}</svg><figcaption>Total and stage over time (replayed with the current model; dots mark stage changes)</figcaption></figure>"#
+    )
+}
+
+pub async fn lead_page(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    let now = app.clock.now();
+    let app2 = Arc::clone(&app);
+    let found = blocking(move || {
+        let id = LeadId::parse(&id)?;
+        Ok((app2.lead_view(&id, now)?, app2.score_series(&id, now, 60)?))
+    })
+    .await;
+    let (view, series) = match found {
+        Ok(x) => x,
+        Err(e) => return page_error(&session, e),
+    };
+    let traits = Value::Object(view.traits.clone());
+    let max = view.scores.values().map(|v| v.abs()).fold(1.0, f64::max);
+    let dims: Vec<Jv> = view
+        .scores
+        .iter()
+        .map(|(name, value)| context! { name => name, value => value, width => (100.0 * value.abs() / max).round() })
+        .collect();
+    let events: Vec<Jv> = view
+        .events
+        .iter()
+        .map(|e| {
+            let kind = e["type"].as_str().unwrap_or("");
+            let what = match kind {
+                "track" => e["event"].as_str().unwrap_or("track").to_owned(),
+                "page" | "screen" => {
+                    format!("Viewed {}", e["properties"]["path"].as_str().or(e["name"].as_str()).unwrap_or("a page"))
+                }
+                "identify" => "Identified (traits updated)".to_owned(),
+                "group" => format!("Joined account {}", e["groupId"].as_str().unwrap_or("")),
+                "alias" => "Alias".to_owned(),
+                other => other.to_owned(),
+            };
+            let details = e.get("properties").or(e.get("traits")).map(Value::to_string).unwrap_or_default();
+            context! { at => e["timestamp"].as_str().unwrap_or(""), what => what, details => details }
+        })
+        .collect();
+    let active = app.model();
+    let model = &active.model;
+    let history: Vec<Jv> = view
+        .history
+        .iter()
+        .rev()
+        .map(|h| context! { at => h.at, stage => h.stage, stage_class => stage_class(model, &h.stage), total => h.total })
+        .collect();
+    let subtitle = [
+        traits["title"].as_str(),
+        traits["company"].as_str(),
+        view.account.as_ref().map(|a| a.id.trim()),
+        traits["email"].as_str(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ");
+    render_page(
+        &session,
+        "lead.html",
+        context! {
+            nav => "sales",
+            name => name_of(&view.id, &traits),
+            subtitle => subtitle,
+            stage => view.stage,
+            stage_class => stage_class(model, &view.stage),
+            grade => view.grade,
+            total => format_points(view.total),
+            probability => view.probability.map(|p| format!("{:.0}%", p * 100.0)),
+            dimensions => dims,
+            contributions => Jv::from_serialize(&view.contributions),
+            events => events,
+            history => history,
+            history_chart => history_chart(model, &series),
+            traits => serde_json::to_string_pretty(&traits).unwrap_or_default(),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_the_biggest_contributions_either_way() {
+        let c: Vec<ContributionView> = [("A", 5.0), ("B", -20.0), ("C", 30.0), ("D", 0.0)]
+            .into_iter()
+            .map(|(rule, points)| ContributionView {
+                rule: rule.to_owned(),
+                dimension: "fit".to_owned(),
+                points,
+                matched: 1,
+                last_matched_at: None,
+            })
+            .collect();
+        let r = reasons(&c, 3);
+        let words: Vec<String> = r.iter().map(|r| format!("{}{} {}", r.sign, r.abs, r.rule)).collect();
+        assert_eq!(words, ["+30 C", "−20 B", "+5 A"]);
+    }
+}

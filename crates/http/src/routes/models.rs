@@ -1,0 +1,92 @@
+//! `/api/models`: model versions: list, read one, upload (checked like `leadscore check`),
+//! activate (every lead is rescored).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use leadscore_service::App;
+use leadscore_service::models::{Activated, ModelCreated, ModelDetail, ModelList};
+
+use super::{ErrorBody, blocking};
+use crate::error::{ApiError, Code};
+use crate::request::ApiQuery;
+use crate::routes::ingest::read_body;
+
+/// Model versions
+#[utoipa::path(get, path = "/api/models", tag = "models", responses((status = 200, body = ModelList)),
+    security(("api_key" = [])))]
+pub async fn list_models(State(app): State<Arc<App>>) -> Result<Json<ModelList>, ApiError> {
+    blocking(move || app.list_models()).await.map(Json)
+}
+
+/// One model version with its TOML source
+#[utoipa::path(get, path = "/api/models/{version}", params(("version" = i64, Path, description = "model version")),
+    tag = "models", responses((status = 200, body = ModelDetail), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_model(
+    State(app): State<Arc<App>>,
+    Path(version): Path<String>,
+) -> Result<Json<ModelDetail>, ApiError> {
+    let version = parse_version(&version)?;
+    blocking(move || app.model_detail(version)).await.map(Json)
+}
+
+fn parse_version(text: &str) -> Result<i64, ApiError> {
+    text.parse().map_err(|_| ApiError::new(Code::InvalidParameter, format!("`{text}` is not a model version number")))
+}
+
+/// A body of TOML text.
+pub fn toml_text(bytes: &[u8]) -> Result<String, ApiError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::new(Code::InvalidBody, "the model must be UTF-8 TOML text"))
+}
+
+/// Upload a model version (TOML); it is checked like `leadscore check`
+#[utoipa::path(post, path = "/api/models", request_body(content = String, content_type = "application/toml"),
+    tag = "models", responses((status = 201, description = "stored (not active yet)", body = ModelCreated),
+    (status = 422, description = "the model has errors; `diagnostics` lists them", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn post_model(State(app): State<Arc<App>>, body: Body) -> Result<Response, ApiError> {
+    let source = toml_text(&read_body(body).await?)?;
+    let created = blocking(move || app.add_model(&source)).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActivateQuery {
+    /// `true`: answer only when every lead is rescored.
+    pub wait: Option<bool>,
+}
+
+/// Activate a model version; every lead is rescored (progress in `GET /api/models`)
+#[utoipa::path(post, path = "/api/models/{version}/activate", params(("version" = i64, Path, description = "model version"), ActivateQuery),
+    tag = "models", responses((status = 200, body = Activated), (status = 404, body = ErrorBody),
+        (status = 422, description = "the stored model no longer checks", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn activate_model(
+    State(app): State<Arc<App>>,
+    Path(version): Path<String>,
+    ApiQuery(query): ApiQuery<ActivateQuery>,
+) -> Result<Json<Activated>, ApiError> {
+    let version = parse_version(&version)?;
+    let app2 = Arc::clone(&app);
+    let mut progress = blocking(move || app2.activate(version)).await?;
+    if query.wait == Some(true) {
+        // The rescore always finishes: done, or stopped with `error` set.
+        while !progress.finished {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            progress = app.rescore_progress();
+            if progress.version != version {
+                break;
+            }
+        }
+    }
+    Ok(Json(Activated { version, active: true, rescore: progress }))
+}

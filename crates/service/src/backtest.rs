@@ -1,0 +1,81 @@
+//! Backtests over stored history (SPEC §5): score every stored lead as of its cutoff with a model
+//! (an uploaded one, or the active one) and report how well the score ranked the outcomes. The
+//! latest run is kept for the dashboard.
+
+use serde::Serialize;
+
+use leadscore_core::time::{self, Duration, Millis};
+use leadscore_learn::backtest::{BacktestReport, ModelNames, build_report, record_lead};
+use leadscore_store::StoreError;
+
+use crate::app::{App, check_source};
+use crate::error::{Code, ServiceError};
+use crate::models::invalid_model;
+use crate::scoring::{load_histories, note_unreadable};
+
+/// A backtest's report (SPEC §5), as the API answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestRun {
+    /// When it ran (not in the report).
+    #[serde(skip)]
+    pub ran_at: Millis,
+    /// Open leads were scored as of this instant (RFC 3339).
+    pub as_of: String,
+    /// How long before its outcome each lead was scored.
+    pub gap: String,
+    pub models: Vec<BacktestReport>,
+}
+
+impl App {
+    /// Backtests `source` (or the active model when it is blank) over the stored history and
+    /// keeps the report as the latest.
+    pub fn backtest(&self, source: &str, as_of: Millis, gap: Duration) -> Result<BacktestRun, ServiceError> {
+        let active = self.model();
+        let custom;
+        let model = if source.trim().is_empty() {
+            &active.model
+        } else {
+            custom = check_source(source).map_err(|d| invalid_model(source, &d))?.0;
+            &custom
+        };
+        let projection = model.event_projection();
+        let records = self.store.read(|tx| {
+            let mut records = Vec::new();
+            let mut after = String::new();
+            loop {
+                let ids = tx.lead_ids_after(&after, 1000)?;
+                let Some(last) = ids.last().cloned() else { break };
+                let loaded = load_histories(tx, model, &projection, &ids)?;
+                note_unreadable(&loaded.unreadable);
+                records.extend(
+                    loaded.leads.iter().map(|(_, history)| record_lead(model, history, &loaded.accounts, as_of, gap)),
+                );
+                after = last;
+            }
+            Ok::<_, StoreError>(records)
+        })?;
+        if records.is_empty() {
+            return Err(ServiceError::user(Code::NoLeads, "there are no stored leads to backtest"));
+        }
+        let names = ModelNames {
+            model: &model.name,
+            stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
+            rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
+        };
+        let run = BacktestRun {
+            ran_at: self.clock.now(),
+            as_of: time::format_timestamp(as_of),
+            gap: gap.to_string(),
+            models: vec![build_report(&names, &records, 42)],
+        };
+        if let Ok(mut latest) = self.latest_backtest.lock() {
+            *latest = Some(run.clone());
+        }
+        Ok(run)
+    }
+
+    /// The latest backtest this process ran.
+    pub fn latest_backtest(&self) -> Option<BacktestRun> {
+        self.latest_backtest.lock().ok().and_then(|b| b.clone())
+    }
+}

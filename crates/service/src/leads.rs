@@ -1,0 +1,395 @@
+//! Leads: the list (filters, sorts, cursors), one lead as of an instant ([`LeadView`]), its score
+//! replayed over time, outcomes, and deletion (GDPR). Views are typed; the HTTP crate serialises
+//! them and the dashboard renders them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use leadscore_core::compact::LeadState;
+use leadscore_core::engine::{events_as_of, round2};
+use leadscore_core::time::{self, Millis};
+use leadscore_core::{OutcomeKind, evaluate};
+use leadscore_store::{LeadCursor, LeadRow, OutcomeRow, StoreError, StoredContribution, Tx};
+
+pub use leadscore_store::{LeadFilter, LeadSort};
+
+use crate::app::App;
+use crate::error::{Code, ServiceError};
+use crate::ingest::MAX_ID_BYTES;
+use crate::rescore::RESCORE_CHUNK;
+use crate::scoring::{load_history, rescore_leads, scores_by_dimension, stored_contributions};
+
+/// A lead's id (its Segment `userId`): not empty, at most 1,024 bytes, no NUL, as ingest accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeadId(String);
+
+impl LeadId {
+    /// An id as a lead could have it; any other text names no lead (`lead_not_found`).
+    pub fn parse(text: &str) -> Result<LeadId, ServiceError> {
+        if text.is_empty() || text.len() > MAX_ID_BYTES || text.contains('\0') {
+            return Err(lead_not_found(text));
+        }
+        Ok(LeadId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LeadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// No lead with this id.
+pub fn lead_not_found(id: &str) -> ServiceError {
+    ServiceError::user(Code::LeadNotFound, format!("no lead with id `{id}`"))
+}
+
+/// A lead in a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadSummary {
+    pub id: String,
+    /// Points per dimension.
+    pub scores: BTreeMap<String, f64>,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
+    pub updated_at: String,
+    /// With `include=contributions`: the stored contributions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contributions: Option<Vec<ContributionView>>,
+    /// With `include=traits`: the traits as of the stored score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub traits: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadPage {
+    pub leads: Vec<LeadSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A stored lead as the list shows it.
+pub(crate) fn summary(row: &LeadRow) -> LeadSummary {
+    let score = row.score.as_ref();
+    LeadSummary {
+        id: row.id.clone(),
+        scores: score.map(|s| s.scores.clone()).unwrap_or_default(),
+        total: round2(score.map_or(0.0, |s| s.total)),
+        stage: score.map_or_else(|| leadscore_core::model::DEFAULT_STAGE.to_owned(), |s| s.stage.clone()),
+        grade: score.and_then(|s| s.grade.clone()),
+        updated_at: time::format_timestamp(row.updated_at),
+        contributions: None,
+        traits: None,
+    }
+}
+
+/// Which leads, in which order, how many, from where, with what.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub filter: LeadFilter,
+    pub sort: LeadSort,
+    pub limit: usize,
+    /// A `next_cursor` this service returned.
+    pub cursor: Option<String>,
+    pub contributions: bool,
+    pub traits: bool,
+}
+
+fn encode_cursor(sort: LeadSort, row: &LeadRow) -> String {
+    let key = Tx::sort_key(row, sort);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{key}\n{}", row.id))
+}
+
+fn decode_cursor(text: &str) -> Result<LeadCursor, ServiceError> {
+    let bad = || ServiceError::user(Code::InvalidCursor, "`cursor` is not one this API returned");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (key, id) = text.split_once('\n').ok_or_else(bad)?;
+    Ok(LeadCursor { key: key.parse().map_err(|_| bad())?, id: id.to_owned() })
+}
+
+/// One page of the list, in the caller's transaction.
+fn list_page(tx: &mut Tx<'_>, request: &ListRequest, cursor: Option<&LeadCursor>) -> Result<LeadPage, StoreError> {
+    let mut rows = tx.list_leads(&request.filter, request.sort, request.limit + 1, cursor)?;
+    let more = rows.len() > request.limit;
+    rows.truncate(request.limit);
+    let next_cursor = if more { rows.last().map(|r| encode_cursor(request.sort, r)) } else { None };
+    let leads = rows
+        .iter()
+        .map(|row| {
+            let mut s = summary(row);
+            let stored = row.score.as_ref();
+            if request.contributions {
+                s.contributions = Some(
+                    stored
+                        .map(|x| x.contributions.iter().cloned().map(ContributionView::from).collect())
+                        .unwrap_or_default(),
+                );
+            }
+            if request.traits {
+                s.traits = Some(stored.map(|x| x.current_traits.clone()).unwrap_or_default());
+            }
+            s
+        })
+        .collect();
+    Ok(LeadPage { leads, next_cursor })
+}
+
+/// Sales' call list: a page of leads and each one's totals at its stage changes (for a trend).
+#[derive(Debug)]
+pub struct CallList {
+    pub page: LeadPage,
+    pub trends: HashMap<String, Vec<f64>>,
+}
+
+/// A contribution: which rule gave how many points (SPEC §2.2).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContributionView {
+    pub rule: String,
+    pub dimension: String,
+    /// Rounded to 2 decimals.
+    pub points: f64,
+    /// How many events (or 1/0 for trait and inactivity rules) counted.
+    pub matched: u64,
+    pub last_matched_at: Option<String>,
+}
+
+impl From<StoredContribution> for ContributionView {
+    fn from(c: StoredContribution) -> ContributionView {
+        let StoredContribution { rule, dimension, points, matched, last_matched_at } = c;
+        ContributionView { rule, dimension, points, matched, last_matched_at }
+    }
+}
+
+/// A lead's account and its traits as of the view's instant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountRef {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub traits: Map<String, Value>,
+}
+
+/// A stage change in the lead's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub stage: String,
+    pub total: f64,
+}
+
+/// One lead as of an instant (SPEC §6.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadView {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub traits: Map<String, Value>,
+    pub account: Option<AccountRef>,
+    /// Points per dimension, in model order.
+    pub scores: BTreeMap<String, f64>,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
+    /// With a calibrated model: the probability of converting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    pub contributions: Vec<ContributionView>,
+    /// The latest 50 messages, newest first, as stored.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+    pub history: Vec<HistoryEntry>,
+    pub as_of: String,
+    pub model_version: i64,
+}
+
+/// A lead's total and stage at one instant of its replayed history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScorePoint {
+    pub at: Millis,
+    pub total: f64,
+    pub stage: String,
+}
+
+/// An outcome was recorded; the lead's stage follows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutcomeRecorded {
+    pub id: String,
+    pub outcome: String,
+    pub at: String,
+    pub stage: String,
+    pub total: f64,
+}
+
+/// What [`App::record_outcomes`] did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OutcomesRecorded {
+    pub recorded: usize,
+    /// Ids no stored lead has; their outcomes were not recorded.
+    pub unknown: Vec<String>,
+}
+
+impl App {
+    /// One page of leads.
+    pub fn list_leads(&self, request: &ListRequest) -> Result<LeadPage, ServiceError> {
+        let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        Ok(self.store.read(|tx| list_page(tx, request, cursor.as_ref()))?)
+    }
+
+    /// A page of leads with the totals of their stage changes, oldest first.
+    pub fn call_list(&self, request: &ListRequest) -> Result<CallList, ServiceError> {
+        let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        Ok(self.store.read(|tx| {
+            let page = list_page(tx, request, cursor.as_ref())?;
+            let ids: Vec<String> = page.leads.iter().map(|l| l.id.clone()).collect();
+            let mut trends: HashMap<String, Vec<f64>> = HashMap::new();
+            for (id, h) in tx.histories_of(&ids)? {
+                trends.entry(id).or_default().push(h.total);
+            }
+            Ok::<_, StoreError>(CallList { page, trends })
+        })?)
+    }
+
+    /// One lead as of `as_of`, scored with the active model from its stored history.
+    pub fn lead_view(&self, id: &LeadId, as_of: Millis) -> Result<LeadView, ServiceError> {
+        let active = self.model();
+        self.store.read(|tx| {
+            let Some((history, accounts)) = load_history(tx, &active.model, id.as_str())? else {
+                return Err(lead_not_found(id.as_str()));
+            };
+            let score = evaluate(&active.model, &history, &accounts, as_of);
+            let events: Vec<Value> = events_as_of(Some(&active.model), &history, as_of)
+                .into_iter()
+                .rev()
+                .take(50)
+                .map(|e| e.body.clone())
+                .collect();
+            let entries: Vec<HistoryEntry> = tx
+                .history_of(id.as_str())?
+                .into_iter()
+                .filter(|h| h.at <= as_of)
+                .map(|h| HistoryEntry { at: time::format_timestamp(h.at), stage: h.stage, total: h.total })
+                .collect();
+            let account = score.account.as_ref().map(|account_id| {
+                let mut traits = accounts.traits_at(account_id, as_of);
+                traits.remove("id");
+                AccountRef { id: account_id.clone(), traits }
+            });
+            Ok(LeadView {
+                id: id.to_string(),
+                traits: score.traits.clone(),
+                account,
+                scores: scores_by_dimension(&active.model, &score),
+                total: round2(score.total),
+                stage: score.stage.clone(),
+                grade: score.grade.clone(),
+                probability: score.probability.map(|p| (p * 10_000.0).round() / 10_000.0),
+                contributions: stored_contributions(&score).into_iter().map(ContributionView::from).collect(),
+                events,
+                history: entries,
+                as_of: time::format_timestamp(as_of),
+                model_version: active.version,
+            })
+        })
+    }
+
+    /// The lead's total and stage replayed at `n` instants from its first event to `to` (the
+    /// score as it was then, with the current model), for charts. Empty for an unknown lead.
+    pub fn score_series(&self, id: &LeadId, to: Millis, n: usize) -> Result<Vec<ScorePoint>, ServiceError> {
+        let active = self.model();
+        let Some((history, accounts)) = self.store.read(|tx| load_history(tx, &active.model, id.as_str()))? else {
+            return Ok(Vec::new());
+        };
+        let Some(from) = history.events.iter().map(|e| e.at.max(e.visible_at)).min() else { return Ok(Vec::new()) };
+        let from = from.min(to);
+        let steps = n.max(2) - 1;
+        let mut state = LeadState::of(&active.model, &history);
+        Ok((0..=steps)
+            .map(|i| {
+                let at = from + (to - from) * i as i64 / steps as i64;
+                let score = state.score_at(&active.model, &accounts, at);
+                ScorePoint { at, total: round2(score.total), stage: score.stage }
+            })
+            .collect())
+    }
+
+    /// Records one lead's outcome and rescores it now.
+    pub fn record_outcome(&self, id: &LeadId, kind: OutcomeKind, at: Millis) -> Result<OutcomeRecorded, ServiceError> {
+        let done = self.record_outcomes(&[(id.clone(), kind, at)])?;
+        if done.recorded == 0 {
+            return Err(lead_not_found(id.as_str()));
+        }
+        let row = self.store.read(|tx| tx.lead(id.as_str()))?.ok_or_else(|| lead_not_found(id.as_str()))?;
+        let s = summary(&row);
+        Ok(OutcomeRecorded {
+            id: s.id,
+            outcome: kind.as_str().to_owned(),
+            at: time::format_timestamp(at),
+            stage: s.stage,
+            total: s.total,
+        })
+    }
+
+    /// Records outcomes `(lead, outcome, at)` and rescores those leads now, in transactions of
+    /// a few thousand. Outcomes of ids no stored lead has are not recorded; they are listed.
+    pub fn record_outcomes(
+        &self,
+        outcomes: &[(LeadId, OutcomeKind, Millis)],
+    ) -> Result<OutcomesRecorded, ServiceError> {
+        let active = self.model();
+        let now = self.clock.now();
+        let mut done = OutcomesRecorded::default();
+        for chunk in outcomes.chunks(RESCORE_CHUNK) {
+            let (recorded, unknown) = self.store.write(|tx| {
+                let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.to_string()).collect();
+                tx.lock_leads(&ids)?;
+                let existing: HashSet<String> = tx.leads_by_ids(&ids)?.into_iter().map(|r| r.id).collect();
+                let mut due = Vec::new();
+                let mut unknown = Vec::new();
+                for (id, kind, at) in chunk {
+                    if !existing.contains(id.as_str()) {
+                        unknown.push(id.to_string());
+                        continue;
+                    }
+                    let row = OutcomeRow { lead_id: id.to_string(), outcome: kind.as_str().to_owned(), at: *at };
+                    tx.add_outcome(&row, now)?;
+                    due.push((id.to_string(), now));
+                }
+                due.sort();
+                due.dedup();
+                rescore_leads(tx, &active, &self.hooks, &due)?;
+                Ok::<_, StoreError>((chunk.len() - unknown.len(), unknown))
+            })?;
+            done.recorded += recorded;
+            done.unknown.extend(unknown);
+        }
+        Ok(done)
+    }
+
+    /// Deletes a lead and everything about it (GDPR): its messages and those of every id stitched
+    /// to it (anonymous ids, aliased previous ids), links, outcomes, history and deliveries; then
+    /// makes the deleted bytes unrecoverable from the database files
+    /// ([`leadscore_store::Store::erase_deleted`]).
+    pub fn delete_lead(&self, id: &LeadId) -> Result<(), ServiceError> {
+        let id = id.as_str();
+        let existed = self.store.write(|tx| {
+            tx.lock_leads(&[id.to_owned()])?;
+            let stitched = crate::scoring::stitched_ids(tx, id)?;
+            tx.lock_leads(&stitched)?;
+            tx.delete_lead(id, &stitched)
+        })?;
+        if !existed {
+            return Err(lead_not_found(id));
+        }
+        self.store.erase_deleted()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! What marketing sees of the stored leads: current stages, the stage funnel (in the model's
+//! stage order), score distributions per dimension, and conversion by current total. Numbers
+//! only; the dashboard draws them.
+
+use std::collections::{HashMap, HashSet};
+
+use leadscore_core::OutcomeKind;
+use leadscore_store::StoreError;
+
+use crate::app::App;
+use crate::error::ServiceError;
+
+/// Leads whose scores the distributions and bands use, at most.
+const SAMPLE: usize = 20_000;
+
+/// One step of the funnel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunnelStep {
+    pub stage: String,
+    pub count: usize,
+    /// Share of the step before (`None` for the first step, or after an empty one).
+    pub rate: Option<f64>,
+}
+
+/// Conversion of the leads (with an outcome) whose current total lies in `low..=high`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreBand {
+    pub low: f64,
+    pub high: f64,
+    pub conversion: f64,
+}
+
+/// A model version in the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelEntry {
+    pub version: i64,
+    pub name: String,
+    pub created_at: leadscore_core::time::Millis,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketingOverview {
+    pub leads: u64,
+    /// How many sampled leads are in each of the model's stages now, highest stage first.
+    pub stage_counts: Vec<(String, usize)>,
+    /// Leads with a converting outcome.
+    pub customers: usize,
+    /// Every lead; those that ever reached each stage, in model order; customers.
+    pub funnel: Vec<FunnelStep>,
+    /// Each dimension's sampled scores, in model order.
+    pub distributions: Vec<(String, Vec<f64>)>,
+    /// Leads with an outcome in fifths by current total, highest first.
+    pub bands: Vec<ScoreBand>,
+    /// Model versions, newest first.
+    pub models: Vec<ModelEntry>,
+}
+
+impl App {
+    pub fn marketing_overview(&self) -> Result<MarketingOverview, ServiceError> {
+        let (lead_count, sample, outcomes, reached, models) = self.store.read(|tx| {
+            Ok::<_, StoreError>((
+                tx.count_leads()?,
+                tx.score_sample(SAMPLE)?,
+                tx.all_outcomes()?,
+                tx.stages_reached()?,
+                tx.models()?,
+            ))
+        })?;
+        let active = self.model();
+        let model = &active.model;
+        let mut now_in: HashMap<&str, usize> = HashMap::new();
+        for s in &sample {
+            *now_in.entry(s.stage.as_str()).or_default() += 1;
+        }
+        let converted: HashSet<&str> = outcomes
+            .iter()
+            .filter(|o| OutcomeKind::parse(&o.outcome).is_some_and(OutcomeKind::is_conversion))
+            .map(|o| o.lead_id.as_str())
+            .collect();
+        let stage_names: Vec<&str> = model.stages.iter().map(|s| s.name.as_str()).collect();
+        let mut reached_by: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for (lead, stage) in &reached {
+            // Reaching a later stage means passing the earlier ones (funnel semantics).
+            if let Some(i) = stage_names.iter().position(|s| s == stage) {
+                for s in &stage_names[..=i] {
+                    reached_by.entry(s).or_default().insert(lead.as_str());
+                }
+            }
+        }
+        let mut counts: Vec<(String, usize)> =
+            vec![(leadscore_core::model::DEFAULT_STAGE.to_owned(), usize::try_from(lead_count).unwrap_or(0))];
+        for s in &stage_names {
+            counts.push(((*s).to_owned(), reached_by.get(s).map_or(0, HashSet::len)));
+        }
+        counts.push(("customer".to_owned(), converted.len()));
+        let funnel = counts
+            .iter()
+            .enumerate()
+            .map(|(i, (stage, count))| FunnelStep {
+                stage: stage.clone(),
+                count: *count,
+                rate: i
+                    .checked_sub(1)
+                    .map(|b| counts[b].1)
+                    .filter(|&before| before > 0)
+                    .map(|before| *count as f64 / before as f64),
+            })
+            .collect();
+        let distributions = model
+            .dimensions
+            .iter()
+            .map(|d| (d.name.clone(), sample.iter().filter_map(|s| s.scores.get(&d.name).copied()).collect()))
+            .collect();
+        let with_outcome: HashSet<&str> = outcomes.iter().map(|o| o.lead_id.as_str()).collect();
+        let mut scored: Vec<(f64, bool)> = sample
+            .iter()
+            .filter(|s| with_outcome.contains(s.id.as_str()))
+            .map(|s| (s.total, converted.contains(s.id.as_str())))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let bands = if scored.is_empty() {
+            Vec::new()
+        } else {
+            scored
+                .chunks(scored.len().div_ceil(5))
+                .map(|c| ScoreBand {
+                    low: c[c.len() - 1].0,
+                    high: c[0].0,
+                    conversion: c.iter().filter(|x| x.1).count() as f64 / c.len() as f64,
+                })
+                .collect()
+        };
+        Ok(MarketingOverview {
+            leads: u64::try_from(lead_count).unwrap_or(0),
+            stage_counts: model
+                .stages
+                .iter()
+                .rev()
+                .map(|s| (s.name.clone(), now_in.get(s.name.as_str()).copied().unwrap_or(0)))
+                .collect(),
+            customers: converted.len(),
+            funnel,
+            distributions,
+            bands,
+            models: models
+                .into_iter()
+                .rev()
+                .map(|m| ModelEntry { version: m.version, name: m.name, created_at: m.created_at, active: m.active })
+                .collect(),
+        })
+    }
+}

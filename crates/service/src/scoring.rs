@@ -1,0 +1,437 @@
+//! The write use cases that change scores, each inside one store transaction:
+//! [`record_events`] (ingest), [`rescore_lead`] (the scheduler, outcomes, model activation).
+//! A lead's history is rebuilt from the store and scored with the same `leadscore_core::evaluate`
+//! the batch CLI uses; stage changes go to the lead's history and, through the outbox, to
+//! webhooks, in the same transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rayon::prelude::*;
+
+use serde_json::{Map, Value};
+
+use leadscore_core::compact::LeadState;
+use leadscore_core::engine::{AccountBook, is_ignored, round2};
+use leadscore_core::model::{Projection, parse_projected};
+use leadscore_core::time::{self, Millis};
+use leadscore_core::{CheckedModel, Event, IdentityGraph, LeadHistory, Outcome, OutcomeKind, Score};
+use leadscore_store::{HistoryRow, LeadRow, Link, StoreError, StoredContribution, StoredEvent, StoredScore, Tx};
+
+use crate::ingest::{Incoming, MAX_ID_BYTES};
+use crate::webhooks::{self, StageChange, Webhooks};
+
+/// The model the server scores with.
+#[derive(Debug)]
+pub struct ActiveModel {
+    pub version: i64,
+    pub source: String,
+    pub model: CheckedModel,
+    /// The parts of a stored message the model can read: scoring parses only these.
+    pub projection: Projection,
+}
+
+impl ActiveModel {
+    pub fn new(version: i64, source: String, model: CheckedModel) -> ActiveModel {
+        let projection = model.event_projection();
+        ActiveModel { version, source, model, projection }
+    }
+}
+
+/// What one ingest transaction did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Recorded {
+    pub stored: usize,
+    pub duplicates: usize,
+    pub rescored: usize,
+    pub changes: Vec<StageChange>,
+}
+
+/// Stores new messages and rescores every lead they affect, as of `now`.
+pub fn record_events(
+    tx: &mut Tx<'_>,
+    active: &ActiveModel,
+    hooks: &Webhooks,
+    messages: &[Incoming],
+    now: Millis,
+) -> Result<Recorded, StoreError> {
+    let inserted = tx.insert_events(messages.iter().map(|m| &m.new))?;
+    let mut affected: BTreeSet<String> = BTreeSet::new();
+    let mut groups: BTreeSet<String> = BTreeSet::new();
+    let mut anonymous: BTreeSet<String> = BTreeSet::new();
+    for &i in &inserted {
+        let event = &messages[i].event;
+        if is_ignored(&active.model, event) {
+            continue;
+        }
+        if let Some(link) = link_of(event) {
+            tx.add_link(&link)?;
+            anonymous.insert(link.anonymous_id);
+        }
+        match event.user_id() {
+            Some(user) => {
+                affected.insert(user.to_owned());
+            }
+            None => {
+                if let Some(anon) = event.anonymous_id() {
+                    anonymous.insert(anon.to_owned());
+                }
+            }
+        }
+        if event.kind() == "group"
+            && let Some(group) = messages[i].new.group_id.clone()
+        {
+            groups.insert(group);
+        }
+    }
+    for group in &groups {
+        let (leads, anons) = tx.members_of(group)?;
+        affected.extend(leads);
+        anonymous.extend(anons);
+    }
+    let anonymous: Vec<String> = anonymous.into_iter().collect();
+    for link in tx.links_of_anonymous(&anonymous)? {
+        affected.insert(link.lead_id);
+    }
+    let affected: Vec<String> = affected.into_iter().collect();
+    tx.ensure_leads(&affected, now)?;
+    let due: Vec<(String, Millis)> = affected.iter().map(|id| (id.clone(), now)).collect();
+    let changes = rescore_leads(tx, active, hooks, &due)?;
+    Ok(Recorded {
+        stored: inserted.len(),
+        duplicates: messages.len() - inserted.len(),
+        rescored: affected.len(),
+        changes,
+    })
+}
+
+/// The identity link a message makes: `identify` with both ids, or `alias`.
+pub fn link_of(event: &Event) -> Option<Link> {
+    let user = event.user_id()?;
+    let anonymous = match event.kind() {
+        "alias" => event.body.get("previousId").and_then(Value::as_str),
+        "identify" => event.anonymous_id(),
+        _ => None,
+    }?;
+    (!anonymous.is_empty() && anonymous != user).then(|| Link {
+        anonymous_id: anonymous.to_owned(),
+        lead_id: user.to_owned(),
+        at: event.at,
+    })
+}
+
+/// What `evaluate` needs about some leads, rebuilt from the store in a few queries.
+pub struct Loaded {
+    pub leads: Vec<(LeadRow, LeadHistory)>,
+    pub accounts: AccountBook,
+    /// Stored messages that could not be read back; they were left out (see [`Unreadable`]).
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A stored message the engine cannot read (written by an older version, or damaged). It is left
+/// out of every score, so it never breaks its lead, the scheduler, an activation or a backtest;
+/// it is logged once, counted in `leadscore_unreadable_events_total`, and listed by
+/// `GET /api/events/unreadable`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    pub seq: i64,
+    pub reason: String,
+}
+
+/// Logs and counts unreadable messages the first time this process meets them.
+pub fn note_unreadable(list: &[Unreadable]) -> Vec<&Unreadable> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<i64>>> = std::sync::OnceLock::new();
+    let Ok(mut seen) = SEEN.get_or_init(Default::default).lock() else { return Vec::new() };
+    let mut new = Vec::new();
+    for u in list {
+        if seen.insert(u.seq) {
+            tracing::warn!("stored event {} cannot be read and is left out of scores: {}", u.seq, u.reason);
+            metrics::counter!("leadscore_unreadable_events_total").increment(1);
+            new.push(u);
+        }
+    }
+    new
+}
+
+/// Notes unreadable messages and records them for the admin list (in the caller's transaction).
+pub fn record_unreadable(tx: &mut Tx<'_>, list: &[Unreadable], now: Millis) -> Result<(), StoreError> {
+    note_unreadable(list);
+    for u in list {
+        tx.add_unreadable(u.seq, &u.reason, now)?;
+    }
+    Ok(())
+}
+
+/// Loads the histories of the leads `ids` (those that exist). Anonymous messages belong to the
+/// lead their earliest link names, from the link's time; account traits come from every `group`
+/// message of the leads' accounts that `model` does not ignore (as in the batch reader).
+pub fn load_histories(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    projection: &Projection,
+    ids: &[String],
+) -> Result<Loaded, StoreError> {
+    let rows = tx.leads_by_ids(ids)?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let identities = identities_of(tx, &ids)?;
+    let anonymous_ids: Vec<String> =
+        ids.iter().flat_map(|id| identities.anonymous_ids_of(id)).map(str::to_owned).collect();
+    let stored = tx.events_of_leads(&ids, &anonymous_ids)?;
+    // Parse in parallel: JSON is most of the work. A message that cannot be read is left out.
+    let parsed: Vec<Result<(String, Event), Unreadable>> = stored
+        .into_par_iter()
+        .filter_map(|stored| {
+            let (owner, linked_at) = match (&stored.lead_id, &stored.anonymous_id) {
+                (Some(lead), _) => (lead.clone(), None),
+                (None, Some(anon)) => {
+                    let (at, lead) = identities.link_of(anon)?;
+                    (lead.to_owned(), Some(at))
+                }
+                (None, None) => return None,
+            };
+            Some(parse_event(&stored, projection).map(|mut event| {
+                if let Some(at) = linked_at {
+                    event.visible_at = event.at.max(at);
+                }
+                (owner, event)
+            }))
+        })
+        .collect();
+    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+    let mut group_ids: BTreeSet<String> = BTreeSet::new();
+    let mut unreadable = Vec::new();
+    for item in parsed {
+        let (owner, event) = match item {
+            Ok(x) => x,
+            Err(u) => {
+                unreadable.push(u);
+                continue;
+            }
+        };
+        if event.kind() == "group"
+            && let Some(group) = event.body.get("groupId").and_then(Value::as_str)
+        {
+            group_ids.insert(group.to_owned());
+        }
+        events.entry(owner).or_default().push(event);
+    }
+    let (accounts, mut skipped) = account_book(tx, model, projection, &group_ids.into_iter().collect::<Vec<_>>())?;
+    unreadable.append(&mut skipped);
+    let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
+    for o in tx.outcomes_of_leads(&ids)? {
+        if let Some(kind) = OutcomeKind::parse(&o.outcome) {
+            outcomes.entry(o.lead_id).or_default().push(Outcome { kind, at: o.at });
+        }
+    }
+    let leads = rows
+        .into_iter()
+        .map(|row| {
+            let traits = match serde_json::from_str::<Value>(&row.traits) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            let history = LeadHistory {
+                id: row.id.clone(),
+                traits,
+                events: events.remove(&row.id).unwrap_or_default(),
+                outcomes: outcomes.remove(&row.id).unwrap_or_default(),
+                ignore_applied: false,
+            };
+            (row, history)
+        })
+        .collect();
+    Ok(Loaded { leads, accounts, unreadable })
+}
+
+/// The traits over time of these accounts: every `group` message for them that `model` does not
+/// ignore (as in the batch reader), and the messages that could not be read.
+pub fn account_book(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    projection: &Projection,
+    group_ids: &[String],
+) -> Result<(AccountBook, Vec<Unreadable>), StoreError> {
+    let mut accounts = AccountBook::default();
+    let mut unreadable = Vec::new();
+    for stored in tx.group_events(group_ids)? {
+        match parse_event(&stored, projection) {
+            Ok(event) if !is_ignored(model, &event) => accounts.record_event(&event),
+            Ok(_) => {}
+            Err(u) => unreadable.push(u),
+        }
+    }
+    Ok((accounts, unreadable))
+}
+
+/// The identity links of these leads' anonymous ids, with the same rule as the batch reader
+/// (`core::IdentityGraph`: the earliest link of an anonymous id wins).
+fn identities_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<IdentityGraph, StoreError> {
+    let mut identities = IdentityGraph::default();
+    for link in tx.links_of_leads(ids)? {
+        identities.link(&link.anonymous_id, &link.lead_id, link.at);
+    }
+    Ok(identities)
+}
+
+/// The ids whose messages belong to `lead_id`: the anonymous ids and aliased previous ids whose
+/// earliest link names it, and in turn the ids stitched to those (they go with it when it is
+/// deleted).
+pub fn stitched_ids(tx: &mut Tx<'_>, lead_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    let mut frontier = vec![lead_id.to_owned()];
+    // Chains of aliases are short; the bound only guards against a cycle of links.
+    for _ in 0..32 {
+        if frontier.is_empty() {
+            break;
+        }
+        let identities = identities_of(tx, &frontier)?;
+        let next: Vec<String> = frontier
+            .iter()
+            .flat_map(|id| identities.anonymous_ids_of(id))
+            .filter(|a| *a != lead_id && all.insert((*a).to_owned()))
+            .map(str::to_owned)
+            .collect();
+        frontier = next;
+    }
+    Ok(all.into_iter().collect())
+}
+
+/// One lead's history with whole messages (for reads), or `None` if there is no such lead.
+/// Unreadable messages are left out and noted.
+pub fn load_history(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    lead_id: &str,
+) -> Result<Option<(LeadHistory, AccountBook)>, StoreError> {
+    let mut loaded = load_histories(tx, model, &Projection::everything(), &[lead_id.to_owned()])?;
+    note_unreadable(&loaded.unreadable);
+    Ok(loaded.leads.pop().map(|(_, history)| (history, loaded.accounts)))
+}
+
+fn parse_event(stored: &StoredEvent, projection: &Projection) -> Result<Event, Unreadable> {
+    let unreadable = |reason: String| Unreadable { seq: stored.seq, reason };
+    let value = parse_projected(stored.body.as_bytes(), projection).map_err(|e| unreadable(e.to_string()))?;
+    Event::from_message(value).map_err(|e| unreadable(e.to_string()))
+}
+
+/// Rescores leads, each as of its own instant `(id, as_of)`, and stores the results; a stage
+/// change is recorded in the lead's history at that instant and queued for webhooks. The caller
+/// holds the leads' locks. Returns the stage changes.
+pub fn rescore_leads(
+    tx: &mut Tx<'_>,
+    active: &ActiveModel,
+    hooks: &Webhooks,
+    due: &[(String, Millis)],
+) -> Result<Vec<StageChange>, StoreError> {
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
+    tx.lock_leads(&ids)?;
+    let loaded = load_histories(tx, &active.model, &active.projection, &ids)?;
+    if !loaded.unreadable.is_empty() {
+        let now = due.iter().map(|(_, at)| *at).max().unwrap_or_default();
+        record_unreadable(tx, &loaded.unreadable, now)?;
+    }
+    let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    let model = &active.model;
+    let accounts = &loaded.accounts;
+    // Scoring is pure: all cores. A lead whose scoring panics (a bug) keeps its last score and
+    // waits for its next event; it never takes the others down with it.
+    let results: Vec<(&LeadRow, Option<StoredScore>)> = loaded
+        .leads
+        .par_iter()
+        .map(|(row, history)| {
+            let at = as_of.get(row.id.as_str()).copied().unwrap_or_default();
+            let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut state = LeadState::of(model, history);
+                let score = state.score_at(model, accounts, at);
+                let next = state.next_change(model, accounts, at, &score);
+                stored_score(model, active.version, &score, at, next)
+            }));
+            (row, scored.ok())
+        })
+        .collect();
+    let mut scored: Vec<(&LeadRow, StoredScore)> = Vec::with_capacity(results.len());
+    let mut failed: Vec<String> = Vec::new();
+    for (row, result) in results {
+        match result {
+            Some(stored) => scored.push((row, stored)),
+            None => {
+                tracing::error!("scoring lead `{}` failed (a bug); it keeps its last score", row.id);
+                metrics::counter!("leadscore_scoring_failures_total").increment(1);
+                failed.push(row.id.clone());
+            }
+        }
+    }
+    tx.clear_next_changes(&failed)?;
+    let mut saves = Vec::with_capacity(scored.len());
+    let mut entries = Vec::new();
+    let mut changes = Vec::new();
+    for (row, stored) in &scored {
+        let at = stored.scored_at;
+        let previous = row.score.as_ref();
+        let before = previous.map(|p| (p.stage.as_str(), round2(p.total), p.grade.as_deref()));
+        let after = (stored.stage.as_str(), round2(stored.total), stored.grade.as_deref());
+        let changed = before != Some(after);
+        saves.push((*row, stored, if changed { at } else { row.updated_at }));
+        if changed {
+            entries
+                .push((row.id.as_str(), HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total) }));
+        }
+        let from = previous.map_or(leadscore_core::model::DEFAULT_STAGE, |p| p.stage.as_str());
+        if from != stored.stage {
+            let change = StageChange { lead_id: row.id.clone(), from: from.to_owned(), to: stored.stage.clone(), at };
+            webhooks::enqueue(tx, hooks, &change, stored)?;
+            changes.push(change);
+        }
+    }
+    tx.save_scores(&saves)?;
+    tx.append_histories(&entries)?;
+    Ok(changes)
+}
+
+/// The stored form of a score.
+pub fn stored_score(
+    model: &CheckedModel,
+    version: i64,
+    score: &Score,
+    as_of: Millis,
+    next_change_at: Option<Millis>,
+) -> StoredScore {
+    StoredScore {
+        scored_at: as_of,
+        model_version: version,
+        scores: scores_by_dimension(model, score),
+        total: score.total,
+        stage: score.stage.clone(),
+        grade: score.grade.clone(),
+        probability: score.probability,
+        contributions: stored_contributions(score),
+        current_traits: score.traits.clone(),
+        // Account ids are indexed (PostgreSQL refuses entries over ~2.7 KB); one longer than any
+        // id ingest accepts can only come from an `account` trait, and is not kept.
+        account_id: score.account.clone().filter(|a| a.len() <= MAX_ID_BYTES),
+        next_change_at,
+        stage_rank: model.stage_rank(&score.stage),
+    }
+}
+
+/// `{dimension: points}`, rounded to 2 decimals.
+pub fn scores_by_dimension(model: &CheckedModel, score: &Score) -> BTreeMap<String, f64> {
+    model.dimensions.iter().zip(&score.dimensions).map(|(dim, value)| (dim.name.clone(), round2(*value))).collect()
+}
+
+/// The contributions as stored and shown (SPEC §6.2): points rounded to 2 decimals.
+pub fn stored_contributions(score: &Score) -> Vec<StoredContribution> {
+    score
+        .contributions
+        .iter()
+        .map(|c| StoredContribution {
+            rule: c.rule.clone(),
+            dimension: c.dimension.clone(),
+            points: round2(c.points),
+            matched: c.matched as u64,
+            last_matched_at: c.last_matched_at.map(time::format_timestamp),
+        })
+        .collect()
+}

@@ -1,0 +1,465 @@
+//! Server configuration (SPEC §6): a TOML file (`[server]`, `[ingest]`, `[auth]`, `[[webhooks]]`),
+//! then the environment (`LEADSCORE_WRITE_KEYS`, `LEADSCORE_API_KEYS`, `LEADSCORE_READ_KEYS`,
+//! `LEADSCORE_PUBLIC_URL`), then flags; later sources win. [`Config`] is what a file says;
+//! [`Settings`] is the checked result the server runs with.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use leadscore_core::time::Millis;
+
+use crate::auth::{Keys, Role};
+use crate::webhooks::{DEFAULT_FIRST_RETRY_MS, Hook};
+
+/// The config file, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub ingest: IngestSection,
+    #[serde(default)]
+    pub auth: AuthSection,
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<String>,
+    pub db: Option<String>,
+    pub model: Option<PathBuf>,
+    /// How browsers and SDKs reach this server (`https://leads.example.com`): the analytics.js
+    /// settings, the RudderStack source config and `Secure` cookies follow it.
+    pub public_url: Option<String>,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-Proto` / `X-Forwarded-For` are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// How long a client may take to send a request's headers (default `10s`).
+    pub header_timeout: Option<String>,
+    /// How long a client may take to send a request's body (default `30s`).
+    pub body_timeout: Option<String>,
+    /// How long a keep-alive connection may stay idle between requests (default `60s`).
+    pub idle_timeout: Option<String>,
+    /// Most open client connections (default 1024, and at most the open-file limit less 64); past
+    /// it the longest-idle connection is closed to make room.
+    pub max_connections: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    /// How far after its receipt an event's time may lie (default `1d`); later times are a 400.
+    pub max_future: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    #[serde(default)]
+    pub write_keys: Vec<String>,
+    /// Admin keys (everything).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Read keys (sales: leads, accounts, outcomes, the dashboard without admin actions).
+    #[serde(default)]
+    pub read_keys: Vec<String>,
+}
+
+/// One `[[webhooks]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: String,
+    /// Which event types to send (default: all; today there is `lead.stage_changed`).
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// The wait before the first retry of a failed delivery (default `5s`), doubling after each
+    /// failure up to an hour; retries go on for 24 hours.
+    pub first_retry: Option<String>,
+}
+
+/// Command-line values (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub model: Option<PathBuf>,
+    pub db: Option<String>,
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub write_keys: Vec<String>,
+    pub api_keys: Vec<String>,
+    pub read_keys: Vec<String>,
+}
+
+/// The server's public address, from `public_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`.
+    pub authority: String,
+}
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let text = text.trim().trim_end_matches('/');
+        let (scheme, rest) =
+            text.split_once("://").ok_or_else(|| format!("`{text}` is not a URL (e.g. https://leads.example.com)"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("`{text}` must start with http:// or https://"));
+        }
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+            return Err(format!("`{text}` must be scheme://host[:port], without a path"));
+        }
+        Ok(PublicUrl { scheme, authority: rest.to_ascii_lowercase() })
+    }
+
+    /// `scheme://authority`.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+}
+
+/// Connection limits and timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// What the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub db: String,
+    pub model: Option<PathBuf>,
+    pub write_keys: Vec<String>,
+    /// Admin keys.
+    pub api_keys: Vec<String>,
+    pub read_keys: Vec<String>,
+    pub webhooks: Vec<Hook>,
+    pub public_url: Option<PublicUrl>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: Limits,
+    /// How far after its receipt an event's time may lie.
+    pub max_future: Millis,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DB: &str = "sqlite://leadscore.db";
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// One day: browsers' clocks are often wrong by hours, rarely by days.
+pub const DEFAULT_MAX_FUTURE: Millis = 86_400_000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("`{value}` is not a listen address (expected HOST:PORT, e.g. 127.0.0.1:8080)")]
+    Listen { value: String },
+    #[error("no write key: give --write-key, LEADSCORE_WRITE_KEYS or [auth] write_keys")]
+    NoWriteKey,
+    #[error("no API key: give --api-key, LEADSCORE_API_KEYS or [auth] api_keys")]
+    NoApiKey,
+    #[error("`{key}` is given for two roles; use a different key for each")]
+    SharedKey { key: String },
+    #[error("webhook {index}: {reason}")]
+    Webhook { index: usize, reason: String },
+    #[error("`{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, SettingsError> {
+        let file = |reason: String| SettingsError::File { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| file(e.to_string().trim_end().replace('\n', " ")))
+    }
+}
+
+/// Comma-separated keys, blanks dropped.
+fn split_keys(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect()
+}
+
+fn duration(field: &'static str, text: Option<&str>, default: Duration) -> Result<Duration, SettingsError> {
+    match text {
+        None => Ok(default),
+        Some(text) => leadscore_core::time::Duration::parse(text)
+            .map(|d| Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+            .map_err(|e| SettingsError::Invalid { field, reason: e.to_string() }),
+    }
+}
+
+/// A trusted proxy: an address (`10.0.0.1`) or a CIDR range (`10.0.0.0/8`).
+fn proxy(text: &str) -> Result<IpNet, SettingsError> {
+    let text = text.trim();
+    text.parse::<IpNet>().or_else(|_| text.parse::<IpAddr>().map(IpNet::from)).map_err(|_| SettingsError::Invalid {
+        field: "trusted_proxies",
+        reason: format!("`{text}` is not an IP address or CIDR range (e.g. 10.0.0.0/8)"),
+    })
+}
+
+impl Settings {
+    /// Settings with these keys and defaults for everything else.
+    pub fn new(db: String, model: Option<PathBuf>, write_keys: Vec<String>, api_keys: Vec<String>) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            db,
+            model,
+            write_keys,
+            api_keys,
+            read_keys: Vec::new(),
+            webhooks: Vec::new(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
+            max_future: DEFAULT_MAX_FUTURE,
+        }
+    }
+
+    /// Every configured key with its role.
+    pub fn keys(&self) -> Keys {
+        Keys::new(
+            self.write_keys
+                .iter()
+                .map(|k| (k.as_str(), Role::Write))
+                .chain(self.read_keys.iter().map(|k| (k.as_str(), Role::Read)))
+                .chain(self.api_keys.iter().map(|k| (k.as_str(), Role::Admin))),
+        )
+    }
+
+    /// Whether requests from `peer` may set `X-Forwarded-*`.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+
+    /// Merges file, environment (`env` looks a variable up) and flags, and checks the result.
+    pub fn resolve(flags: Flags, env: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let config = match &flags.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let pick = |flag: Vec<String>, var: &str, file: Vec<String>| {
+            if !flag.is_empty() {
+                flag
+            } else if let Some(v) = env(var).filter(|v| !v.trim().is_empty()) {
+                split_keys(&v)
+            } else {
+                file
+            }
+        };
+        let write_keys = pick(flags.write_keys, "LEADSCORE_WRITE_KEYS", config.auth.write_keys);
+        let api_keys = pick(flags.api_keys, "LEADSCORE_API_KEYS", config.auth.api_keys);
+        let read_keys = pick(flags.read_keys, "LEADSCORE_READ_KEYS", config.auth.read_keys);
+        if write_keys.is_empty() {
+            return Err(SettingsError::NoWriteKey);
+        }
+        if api_keys.is_empty() {
+            return Err(SettingsError::NoApiKey);
+        }
+        let lists = [&write_keys, &read_keys, &api_keys];
+        for (i, a) in lists.iter().enumerate() {
+            for b in &lists[i + 1..] {
+                if let Some(key) = a.iter().find(|k| b.contains(k)) {
+                    return Err(SettingsError::SharedKey { key: key.clone() });
+                }
+            }
+        }
+        let listen_text = flags.listen.or(config.server.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|_| SettingsError::Listen { value: listen_text.clone() })?;
+        let mut webhooks = Vec::with_capacity(config.webhooks.len());
+        for (i, hook) in config.webhooks.iter().enumerate() {
+            let first_retry = hook.first_retry.as_deref().map(leadscore_core::time::Duration::parse);
+            let reason = if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                Some(format!("`url` must start with http:// or https:// (got `{}`)", hook.url))
+            } else if hook.secret.is_empty() {
+                Some("`secret` is empty".to_owned())
+            } else if let (Some(text), Some(Err(_))) = (hook.first_retry.as_deref(), &first_retry) {
+                Some(format!("`first_retry`: `{text}` is not a duration (e.g. 5s, 1m)"))
+            } else {
+                hook.events
+                    .iter()
+                    .find(|e| e.as_str() != crate::webhooks::STAGE_CHANGED)
+                    .map(|e| format!("unknown event `{e}` (known: {})", crate::webhooks::STAGE_CHANGED))
+            };
+            if let Some(reason) = reason {
+                return Err(SettingsError::Webhook { index: i + 1, reason });
+            }
+            webhooks.push(Hook {
+                url: hook.url.clone(),
+                secret: hook.secret.clone(),
+                events: hook.events.clone(),
+                first_retry: match first_retry {
+                    Some(Ok(d)) => d.as_millis(),
+                    _ => DEFAULT_FIRST_RETRY_MS,
+                },
+            });
+        }
+        let public_url = flags
+            .public_url
+            .or_else(|| env("LEADSCORE_PUBLIC_URL").filter(|v| !v.trim().is_empty()))
+            .or(config.server.public_url.clone())
+            .map(|text| {
+                PublicUrl::parse(&text).map_err(|reason| SettingsError::Invalid { field: "public_url", reason })
+            })
+            .transpose()?;
+        let trusted_proxies = config.server.trusted_proxies.iter().map(|p| proxy(p)).collect::<Result<_, _>>()?;
+        let defaults = Limits::default();
+        let section = &config.server;
+        let limits = Limits {
+            header_timeout: duration("header_timeout", section.header_timeout.as_deref(), defaults.header_timeout)?,
+            body_timeout: duration("body_timeout", section.body_timeout.as_deref(), defaults.body_timeout)?,
+            idle_timeout: duration("idle_timeout", section.idle_timeout.as_deref(), defaults.idle_timeout)?,
+            max_connections: match section.max_connections {
+                Some(0) => {
+                    return Err(SettingsError::Invalid {
+                        field: "max_connections",
+                        reason: "must be at least 1".to_owned(),
+                    });
+                }
+                Some(n) => n,
+                None => defaults.max_connections,
+            },
+        };
+        let max_future = match config.ingest.max_future.as_deref() {
+            None => DEFAULT_MAX_FUTURE,
+            Some(text) => leadscore_core::time::Duration::parse(text)
+                .map_err(|e| SettingsError::Invalid { field: "max_future", reason: e.to_string() })?
+                .as_millis(),
+        };
+        Ok(Settings {
+            listen,
+            db: flags.db.or(config.server.db.clone()).unwrap_or_else(|| DEFAULT_DB.to_owned()),
+            model: flags.model.or(config.server.model.clone()),
+            write_keys,
+            api_keys,
+            read_keys,
+            webhooks,
+            public_url,
+            trusted_proxies,
+            limits,
+            max_future,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn refuses_to_start_without_keys() {
+        assert_eq!(Settings::resolve(Flags::default(), no_env).unwrap_err(), SettingsError::NoWriteKey);
+        let flags = Flags { write_keys: vec!["w".into()], ..Flags::default() };
+        assert_eq!(Settings::resolve(flags, no_env).unwrap_err(), SettingsError::NoApiKey);
+    }
+
+    #[test]
+    fn flags_override_the_environment_which_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leadscore.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:9000\"\ndb = \"sqlite://file.db\"\n[auth]\nwrite_keys = [\"wf\"]\napi_keys = [\"af\"]\n",
+        )
+        .unwrap();
+        let env = |var: &str| (var == "LEADSCORE_API_KEYS").then(|| "a1, a2".to_owned());
+        let flags = Flags { config: Some(path), db: Some("sqlite://flag.db".into()), ..Flags::default() };
+        let s = Settings::resolve(flags, env).unwrap();
+        assert_eq!(s.write_keys, ["wf"]);
+        assert_eq!(s.api_keys, ["a1", "a2"]);
+        assert_eq!(s.db, "sqlite://flag.db");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn defaults_bind_loopback_and_an_embedded_database() {
+        let flags = Flags { write_keys: vec!["w".into()], api_keys: vec!["a".into()], ..Flags::default() };
+        let s = Settings::resolve(flags, no_env).unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.db, DEFAULT_DB);
+    }
+
+    #[test]
+    fn read_keys_limits_and_public_url_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leadscore.toml");
+        std::fs::write(
+            &path,
+            "[server]\npublic_url = \"https://Leads.Example.com/\"\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n\
+             header_timeout = \"5s\"\nmax_connections = 300\n[ingest]\nmax_future = \"2h\"\n\
+             [auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\nread_keys = [\"r\"]\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(Flags { config: Some(path), ..Flags::default() }, no_env).unwrap();
+        assert_eq!(s.read_keys, ["r"]);
+        assert_eq!(s.keys().role_of("r"), Some(Role::Read));
+        assert_eq!(s.keys().role_of("a"), Some(Role::Admin), "api_keys stay full-power");
+        assert_eq!(s.public_url.as_ref().map(PublicUrl::origin).as_deref(), Some("https://leads.example.com"));
+        assert!(s.trusts("10.1.2.3".parse().unwrap()) && s.trusts("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!s.trusts("192.168.0.1".parse().unwrap()));
+        assert_eq!(s.limits.header_timeout, Duration::from_secs(5));
+        assert_eq!(s.limits.idle_timeout, Limits::default().idle_timeout);
+        assert_eq!(s.limits.max_connections, 300);
+        assert_eq!(s.max_future, 2 * 3_600_000);
+    }
+
+    #[test]
+    fn a_key_has_one_role_and_bad_values_name_their_field() {
+        let flags = Flags {
+            write_keys: vec!["k".into()],
+            api_keys: vec!["a".into()],
+            read_keys: vec!["k".into()],
+            ..Flags::default()
+        };
+        assert_eq!(Settings::resolve(flags, no_env).unwrap_err(), SettingsError::SharedKey { key: "k".into() });
+        let flags = Flags {
+            write_keys: vec!["w".into()],
+            api_keys: vec!["a".into()],
+            public_url: Some("ftp://x".into()),
+            ..Flags::default()
+        };
+        assert!(Settings::resolve(flags, no_env).unwrap_err().to_string().starts_with("`public_url`"));
+    }
+
+    #[test]
+    fn unknown_config_keys_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[server]\nlisten_on = \"x\"\n").unwrap();
+        let err = Settings::resolve(Flags { config: Some(path), ..Flags::default() }, no_env).unwrap_err();
+        assert!(err.to_string().contains("bad.toml") && err.to_string().contains("listen_on"), "{err}");
+    }
+}

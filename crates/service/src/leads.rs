@@ -344,7 +344,6 @@ impl App {
         &self,
         outcomes: &[(LeadId, OutcomeKind, Millis)],
     ) -> Result<OutcomesRecorded, ServiceError> {
-        let active = self.model();
         let now = self.clock.now();
         let mut done = OutcomesRecorded::default();
         for chunk in outcomes.chunks(RESCORE_CHUNK) {
@@ -352,6 +351,8 @@ impl App {
                 let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.to_string()).collect();
                 tx.lock_leads(&ids)?;
                 let existing: HashSet<String> = tx.leads_by_ids(&ids)?.into_iter().map(|r| r.id).collect();
+                // Read under the leads' locks (see `App::record`).
+                let active = self.model();
                 let mut due = Vec::new();
                 let mut unknown = Vec::new();
                 for (id, kind, at) in chunk {

@@ -90,7 +90,16 @@ impl App {
             // A database outage pauses the rescore instead of ending it.
             let mut attempt = 0u32;
             loop {
-                match self.store.write(|tx| rescore_leads(tx, &active, &self.hooks, &due)) {
+                let chunk = self.store.write(|tx| {
+                    tx.lock_leads(&ids)?;
+                    // Under the leads' locks: once another version is active, its own rescore
+                    // scores these leads, and this one must not overwrite them.
+                    if self.model().version != version {
+                        return Ok(());
+                    }
+                    rescore_leads(tx, &active, &self.hooks, &due).map(|_| ())
+                });
+                match chunk {
                     Ok(_) => break,
                     Err(e) if is_transient(&e) && attempt < 60 && !self.stopping.load(Ordering::SeqCst) => {
                         attempt += 1;

@@ -65,10 +65,11 @@ impl App {
 
     /// Rescores these due leads, each at its due instant, in one transaction.
     fn rescore_due(&self, due: &[(String, Millis)]) -> Result<usize, StoreError> {
-        let active = self.model();
         self.store.write(|tx| {
             let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
             tx.lock_leads(&ids)?;
+            // Read under the leads' locks (see `App::record`).
+            let active = self.model();
             // Another writer may have rescored some since they were read.
             let current: HashMap<String, Option<Millis>> =
                 tx.leads_by_ids(&ids)?.into_iter().map(|r| (r.id, r.score.and_then(|s| s.next_change_at))).collect();

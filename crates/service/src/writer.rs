@@ -117,8 +117,9 @@ impl App {
 
     /// Stores messages and rescores what they affect, in one transaction.
     fn record(&self, messages: &[Incoming]) -> Result<Recorded, StoreError> {
-        let active = self.model();
-        let result = self.store.write(|tx| record_events(tx, &active, &self.hooks, messages, self.clock.now()));
+        // The model is read inside the transaction, once it holds the write lock: scores made
+        // with a model that an activation replaced meanwhile could land after its rescore.
+        let result = self.store.write(|tx| record_events(tx, &self.model(), &self.hooks, messages, self.clock.now()));
         match &result {
             Ok(recorded) => {
                 metrics::counter!("leadscore_ingest_events_total", "result" => "stored")

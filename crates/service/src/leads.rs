@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::error::{Code, ServiceError};
 use crate::ingest::MAX_ID_BYTES;
 use crate::rescore::RESCORE_CHUNK;
-use crate::scoring::{load_history, rescore_leads, scores_by_dimension, stored_contributions};
+use crate::scoring::{ActiveModel, load_history, rescore_leads, scores_by_dimension, stored_contributions};
 
 /// A lead's id (its Segment `userId`): not empty, at most 1,024 bytes, no NUL, as ingest accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,13 +155,14 @@ pub struct CallList {
 /// A contribution: which rule gave how many points (SPEC §2.2).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ContributionView {
-    pub rule: String,
+    // Fields in alphabetical order, as the API has always written them.
     pub dimension: String,
-    /// Rounded to 2 decimals.
-    pub points: f64,
+    pub last_matched_at: Option<String>,
     /// How many events (or 1/0 for trait and inactivity rules) counted.
     pub matched: u64,
-    pub last_matched_at: Option<String>,
+    /// Rounded to 2 decimals.
+    pub points: f64,
+    pub rule: String,
 }
 
 impl From<StoredContribution> for ContributionView {
@@ -194,7 +195,7 @@ pub struct LeadView {
     #[schema(value_type = Object)]
     pub traits: Map<String, Value>,
     pub account: Option<AccountRef>,
-    /// Points per dimension, in model order.
+    /// Points per dimension.
     pub scores: BTreeMap<String, f64>,
     pub total: f64,
     pub stage: String,
@@ -261,73 +262,33 @@ impl App {
     /// One lead as of `as_of`, scored with the active model from its stored history.
     pub fn lead_view(&self, id: &LeadId, as_of: Millis) -> Result<LeadView, ServiceError> {
         let active = self.model();
-        self.store.read(|tx| {
-            let Some((history, accounts)) = load_history(tx, &active.model, id.as_str())? else {
-                return Err(lead_not_found(id.as_str()));
-            };
-            let score = evaluate(&active.model, &history, &accounts, as_of);
-            let events: Vec<Value> = events_as_of(Some(&active.model), &history, as_of)
-                .into_iter()
-                .rev()
-                .take(50)
-                .map(|e| e.body.clone())
-                .collect();
-            let entries: Vec<HistoryEntry> = tx
-                .history_of(id.as_str())?
-                .into_iter()
-                .filter(|h| h.at <= as_of)
-                .map(|h| HistoryEntry { at: time::format_timestamp(h.at), stage: h.stage, total: h.total })
-                .collect();
-            let account = score.account.as_ref().map(|account_id| {
-                let mut traits = accounts.traits_at(account_id, as_of);
-                traits.remove("id");
-                AccountRef { id: account_id.clone(), traits }
-            });
-            Ok(LeadView {
-                id: id.to_string(),
-                traits: score.traits.clone(),
-                account,
-                scores: scores_by_dimension(&active.model, &score),
-                total: round2(score.total),
-                stage: score.stage.clone(),
-                grade: score.grade.clone(),
-                probability: score.probability.map(|p| (p * 10_000.0).round() / 10_000.0),
-                contributions: stored_contributions(&score).into_iter().map(ContributionView::from).collect(),
-                events,
-                history: entries,
-                as_of: time::format_timestamp(as_of),
-                model_version: active.version,
-            })
-        })
+        Ok(self.store.read(|tx| lead_in(tx, &active, id, as_of, 0))?.0)
     }
 
-    /// The lead's total and stage replayed at `n` instants from its first event to `to` (the
-    /// score as it was then, with the current model), for charts. Empty for an unknown lead.
-    pub fn score_series(&self, id: &LeadId, to: Millis, n: usize) -> Result<Vec<ScorePoint>, ServiceError> {
+    /// One lead as of `as_of` and its total and stage replayed at `points` instants from its
+    /// first event to `as_of` (the score as it was then, with the current model), from one
+    /// snapshot: the dashboard's lead page.
+    pub fn lead_page(
+        &self,
+        id: &LeadId,
+        as_of: Millis,
+        points: usize,
+    ) -> Result<(LeadView, Vec<ScorePoint>), ServiceError> {
         let active = self.model();
-        let Some((history, accounts)) = self.store.read(|tx| load_history(tx, &active.model, id.as_str()))? else {
-            return Ok(Vec::new());
-        };
-        let Some(from) = history.events.iter().map(|e| e.at.max(e.visible_at)).min() else { return Ok(Vec::new()) };
-        let from = from.min(to);
-        let steps = n.max(2) - 1;
-        let mut state = LeadState::of(&active.model, &history);
-        Ok((0..=steps)
-            .map(|i| {
-                let at = from + (to - from) * i as i64 / steps as i64;
-                let score = state.score_at(&active.model, &accounts, at);
-                ScorePoint { at, total: round2(score.total), stage: score.stage }
-            })
-            .collect())
+        self.store.read(|tx| lead_in(tx, &active, id, as_of, points.max(2)))
     }
 
-    /// Records one lead's outcome and rescores it now.
+    /// Records one lead's outcome and rescores it now; answers with its new stage, from the
+    /// same transaction.
     pub fn record_outcome(&self, id: &LeadId, kind: OutcomeKind, at: Millis) -> Result<OutcomeRecorded, ServiceError> {
-        let done = self.record_outcomes(&[(id.clone(), kind, at)])?;
-        if done.recorded == 0 {
-            return Err(lead_not_found(id.as_str()));
-        }
-        let row = self.store.read(|tx| tx.lead(id.as_str()))?.ok_or_else(|| lead_not_found(id.as_str()))?;
+        let now = self.clock.now();
+        let row = self.store.write(|tx| {
+            let (recorded, _) = self.record_outcomes_in(tx, &[(id.clone(), kind, at)], now)?;
+            if recorded == 0 {
+                return Err(lead_not_found(id.as_str()));
+            }
+            tx.lead(id.as_str())?.ok_or_else(|| lead_not_found(id.as_str()))
+        })?;
         let s = summary(&row);
         Ok(OutcomeRecorded {
             id: s.id,
@@ -347,32 +308,41 @@ impl App {
         let now = self.clock.now();
         let mut done = OutcomesRecorded::default();
         for chunk in outcomes.chunks(RESCORE_CHUNK) {
-            let (recorded, unknown) = self.store.write(|tx| {
-                let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.to_string()).collect();
-                tx.lock_leads(&ids)?;
-                let existing: HashSet<String> = tx.leads_by_ids(&ids)?.into_iter().map(|r| r.id).collect();
-                // Read under the leads' locks (see `App::record`).
-                let active = self.model();
-                let mut due = Vec::new();
-                let mut unknown = Vec::new();
-                for (id, kind, at) in chunk {
-                    if !existing.contains(id.as_str()) {
-                        unknown.push(id.to_string());
-                        continue;
-                    }
-                    let row = OutcomeRow { lead_id: id.to_string(), outcome: kind.as_str().to_owned(), at: *at };
-                    tx.add_outcome(&row, now)?;
-                    due.push((id.to_string(), now));
-                }
-                due.sort();
-                due.dedup();
-                rescore_leads(tx, &active, &self.hooks, &due)?;
-                Ok::<_, StoreError>((chunk.len() - unknown.len(), unknown))
-            })?;
+            let (recorded, unknown) = self.store.write(|tx| self.record_outcomes_in(tx, chunk, now))?;
             done.recorded += recorded;
             done.unknown.extend(unknown);
         }
         Ok(done)
+    }
+
+    /// Records outcomes of existing leads and rescores them as of `now`, in the caller's
+    /// transaction: how many were recorded, and the ids no stored lead has.
+    fn record_outcomes_in(
+        &self,
+        tx: &mut Tx<'_>,
+        outcomes: &[(LeadId, OutcomeKind, Millis)],
+        now: Millis,
+    ) -> Result<(usize, Vec<String>), StoreError> {
+        let ids: Vec<String> = outcomes.iter().map(|(id, _, _)| id.to_string()).collect();
+        tx.lock_leads(&ids)?;
+        let existing: HashSet<String> = tx.leads_by_ids(&ids)?.into_iter().map(|r| r.id).collect();
+        // Read under the leads' locks (see `App::record`).
+        let active = self.model();
+        let mut due = Vec::new();
+        let mut unknown = Vec::new();
+        for (id, kind, at) in outcomes {
+            if !existing.contains(id.as_str()) {
+                unknown.push(id.to_string());
+                continue;
+            }
+            let row = OutcomeRow { lead_id: id.to_string(), outcome: kind.as_str().to_owned(), at: *at };
+            tx.add_outcome(&row, now)?;
+            due.push((id.to_string(), now));
+        }
+        due.sort();
+        due.dedup();
+        rescore_leads(tx, &active, &self.hooks, &due)?;
+        Ok((outcomes.len() - unknown.len(), unknown))
     }
 
     /// Deletes a lead and everything about it (GDPR): its messages and those of every id stitched
@@ -393,4 +363,63 @@ impl App {
         self.store.erase_deleted()?;
         Ok(())
     }
+}
+
+/// A lead as of `as_of` and, with `points` ≥ 2, its score replayed at that many instants from its
+/// first event to `as_of`; both from one load of its history.
+fn lead_in(
+    tx: &mut Tx<'_>,
+    active: &ActiveModel,
+    id: &LeadId,
+    as_of: Millis,
+    points: usize,
+) -> Result<(LeadView, Vec<ScorePoint>), ServiceError> {
+    let Some((history, accounts)) = load_history(tx, &active.model, id.as_str())? else {
+        return Err(lead_not_found(id.as_str()));
+    };
+    let score = evaluate(&active.model, &history, &accounts, as_of);
+    let events: Vec<Value> =
+        events_as_of(Some(&active.model), &history, as_of).into_iter().rev().take(50).map(|e| e.body.clone()).collect();
+    let entries: Vec<HistoryEntry> = tx
+        .history_of(id.as_str())?
+        .into_iter()
+        .filter(|h| h.at <= as_of)
+        .map(|h| HistoryEntry { at: time::format_timestamp(h.at), stage: h.stage, total: h.total })
+        .collect();
+    let account = score.account.as_ref().map(|account_id| {
+        let mut traits = accounts.traits_at(account_id, as_of);
+        traits.remove("id");
+        AccountRef { id: account_id.clone(), traits }
+    });
+    let series = match history.events.iter().map(|e| e.at.max(e.visible_at)).min() {
+        Some(first) if points >= 2 => {
+            let from = first.min(as_of);
+            let steps = points - 1;
+            let mut state = LeadState::of(&active.model, &history);
+            (0..=steps)
+                .map(|i| {
+                    let at = from + (as_of - from) * i as i64 / steps as i64;
+                    let score = state.score_at(&active.model, &accounts, at);
+                    ScorePoint { at, total: round2(score.total), stage: score.stage }
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let view = LeadView {
+        id: id.to_string(),
+        traits: score.traits.clone(),
+        account,
+        scores: scores_by_dimension(&active.model, &score),
+        total: round2(score.total),
+        stage: score.stage.clone(),
+        grade: score.grade.clone(),
+        probability: score.probability.map(|p| (p * 10_000.0).round() / 10_000.0),
+        contributions: stored_contributions(&score).into_iter().map(ContributionView::from).collect(),
+        events,
+        history: entries,
+        as_of: time::format_timestamp(as_of),
+        model_version: active.version,
+    };
+    Ok((view, series))
 }

@@ -108,8 +108,11 @@ impl App {
             let result = if results.len() == 1 { &results[0] } else { &results[i] };
             let answer = match result {
                 Ok(r) => Ok(r.clone()),
-                Err(e) if is_transient(e) => Err(ServiceError::Store(StoreError::Unavailable(e.to_string()))),
-                Err(e) => Err(ServiceError::internal("ingest", e)),
+                Err(StoreError::Conflict(m) | StoreError::Unavailable(m)) => {
+                    Err(ServiceError::Store(StoreError::Unavailable(m.clone())))
+                }
+                // Logged by `record`.
+                Err(e) => Err(ServiceError::Internal { what: "ingest", message: e.to_string() }),
             };
             let _ = reply.send(answer);
         }
@@ -117,9 +120,17 @@ impl App {
 
     /// Stores messages and rescores what they affect, in one transaction.
     fn record(&self, messages: &[Incoming]) -> Result<Recorded, StoreError> {
-        // The model is read inside the transaction, once it holds the write lock: scores made
-        // with a model that an activation replaced meanwhile could land after its rescore.
-        let result = self.store.write(|tx| record_events(tx, &self.model(), &self.hooks, messages, self.clock.now()));
+        let result = self.store.write(|tx| {
+            let active = self.model();
+            let recorded = record_events(tx, &active, &self.hooks, messages, self.clock.now())?;
+            // Now under the affected leads' locks: if an activation set another model meanwhile,
+            // its rescore may already have scored these leads, and scores of the replaced model
+            // must not land after it. A conflict runs the transaction again with the new model.
+            if self.model().version != active.version {
+                return Err(StoreError::Conflict("the active model changed during the transaction".to_owned()));
+            }
+            Ok(recorded)
+        });
         match &result {
             Ok(recorded) => {
                 metrics::counter!("leadscore_ingest_events_total", "result" => "stored")

@@ -33,6 +33,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("unreadable_messages_are_listed_once", unreadable_messages_are_listed_once),
     ("the_readiness_probe_writes", the_readiness_probe_writes),
     ("stage_ranks_follow_the_active_models_order", stage_ranks_follow_the_active_models_order),
+    ("a_point_that_is_not_a_number_leaves_out_only_itself", a_point_that_is_not_a_number_leaves_out_only_itself),
 ];
 
 fn run_all(open: impl Fn() -> Store) {
@@ -515,4 +516,26 @@ fn stage_ranks_follow_the_active_models_order(store: &Store) {
     // A stage the model does not have ranks as `other`.
     assert_eq!(store.write(|tx| tx.rank_stages(&ranks(&["lead", "sql"]), 9)).unwrap(), 9);
     assert_eq!(call_stages(store), ["lead", "sql", "mql"]);
+}
+
+/// A score's JSON columns hold a point that is not a finite number as `null`; reading it back
+/// loses that entry only, never the lead's other dimensions or contributions.
+fn a_point_that_is_not_a_number_leaves_out_only_itself(store: &Store) {
+    store.write(|tx| tx.ensure_lead("nan", 1)).unwrap();
+    let mut score = score(5.0, "lead", None);
+    score.scores.insert("engagement".to_owned(), f64::NAN);
+    let contribution = |rule: &str, points: f64| StoredContribution {
+        dimension: "fit".to_owned(),
+        last_matched_at: None,
+        matched: 1,
+        points,
+        rule: rule.to_owned(),
+    };
+    score.contributions = vec![contribution("a", f64::INFINITY), contribution("b", 5.0)];
+    store.write(|tx| save_score(tx, "nan", &score, true)).unwrap();
+    let back = store.read(|tx| tx.lead("nan")).unwrap().unwrap().score.unwrap();
+    assert_eq!(back.scores, [("fit".to_owned(), 5.0)].into());
+    assert_eq!(back.contributions, vec![contribution("b", 5.0)]);
+    let sample = store.read(|tx| tx.score_sample(10)).unwrap();
+    assert_eq!(sample.iter().find(|s| s.id == "nan").map(|s| s.scores.clone()), Some([("fit".to_owned(), 5.0)].into()));
 }

@@ -226,11 +226,7 @@ pub async fn lead_page(
 ) -> Response {
     let now = app.clock.now();
     let app2 = Arc::clone(&app);
-    let found = blocking(move || {
-        let id = LeadId::parse(&id)?;
-        Ok((app2.lead_view(&id, now)?, app2.score_series(&id, now, 60)?))
-    })
-    .await;
+    let found = blocking(move || app2.lead_page(&LeadId::parse(&id)?, now, 60)).await;
     let (view, series) = match found {
         Ok(x) => x,
         Err(e) => return page_error(&session, e),

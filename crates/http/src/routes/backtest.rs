@@ -38,7 +38,7 @@ pub async fn backtest(
     State(app): State<Arc<App>>,
     ApiQuery(query): ApiQuery<BacktestQuery>,
     body: Body,
-) -> Result<Json<BacktestRun>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let bytes = read_body(body).await?;
     let as_of = match query.as_of.as_deref() {
         Some(text) => parse_time("as_of", text)?,
@@ -48,5 +48,7 @@ pub async fn backtest(
     let gap = Duration::parse(&gap_text)
         .map_err(|e| ApiError::new(Code::InvalidParameter, format!("`gap`: `{gap_text}`: {e}")))?;
     let source = toml_text(&bytes)?;
-    blocking(move || app.backtest(&source, as_of, gap)).await.map(Json)
+    let run: BacktestRun = blocking(move || app.backtest(&source, as_of, gap)).await?;
+    // Through a JSON value, whose objects keep their keys sorted, as this answer always has.
+    serde_json::to_value(run).map(Json).map_err(|e| ApiError::internal("backtest", &e))
 }

@@ -47,19 +47,33 @@ pub struct StoredScore {
 /// A rule's part of a stored score, as SPEC §6.2 shows contributions.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredContribution {
-    pub rule: String,
+    // Fields in alphabetical order: the JSON text keeps the key order it always had.
     pub dimension: String,
-    /// Rounded to 2 decimals.
-    pub points: f64,
-    pub matched: u64,
     /// RFC 3339.
     pub last_matched_at: Option<String>,
+    pub matched: u64,
+    /// Rounded to 2 decimals.
+    pub points: f64,
+    pub rule: String,
 }
 
 /// A JSON column read back: what an older or damaged row cannot give reads as empty, so one bad
 /// row never hides a list.
 pub(super) fn json_column<T: serde::de::DeserializeOwned + Default>(row: &Row, i: usize) -> Result<T, StoreError> {
     Ok(serde_json::from_str(&text(row, i)?).unwrap_or_default())
+}
+
+/// Points per dimension read back entry by entry: a point written as `null` (not a finite
+/// number) leaves out that dimension only.
+pub(super) fn scores_column(row: &Row, i: usize) -> Result<BTreeMap<String, f64>, StoreError> {
+    let map: Map<String, Value> = json_column(row, i)?;
+    Ok(map.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect())
+}
+
+/// Contributions read back element by element: one that cannot be read leaves out only itself.
+fn contributions_column(row: &Row, i: usize) -> Result<Vec<StoredContribution>, StoreError> {
+    let list: Vec<Value> = json_column(row, i)?;
+    Ok(list.into_iter().filter_map(|c| serde_json::from_value(c).ok()).collect())
 }
 
 /// A value as the JSON text of its column.
@@ -111,12 +125,12 @@ pub(super) fn lead_row(row: &Row) -> Result<LeadRow, StoreError> {
         Some(scored_at) => Some(StoredScore {
             scored_at,
             model_version: opt_int(row, 5).unwrap_or(0),
-            scores: json_column(row, 6)?,
+            scores: scores_column(row, 6)?,
             total: real(row, 7)?,
             stage: text(row, 8)?,
             grade: opt_text(row, 9),
             probability: opt_real(row, 10),
-            contributions: json_column(row, 11)?,
+            contributions: contributions_column(row, 11)?,
             current_traits: json_column(row, 12)?,
             account_id: opt_text(row, 13),
             next_change_at: opt_int(row, 14),

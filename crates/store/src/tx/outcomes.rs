@@ -5,7 +5,7 @@ use leadscore_core::time::Millis;
 use super::*;
 use crate::StoreError;
 use crate::sql::{Row, Sql};
-use crate::tx::leads::json_column;
+use crate::tx::leads::scores_column;
 
 /// A lead's stored scores, for distributions.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +72,12 @@ impl Tx<'_> {
         )?;
         rows.iter()
             .map(|r| {
-                Ok(ScoreSample { id: text(r, 0)?, scores: json_column(r, 1)?, total: real(r, 2)?, stage: text(r, 3)? })
+                Ok(ScoreSample {
+                    id: text(r, 0)?,
+                    scores: scores_column(r, 1)?,
+                    total: real(r, 2)?,
+                    stage: text(r, 3)?,
+                })
             })
             .collect()
     }

@@ -545,3 +545,28 @@ async fn call_now_follows_the_models_stage_order_whatever_the_names() {
     }
     assert!(!html.contains("MQL now") && !html.contains("SQL now"));
 }
+
+/// One dedupe key: a `messageId` counts once per person, whichever write key sent it (stored
+/// once, counted once); the same `messageId` from two people is two messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_id_counts_once_per_person_whichever_write_key_sent_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = harness::start_settings(dir.path(), |settings| settings.write_keys.push("wk2".into()));
+    let send = |key: &'static str, body: Value| {
+        Request::post("/v1/batch")
+            .header(header::AUTHORIZATION, basic(key))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let demo = |user: &str| json!({"batch": [track(user, "Demo Requested", "same-id", T0)]});
+    assert_eq!(s.send(send("wk", demo("p1"))).await.0, StatusCode::OK);
+    assert_eq!(s.send(send("wk2", demo("p1"))).await.0, StatusCode::OK);
+    assert_eq!(s.send(send("wk", demo("p2"))).await.0, StatusCode::OK);
+    let p1 = s.store(|store| store.read(|tx| tx.events_of_leads(&["p1".to_owned()], &[]))).await.unwrap();
+    assert_eq!(p1.len(), 1, "p1's message is stored once");
+    let stored = s.store(|store| store.read(|tx| tx.count_events())).await.unwrap();
+    assert_eq!(stored, 2, "p1's message once, p2's once");
+    assert_eq!(s.lead("p1").await["total"], json!(60.0));
+    assert_eq!(s.lead("p2").await["total"], json!(60.0));
+}

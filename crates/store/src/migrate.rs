@@ -9,17 +9,24 @@ const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_hardening.sql")),
     (3, include_str!("../migrations/sqlite/0003_stage_rank.sql")),
+    (4, include_str!("../migrations/sqlite/0004_person_dedupe.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_hardening.sql")),
     (3, include_str!("../migrations/postgres/0003_stage_rank.sql")),
+    (4, include_str!("../migrations/postgres/0004_person_dedupe.sql")),
 ];
 
 /// The advisory lock key migrations hold on PostgreSQL ("leadscor" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c65_6164_7363_6f72;
 
 pub(crate) fn apply(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    apply_until(conn, i64::MAX)
+}
+
+/// Applies the migrations up to `last` (tests start from an older schema this way).
+fn apply_until(conn: &mut dyn Conn, last: i64) -> Result<(), StoreError> {
     let migrations = match conn.dialect() {
         Dialect::Sqlite => SQLITE,
         Dialect::Postgres => POSTGRES,
@@ -42,7 +49,7 @@ pub(crate) fn apply(conn: &mut dyn Conn) -> Result<(), StoreError> {
             .filter_map(|row| row.first().and_then(Sql::int))
             .collect();
         for (version, sql) in migrations {
-            if applied.contains(version) {
+            if applied.contains(version) || *version > last {
                 continue;
             }
             conn.batch(sql)?;
@@ -59,5 +66,50 @@ pub(crate) fn apply(conn: &mut dyn Conn) -> Result<(), StoreError> {
             let _ = conn.batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::sqlite::{SqliteConn, Synchronous};
+
+    /// Copies of one message sent through two write keys before the dedupe key was the person's:
+    /// the upgrade keeps the earliest event and forgets the other (and its unreadable entry).
+    #[test]
+    fn an_upgrade_keeps_one_copy_of_a_message_per_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = SqliteConn::open(&dir.path().join("old.db"), Synchronous::Normal).unwrap();
+        apply_until(&mut conn, 3).unwrap();
+        for (key, id, lead, anonymous, at) in [
+            ("k1", "a", Some("u"), None, 5),
+            ("k2", "a", Some("u"), None, 3),
+            ("k1", "b", Some("u"), None, 4),
+            ("k3", "a", None, Some("x"), 6),
+        ] {
+            conn.execute(
+                "INSERT INTO events (write_key, message_id, lead_id, anonymous_id, event_type, at, received_at, body) \
+                 VALUES ($1, $2, $3, $4, 'track', $5, $5, '{}')",
+                &[key.into(), id.into(), Sql::from(lead), Sql::from(anonymous), Sql::Int(at)],
+            )
+            .unwrap();
+        }
+        conn.execute("INSERT INTO unreadable_events (seq, reason, found_at) VALUES (1, 'r', 0)", &[]).unwrap();
+        apply(&mut conn).unwrap();
+        let rows = conn.query("SELECT seq, write_key, message_id, person FROM events ORDER BY seq", &[]).unwrap();
+        let rows: Vec<(i64, String, String, String)> = rows
+            .into_iter()
+            .map(|mut r| {
+                let person = r.pop().and_then(Sql::into_text).unwrap();
+                let id = r.pop().and_then(Sql::into_text).unwrap();
+                let key = r.pop().and_then(Sql::into_text).unwrap();
+                (r.pop().and_then(|v| v.int()).unwrap(), key, id, person)
+            })
+            .collect();
+        let expected = [(2, "k2", "a", "u"), (3, "k1", "b", "u"), (4, "k3", "a", "x")]
+            .map(|(seq, k, id, p)| (seq, k.to_owned(), id.to_owned(), p.to_owned()));
+        assert_eq!(rows, expected);
+        assert!(conn.query("SELECT seq FROM unreadable_events", &[]).unwrap().is_empty());
     }
 }

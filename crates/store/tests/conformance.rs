@@ -12,7 +12,7 @@ use leadscore_store::*;
 type Check = fn(&Store);
 
 const CHECKS: &[(&str, Check)] = &[
-    ("messages_are_deduplicated_per_write_key_and_message_id", messages_are_deduplicated_per_write_key_and_message_id),
+    ("messages_are_deduplicated_per_person_and_message_id", messages_are_deduplicated_per_person_and_message_id),
     (
         "a_lead_gets_its_own_and_its_stitched_anonymous_messages",
         a_lead_gets_its_own_and_its_stitched_anonymous_messages,
@@ -113,20 +113,25 @@ fn score(total: f64, stage: &str, next: Option<i64>) -> StoredScore {
     }
 }
 
-fn messages_are_deduplicated_per_write_key_and_message_id(store: &Store) {
+/// One dedupe key: a `messageId` counts once per person (the message's `userId`, else its
+/// `anonymousId`), whichever write key sent it; the engine counts a `messageId` once per lead.
+fn messages_are_deduplicated_per_person_and_message_id(store: &Store) {
     let batch = vec![
         event("k1", "a", Some("u"), None, 1),
         event("k1", "b", Some("u"), None, 2),
-        event("k1", "a", Some("u"), None, 3), // a resend within the batch
-        event("k2", "a", Some("u"), None, 4), // another write key
+        event("k1", "a", Some("u"), None, 3),      // a resend within the batch
+        event("k2", "a", Some("u"), None, 4),      // the same message through another write key
+        event("k1", "a", Some("v"), None, 5),      // another person's message with the same id
+        event("k1", "a", None, Some("anon-1"), 6), // an anonymous person's
+        event("k2", "a", None, Some("anon-1"), 7),
     ];
     let stored = store.write(|tx| tx.insert_events(&batch)).unwrap();
-    assert_eq!(stored, vec![0, 1, 3]);
+    assert_eq!(stored, vec![0, 1, 4, 5]);
     let again = store.write(|tx| tx.insert_events(&batch)).unwrap();
     assert!(again.is_empty(), "a resent batch stores nothing: {again:?}");
-    assert_eq!(store.read(|tx| tx.count_events()).unwrap(), 3);
+    assert_eq!(store.read(|tx| tx.count_events()).unwrap(), 4);
     // Large batches are split below the parameter limit.
-    let many: Vec<NewEvent> = (0..7000).map(|i| event("k3", &format!("m{i}"), Some("v"), None, i)).collect();
+    let many: Vec<NewEvent> = (0..7000).map(|i| event("k3", &format!("m{i}"), Some("w"), None, i)).collect();
     assert_eq!(store.write(|tx| tx.insert_events(&many)).unwrap().len(), 7000);
 }
 

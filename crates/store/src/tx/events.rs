@@ -27,6 +27,14 @@ pub struct NewEvent {
     pub body: String,
 }
 
+impl NewEvent {
+    /// Whose message it is, as the message itself says: its `userId`, else its `anonymousId`. A
+    /// `messageId` is stored once per person, whichever write key sent it.
+    pub fn person(&self) -> &str {
+        self.lead_id.as_deref().or(self.anonymous_id.as_deref()).unwrap_or("")
+    }
+}
+
 /// A stored message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -82,7 +90,7 @@ impl Tx<'_> {
         &mut self,
         events: impl IntoIterator<Item = &'e NewEvent>,
     ) -> Result<Vec<usize>, StoreError> {
-        const COLUMNS: usize = 9;
+        const COLUMNS: usize = 10;
         let events: Vec<&NewEvent> = events.into_iter().collect();
         const PER_STATEMENT: usize = MAX_PARAMS / COLUMNS;
         let mut inserted = Vec::new();
@@ -90,9 +98,9 @@ impl Tx<'_> {
             let values: Vec<String> =
                 (0..chunk.len()).map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS))).collect();
             let sql = format!(
-                "INSERT INTO events (write_key, message_id, lead_id, anonymous_id, group_id, event_type, at, \
-                 received_at, body) VALUES {} ON CONFLICT (write_key, message_id) DO NOTHING \
-                 RETURNING write_key, message_id",
+                "INSERT INTO events (write_key, message_id, person, lead_id, anonymous_id, group_id, event_type, \
+                 at, received_at, body) VALUES {} ON CONFLICT (person, message_id) DO NOTHING \
+                 RETURNING person, message_id",
                 values.join(", ")
             );
             let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
@@ -100,6 +108,7 @@ impl Tx<'_> {
                 params.extend([
                     Sql::from(e.write_key.as_str()),
                     Sql::from(e.message_id.as_str()),
+                    Sql::from(e.person()),
                     Sql::from(e.lead_id.as_deref()),
                     Sql::from(e.anonymous_id.as_deref()),
                     Sql::from(e.group_id.as_deref()),
@@ -115,13 +124,13 @@ impl Tx<'_> {
                 .into_iter()
                 .filter_map(|mut r| {
                     let id = r.pop()?.into_text()?;
-                    let key = r.pop()?.into_text()?;
-                    Some((key, id))
+                    let person = r.pop()?.into_text()?;
+                    Some((person, id))
                 })
                 .collect();
             for (i, e) in chunk.iter().enumerate() {
                 // The first copy of a messageId within the batch is the one stored.
-                if new.remove(&(e.write_key.clone(), e.message_id.clone())) {
+                if new.remove(&(e.person().to_owned(), e.message_id.clone())) {
                     inserted.push(chunk_index * PER_STATEMENT + i);
                 }
             }

@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::error::{Code, ServiceError};
 use crate::ingest::MAX_ID_BYTES;
 use crate::rescore::RESCORE_CHUNK;
-use crate::scoring::{ActiveModel, load_history, rescore_leads, scores_by_dimension, stored_contributions};
+use crate::scoring::{ActiveModel, Fresh, load_history, rescore_leads, scores_by_dimension, stored_contributions};
 
 /// A lead's id (its Segment `userId`): not empty, at most 1,024 bytes, no NUL, as ingest accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -341,7 +341,9 @@ impl App {
         }
         due.sort();
         due.dedup();
-        rescore_leads(tx, &active, &self.hooks, &due)?;
+        // An outcome is not in the stored state: these leads are scored from their history.
+        let replay = Fresh::replay(due.iter().map(|(id, _)| id));
+        rescore_leads(tx, &active, &self.hooks, &due, &replay)?;
         Ok((outcomes.len() - unknown.len(), unknown))
     }
 

@@ -13,7 +13,7 @@ use leadscore_store::{StoreError, Tx};
 use crate::app::{App, check_source};
 use crate::error::{ServiceError, is_transient};
 use crate::models::{invalid_model, model_not_found};
-use crate::scoring::{ActiveModel, rescore_leads};
+use crate::scoring::{ActiveModel, Fresh, rescore_leads};
 
 /// Leads per transaction when rescoring everything (bigger chunks amortise the commit; 2,000
 /// keeps the parsed histories of a chunk well under 500 MB even with long histories).
@@ -97,7 +97,8 @@ impl App {
                     if self.model().version != version {
                         return Ok(());
                     }
-                    rescore_leads(tx, &active, &self.hooks, &due).map(|_| ())
+                    // The new model's first scores: from every lead's whole history.
+                    rescore_leads(tx, &active, &self.hooks, &due, &Fresh::replay(&ids)).map(|_| ())
                 });
                 match chunk {
                     Ok(_) => break,

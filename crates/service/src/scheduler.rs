@@ -10,7 +10,7 @@ use leadscore_store::StoreError;
 
 use crate::app::App;
 use crate::error::is_transient;
-use crate::scoring::rescore_leads;
+use crate::scoring::{Fresh, rescore_leads};
 
 impl App {
     pub(crate) fn spawn_scheduler(self: &Arc<Self>) {
@@ -75,7 +75,8 @@ impl App {
                 tx.leads_by_ids(&ids)?.into_iter().map(|r| (r.id, r.score.and_then(|s| s.next_change_at))).collect();
             let still_due: Vec<(String, Millis)> =
                 due.iter().filter(|(id, at)| current.get(id) == Some(&Some(*at))).cloned().collect();
-            rescore_leads(tx, &active, &self.hooks, &still_due)?;
+            // Time alone: the stored states, with nothing new.
+            rescore_leads(tx, &active, &self.hooks, &still_due, &Fresh::default())?;
             Ok(still_due.len())
         })
     }

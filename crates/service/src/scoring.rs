@@ -4,13 +4,13 @@
 //! the batch CLI uses; stage changes go to the lead's history and, through the outbox, to
 //! webhooks, in the same transaction.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rayon::prelude::*;
 
 use serde_json::{Map, Value};
 
-use leadscore_core::compact::LeadState;
+use leadscore_core::compact::{CompactEvent, LeadState};
 use leadscore_core::engine::{AccountBook, is_ignored, round2};
 use leadscore_core::model::{Projection, parse_projected};
 use leadscore_core::time::{self, Millis};
@@ -58,6 +58,9 @@ pub fn record_events(
     let mut affected: BTreeSet<String> = BTreeSet::new();
     let mut groups: BTreeSet<String> = BTreeSet::new();
     let mut anonymous: BTreeSet<String> = BTreeSet::new();
+    let mut linked: BTreeSet<String> = BTreeSet::new();
+    let mut fresh = Fresh::default();
+    let mut anonymous_events: Vec<&Event> = Vec::new();
     for &i in &inserted {
         let event = &messages[i].event;
         if is_ignored(&active.model, event) {
@@ -65,15 +68,18 @@ pub fn record_events(
         }
         if let Some(link) = link_of(event) {
             tx.add_link(&link)?;
-            anonymous.insert(link.anonymous_id);
+            anonymous.insert(link.anonymous_id.clone());
+            linked.insert(link.anonymous_id);
         }
         match event.user_id() {
             Some(user) => {
                 affected.insert(user.to_owned());
+                fresh.events.entry(user.to_owned()).or_default().push(event.clone());
             }
             None => {
                 if let Some(anon) = event.anonymous_id() {
                     anonymous.insert(anon.to_owned());
+                    anonymous_events.push(event);
                 }
             }
         }
@@ -89,13 +95,29 @@ pub fn record_events(
         anonymous.extend(anons);
     }
     let anonymous: Vec<String> = anonymous.into_iter().collect();
+    let mut identities = IdentityGraph::default();
     for link in tx.links_of_anonymous(&anonymous)? {
+        identities.link(&link.anonymous_id, &link.lead_id, link.at);
+        // A new link can bring in (or take away) an anonymous id's earlier messages: every lead
+        // it names reads its whole history.
+        if linked.contains(&link.anonymous_id) {
+            fresh.replay.insert(link.lead_id.clone());
+        }
         affected.insert(link.lead_id);
+    }
+    // An anonymous message belongs to the lead its id's earliest link names, from that link's time.
+    for event in anonymous_events {
+        let Some(anon) = event.anonymous_id() else { continue };
+        if let Some((at, lead)) = identities.link_of(anon) {
+            let mut event = event.clone();
+            event.visible_at = event.at.max(at);
+            fresh.events.entry(lead.to_owned()).or_default().push(event);
+        }
     }
     let affected: Vec<String> = affected.into_iter().collect();
     tx.ensure_leads(&affected, now)?;
     let due: Vec<(String, Millis)> = affected.iter().map(|id| (id.clone(), now)).collect();
-    let changes = rescore_leads(tx, active, hooks, &due)?;
+    let changes = rescore_leads(tx, active, hooks, &due, &fresh)?;
     Ok(Recorded {
         stored: inserted.len(),
         duplicates: messages.len() - inserted.len(),
@@ -313,49 +335,129 @@ fn parse_event(stored: &StoredEvent, projection: &Projection) -> Result<Event, U
     Event::from_message(value).map_err(|e| unreadable(e.to_string()))
 }
 
-/// Rescores leads, each as of its own instant `(id, as_of)`, and stores the results; a stage
-/// change is recorded in the lead's history at that instant and queued for webhooks. The caller
-/// holds the leads' locks. Returns the stage changes.
+/// What a transaction adds to leads beyond their stored fold states.
+#[derive(Debug, Default)]
+pub struct Fresh {
+    /// New messages per lead, attributed as the history loader attributes them (an anonymous
+    /// message visible from its link's time).
+    pub events: HashMap<String, Vec<Event>>,
+    /// Leads whose stored state new messages alone cannot bring up to date (a new identity link,
+    /// an outcome, a model activation): they are scored from their whole history.
+    pub replay: HashSet<String>,
+}
+
+impl Fresh {
+    /// Every one of these leads scored from its whole history.
+    pub fn replay<'a>(ids: impl IntoIterator<Item = &'a String>) -> Fresh {
+        Fresh { events: HashMap::new(), replay: ids.into_iter().cloned().collect() }
+    }
+}
+
+/// A lead's new score and its state as stored (`None`: it could not be encoded).
+type Scored = (StoredScore, Option<Vec<u8>>);
+
+/// A lead's state as stored: MessagePack of its `LeadState`.
+fn encode_state(state: &LeadState) -> Option<Vec<u8>> {
+    rmp_serde::to_vec(state).ok()
+}
+
+fn decode_state(bytes: &[u8]) -> Option<LeadState> {
+    rmp_serde::from_slice(bytes).ok()
+}
+
+/// Rescores leads, each as of its own instant `(id, as_of)`, and stores the results with their
+/// fold states; a stage change is recorded in the lead's history at that instant and queued for
+/// webhooks. A lead whose stored state was made with the active model gets `fresh`'s new
+/// messages applied to it (no history load, no JSON re-parse); the others (and those `fresh`
+/// says to replay) are scored from their whole stored history. The caller holds the leads' locks.
+/// Returns the stage changes.
 pub fn rescore_leads(
     tx: &mut Tx<'_>,
     active: &ActiveModel,
     hooks: &Webhooks,
     due: &[(String, Millis)],
+    fresh: &Fresh,
 ) -> Result<Vec<StageChange>, StoreError> {
     if due.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
     tx.lock_leads(&ids)?;
-    let loaded = load_histories(tx, &active.model, &active.projection, &ids)?;
+    let model = &active.model;
+    let candidates: Vec<String> = ids.iter().filter(|id| !fresh.replay.contains(*id)).cloned().collect();
+    let stored: Vec<(String, i64, Vec<u8>)> =
+        tx.lead_states(&candidates)?.into_iter().filter(|(_, version, _)| *version == active.version).collect();
+    // Stored states brought up to date with the new messages, on all cores.
+    let none: Vec<Event> = Vec::new();
+    let updated: Vec<(String, Option<LeadState>)> = stored
+        .par_iter()
+        .map(|(id, _, bytes)| {
+            let state = decode_state(bytes).map(|mut state| {
+                for event in fresh.events.get(id).unwrap_or(&none) {
+                    if let Some(compact) = CompactEvent::of_event(model, event, true) {
+                        state.apply(compact);
+                    }
+                }
+                state
+            });
+            (id.clone(), state)
+        })
+        .collect();
+    let mut states: HashMap<String, LeadState> = HashMap::with_capacity(updated.len());
+    for (id, state) in updated {
+        match state {
+            Some(state) => {
+                states.insert(id, state);
+            }
+            None => tracing::warn!("the stored state of lead `{id}` cannot be read; reading its history"),
+        }
+    }
+    let replay: Vec<String> = ids.iter().filter(|id| !states.contains_key(*id)).cloned().collect();
+    let loaded = load_histories(tx, model, &active.projection, &replay)?;
     if !loaded.unreadable.is_empty() {
         let now = due.iter().map(|(_, at)| *at).max().unwrap_or_default();
         record_unreadable(tx, &loaded.unreadable, now)?;
     }
+    let state_rows: Vec<String> = states.keys().cloned().collect();
+    let rows = tx.leads_by_ids(&state_rows)?;
+    let group_ids: BTreeSet<String> = states.values().flat_map(|s| s.group_ids().map(str::to_owned)).collect();
+    let (state_accounts, mut unreadable) =
+        account_book(tx, model, &active.projection, &group_ids.into_iter().collect::<Vec<_>>())?;
+    if !unreadable.is_empty() {
+        let now = due.iter().map(|(_, at)| *at).max().unwrap_or_default();
+        unreadable.sort_by_key(|u| u.seq);
+        unreadable.dedup_by_key(|u| u.seq);
+        record_unreadable(tx, &unreadable, now)?;
+    }
+    let mut work: Vec<(&LeadRow, LeadState, &AccountBook)> = Vec::with_capacity(ids.len());
+    for row in &rows {
+        if let Some(state) = states.remove(&row.id) {
+            work.push((row, state, &state_accounts));
+        }
+    }
+    for (row, history) in &loaded.leads {
+        work.push((row, LeadState::of(model, history), &loaded.accounts));
+    }
     let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
-    let model = &active.model;
-    let accounts = &loaded.accounts;
     // Scoring is pure: all cores. A lead whose scoring panics (a bug) keeps its last score and
     // waits for its next event; it never takes the others down with it.
-    let results: Vec<(&LeadRow, Option<StoredScore>)> = loaded
-        .leads
-        .par_iter()
-        .map(|(row, history)| {
+    let results: Vec<(&LeadRow, Option<Scored>)> = work
+        .into_par_iter()
+        .map(|(row, mut state, accounts)| {
             let at = as_of.get(row.id.as_str()).copied().unwrap_or_default();
             let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut state = LeadState::of(model, history);
                 let score = state.score_at(model, accounts, at);
                 let next = state.next_change(model, accounts, at, &score);
-                stored_score(model, active.version, &score, at, next)
+                (stored_score(model, active.version, &score, at, next), encode_state(&state))
             }));
             (row, scored.ok())
         })
         .collect();
-    let mut scored: Vec<(&LeadRow, StoredScore)> = Vec::with_capacity(results.len());
+    let mut scored: Vec<(&LeadRow, StoredScore, Option<Vec<u8>>)> = Vec::with_capacity(results.len());
     let mut failed: Vec<String> = Vec::new();
     for (row, result) in results {
         match result {
-            Some(stored) => scored.push((row, stored)),
+            Some((stored, state)) => scored.push((row, stored, state)),
             None => {
                 tracing::error!("scoring lead `{}` failed (a bug); it keeps its last score", row.id);
                 metrics::counter!("leadscore_scoring_failures_total").increment(1);
@@ -367,13 +469,13 @@ pub fn rescore_leads(
     let mut saves = Vec::with_capacity(scored.len());
     let mut entries = Vec::new();
     let mut changes = Vec::new();
-    for (row, stored) in &scored {
+    for (row, stored, state) in &scored {
         let at = stored.scored_at;
         let previous = row.score.as_ref();
         let before = previous.map(|p| (p.stage.as_str(), round2(p.total), p.grade.as_deref()));
         let after = (stored.stage.as_str(), round2(stored.total), stored.grade.as_deref());
         let changed = before != Some(after);
-        saves.push((*row, stored, if changed { at } else { row.updated_at }));
+        saves.push((*row, stored, if changed { at } else { row.updated_at }, state.as_deref()));
         if changed {
             entries
                 .push((row.id.as_str(), HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total) }));

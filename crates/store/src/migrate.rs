@@ -10,12 +10,14 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_hardening.sql")),
     (3, include_str!("../migrations/sqlite/0003_stage_rank.sql")),
     (4, include_str!("../migrations/sqlite/0004_person_dedupe.sql")),
+    (5, include_str!("../migrations/sqlite/0005_lead_state.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_hardening.sql")),
     (3, include_str!("../migrations/postgres/0003_stage_rank.sql")),
     (4, include_str!("../migrations/postgres/0004_person_dedupe.sql")),
+    (5, include_str!("../migrations/postgres/0005_lead_state.sql")),
 ];
 
 /// The advisory lock key migrations hold on PostgreSQL ("leadscor" in ASCII).

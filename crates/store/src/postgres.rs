@@ -98,6 +98,7 @@ impl ToSql for Sql {
                 _ => r.to_sql(ty, out),
             },
             Sql::Text(s) => s.as_str().to_sql(ty, out),
+            Sql::Bytes(b) => b.as_slice().to_sql(ty, out),
         }
     }
 
@@ -119,6 +120,7 @@ fn row(row: &postgres::Row) -> Result<Row, StoreError> {
             Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map(|v| v.map_or(Sql::Null, |v| Sql::Real(v.into()))),
             Type::BOOL => row.try_get::<_, Option<bool>>(i).map(|v| v.map_or(Sql::Null, |v| Sql::Int(v.into()))),
             Type::VOID => Ok(Sql::Null),
+            Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i).map(|v| v.map_or(Sql::Null, Sql::Bytes)),
             _ => row.try_get::<_, Option<String>>(i).map(|v| v.map_or(Sql::Null, Sql::Text)),
         };
         values.push(value.map_err(backend)?);

@@ -1,5 +1,5 @@
 //! The small SQL surface both backends share: values that are portable between SQLite and
-//! PostgreSQL (NULL, 64-bit integers, doubles, text), a connection that runs statements with `$n`
+//! PostgreSQL (NULL, 64-bit integers, doubles, text, bytes), a connection that runs statements with `$n`
 //! placeholders, and the dialect for the few statements that differ.
 
 use crate::StoreError;
@@ -11,6 +11,8 @@ pub enum Sql {
     Int(i64),
     Real(f64),
     Text(String),
+    /// A `BLOB` (SQLite) or `BYTEA` (PostgreSQL).
+    Bytes(Vec<u8>),
 }
 
 impl Sql {
@@ -40,6 +42,13 @@ impl Sql {
     pub fn into_text(self) -> Option<String> {
         match self {
             Sql::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Sql::Bytes(b) => Some(b),
             _ => None,
         }
     }

@@ -88,6 +88,7 @@ impl rusqlite::ToSql for Sql {
             Sql::Int(i) => ValueRef::Integer(*i),
             Sql::Real(r) => ValueRef::Real(*r),
             Sql::Text(s) => ValueRef::Text(s.as_bytes()),
+            Sql::Bytes(b) => ValueRef::Blob(b),
         }))
     }
 }
@@ -97,7 +98,8 @@ fn value(v: ValueRef<'_>) -> Sql {
         ValueRef::Null => Sql::Null,
         ValueRef::Integer(i) => Sql::Int(i),
         ValueRef::Real(r) => Sql::Real(r),
-        ValueRef::Text(t) | ValueRef::Blob(t) => Sql::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Text(t) => Sql::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Sql::Bytes(b.to_vec()),
     }
 }
 

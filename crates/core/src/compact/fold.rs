@@ -174,6 +174,12 @@ impl LeadState {
         self.events.is_empty()
     }
 
+    /// The accounts (`groupId`s) of the lead's `group` messages: the accounts whose traits its
+    /// score can read.
+    pub fn group_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.profile.iter().filter_map(|p| p.group_id.as_deref())
+    }
+
     /// Every applied event's time and the time from which it belongs to the lead.
     pub fn event_times(&self) -> impl Iterator<Item = (Millis, Millis)> + '_ {
         self.events.iter().map(|e| (e.at, e.visible_at))

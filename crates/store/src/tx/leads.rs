@@ -228,24 +228,29 @@ impl Tx<'_> {
     }
 
     /// Stores many leads' new scores in a few statements. Each entry gives the lead's
-    /// `updated_at` to keep (the old one, or the scoring time for a visible change).
-    pub fn save_scores(&mut self, scores: &[(&LeadRow, &StoredScore, Millis)]) -> Result<(), StoreError> {
-        const COLUMNS: usize = 16;
+    /// `updated_at` to keep (the old one, or the scoring time for a visible change) and its fold
+    /// state under the score's model (`None` forgets the state: the next scoring reads the
+    /// lead's whole history).
+    pub fn save_scores(
+        &mut self,
+        scores: &[(&LeadRow, &StoredScore, Millis, Option<&[u8]>)],
+    ) -> Result<(), StoreError> {
+        const COLUMNS: usize = 17;
         for chunk in scores.chunks(MAX_PARAMS / COLUMNS) {
             let values: Vec<String> =
                 (0..chunk.len()).map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS))).collect();
             let sql = format!(
-                "INSERT INTO leads ({LEAD_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+                "INSERT INTO leads ({LEAD_COLUMNS}, state) VALUES {} ON CONFLICT (id) DO UPDATE SET \
                  updated_at = excluded.updated_at, scored_at = excluded.scored_at, \
                  model_version = excluded.model_version, scores = excluded.scores, total = excluded.total, \
                  stage = excluded.stage, grade = excluded.grade, probability = excluded.probability, \
                  contributions = excluded.contributions, current_traits = excluded.current_traits, \
                  account_id = excluded.account_id, next_change_at = excluded.next_change_at, \
-                 stage_rank = excluded.stage_rank",
+                 stage_rank = excluded.stage_rank, state = excluded.state",
                 values.join(", ")
             );
             let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
-            for (row, score, updated_at) in chunk {
+            for (row, score, updated_at, state) in chunk {
                 params.extend([
                     Sql::from(row.id.as_str()),
                     Sql::from(row.traits.as_str()),
@@ -263,11 +268,28 @@ impl Tx<'_> {
                     Sql::from(score.account_id.as_deref()),
                     Sql::from(score.next_change_at),
                     Sql::Int(score.stage_rank),
+                    state.map_or(Sql::Null, |s| Sql::Bytes(s.to_vec())),
                 ]);
             }
             self.conn.execute(&sql, &params)?;
         }
         Ok(())
+    }
+
+    /// The stored fold states of these leads, with the model version they were made under.
+    pub fn lead_states(&mut self, ids: &[String]) -> Result<Vec<(String, i64, Vec<u8>)>, StoreError> {
+        let rows =
+            self.query_in("SELECT id, model_version, state FROM leads WHERE id IN ({in}) AND state IS NOT NULL", ids)?;
+        rows.into_iter()
+            .map(|mut r| {
+                let state = r.pop().and_then(Sql::into_bytes);
+                let version = opt_int(&r, 1);
+                match (state, version) {
+                    (Some(state), Some(version)) => Ok((text(&r, 0)?, version, state)),
+                    _ => Err(StoreError::Corrupt("a lead's state is not bytes with a model version".to_owned())),
+                }
+            })
+            .collect()
     }
 
     /// Appends many history entries at once.

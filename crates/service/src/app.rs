@@ -134,6 +134,7 @@ impl App {
         app.spawn_scheduler();
         app.spawn_dispatchers();
         app.spawn_watcher();
+        app.spawn_checkpointer();
         // Leads not yet scored with the active model (a new --model, or an interrupted rescore).
         let stale = app.store.read(|tx| tx.count_leads_not_scored_with(version))?;
         if stale > 0 {

@@ -12,6 +12,7 @@
 //! | `webhooks` (one per receiver) | [`dispatcher`] | sends due deliveries from the outbox, signed; retries with backoff |
 //! | `model-watcher` | [`watcher`] | every 2 s, follows a model activated by another process; re-ranks stages |
 //! | `rescore` | [`rescore`] | after an activation, rescores every lead in chunks |
+//! | `checkpointer` | [`checkpointer`] | every 250 ms, copies SQLite's write-ahead log into the database file, off the writer |
 //! | the caller's | [`leads`], [`accounts`], [`models`], [`backtest`], [`deliveries`], [`unreadable`], [`sessions`], [`marketing`] | read views and one-off changes, each in its own transactions |
 //!
 //! Errors: every use case returns [`ServiceError`] (the user's mistake with its [`Code`], the
@@ -21,6 +22,7 @@ pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod backtest;
+pub mod checkpointer;
 pub mod clock;
 pub mod deliveries;
 pub mod dispatcher;

@@ -67,9 +67,12 @@ pub fn record_events(
             continue;
         }
         if let Some(link) = link_of(event) {
-            tx.add_link(&link)?;
-            anonymous.insert(link.anonymous_id.clone());
-            linked.insert(link.anonymous_id);
+            // A link that is new, or earlier than the one stored, changes which messages belong
+            // to whom; an identify repeating a known link changes nothing.
+            if tx.add_link(&link)? {
+                linked.insert(link.anonymous_id.clone());
+            }
+            anonymous.insert(link.anonymous_id);
         }
         match event.user_id() {
             Some(user) => {

@@ -228,6 +228,28 @@ impl Store {
         outcome
     }
 
+    /// Copies what SQLite's write-ahead log holds into the database file, as far as it can without
+    /// waiting for readers or the writer (`PASSIVE`), so that commits do not have to. PostgreSQL:
+    /// nothing to do.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.dialect() != Dialect::Sqlite {
+            return Ok(());
+        }
+        let mut conn = self.acquire()?;
+        match conn.query("PRAGMA wal_checkpoint(PASSIVE)", &[]) {
+            Ok(_) => {
+                self.release(conn);
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.drain();
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Makes deleted rows unrecoverable from the database files. SQLite zeroes freed content
     /// (`secure_delete`, set on every connection); this checkpoint copies every page into the main
     /// file and truncates the write-ahead log, which still held the old pages. PostgreSQL: nothing
@@ -236,20 +258,29 @@ impl Store {
         if self.dialect() != Dialect::Sqlite {
             return Ok(());
         }
-        let mut conn = self.acquire()?;
-        let rows = conn.query("PRAGMA wal_checkpoint(TRUNCATE)", &[]);
-        let busy = match &rows {
-            Ok(rows) => rows.first().and_then(|r| r.first()).and_then(Sql::int) == Some(1),
-            Err(_) => false,
-        };
-        match rows {
-            Ok(_) => self.release(conn),
-            Err(StoreError::Unavailable(_)) => self.drain(),
-            Err(_) => {}
+        // Another checkpoint (the server's checkpointer) or a reader can hold it up for a moment.
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let mut conn = self.acquire()?;
+            let rows = conn.query("PRAGMA wal_checkpoint(TRUNCATE)", &[]);
+            let busy = match &rows {
+                Ok(rows) => rows.first().and_then(|r| r.first()).and_then(Sql::int) == Some(1),
+                Err(StoreError::Conflict(_)) => true,
+                Err(_) => false,
+            };
+            match rows {
+                Ok(_) | Err(StoreError::Conflict(_)) => self.release(conn),
+                // The delete itself is committed; the next checkpoint copies the zeroed pages.
+                Err(StoreError::Unavailable(_)) => {
+                    self.drain();
+                    return Ok(());
+                }
+                Err(_) => return Ok(()),
+            }
+            if !busy {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20 * attempt as u64));
         }
-        if busy {
-            return Err(StoreError::Conflict("the write-ahead log could not be truncated: readers are active".into()));
-        }
-        Ok(())
+        Err(StoreError::Conflict("the write-ahead log could not be truncated: readers are active".into()))
     }
 }

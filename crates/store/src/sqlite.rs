@@ -36,9 +36,12 @@ impl SqliteConn {
         };
         // secure_delete: deleted content is overwritten with zeros, in b-tree and freelist pages
         // alike, so a deleted lead cannot be read back from the file (GDPR).
+        // wal_autocheckpoint: a commit copies the log into the database file only past 8,000
+        // pages (32 MB); `Store::checkpoint`, run often by another thread, does it before that.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; \
-             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON;"
+             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = ON; \
+             PRAGMA wal_autocheckpoint = 8000;"
         ))
         .map_err(backend)?;
         conn.set_prepared_statement_cache_capacity(64);

@@ -667,3 +667,27 @@ async fn an_anonymous_message_counts_from_its_links_time_when_applied_to_a_store
     assert!(fresh["total"].as_f64().unwrap() > 50.0, "{fresh}");
     assert_eq!(list["leads"][0]["total"], fresh["total"], "{list}");
 }
+
+/// The history keeps a lead's first score and every change of stage or grade, not every new
+/// total (a row per message would double what ingest writes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_records_stage_changes_not_every_new_total() {
+    let s = start();
+    let page = |id: &str| json!({"type": "page", "userId": "h", "properties": {"path": "/pricing"}, "messageId": id, "timestamp": T0});
+    for id in ["p1", "p2", "p3"] {
+        assert_eq!(s.ingest("/v1/batch", json!({"batch": [page(id)]})).await.0, StatusCode::OK);
+    }
+    let lead = s.lead("h").await;
+    assert_eq!(lead["total"], json!(15.0));
+    let stages: Vec<(&str, f64)> = lead["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["stage"].as_str().unwrap(), h["total"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(stages, [("lead", 5.0)], "the first score only: {lead}");
+    s.ingest("/v1/batch", json!({"batch": [track("h", "Demo Requested", "d", T0)]})).await;
+    let lead = s.lead("h").await;
+    let last = lead["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["stage"].as_str(), lead["history"].as_array().unwrap().len()), (Some("mql"), 2), "{lead}");
+}

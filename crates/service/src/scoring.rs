@@ -479,7 +479,10 @@ pub fn rescore_leads(
         let after = (stored.stage.as_str(), round2(stored.total), stored.grade.as_deref());
         let changed = before != Some(after);
         saves.push((*row, stored, if changed { at } else { row.updated_at }, state.as_deref()));
-        if changed {
+        // The history keeps stage and grade changes (with the total then), not every new total:
+        // a row per message would double the writes of ingest.
+        let moved = before.is_none_or(|(stage, _, grade)| (stage, grade) != (after.0, after.2));
+        if moved {
             entries
                 .push((row.id.as_str(), HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total) }));
         }

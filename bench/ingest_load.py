@@ -583,6 +583,7 @@ CREATE TABLE events (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     write_key    TEXT    NOT NULL,
     message_id   TEXT    NOT NULL,
+    person       TEXT    NOT NULL,
     lead_id      TEXT,
     anonymous_id TEXT,
     group_id     TEXT,
@@ -590,10 +591,8 @@ CREATE TABLE events (
     at           INTEGER NOT NULL,
     received_at  INTEGER NOT NULL,
     body         TEXT    NOT NULL,
-    UNIQUE (write_key, message_id)
+    UNIQUE (person, message_id)
 );
-CREATE INDEX events_lead ON events (lead_id);
-CREATE INDEX events_anonymous ON events (anonymous_id) WHERE anonymous_id IS NOT NULL;
 CREATE INDEX events_group ON events (group_id) WHERE group_id IS NOT NULL;
 """
 
@@ -606,14 +605,15 @@ def raw_sqlite(pool: Pool, work: str, tx_rows: int, max_seconds: float) -> dict:
     mode = db.execute("PRAGMA journal_mode").fetchone()[0]
     sync = db.execute("PRAGMA synchronous").fetchone()[0]
     db.executescript(RAW_SCHEMA)
-    sql = ("INSERT INTO events (write_key, message_id, lead_id, anonymous_id, group_id, event_type, at, "
-           "received_at, body) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (write_key, message_id) DO NOTHING")
+    sql = ("INSERT INTO events (write_key, message_id, person, lead_id, anonymous_id, group_id, event_type, at, "
+           "received_at, body) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (person, message_id) DO NOTHING")
     rows = pool.rows
     done = txs = 0
     t0 = time.perf_counter()
     while done < len(rows):
         now_ms = int(time.time() * 1000)
-        chunk = [r[:7] + (now_ms, r[7]) for r in rows[done:done + tx_rows]]
+        # (write key, messageId, person = userId else anonymousId, userId, anonymousId, …)
+        chunk = [r[:2] + (r[2] or r[3],) + r[2:7] + (now_ms, r[7]) for r in rows[done:done + tx_rows]]
         db.execute("BEGIN IMMEDIATE")
         db.executemany(sql, chunk)
         db.execute("COMMIT")

@@ -11,6 +11,7 @@ const SQLITE: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_stage_rank.sql")),
     (4, include_str!("../migrations/sqlite/0004_person_dedupe.sql")),
     (5, include_str!("../migrations/sqlite/0005_lead_state.sql")),
+    (6, include_str!("../migrations/sqlite/0006_event_indexes.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -18,6 +19,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_stage_rank.sql")),
     (4, include_str!("../migrations/postgres/0004_person_dedupe.sql")),
     (5, include_str!("../migrations/postgres/0005_lead_state.sql")),
+    (6, include_str!("../migrations/postgres/0006_event_indexes.sql")),
 ];
 
 /// The advisory lock key migrations hold on PostgreSQL ("leadscor" in ASCII).

@@ -214,9 +214,11 @@ impl Tx<'_> {
         ids: &[String],
         anonymous_ids: &[String],
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut rows = self.query_in(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IN ({{in}})"), ids)?;
-        let anonymous =
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE lead_id IS NULL AND anonymous_id IN ({{in}})");
+        // `person` (the userId, else the anonymousId) leads the dedupe key's index, which serves
+        // both lookups.
+        let own = format!("SELECT {EVENT_COLUMNS} FROM events WHERE person IN ({{in}}) AND lead_id IS NOT NULL");
+        let mut rows = self.query_in(&own, ids)?;
+        let anonymous = format!("SELECT {EVENT_COLUMNS} FROM events WHERE person IN ({{in}}) AND lead_id IS NULL");
         rows.extend(self.query_in(&anonymous, anonymous_ids)?);
         rows.iter().map(event_row).collect()
     }
@@ -461,8 +463,8 @@ impl Tx<'_> {
         let mut ids: Vec<String> = vec![id.to_owned()];
         ids.extend(linked.iter().filter(|l| l.as_str() != id).cloned());
         // `RETURNING` makes each delete a query, so the chunking helper runs it.
-        self.query_in("DELETE FROM events WHERE lead_id IS NULL AND anonymous_id IN ({in}) RETURNING seq", &ids)?;
-        self.query_in("DELETE FROM events WHERE lead_id IN ({in}) RETURNING seq", &ids)?;
+        self.query_in("DELETE FROM events WHERE person IN ({in}) AND lead_id IS NULL RETURNING seq", &ids)?;
+        self.query_in("DELETE FROM events WHERE person IN ({in}) AND lead_id IS NOT NULL RETURNING seq", &ids)?;
         self.query_in("DELETE FROM links WHERE lead_id IN ({in}) OR anonymous_id IN ({in}) RETURNING at", &ids)?;
         for table in ["outcomes", "history", "deliveries"] {
             self.query_in(&format!("DELETE FROM {table} WHERE lead_id IN ({{in}}) RETURNING lead_id"), &ids)?;

@@ -574,7 +574,8 @@ async fn a_message_id_counts_once_per_person_whichever_write_key_sent_it() {
 /// Ingest scores a lead from its stored fold state with only the new messages applied (the whole
 /// history is read only after a new identity link). After every batch of random messages (late,
 /// resent, anonymous and later stitched, sharing ids between a lead's anonymous and known
-/// copies, accounts), every stored score equals a fresh evaluation of the lead's whole history.
+/// copies, accounts), before and after a model activation, every stored score equals a fresh
+/// evaluation of the lead's whole history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_scores_from_stored_states_equal_fresh_evaluations() {
     let s = start();
@@ -630,6 +631,16 @@ async fn stored_scores_from_stored_states_equal_fresh_evaluations() {
         }
         let (status, answer) = s.ingest("/v1/batch", json!({ "batch": batch })).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
+        if round == 30 {
+            // Another model from here on: every lead's state is made again under it.
+            let other =
+                MODEL.replace("points = 60", "points = 45").replace("half_life = \"10d\"", "half_life = \"3d\"");
+            let (status, created) = s.post("/api/models", &other).await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            let version = created["version"].as_i64().unwrap();
+            let (status, body) = s.post(&format!("/api/models/{version}/activate?wait=true"), "").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
         let (_, list) = s.get("/api/leads?limit=1000").await;
         for stored in list["leads"].as_array().unwrap() {
             let id = stored["id"].as_str().unwrap();

@@ -113,15 +113,16 @@ def main():
             other = {"type": "track", "userId": lead, "event": "Demo Requested", "timestamp": iso(at),
                      "messageId": f"t-{lead}", "receivedAt": iso(at)}
         for m, ts in ((ident, created), (other, at)):
-            batch_events.append(("wk", m["messageId"], lead, None, None, m["type"], ts, ts, json.dumps(m)))
+            # `person` is the message's userId (else its anonymousId): the dedupe key with messageId.
+            batch_events.append(("wk", m["messageId"], lead, lead, None, None, m["type"], ts, ts, json.dumps(m)))
         batch_leads.append((lead, created, created))
         if len(batch_leads) >= 20_000:
-            con.executemany("INSERT INTO events (write_key, message_id, lead_id, anonymous_id, group_id, event_type, at, received_at, body) VALUES (?,?,?,?,?,?,?,?,?)", batch_events)
+            con.executemany("INSERT INTO events (write_key, message_id, person, lead_id, anonymous_id, group_id, event_type, at, received_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)", batch_events)
             con.executemany("INSERT INTO leads (id, created_at, updated_at) VALUES (?,?,?)", batch_leads)
             con.commit()
             batch_events, batch_leads = [], []
     if batch_leads:
-        con.executemany("INSERT INTO events (write_key, message_id, lead_id, anonymous_id, group_id, event_type, at, received_at, body) VALUES (?,?,?,?,?,?,?,?,?)", batch_events)
+        con.executemany("INSERT INTO events (write_key, message_id, person, lead_id, anonymous_id, group_id, event_type, at, received_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)", batch_events)
         con.executemany("INSERT INTO leads (id, created_at, updated_at) VALUES (?,?,?)", batch_leads)
         con.commit()
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -15,7 +15,7 @@ use leadscore_core::engine::{AccountBook, is_ignored, round2};
 use leadscore_core::model::{Projection, parse_projected};
 use leadscore_core::time::{self, Millis};
 use leadscore_core::{CheckedModel, Event, IdentityGraph, LeadHistory, Outcome, OutcomeKind, Score};
-use leadscore_store::{HistoryRow, LeadRow, Link, StoreError, StoredContribution, StoredEvent, StoredScore, Tx};
+use leadscore_store::{HistoryRow, LeadHead, Link, StoreError, StoredContribution, StoredEvent, StoredScore, Tx};
 
 use crate::ingest::{Incoming, MAX_ID_BYTES};
 use crate::webhooks::{self, StageChange, Webhooks};
@@ -146,7 +146,7 @@ pub fn link_of(event: &Event) -> Option<Link> {
 
 /// What `evaluate` needs about some leads, rebuilt from the store in a few queries.
 pub struct Loaded {
-    pub leads: Vec<(LeadRow, LeadHistory)>,
+    pub leads: Vec<(LeadHead, LeadHistory)>,
     pub accounts: AccountBook,
     /// Stored messages that could not be read back; they were left out (see [`Unreadable`]).
     pub unreadable: Vec<Unreadable>,
@@ -195,7 +195,7 @@ pub fn load_histories(
     projection: &Projection,
     ids: &[String],
 ) -> Result<Loaded, StoreError> {
-    let rows = tx.leads_by_ids(ids)?;
+    let rows = tx.lead_heads(ids, false)?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let identities = identities_of(tx, &ids)?;
     let anonymous_ids: Vec<String> =
@@ -388,42 +388,42 @@ pub fn rescore_leads(
     tx.lock_leads(&ids)?;
     let model = &active.model;
     let candidates: Vec<String> = ids.iter().filter(|id| !fresh.replay.contains(*id)).cloned().collect();
-    let stored: Vec<(String, i64, Vec<u8>)> =
-        tx.lead_states(&candidates)?.into_iter().filter(|(_, version, _)| *version == active.version).collect();
-    // Stored states brought up to date with the new messages, on all cores.
+    let heads: Vec<LeadHead> = tx.lead_heads(&candidates, true)?;
+    // Stored states made with the active model, brought up to date with the new messages, on
+    // all cores.
     let none: Vec<Event> = Vec::new();
-    let updated: Vec<(String, Option<LeadState>)> = stored
-        .par_iter()
-        .map(|(id, _, bytes)| {
-            let state = decode_state(bytes).map(|mut state| {
-                for event in fresh.events.get(id).unwrap_or(&none) {
-                    if let Some(compact) = CompactEvent::of_event(model, event, true) {
-                        state.apply(compact);
+    let updated: Vec<(LeadHead, Option<LeadState>)> = heads
+        .into_par_iter()
+        .map(|mut head| {
+            let state = match head.state.take() {
+                Some((version, bytes)) if version == active.version => decode_state(&bytes).map(|mut state| {
+                    for event in fresh.events.get(&head.id).unwrap_or(&none) {
+                        if let Some(compact) = CompactEvent::of_event(model, event, true) {
+                            state.apply(compact);
+                        }
                     }
-                }
-                state
-            });
-            (id.clone(), state)
+                    state
+                }),
+                _ => None,
+            };
+            (head, state)
         })
         .collect();
-    let mut states: HashMap<String, LeadState> = HashMap::with_capacity(updated.len());
-    for (id, state) in updated {
-        match state {
-            Some(state) => {
-                states.insert(id, state);
-            }
-            None => tracing::warn!("the stored state of lead `{id}` cannot be read; reading its history"),
+    let mut states: Vec<(LeadHead, LeadState)> = Vec::with_capacity(updated.len());
+    let mut with_state: HashSet<String> = HashSet::with_capacity(updated.len());
+    for (head, state) in updated {
+        if let Some(state) = state {
+            with_state.insert(head.id.clone());
+            states.push((head, state));
         }
     }
-    let replay: Vec<String> = ids.iter().filter(|id| !states.contains_key(*id)).cloned().collect();
+    let replay: Vec<String> = ids.iter().filter(|id| !with_state.contains(*id)).cloned().collect();
     let loaded = load_histories(tx, model, &active.projection, &replay)?;
     if !loaded.unreadable.is_empty() {
         let now = due.iter().map(|(_, at)| *at).max().unwrap_or_default();
         record_unreadable(tx, &loaded.unreadable, now)?;
     }
-    let state_rows: Vec<String> = states.keys().cloned().collect();
-    let rows = tx.leads_by_ids(&state_rows)?;
-    let group_ids: BTreeSet<String> = states.values().flat_map(|s| s.group_ids().map(str::to_owned)).collect();
+    let group_ids: BTreeSet<String> = states.iter().flat_map(|(_, s)| s.group_ids().map(str::to_owned)).collect();
     let (state_accounts, mut unreadable) =
         account_book(tx, model, &active.projection, &group_ids.into_iter().collect::<Vec<_>>())?;
     if !unreadable.is_empty() {
@@ -432,11 +432,9 @@ pub fn rescore_leads(
         unreadable.dedup_by_key(|u| u.seq);
         record_unreadable(tx, &unreadable, now)?;
     }
-    let mut work: Vec<(&LeadRow, LeadState, &AccountBook)> = Vec::with_capacity(ids.len());
-    for row in &rows {
-        if let Some(state) = states.remove(&row.id) {
-            work.push((row, state, &state_accounts));
-        }
+    let mut work: Vec<(&LeadHead, LeadState, &AccountBook)> = Vec::with_capacity(ids.len());
+    for (head, state) in states.iter_mut() {
+        work.push((head, std::mem::take(state), &state_accounts));
     }
     for (row, history) in &loaded.leads {
         work.push((row, LeadState::of(model, history), &loaded.accounts));
@@ -444,7 +442,7 @@ pub fn rescore_leads(
     let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     // Scoring is pure: all cores. A lead whose scoring panics (a bug) keeps its last score and
     // waits for its next event; it never takes the others down with it.
-    let results: Vec<(&LeadRow, Option<Scored>)> = work
+    let results: Vec<(&LeadHead, Option<Scored>)> = work
         .into_par_iter()
         .map(|(row, mut state, accounts)| {
             let at = as_of.get(row.id.as_str()).copied().unwrap_or_default();
@@ -456,7 +454,7 @@ pub fn rescore_leads(
             (row, scored.ok())
         })
         .collect();
-    let mut scored: Vec<(&LeadRow, StoredScore, Option<Vec<u8>>)> = Vec::with_capacity(results.len());
+    let mut scored: Vec<(&LeadHead, StoredScore, Option<Vec<u8>>)> = Vec::with_capacity(results.len());
     let mut failed: Vec<String> = Vec::new();
     for (row, result) in results {
         match result {
@@ -474,8 +472,8 @@ pub fn rescore_leads(
     let mut changes = Vec::new();
     for (row, stored, state) in &scored {
         let at = stored.scored_at;
-        let previous = row.score.as_ref();
-        let before = previous.map(|p| (p.stage.as_str(), round2(p.total), p.grade.as_deref()));
+        let previous = row.scored.as_ref();
+        let before = previous.map(|(stage, total, grade)| (stage.as_str(), round2(*total), grade.as_deref()));
         let after = (stored.stage.as_str(), round2(stored.total), stored.grade.as_deref());
         let changed = before != Some(after);
         saves.push((*row, stored, if changed { at } else { row.updated_at }, state.as_deref()));
@@ -486,7 +484,7 @@ pub fn rescore_leads(
             entries
                 .push((row.id.as_str(), HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total) }));
         }
-        let from = previous.map_or(leadscore_core::model::DEFAULT_STAGE, |p| p.stage.as_str());
+        let from = previous.map_or(leadscore_core::model::DEFAULT_STAGE, |(stage, _, _)| stage.as_str());
         if from != stored.stage {
             let change = StageChange { lead_id: row.id.clone(), from: from.to_owned(), to: stored.stage.clone(), at };
             webhooks::enqueue(tx, hooks, &change, stored)?;

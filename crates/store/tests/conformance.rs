@@ -179,7 +179,7 @@ fn the_earliest_link_time_is_kept(store: &Store) {
 
 /// Saves one lead's score; a visible change moves `updated_at` to the scoring time.
 fn save_score(tx: &mut Tx<'_>, id: &str, score: &StoredScore, changed: bool) -> Result<(), StoreError> {
-    let row = tx.lead(id)?.expect("the lead exists");
+    let row = tx.lead_heads(&[id.to_owned()], false)?.pop().expect("the lead exists");
     let updated_at = if changed { score.scored_at } else { row.updated_at };
     tx.save_scores(&[(&row, score, updated_at, None)])
 }

@@ -44,6 +44,22 @@ pub struct StoredScore {
     pub stage_rank: i64,
 }
 
+/// What scoring needs of a stored lead: its base traits and times, what its stored score says
+/// now (to tell a change), and its stored fold state with the model version it was made under.
+/// Lighter than a [`LeadRow`]: no contributions or traits of the score are read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadHead {
+    pub id: String,
+    /// Base traits, JSON object.
+    pub traits: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// The stored score's stage, total and grade.
+    pub scored: Option<(String, f64, Option<String>)>,
+    /// The stored fold state and its model version (read only when asked for).
+    pub state: Option<(i64, Vec<u8>)>,
+}
+
 /// A rule's part of a stored score, as SPEC §6.2 shows contributions.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredContribution {
@@ -235,7 +251,7 @@ impl Tx<'_> {
     /// lead's whole history).
     pub fn save_scores(
         &mut self,
-        scores: &[(&LeadRow, &StoredScore, Millis, Option<&[u8]>)],
+        scores: &[(&LeadHead, &StoredScore, Millis, Option<&[u8]>)],
     ) -> Result<(), StoreError> {
         const COLUMNS: usize = 17;
         for chunk in scores.chunks(MAX_PARAMS / COLUMNS) {
@@ -278,18 +294,33 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// The stored fold states of these leads, with the model version they were made under.
-    pub fn lead_states(&mut self, ids: &[String]) -> Result<Vec<(String, i64, Vec<u8>)>, StoreError> {
-        let rows =
-            self.query_in("SELECT id, model_version, state FROM leads WHERE id IN ({in}) AND state IS NOT NULL", ids)?;
-        rows.into_iter()
+    /// What scoring needs of these leads (those that exist), with their fold states if `states`.
+    pub fn lead_heads(&mut self, ids: &[String], states: bool) -> Result<Vec<LeadHead>, StoreError> {
+        let state = if states { "state" } else { "NULL" };
+        let sql = format!(
+            "SELECT id, traits, created_at, updated_at, scored_at, stage, total, grade, model_version, {state} \
+             FROM leads WHERE id IN ({{in}})"
+        );
+        self.query_in(&sql, ids)?
+            .into_iter()
             .map(|mut r| {
-                let state = r.pop().and_then(Sql::into_bytes);
-                let version = opt_int(&r, 1);
-                match (state, version) {
-                    (Some(state), Some(version)) => Ok((text(&r, 0)?, version, state)),
-                    _ => Err(StoreError::Corrupt("a lead's state is not bytes with a model version".to_owned())),
-                }
+                let state_bytes = r.pop().and_then(Sql::into_bytes);
+                let scored = match opt_int(&r, 4) {
+                    Some(_) => Some((text(&r, 5)?, real(&r, 6)?, opt_text(&r, 7))),
+                    None => None,
+                };
+                let state = match (state_bytes, opt_int(&r, 8)) {
+                    (Some(bytes), Some(version)) => Some((version, bytes)),
+                    _ => None,
+                };
+                Ok(LeadHead {
+                    id: text(&r, 0)?,
+                    traits: text(&r, 1)?,
+                    created_at: int(&r, 2)?,
+                    updated_at: int(&r, 3)?,
+                    scored,
+                    state,
+                })
             })
             .collect()
     }

@@ -409,33 +409,21 @@ pub fn rescore_leads(
             (head, state)
         })
         .collect();
-    let mut states: Vec<(LeadHead, LeadState)> = Vec::with_capacity(updated.len());
-    let mut with_state: HashSet<String> = HashSet::with_capacity(updated.len());
-    for (head, state) in updated {
-        if let Some(state) = state {
-            with_state.insert(head.id.clone());
-            states.push((head, state));
-        }
-    }
-    let replay: Vec<String> = ids.iter().filter(|id| !with_state.contains(*id)).cloned().collect();
+    let (heads, states): (Vec<LeadHead>, Vec<LeadState>) =
+        updated.into_iter().filter_map(|(head, state)| Some((head, state?))).unzip();
+    let with_state: HashSet<&str> = heads.iter().map(|h| h.id.as_str()).collect();
+    let replay: Vec<String> = ids.iter().filter(|id| !with_state.contains(id.as_str())).cloned().collect();
     let loaded = load_histories(tx, model, &active.projection, &replay)?;
-    if !loaded.unreadable.is_empty() {
-        let now = due.iter().map(|(_, at)| *at).max().unwrap_or_default();
-        record_unreadable(tx, &loaded.unreadable, now)?;
-    }
-    let group_ids: BTreeSet<String> = states.iter().flat_map(|(_, s)| s.group_ids().map(str::to_owned)).collect();
+    let group_ids: BTreeSet<String> = states.iter().flat_map(|s| s.group_ids().map(str::to_owned)).collect();
     let (state_accounts, mut unreadable) =
         account_book(tx, model, &active.projection, &group_ids.into_iter().collect::<Vec<_>>())?;
+    unreadable.extend(loaded.unreadable.iter().cloned());
     if !unreadable.is_empty() {
         let now = due.iter().map(|(_, at)| *at).max().unwrap_or_default();
-        unreadable.sort_by_key(|u| u.seq);
-        unreadable.dedup_by_key(|u| u.seq);
         record_unreadable(tx, &unreadable, now)?;
     }
     let mut work: Vec<(&LeadHead, LeadState, &AccountBook)> = Vec::with_capacity(ids.len());
-    for (head, state) in states.iter_mut() {
-        work.push((head, std::mem::take(state), &state_accounts));
-    }
+    work.extend(heads.iter().zip(states).map(|(head, state)| (head, state, &state_accounts)));
     for (row, history) in &loaded.leads {
         work.push((row, LeadState::of(model, history), &loaded.accounts));
     }

@@ -19,7 +19,7 @@ use leadscore_service::auth::same_secret;
 use leadscore_service::sessions::{SESSION_MS, Session};
 
 use super::render;
-use crate::error::{ApiError, Code};
+use crate::error::Code;
 use crate::request::client_origin;
 use crate::routes::blocking;
 
@@ -71,8 +71,13 @@ fn peer_of(request: &Request) -> Option<std::net::IpAddr> {
 
 /// The login page with a refusal, answered 403.
 pub(super) fn forbidden(why: &str) -> Response {
-    let mut r = render("login.html", context! { error => why });
-    *r.status_mut() = StatusCode::FORBIDDEN;
+    login_page_with(StatusCode::FORBIDDEN, why)
+}
+
+/// The login page with a message, answered with `status`.
+fn login_page_with(status: StatusCode, message: &str) -> Response {
+    let mut r = render("login.html", context! { error => message });
+    *r.status_mut() = status;
     r
 }
 
@@ -119,14 +124,6 @@ fn cookie(app: &App, headers: &HeaderMap, peer: Option<std::net::IpAddr>, value:
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("leadscore_session=; Max-Age=0"))
 }
 
-/// The login page with an error, answered with the error's status.
-fn login_error(e: ApiError) -> Response {
-    let status = e.status;
-    let mut r = render("login.html", context! { error => e.message });
-    *r.status_mut() = status;
-    r
-}
-
 pub async fn login(State(app): State<Arc<App>>, request: Request) -> Response {
     let peer = peer_of(&request);
     let headers = request.headers().clone();
@@ -144,9 +141,9 @@ pub async fn login(State(app): State<Arc<App>>, request: Request) -> Response {
             let message = match e.code {
                 Code::WriteKeyNotAllowed => "That is a write key (for sending events); log in with an API key.",
                 Code::InvalidApiKey => "That is not an API key of this server.",
-                _ => return login_error(e),
+                _ => return login_page_with(e.status, &e.message),
             };
-            return login_error(ApiError { status: StatusCode::UNAUTHORIZED, ..ApiError::new(e.code, message) });
+            return login_page_with(StatusCode::UNAUTHORIZED, message);
         }
     };
     let mut r = Redirect::to("/leads").into_response();

@@ -90,7 +90,7 @@ pub fn evaluate_reference(model: &CheckedModel, lead: &LeadHistory, accounts: &A
     }
     let times: Vec<Vec<Millis>> = matches.iter().map(|list| list.iter().map(|&i| events[i].at).collect()).collect();
     let times: Vec<&[Millis]> = times.iter().map(Vec::as_slice).collect();
-    let matched = Matched { first_event: events.first().map(|e| e.at), times: &times };
+    let matched = Matched { first_event: events.first().map(|e| e.at), times: &times, prior: &[] };
     let trait_vars = [Binding::Json(&context.lead_value), context.account_binding()];
     let mut trait_rule = |r: usize| model.rules[r].kind.condition().matches(&Activation { vars: &trait_vars, as_of });
     finish(model, &lead.id, &lead.outcomes, &context, &matched, &mut trait_rule, as_of, Detail::Full)
@@ -141,6 +141,25 @@ impl LeadContext {
 pub(crate) struct Matched<'m> {
     pub(crate) first_event: Option<Millis>,
     pub(crate) times: &'m [&'m [Millis]],
+    /// Per rule, what a compacted fold state keeps of the matches before its horizon that
+    /// `times` leaves out (empty: `times` holds every match).
+    pub(crate) prior: &'m [Prior],
+}
+
+/// What a rule keeps of its matches before a fold state's horizon (an instant at the start of a
+/// UTC day, so no day's matches are split), once they are folded together: enough to score at any
+/// instant at or after the horizon. Windowed rules and rules with a `limit` keep the times they
+/// can still count one by one (in `times`); the others keep a count, the latest time and the sum
+/// of their decay factors at the horizon.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Prior {
+    /// Matches folded in (after `per_day`): counted by an unwindowed rule without a `limit`.
+    pub(crate) count: usize,
+    /// The latest of them.
+    pub(crate) last: Option<Millis>,
+    /// `Σ decay(horizon − t)` over them (their count without a half-life).
+    pub(crate) decayed: f64,
+    pub(crate) horizon: Millis,
 }
 
 /// How much of a score to build: everything, or only what the stage needs (no contributions, no
@@ -184,11 +203,19 @@ pub(crate) fn finish(
                 if let Some(limit) = limit {
                     counted = &counted[counted.len().saturating_sub(*limit)..];
                 }
-                let mut sum: f64 = counted.iter().map(|&t| rule.points * decay(as_of - t, *half_life)).sum();
+                // An unwindowed rule without a limit counts every match: those folded into a
+                // compacted state's prior first (they are the oldest), then the rest.
+                let prior = matched_events.prior.get(r).filter(|p| within.is_none() && limit.is_none() && p.count > 0);
+                let mut sum = prior.map_or(0.0, |p| rule.points * p.decayed * decay(as_of - p.horizon, *half_life));
+                for &t in counted {
+                    sum += rule.points * decay(as_of - t, *half_life);
+                }
+                let n = counted.len() + prior.map_or(0, |p| p.count);
+                let last = counted.last().copied().or_else(|| prior.and_then(|p| p.last));
                 if let Some(cap) = max_points {
                     sum = sum.clamp(-cap, *cap);
                 }
-                (sum, counted.len(), counted.last().copied())
+                (sum, n, last)
             }
             RuleKind::Count { at_least, within, per_day, .. } => {
                 let per_day_kept;
@@ -203,7 +230,7 @@ pub(crate) fn finish(
                 (points, counted.len(), counted.last().copied())
             }
             RuleKind::Inactivity { period, .. } => {
-                let last = matched_times.last().copied();
+                let last = matched_times.last().copied().or_else(|| matched_events.prior.get(r).and_then(|p| p.last));
                 let recent = last.is_some_and(|t| in_window(t, Some(*period), as_of));
                 let anchor = created_at(&context.traits).or(matched_events.first_event);
                 let applies = !recent && anchor.is_some_and(|a| a <= as_of - period.as_millis());
@@ -297,7 +324,7 @@ fn in_window(t: Millis, within: Option<Duration>, as_of: Millis) -> bool {
 }
 
 /// `points × 0.5^(age / half_life)`'s factor.
-fn decay(age: Millis, half_life: Option<Duration>) -> f64 {
+pub(crate) fn decay(age: Millis, half_life: Option<Duration>) -> f64 {
     match half_life {
         Some(h) => 0.5_f64.powf(age as f64 / h.as_millis() as f64),
         None => 1.0,
@@ -305,7 +332,7 @@ fn decay(age: Millis, half_life: Option<Duration>) -> f64 {
 }
 
 /// Of times in ascending order, keeps at most `per_day` per UTC day: the latest ones of that day.
-fn keep_latest_per_day(times: &[Millis], per_day: usize) -> Vec<Millis> {
+pub(crate) fn keep_latest_per_day(times: &[Millis], per_day: usize) -> Vec<Millis> {
     let mut kept = Vec::with_capacity(times.len());
     let mut start = 0;
     while start < times.len() {

@@ -94,6 +94,48 @@ pub struct LeadState {
     stitched: Vec<usize>,
     #[serde(skip)]
     cache: Option<Cached>,
+    /// What [`LeadState::compact`] folded together: the events before its horizon.
+    #[serde(default)]
+    summary: Option<Box<Summary>>,
+}
+
+/// The size of a summary's filter of folded `messageId`s: with 200 folded ids about 1.6% of new
+/// ids seem to be among them, with 1,000 about 40% (each then costs the server a look-up).
+const FOLDED_ID_BITS: u64 = 2048;
+const FOLDED_ID_WORDS: usize = (FOLDED_ID_BITS / 64) as usize;
+
+/// The three bits of an id in a summary's filter (the key is a hash already).
+fn id_bits(key: &MessageKey) -> [usize; 3] {
+    let high = key.high.get();
+    [high % FOLDED_ID_BITS, (high >> 32) % FOLDED_ID_BITS, key.low % FOLDED_ID_BITS].map(|b| b as usize)
+}
+
+/// The events before a horizon, folded together by [`LeadState::compact`]: what scoring at the
+/// horizon or later needs of them, in a size that does not grow with their number (windowed
+/// rules keep the matches their window can still reach, limited rules their last `limit`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Summary {
+    /// The start of a UTC day. Every event before it is folded in here (so no UTC day's
+    /// matches are split, which `per_day` needs); the state scores only instants from it on and
+    /// takes no event before it.
+    horizon: Millis,
+    /// The earliest folded event's time (the inactivity anchor without `created_at`).
+    first: Option<Millis>,
+    /// The folded events' times within the longest window or period before the horizon (whole
+    /// UTC days), ascending: the window ends still to come.
+    recent: Vec<Millis>,
+    /// The account named by the last folded `group` message.
+    group_id: Option<Box<str>>,
+    /// The folded events' `messageId`s as a Bloom filter ([`FOLDED_ID_BITS`] bits, 3 an id):
+    /// an event whose id it does not hold is no copy of a folded one.
+    ids: Vec<u64>,
+    /// Per rule: what an unwindowed rule without a limit, or an inactivity rule, keeps.
+    #[serde(with = "sparse")]
+    prior: Vec<engine::Prior>,
+    /// Per rule: the folded matches a windowed rule's window can still reach (whole UTC days),
+    /// or a limited unwindowed rule's last `limit` counted ones, ascending.
+    #[serde(with = "sparse")]
+    tails: Vec<Vec<Millis>>,
 }
 
 /// Which events exist at one instant.
@@ -177,7 +219,39 @@ impl LeadState {
     /// The accounts (`groupId`s) of the lead's `group` messages: the accounts whose traits its
     /// score can read.
     pub fn group_ids(&self) -> impl Iterator<Item = &str> + '_ {
-        self.profile.iter().filter_map(|p| p.group_id.as_deref())
+        let folded = self.summary.as_ref().and_then(|s| s.group_id.as_deref());
+        self.profile.iter().filter_map(|p| p.group_id.as_deref()).chain(folded)
+    }
+
+    /// The horizon of a compacted state (see [`LeadState::compact`]): it scores only instants
+    /// from then on and takes no event dated before it.
+    pub fn horizon(&self) -> Option<Millis> {
+        self.summary.as_ref().map(|s| s.horizon)
+    }
+
+    /// The time of the latest event kept one by one (`None` when there is none).
+    pub fn latest(&self) -> Option<Millis> {
+        self.events.iter().map(|m| m.at).max()
+    }
+
+    /// Whether this event may be another copy (same `messageId`) of an event the state folded
+    /// ([`LeadState::compact`]), which keeps no ids but a filter of them: `false` means it is
+    /// not; `true` that it may be (the state cannot tell which copy counts: the earliest).
+    pub fn may_repeat_folded(&self, event: &CompactEvent) -> bool {
+        let (Some(summary), Some(key)) = (&self.summary, &event.id) else { return false };
+        match summary.ids.len() {
+            0 => false,
+            FOLDED_ID_WORDS => id_bits(key).iter().all(|&b| summary.ids[b / 64] & (1 << (b % 64)) != 0),
+            // Not a filter this version wrote: it may hold anything.
+            _ => true,
+        }
+    }
+
+    /// Whether [`LeadState::apply`] can file this event exactly: always, unless the state was
+    /// compacted and the event is dated before its horizon (then the lead must be folded again
+    /// from its whole history).
+    pub fn accepts(&self, event: &CompactEvent) -> bool {
+        self.horizon().is_none_or(|horizon| event.at >= horizon)
     }
 
     /// Every applied event's time and the time from which it belongs to the lead.
@@ -240,6 +314,178 @@ impl LeadState {
         self.cache = None;
     }
 
+    /// Folds the events dated before `before` (rounded down to the start of its UTC day) into a
+    /// summary that keeps what scoring from then on needs: per rule a count, the latest time and
+    /// the decay sum, or, for windowed and limited rules, the times they can still count; the
+    /// `identify` traits merged in order; the account of the last `group` message. The state's
+    /// size then follows the events of the recent past, not the lead's whole history.
+    ///
+    /// An event that must stay one by one (it shares its `messageId` with another, its rules are
+    /// decided at scoring time, or it belongs to the lead only from a later instant) stops the
+    /// fold at the start of its day. Afterwards the state scores only instants from the horizon
+    /// on ([`LeadState::horizon`]) and takes no event dated before it ([`LeadState::accepts`]).
+    /// The sums of decay factors are kept as one number, so a score may differ from a fold of
+    /// every event in the last bits of a float. Returns whether anything was folded.
+    pub fn compact(&mut self, model: &CheckedModel, before: Millis) -> bool {
+        let day_start = |t: Millis| t - t.rem_euclid(crate::time::MS_PER_DAY);
+        let previous = self.horizon();
+        let mut horizon = day_start(before);
+        if previous.is_some_and(|p| horizon <= p) {
+            return false;
+        }
+        let deferred: std::collections::HashSet<usize> = self.deferred.iter().map(|(e, _)| *e).collect();
+        // Down to the day of the earliest event that cannot be folded (once the horizon moves,
+        // an event visible only from a later instant may become one).
+        loop {
+            let blocked = self
+                .events
+                .iter()
+                .enumerate()
+                .filter(|(e, m)| m.at < horizon && (m.duplicated || m.visible_at >= horizon || deferred.contains(e)))
+                .map(|(_, m)| day_start(m.at))
+                .min();
+            match blocked {
+                Some(day) if day < horizon => horizon = day,
+                _ => break,
+            }
+        }
+        if previous.is_some_and(|p| horizon <= p) || !self.events.iter().any(|m| m.at < horizon) {
+            return false;
+        }
+        let folded: Vec<bool> = self.events.iter().map(|m| m.at < horizon).collect();
+        let n = model.rules.len();
+        let mut summary = self.summary.take().map(|b| *b).unwrap_or_default();
+        summary.prior.resize_with(n, engine::Prior::default);
+        summary.tails.resize_with(n, Vec::new);
+        let longest = model
+            .rules
+            .iter()
+            .filter_map(|rule| match &rule.kind {
+                RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => Some(w.as_millis()),
+                RuleKind::Inactivity { period, .. } => Some(period.as_millis()),
+                _ => None,
+            })
+            .max();
+        for (r, rule) in model.rules.iter().enumerate() {
+            let times: Vec<Millis> = self.rules.get(r).map_or_else(Vec::new, |hits| {
+                hits.times.iter().zip(&hits.events).filter(|&(_, &e)| folded[e]).map(|(&t, _)| t).collect()
+            });
+            let tail = &mut summary.tails[r];
+            let prior = &mut summary.prior[r];
+            match &rule.kind {
+                RuleKind::Trait { .. } => {}
+                RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => {
+                    let from = day_start(horizon - w.as_millis());
+                    tail.extend(times);
+                    tail.retain(|&t| t >= from);
+                }
+                RuleKind::Event { within: None, limit: Some(limit), per_day, .. } => {
+                    tail.extend(times);
+                    if let Some(per_day) = per_day {
+                        *tail = engine::keep_latest_per_day(tail, *per_day);
+                    }
+                    let extra = tail.len().saturating_sub(*limit);
+                    tail.drain(..extra);
+                }
+                RuleKind::Event { within: None, limit: None, per_day, half_life, .. } => {
+                    let counted = match per_day {
+                        Some(per_day) => engine::keep_latest_per_day(&times, *per_day),
+                        None => times,
+                    };
+                    if prior.count > 0 {
+                        prior.decayed *= engine::decay(horizon - prior.horizon, *half_life);
+                    }
+                    for &t in &counted {
+                        prior.decayed += engine::decay(horizon - t, *half_life);
+                    }
+                    prior.count += counted.len();
+                    prior.last = counted.last().copied().or(prior.last);
+                    if prior.count > 0 {
+                        prior.horizon = horizon;
+                    }
+                }
+                // Only the latest match matters.
+                RuleKind::Inactivity { .. } => prior.last = times.last().copied().or(prior.last),
+            }
+        }
+        for key in self.events.iter().filter(|m| m.at < horizon).filter_map(|m| m.id.as_ref()) {
+            if summary.ids.len() != FOLDED_ID_WORDS {
+                // None yet (or not this version's filter: then every bit, as it may hold anything).
+                summary.ids = vec![if summary.ids.is_empty() { 0 } else { u64::MAX }; FOLDED_ID_WORDS];
+            }
+            for b in id_bits(key) {
+                summary.ids[b / 64] |= 1 << (b % 64);
+            }
+        }
+        let mut times: Vec<Millis> = self.events.iter().filter(|m| m.at < horizon).map(|m| m.at).collect();
+        times.sort_unstable();
+        summary.first = summary.first.into_iter().chain(times.first().copied()).min();
+        summary.recent.extend(times);
+        match longest {
+            Some(p) => {
+                let from = day_start(horizon - p);
+                summary.recent.retain(|&t| t >= from);
+            }
+            None => summary.recent.clear(),
+        }
+        summary.horizon = horizon;
+        // The folded `identify` and `group` messages come first in merge order (it starts with
+        // time): their traits merge over the base traits as scoring would merge them.
+        let mut traits = std::mem::take(&mut self.traits);
+        for entry in self.profile.iter().filter(|p| folded[p.event]) {
+            match entry.kind {
+                Kind::Identify => {
+                    let update = entry.traits.as_deref().and_then(|t| serde_json::from_str(t).ok());
+                    if let Some(update) = update {
+                        engine::merge_traits(&mut traits, &update);
+                    }
+                }
+                _ => {
+                    if let Some(group) = &entry.group_id {
+                        summary.group_id = Some(group.clone());
+                    }
+                }
+            }
+        }
+        // The kept events, filed again in arrival order.
+        let mut matched: Vec<super::RuleSet> = vec![super::RuleSet::default(); self.events.len()];
+        for (r, hits) in self.rules.iter().enumerate() {
+            for &e in &hits.events {
+                matched[e].insert(r);
+            }
+        }
+        let mut extras: HashMap<usize, Extra> = HashMap::new();
+        let mut kinds: HashMap<usize, Kind> = HashMap::new();
+        for entry in std::mem::take(&mut self.profile) {
+            kinds.insert(entry.event, entry.kind);
+            let extra = extras.entry(entry.event).or_default();
+            extra.message_id = entry.message_id;
+            extra.traits = entry.traits;
+            extra.group_id = entry.group_id;
+        }
+        for (e, deferred) in std::mem::take(&mut self.deferred) {
+            extras.entry(e).or_default().deferred = Some(deferred);
+        }
+        let mut state = LeadState::new(std::mem::take(&mut self.id), traits, std::mem::take(&mut self.outcomes));
+        state.summary = Some(Box::new(summary));
+        for (e, (meta, matched)) in self.events.iter().zip(matched).enumerate() {
+            if folded[e] {
+                continue;
+            }
+            state.apply(CompactEvent {
+                at: meta.at,
+                visible_at: meta.visible_at,
+                tie: meta.tie,
+                id: meta.id,
+                matched,
+                kind: kinds.get(&e).copied().unwrap_or(Kind::Other),
+                extra: extras.remove(&e).map(Box::new),
+            });
+        }
+        *self = state;
+        true
+    }
+
     /// The events that exist at `as_of`: the first of each duplicated `messageId` is found once,
     /// so asking about every event costs time linear in their number however many share an id.
     fn existing(&self, as_of: Millis) -> Existing<'_> {
@@ -274,10 +520,8 @@ impl LeadState {
     fn first_event(&self, as_of: Millis) -> Option<Millis> {
         let plain = self.first_plain.filter(|&t| t <= as_of);
         let stitched = self.stitched.iter().map(|&e| self.events[e]).filter(|m| m.visible(as_of)).map(|m| m.at).min();
-        match (plain, stitched) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let folded = self.summary.as_ref().and_then(|s| s.first);
+        [plain, stitched, folded].into_iter().flatten().min()
     }
 
     /// The lead's score at `as_of`.
@@ -322,13 +566,24 @@ impl LeadState {
                 }
             }
         }
+        // A compacted state's folded matches come first (they are older than every kept event).
+        if let Some(summary) = &self.summary {
+            for (r, tail) in summary.tails.iter().enumerate().take(n).filter(|(_, t)| !t.is_empty()) {
+                let kept = match own[r].take() {
+                    Some(list) => list,
+                    None => self.rules.get(r).map_or_else(Vec::new, |h| h.times.clone()),
+                };
+                own[r] = Some(tail.iter().copied().chain(kept).collect());
+            }
+        }
         let times: Vec<&[Millis]> = (0..n)
             .map(|r| match &own[r] {
                 Some(list) => list.as_slice(),
                 None => self.rules.get(r).map_or(&[][..], |h| h.times.as_slice()),
             })
             .collect();
-        let matched = engine::Matched { first_event: self.first_event(as_of), times: &times };
+        let prior = self.summary.as_ref().map_or(&[][..], |s| s.prior.as_slice());
+        let matched = engine::Matched { first_event: self.first_event(as_of), times: &times, prior };
         let trait_vars = [Binding::Json(&context.lead_value), account_binding];
         let known = &mut cached.trait_rules;
         known.resize(n, None);
@@ -365,7 +620,8 @@ impl LeadState {
             }
         }
         let profile = (identifies, group);
-        let group_id = group.and_then(|p| self.profile[p].group_id.as_deref());
+        let folded = self.summary.as_ref().and_then(|s| s.group_id.as_deref());
+        let group_id = group.and_then(|p| self.profile[p].group_id.as_deref()).or(folded);
         if let Some(mut c) = cache.filter(|c| c.profile == profile) {
             let version = c.context.account_id.as_deref().map_or(0, |a| accounts.version_at(a, as_of));
             if version != c.version {
@@ -404,7 +660,9 @@ impl LeadState {
         let reads_clock = model.rules.iter().any(|r| r.kind.condition().reads_clock())
             || model.stages.iter().any(|s| s.when.reads_clock());
         let decaying = || model.rules.iter().filter(|r| matches!(r.kind, RuleKind::Event { half_life: Some(_), .. }));
-        let continuous = reads_clock || (decaying().next().is_some() && self.events.iter().any(|e| e.at <= as_of));
+        let any_event =
+            self.summary.as_ref().is_some_and(|s| s.first.is_some()) || self.events.iter().any(|e| e.at <= as_of);
+        let continuous = reads_clock || (decaying().next().is_some() && any_event);
         let horizon = match (discrete, continuous) {
             (None, false) => return None,
             (Some(b), false) => return Some(b),
@@ -459,7 +717,11 @@ impl LeadState {
         let mut existing: Vec<Millis> =
             (0..self.events.len()).filter(|&e| exists.contains(e)).map(|e| self.events[e].at).collect();
         existing.sort_unstable();
-        let anchor = engine::created_at(&now.traits).or_else(|| existing.first().copied());
+        if let Some(summary) = self.summary.as_ref().filter(|s| !s.recent.is_empty()) {
+            existing.splice(0..0, summary.recent.iter().copied());
+        }
+        let folded = self.summary.as_ref().and_then(|s| s.first);
+        let anchor = engine::created_at(&now.traits).or_else(|| folded.or_else(|| existing.first().copied()));
         for rule in &model.rules {
             let period = match &rule.kind {
                 RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => *w,
@@ -479,6 +741,39 @@ impl LeadState {
             }
         }
         next
+    }
+}
+
+/// A list indexed by rule as the pairs `(rule, entry)` of its entries that are not empty (most
+/// rules of a model keep nothing in a summary: trait rules, rules the lead never matched).
+mod sparse {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<T: Serialize + Default + PartialEq, S: Serializer>(
+        list: &[T],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let empty = T::default();
+        serializer.collect_seq(list.iter().enumerate().filter(|(_, entry)| **entry != empty))
+    }
+
+    pub(super) fn deserialize<'de, T: Deserialize<'de> + Default, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        let pairs: Vec<(usize, T)> = Vec::deserialize(deserializer)?;
+        let mut list = Vec::new();
+        for (index, entry) in pairs {
+            // A rule index is below the model's rule count; a damaged state fails to decode here
+            // rather than allocating without bound.
+            if index > u16::MAX as usize {
+                return Err(serde::de::Error::custom("a rule index out of range"));
+            }
+            if list.len() <= index {
+                list.resize_with(index + 1, T::default);
+            }
+            list[index] = entry;
+        }
+        Ok(list)
     }
 }
 

@@ -546,6 +546,43 @@ async fn call_now_follows_the_models_stage_order_whatever_the_names() {
     assert!(!html.contains("MQL now") && !html.contains("SQL now"));
 }
 
+/// A lead's stored state folds messages older than a few days together and keeps no ids of
+/// them. A later copy of a folded message under another of the lead's ids (its anonymous id,
+/// then its `userId`) is stored (another person), but the earliest copy is the one that counts:
+/// the lead is folded again from its history, and the copy is not counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_a_folded_message_under_another_id_of_the_lead_counts_once() {
+    let s = start();
+    let now = parse_timestamp(T0).unwrap();
+    let at = |days: i64| leadscore_core::time::format_timestamp(now - days * MS_PER_DAY);
+    let identify =
+        json!({"type": "identify", "userId": "f", "anonymousId": "anon-f", "messageId": "i", "timestamp": at(20)});
+    let visit = |user: Value, when: String| {
+        let mut m = json!({"type": "page", "anonymousId": "anon-f", "properties": {"path": "/pricing"}, "messageId": "x", "timestamp": when});
+        if !user.is_null() {
+            m["userId"] = user;
+        }
+        m
+    };
+    let other = json!({"type": "page", "userId": "f", "properties": {"path": "/pricing"}, "messageId": "y", "timestamp": at(9)});
+    let first = json!({"batch": [identify, visit(Value::Null, at(10)), other]});
+    assert_eq!(s.ingest("/v1/batch", first).await.0, StatusCode::OK);
+    let before = s.lead("f").await;
+    // Dated after the stored state's horizon, so it could be filed into the state as it is.
+    let copy = json!({"batch": [visit(json!("f"), at(1))]});
+    let (status, answer) = s.ingest("/v1/batch", copy).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let fresh = s.lead("f").await;
+    let pricing = |lead: &Value| {
+        lead["contributions"].as_array().unwrap().iter().find(|c| c["rule"] == "Pricing page").unwrap()["matched"]
+            .clone()
+    };
+    assert_eq!(pricing(&fresh), json!(2), "x counts once, y once: {fresh}");
+    assert_eq!(fresh["total"], before["total"], "the copy changes nothing: {fresh}");
+    let (_, list) = s.get("/api/leads").await;
+    assert_eq!(list["leads"][0]["total"], fresh["total"], "{list}");
+}
+
 /// One dedupe key: a `messageId` counts once per person, whichever write key sent it (stored
 /// once, counted once); the same `messageId` from two people is two messages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

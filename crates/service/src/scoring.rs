@@ -356,6 +356,10 @@ impl Fresh {
     }
 }
 
+/// A stored state brought up to date with a lead's new messages, and those of them that may be
+/// copies of messages it folded ([`copies_of_folded`]).
+type Updated<'e> = (LeadState, Vec<&'e Event>);
+
 /// A lead's new score and its state as stored (`None`: it could not be encoded).
 type Scored = (StoredScore, Option<Vec<u8>>);
 
@@ -389,28 +393,52 @@ pub fn rescore_leads(
     let model = &active.model;
     let candidates: Vec<String> = ids.iter().filter(|id| !fresh.replay.contains(*id)).cloned().collect();
     let heads: Vec<LeadHead> = tx.lead_heads(&candidates, true)?;
+    let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     // Stored states made with the active model, brought up to date with the new messages, on
-    // all cores.
+    // all cores. A compacted state takes no message dated before its horizon and scores no
+    // instant before it: such a lead is folded again from its whole history.
     let none: Vec<Event> = Vec::new();
-    let updated: Vec<(LeadHead, Option<LeadState>)> = heads
+    let updated: Vec<(LeadHead, Option<Updated<'_>>)> = heads
         .into_par_iter()
         .map(|mut head| {
+            let at = as_of.get(head.id.as_str()).copied().unwrap_or_default();
             let state = match head.state.take() {
-                Some((version, bytes)) if version == active.version => decode_state(&bytes).map(|mut state| {
+                Some((version, bytes)) if version == active.version => decode_state(&bytes).and_then(|mut state| {
+                    let mut suspects = Vec::new();
                     for event in fresh.events.get(&head.id).unwrap_or(&none) {
                         if let Some(compact) = CompactEvent::of_event(model, event, true) {
+                            if !state.accepts(&compact) {
+                                return None;
+                            }
+                            if state.may_repeat_folded(&compact) {
+                                suspects.push(event);
+                            }
                             state.apply(compact);
                         }
                     }
-                    state
+                    state.horizon().is_none_or(|h| h <= at).then_some((state, suspects))
                 }),
                 _ => None,
             };
             (head, state)
         })
         .collect();
-    let (heads, states): (Vec<LeadHead>, Vec<LeadState>) =
-        updated.into_iter().filter_map(|(head, state)| Some((head, state?))).unzip();
+    let mut heads: Vec<LeadHead> = Vec::with_capacity(updated.len());
+    let mut states: Vec<LeadState> = Vec::with_capacity(updated.len());
+    let mut suspects: Vec<(String, &Event)> = Vec::new();
+    for (head, state) in updated {
+        if let Some((state, events)) = state {
+            suspects.extend(events.into_iter().map(|e| (head.id.clone(), e)));
+            heads.push(head);
+            states.push(state);
+        }
+    }
+    let copies = copies_of_folded(tx, &suspects)?;
+    if !copies.is_empty() {
+        let kept: Vec<(LeadHead, LeadState)> =
+            heads.into_iter().zip(states).filter(|(head, _)| !copies.contains(&head.id)).collect();
+        (heads, states) = kept.into_iter().unzip();
+    }
     let with_state: HashSet<&str> = heads.iter().map(|h| h.id.as_str()).collect();
     let replay: Vec<String> = ids.iter().filter(|id| !with_state.contains(id.as_str())).cloned().collect();
     let loaded = load_histories(tx, model, &active.projection, &replay)?;
@@ -427,7 +455,6 @@ pub fn rescore_leads(
     for (row, history) in &loaded.leads {
         work.push((row, LeadState::of(model, history), &loaded.accounts));
     }
-    let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     // Scoring is pure: all cores. A lead whose scoring panics (a bug) keeps its last score and
     // waits for its next event; it never takes the others down with it.
     let results: Vec<(&LeadHead, Option<Scored>)> = work
@@ -437,6 +464,11 @@ pub fn rescore_leads(
             let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let score = state.score_at(model, accounts, at);
                 let next = state.next_change(model, accounts, at, &score);
+                // Stored, the state keeps the lead's recent messages one by one and folds older
+                // ones together. Recent by the lead's own latest message, not the clock: a
+                // backfill of old messages, sent in time order, stays on the state too.
+                let latest = state.latest().map_or(at, |latest| latest.min(at));
+                state.compact(model, latest - KEPT_ONE_BY_ONE);
                 (stored_score(model, active.version, &score, at, next), encode_state(&state))
             }));
             (row, scored.ok())
@@ -482,6 +514,53 @@ pub fn rescore_leads(
     tx.save_scores(&saves)?;
     tx.append_histories(&entries)?;
     Ok(changes)
+}
+
+/// How far back from its latest message (or the instant it is scored, if earlier) a stored state
+/// keeps a lead's messages one by one: a message dated earlier than that arriving later (an
+/// SDK's offline queue) makes its lead fold its whole history again; older messages are folded
+/// together ([`LeadState::compact`]).
+pub const KEPT_ONE_BY_ONE: Millis = 3 * time::MS_PER_DAY;
+
+/// The leads to which one of these new messages (each with its lead; their ids may be among those
+/// the lead's stored state folded: [`LeadState::may_repeat_folded`]) comes a second time. The
+/// store keeps one copy of a `messageId` per person (`userId`, else `anonymousId`), but a lead's
+/// anonymous ids are other persons, and the copy counted is the earliest, which a compacted state
+/// (keeping no ids of what it folded) cannot tell. Those leads are folded again from their whole
+/// history.
+fn copies_of_folded(tx: &mut Tx<'_>, suspects: &[(String, &Event)]) -> Result<HashSet<String>, StoreError> {
+    if suspects.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let folded: Vec<String> =
+        suspects.iter().map(|(lead, _)| lead.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut persons: HashMap<&str, Vec<String>> = folded.iter().map(|id| (id.as_str(), vec![id.clone()])).collect();
+    let links = tx.links_of_leads(&folded)?;
+    for link in &links {
+        if let Some(list) = persons.get_mut(link.lead_id.as_str()) {
+            list.push(link.anonymous_id.clone());
+        }
+    }
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let mut owners: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    for (lead, event) in suspects {
+        let (Some(others), Some(id), Some(person)) =
+            (persons.get(lead.as_str()), event.message_id.as_deref(), event.user_id().or(event.anonymous_id()))
+        else {
+            continue;
+        };
+        for other in others.iter().filter(|p| p.as_str() != person) {
+            pairs.push((other.as_str(), id));
+            owners.entry((other.as_str(), id)).or_default().push(lead.as_str());
+        }
+    }
+    let found = tx.stored_messages(&pairs)?;
+    Ok(found
+        .iter()
+        .filter_map(|(p, m)| owners.get(&(p.as_str(), m.as_str())))
+        .flatten()
+        .map(|lead| (*lead).to_owned())
+        .collect())
 }
 
 /// The stored form of a score.

@@ -97,8 +97,13 @@ pub fn start_full(db: Option<String>, model: &str, webhooks: Vec<Hook>) -> Serve
 
 /// A server on a SQLite file in `dir` with settings adjusted by `adjust`.
 pub fn start_settings(dir: &std::path::Path, adjust: impl FnOnce(&mut Settings)) -> Server {
+    start_model_settings(dir, MODEL, adjust)
+}
+
+/// A server on a SQLite file in `dir` with this model and settings adjusted by `adjust`.
+pub fn start_model_settings(dir: &std::path::Path, model: &str, adjust: impl FnOnce(&mut Settings)) -> Server {
     let model_path = dir.join("model.toml");
-    std::fs::write(&model_path, MODEL).unwrap();
+    std::fs::write(&model_path, model).unwrap();
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         read_keys: vec!["rk".into()],

@@ -138,6 +138,29 @@ impl Tx<'_> {
         Ok(inserted)
     }
 
+    /// Which of these `(person, messageId)` pairs are stored.
+    pub fn stored_messages(&mut self, pairs: &[(&str, &str)]) -> Result<HashSet<(String, String)>, StoreError> {
+        let mut found = HashSet::new();
+        // 200 pairs a statement: SQLite limits an expression's depth to 1,000.
+        for chunk in pairs.chunks(200) {
+            // One index lookup per pair (SQLite and PostgreSQL both turn an OR of them into a
+            // union of index scans).
+            let terms: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(person = ${} AND message_id = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!("SELECT person, message_id FROM events WHERE {}", terms.join(" OR "));
+            let params: Vec<Sql> = chunk.iter().flat_map(|(p, m)| [Sql::from(*p), Sql::from(*m)]).collect();
+            for mut row in self.conn.query(&sql, &params)? {
+                if let (Some(id), Some(person)) =
+                    (row.pop().and_then(|v| v.into_text()), row.pop().and_then(|v| v.into_text()))
+                {
+                    found.insert((person, id));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Every `group` message for these accounts (their traits over time).
     pub fn group_events(&mut self, group_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = format!(

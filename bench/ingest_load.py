@@ -22,7 +22,8 @@ Standard library only (psutil is not needed). Starts the server itself against a
            transactions of 100 rows and of 5000 rows: rows/s.
 
 Every batch holds exactly 100 messages and is pre-generated as ready-to-send bytes, so generation
-is not measured. The pool holds --pool-batches batches; a run that needs more reuses them with a
+is not measured. The pool holds --pool-batches batches, in time order over the last 30 days (6,000
+batches last 20 s + 20 s at up to ~20k events/s); a run that needs more (it says so) reuses them with a
 new round number spliced into every messageId (a fixed-width bytes.replace, ~0.1 ms a batch), so
 every messageId sent is unique.
 """
@@ -160,6 +161,7 @@ class Pool:
         rng = random.Random(seed)
         self.run = "%08x" % random.SystemRandom().getrandbits(32)
         leads = [Lead(i, seed) for i in range(n_leads)]
+        self.leads = leads
         dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         now = time.time()
         start = now - 30 * DAY + 60
@@ -182,14 +184,90 @@ class Pool:
                                   m["type"], int(t * 1000), text))
             self.batches.append(('{"batch":[' + ",".join(msgs) + '],"sentAt":"' + sent_at + '"}').encode())
         self.marker = f'"lsb-{self.run}-0000-'.encode()
+        self.wrapped = False
+
+    def history(self, per_lead: int, seed: int) -> "History":
+        return History(self.leads, per_lead, seed, self.run)
 
     def batch(self, i: int) -> bytes:
         """Batch i of an endless stream; past the pool, the same batches with a new round number."""
         rnd, k = divmod(i, len(self.batches))
         body = self.batches[k]
+        if rnd and not self.wrapped:
+            self.wrapped = True
+            loud("NOTE: the pool of batches wrapped around: its messages are sent again (new messageIds) with "
+                 "times older than the leads' latest, which a server may treat as late; use a larger --pool-batches")
         if rnd:
             body = body.replace(self.marker, f'"lsb-{self.run}-{rnd:04d}-'.encode())
         return body
+
+
+def run_threads(target, n: int, *others) -> None:
+    """Runs `target` on n daemon threads (and each of `others` on one more), waits for all."""
+    ts = [threading.Thread(target=target, daemon=True) for _ in range(n)] + [threading.Thread(target=o) for o in others]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+HISTORY_BATCH = 400  # messages a preload request carries (~220 KB, under Segment's 500 KB)
+
+
+class History:
+    """`per_lead` older messages for every lead (400 to 31 days ago, before the pool's), made on the
+    fly in time-ordered batches of HISTORY_BATCH: every lead once per round, rounds in time order."""
+
+    def __init__(self, leads: list, per_lead: int, seed: int, run: str):
+        self.leads, self.per_lead, self.run = leads, per_lead, run
+        self.rng = random.Random(seed * 7919 + 17)
+        self.total = len(leads) * per_lead
+        self.n_batches = -(-self.total // HISTORY_BATCH)
+        self.start = time.time() - 400 * DAY
+        self.step = (400 - 31) * DAY / max(1, self.total)
+        self.lock = threading.Lock()
+        self.next_message = 0
+        self.order: list[int] = []
+        self.dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+    def next_batch(self) -> bytes | None:
+        """The next request's body, or None when every message was handed out."""
+        with self.lock:
+            if self.next_message >= self.total:
+                return None
+            msgs = []
+            end = min(self.total, self.next_message + HISTORY_BATCH)
+            for g in range(self.next_message, end):
+                k = g % len(self.leads)
+                if k == 0:
+                    self.order = list(range(len(self.leads)))
+                    self.rng.shuffle(self.order)
+                t = self.start + (g + self.rng.random()) * self.step
+                m = make_message(self.rng, self.leads[self.order[k]], t, f"lsh-{self.run}-{g:09d}")
+                msgs.append(self.dumps(m))
+            self.next_message = end
+            return ('{"batch":[' + ",".join(msgs) + ']}').encode()
+
+
+def phase_preload(history: History, port: int, threads: int) -> dict:
+    """Sends every history message (closed loop, `threads` senders), unmeasured but timed."""
+    stats = Tally()
+    start = time.monotonic()
+    stop_at = start + 24 * 3600
+
+    def run():
+        s = Sender(port)
+        while (body := history.next_batch()) is not None:
+            send_until_accepted(s, body, stats, lambda _t: True, stop_at)
+        s.close()
+
+    run_threads(run, threads)
+    wall = time.monotonic() - start
+    ok = stats.statuses.get("200", 0)
+    return {"per_lead": history.per_lead, "messages": history.total, "requests": history.n_batches,
+            "accepted_requests": ok, "seconds": wall, "events_per_s": history.total / wall,
+            "statuses": stats.statuses,
+            "error_samples": {k: v.decode(errors="replace") for k, v in stats.samples.items()}}
 
 
 # ---- machine, processes --------------------------------------------------------------------------
@@ -494,11 +572,7 @@ def phase_sustained(pool: Pool, port: int, threads: int, warmup: float, seconds:
         time.sleep(max(0.0, t_end - time.monotonic()))
         marks["end"] = (cpu_seconds(cpu_pids()), time.process_time())
 
-    ts = [threading.Thread(target=run, daemon=True) for _ in range(threads)] + [threading.Thread(target=mark)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(run, threads, mark)
     ok = stats.statuses.get("200", 0)
     lat_ms.sort()
     server_cpu = marks["end"][0] - marks["begin"][0]
@@ -559,11 +633,7 @@ def phase_open_loop(pool: Pool, port: int, events_per_s: float, seconds: float, 
             lat_ms.extend(mine)
             late[0] += my_late
 
-    ts = [threading.Thread(target=run, daemon=True) for _ in range(workers)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_threads(run, workers)
     wall = time.monotonic() - start
     lat_ms.sort()
     return {
@@ -671,6 +741,10 @@ def markdown(r: dict) -> str:
              f"model `{c['model']}`, backend **{c['backend']}**, {num(c['leads'])} leads, "
              f"batches of {BATCH} messages (~{num(c['bytes_per_message'])} bytes a message).", "",
              "| measure | value |", "|---|---:|"]
+    pre = r.get("preload")
+    if pre:
+        lines.append(f"| preload before phase 1 (unmeasured): {num(pre['messages'])} older messages, "
+                     f"{pre['per_lead']} per lead | {num(pre['seconds'])} s, {num(pre['events_per_s'])} events/s |")
     p1 = r.get("phase1")
     if p1:
         errs = ", ".join(f"{k}: {v}" for k, v in sorted(p1["statuses"].items()) if k != "200") or "none"
@@ -727,13 +801,16 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=8, help="phase 1 senders")
     ap.add_argument("--open-threads", type=int, default=32, help="phase 2 workers")
-    ap.add_argument("--pool-batches", type=int, default=2000, help="pre-generated batches of 100 messages")
+    ap.add_argument("--pool-batches", type=int, default=6000, help="pre-generated batches of 100 messages")
     ap.add_argument("--raw-seconds", type=float, default=10.0, help="time cap of each raw SQLite run")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--tmpdir", help="where the databases go (default: the system temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (databases, server.log)")
     ap.add_argument("--smoke", action="store_true", help="a tiny run: 2 s phases, 500 leads")
+    ap.add_argument("--history", type=int, default=0, metavar="N",
+                    help="first store N older messages for every lead (unmeasured preload), so phases 1 and 2 "
+                         "measure leads that already have a history")
     ap.add_argument("--sqlite-synchronous", choices=["full", "normal"], default="full",
                     help="the server's SQLite durability (default full: synced before 200)")
     a = ap.parse_args()
@@ -778,7 +855,7 @@ def main() -> int:
             "backend": a.backend, "leads": a.leads, "seconds": a.seconds, "warmup": a.warmup,
             "threads": a.threads, "open_threads": a.open_threads, "pool_batches": a.pool_batches,
             "bytes_per_message": pool.message_bytes / len(pool.rows), "debug_build": debug, "smoke": a.smoke,
-            "seed": a.seed,
+            "seed": a.seed, "history_per_lead": a.history,
         }
 
         if pg:
@@ -796,6 +873,16 @@ def main() -> int:
 
         tally = Tally()
         counter = itertools.count()
+        preloaded = 0
+        if a.history > 0:
+            history = pool.history(a.history, a.seed)
+            print(f"preload: {history.total} older messages ({a.history} per lead) in {history.n_batches} requests …",
+                  file=sys.stderr, flush=True)
+            pre = phase_preload(history, server.port, a.threads)
+            report["preload"] = pre
+            preloaded = pre["accepted_requests"] * HISTORY_BATCH - (HISTORY_BATCH * history.n_batches - history.total)
+            print(f"  {pre['seconds']:.0f} s, {pre['events_per_s']:.0f} events/s; statuses {pre['statuses']}",
+                  file=sys.stderr)
         print(f"phase 1: {a.threads} senders, {a.warmup} s warm-up + {a.seconds} s …", file=sys.stderr, flush=True)
         p1 = phase_sustained(pool, server.port, a.threads, a.warmup, a.seconds, tally, counter, cpu_pids)
         report["phase1"] = p1
@@ -836,7 +923,7 @@ def main() -> int:
         srv["api_leads_sample"] = lb[:300].decode(errors="replace")
         report["server"] = srv
         checks = []
-        sent_ok = tally.ok_all * BATCH
+        sent_ok = tally.ok_all * BATCH + preloaded
         if stored is None:
             checks.append("leadscore_ingest_events_total{result=\"stored\"} missing from /metrics")
         elif stored + (dups or 0) != sent_ok:
@@ -847,7 +934,7 @@ def main() -> int:
                           "(resends after connection errors can cause some)")
         if ls != 200:
             checks.append(f"GET /api/leads?limit=1 answered {ls}: {srv['api_leads_sample']}")
-        for ph in ("phase1", "phase2"):
+        for ph in ("preload", "phase1", "phase2"):
             for k, v in report.get(ph, {}).get("statuses", {}).items():
                 if k not in ("200", "429"):
                     checks.append(f"{ph}: {v} answers {k}: {report[ph]['error_samples'].get(k, '')}")

@@ -6,14 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use leadscore_core::CheckedModel;
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use leadscore_core::compact::{CompactEvent, read_message};
 use leadscore_core::time::Millis;
+use leadscore_core::{CheckedModel, IdentityGraph};
 use leadscore_store::{StoreError, Tx};
 
 use crate::app::{App, check_source};
 use crate::error::{ServiceError, is_transient};
 use crate::models::{invalid_model, model_not_found};
-use crate::scoring::{ActiveModel, Fresh, rescore_leads};
+use crate::scoring::{ActiveModel, Fresh, Unreadable, record_unreadable, rescore_leads};
 
 /// Leads per transaction when rescoring everything (bigger chunks amortise the commit; 2,000
 /// keeps the parsed histories of a chunk well under 500 MB even with long histories).
@@ -74,47 +79,50 @@ impl App {
         progress
     }
 
-    /// Rescores every lead with model `version`, in chunks; stops if another version becomes
-    /// active meanwhile.
+    /// Rescores every lead with model `version`; stops if another version becomes active
+    /// meanwhile. One pass reads every stored message in storage order into compact events for
+    /// the model (a sequential read; looking each lead's messages up jumps around the table),
+    /// then the leads are scored and stored in chunks, each in one transaction under the leads'
+    /// locks. A lead whose stored state is already the new model's was scored since the
+    /// activation (by ingest, an outcome or the scheduler, from its whole history) and keeps it.
+    /// With many messages the pass is made several times, each keeping a share of the leads, so
+    /// memory stays bounded.
     fn rescore_all(&self, version: i64) -> Result<(), StoreError> {
-        let mut after = String::new();
-        loop {
-            let active = self.model();
-            if active.version != version || self.stopping.load(Ordering::SeqCst) {
-                return Ok(());
+        let active = self.model();
+        if active.version != version || self.stopping.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (until, stored) = self.store.read(|tx| Ok::<_, StoreError>((tx.last_seq()?, tx.count_events()?)))?;
+        let passes = u64::try_from(stored / PASS_EVENTS + 1).unwrap_or(1);
+        for pass in 0..passes {
+            let mine = |lead: &str| passes == 1 || partition(lead) % passes == pass;
+            let (mut prepared, unreadable) = self.store.read(|tx| read_pass(tx, &active.model, until, &mine))?;
+            if !unreadable.is_empty() {
+                let now = self.clock.now();
+                self.store.write(|tx| record_unreadable(tx, &unreadable, now))?;
             }
-            let ids = self.store.read(|tx| tx.lead_ids_after(&after, RESCORE_CHUNK))?;
-            let Some(last) = ids.last().cloned() else { break };
-            let now = self.clock.now();
-            let due: Vec<(String, Millis)> = ids.iter().map(|id| (id.clone(), now)).collect();
-            // A database outage pauses the rescore instead of ending it.
-            let mut attempt = 0u32;
+            let mut after = String::new();
             loop {
-                let chunk = self.store.write(|tx| {
-                    tx.lock_leads(&ids)?;
-                    // Under the leads' locks: once another version is active, its own rescore
-                    // scores these leads, and this one must not overwrite them.
-                    if self.model().version != version {
-                        return Ok(());
-                    }
-                    // The new model's first scores: from every lead's whole history.
-                    rescore_leads(tx, &active, &self.hooks, &due, &Fresh::replay(&ids)).map(|_| ())
-                });
-                match chunk {
-                    Ok(_) => break,
-                    Err(e) if is_transient(&e) && attempt < 60 && !self.stopping.load(Ordering::SeqCst) => {
-                        attempt += 1;
-                        tracing::warn!("rescore paused: {e}; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                    Err(e) => return Err(e),
+                if self.model().version != version || self.stopping.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let ids = self.store.read(|tx| tx.lead_ids_after(&after, RESCORE_CHUNK))?;
+                let Some(last) = ids.last().cloned() else { break };
+                after = last;
+                let ids: Vec<String> = ids.into_iter().filter(|id| mine(id)).collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let fresh = Fresh {
+                    prepared: ids.iter().map(|id| (id.clone(), prepared.remove(id).unwrap_or_default())).collect(),
+                    ..Fresh::default()
+                };
+                self.rescore_chunk(&active, &ids, &fresh)?;
+                metrics::counter!("leadscore_rescored_leads_total", "cause" => "model").increment(ids.len() as u64);
+                if let Ok(mut p) = self.rescore.lock() {
+                    p.done += ids.len() as u64;
                 }
             }
-            metrics::counter!("leadscore_rescored_leads_total", "cause" => "model").increment(ids.len() as u64);
-            if let Ok(mut p) = self.rescore.lock() {
-                p.done += ids.len() as u64;
-            }
-            after = last;
         }
         if let Ok(mut p) = self.rescore.lock() {
             p.finished = true;
@@ -122,6 +130,109 @@ impl App {
         }
         Ok(())
     }
+
+    /// Scores and stores one chunk of leads with `active`, in one transaction; a database outage
+    /// pauses the rescore instead of ending it.
+    fn rescore_chunk(&self, active: &ActiveModel, ids: &[String], fresh: &Fresh) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let due: Vec<(String, Millis)> = ids.iter().map(|id| (id.clone(), now)).collect();
+        let mut attempt = 0u32;
+        loop {
+            let chunk = self.store.write(|tx| {
+                tx.lock_leads(ids)?;
+                // Under the leads' locks: once another version is active, its own rescore
+                // scores these leads, and this one must not overwrite them.
+                if self.model().version != active.version {
+                    return Ok(());
+                }
+                rescore_leads(tx, active, &self.hooks, &due, fresh).map(|_| ())
+            });
+            match chunk {
+                Ok(()) => return Ok(()),
+                Err(e) if is_transient(&e) && attempt < 60 && !self.stopping.load(Ordering::SeqCst) => {
+                    attempt += 1;
+                    tracing::warn!("rescore paused: {e}; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Stored messages a full rescore reads per query.
+const PASS_PAGE: usize = 20_000;
+
+/// Stored messages one pass of a full rescore keeps as compact events (~100 bytes each); with
+/// more, the pass is made again for another share of the leads. Tests (`test-support`) take a few
+/// dozen, so that their activations make several passes.
+const PASS_EVENTS: i64 = if cfg!(feature = "test-support") { 40 } else { 2_000_000 };
+
+/// Compact events by the lead they belong to.
+type ByLead = HashMap<String, Vec<CompactEvent>>;
+
+/// Which share of the leads a pass keeps: FNV-1a of the id.
+fn partition(lead: &str) -> u64 {
+    lead.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The stored messages up to `until`, in storage order, read into compact events for `model` by
+/// the lead they belong to (an anonymous message to the lead its id's earliest link names, from
+/// the link's time, as the history loader attributes them), for the leads `mine` keeps; and the
+/// messages that could not be read.
+fn read_pass(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    until: i64,
+    mine: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(ByLead, Vec<Unreadable>), StoreError> {
+    let mut identities = IdentityGraph::default();
+    for link in tx.all_links()? {
+        identities.link(&link.anonymous_id, &link.lead_id, link.at);
+    }
+    let mut by_lead = ByLead::new();
+    let mut unreadable = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = tx.events_page(after, until, PASS_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        let read: Vec<Result<(String, CompactEvent), Unreadable>> = page
+            .par_iter()
+            .filter_map(|stored| {
+                let (owner, linked_at) = match (&stored.lead_id, &stored.anonymous_id) {
+                    (Some(lead), _) => (lead.as_str(), None),
+                    (None, Some(anonymous)) => {
+                        let (at, lead) = identities.link_of(anonymous)?;
+                        (lead, Some(at))
+                    }
+                    (None, None) => return None,
+                };
+                if !mine(owner) {
+                    return None;
+                }
+                let message = match read_message(&model.plan, stored.body.as_bytes()) {
+                    Ok(message) => message,
+                    Err(e) => return Some(Err(Unreadable { seq: stored.seq, reason: e.to_string() })),
+                };
+                if model.plan.ignores(&message) {
+                    return None;
+                }
+                let mut compact = model.compact(&message);
+                if let Some(at) = linked_at {
+                    compact.visible_at = compact.at.max(at);
+                }
+                Some(Ok((owner.to_owned(), compact)))
+            })
+            .collect();
+        for item in read {
+            match item {
+                Ok((lead, event)) => by_lead.entry(lead).or_default().push(event),
+                Err(u) => unreadable.push(u),
+            }
+        }
+    }
+    Ok((by_lead, unreadable))
 }
 
 /// Sets every stored lead's call-now rank from `model`'s stage order.

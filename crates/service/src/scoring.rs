@@ -241,22 +241,13 @@ pub fn load_histories(
     }
     let (accounts, mut skipped) = account_book(tx, model, projection, &group_ids.into_iter().collect::<Vec<_>>())?;
     unreadable.append(&mut skipped);
-    let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
-    for o in tx.outcomes_of_leads(&ids)? {
-        if let Some(kind) = OutcomeKind::parse(&o.outcome) {
-            outcomes.entry(o.lead_id).or_default().push(Outcome { kind, at: o.at });
-        }
-    }
+    let mut outcomes = outcomes_of(tx, &ids)?;
     let leads = rows
         .into_iter()
         .map(|row| {
-            let traits = match serde_json::from_str::<Value>(&row.traits) {
-                Ok(Value::Object(map)) => map,
-                _ => Map::new(),
-            };
             let history = LeadHistory {
                 id: row.id.clone(),
-                traits,
+                traits: base_traits(&row),
                 events: events.remove(&row.id).unwrap_or_default(),
                 outcomes: outcomes.remove(&row.id).unwrap_or_default(),
                 ignore_applied: false,
@@ -265,6 +256,25 @@ pub fn load_histories(
         })
         .collect();
     Ok(Loaded { leads, accounts, unreadable })
+}
+
+/// The outcomes of these leads, by lead, in time order.
+fn outcomes_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<HashMap<String, Vec<Outcome>>, StoreError> {
+    let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
+    for o in tx.outcomes_of_leads(ids)? {
+        if let Some(kind) = OutcomeKind::parse(&o.outcome) {
+            outcomes.entry(o.lead_id).or_default().push(Outcome { kind, at: o.at });
+        }
+    }
+    Ok(outcomes)
+}
+
+/// A stored lead's base traits (from a leads file or the CRM; not those of its messages).
+fn base_traits(head: &LeadHead) -> Map<String, Value> {
+    match serde_json::from_str::<Value>(&head.traits) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
 }
 
 /// The traits over time of these accounts: every `group` message for them that `model` does not
@@ -347,12 +357,16 @@ pub struct Fresh {
     /// Leads whose stored state new messages alone cannot bring up to date (a new identity link,
     /// an outcome, a model activation): they are scored from their whole history.
     pub replay: HashSet<String>,
+    /// Leads' whole histories as compact events for the active model, read in one pass over the
+    /// stored messages (a model activation's rescore): a lead here whose stored state is another
+    /// model's is folded from these instead of loading its history.
+    pub prepared: HashMap<String, Vec<CompactEvent>>,
 }
 
 impl Fresh {
     /// Every one of these leads scored from its whole history.
     pub fn replay<'a>(ids: impl IntoIterator<Item = &'a String>) -> Fresh {
-        Fresh { events: HashMap::new(), replay: ids.into_iter().cloned().collect() }
+        Fresh { replay: ids.into_iter().cloned().collect(), ..Fresh::default() }
     }
 }
 
@@ -398,6 +412,13 @@ pub fn rescore_leads(
     // all cores. A compacted state takes no message dated before its horizon and scores no
     // instant before it: such a lead is folded again from its whole history.
     let none: Vec<Event> = Vec::new();
+    let prepared_outcomes = if fresh.prepared.is_empty() {
+        HashMap::new()
+    } else {
+        let prepared: Vec<String> =
+            heads.iter().filter(|h| fresh.prepared.contains_key(&h.id)).map(|h| h.id.clone()).collect();
+        outcomes_of(tx, &prepared)?
+    };
     let updated: Vec<(LeadHead, Option<Updated<'_>>)> = heads
         .into_par_iter()
         .map(|mut head| {
@@ -418,7 +439,11 @@ pub fn rescore_leads(
                     }
                     state.horizon().is_none_or(|h| h <= at).then_some((state, suspects))
                 }),
-                _ => None,
+                _ => fresh.prepared.get(&head.id).map(|events| {
+                    let outcomes = prepared_outcomes.get(&head.id).cloned().unwrap_or_default();
+                    let state = LeadState::with_events(head.id.clone(), base_traits(&head), events.clone(), outcomes);
+                    (state, Vec::new())
+                }),
             };
             (head, state)
         })

@@ -138,6 +138,24 @@ impl Tx<'_> {
         Ok(inserted)
     }
 
+    /// Up to `limit` stored messages with `after < seq <= until`, in storage order: a full pass
+    /// over the messages reads the table front to back (per-lead look-ups jump around it).
+    pub fn events_page(&mut self, after: i64, until: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.conn.query(&sql, &[Sql::Int(after), Sql::Int(until), Sql::Int(limit)])?.iter().map(event_row).collect()
+    }
+
+    /// The last stored message's `seq` (0 with none).
+    pub fn last_seq(&mut self) -> Result<i64, StoreError> {
+        self.scalar_int("SELECT COALESCE(MAX(seq), 0) FROM events", &[])
+    }
+
+    /// Every identity link.
+    pub fn all_links(&mut self) -> Result<Vec<Link>, StoreError> {
+        self.conn.query("SELECT anonymous_id, lead_id, at FROM links", &[])?.iter().map(link_row).collect()
+    }
+
     /// Which of these `(person, messageId)` pairs are stored.
     pub fn stored_messages(&mut self, pairs: &[(&str, &str)]) -> Result<HashSet<(String, String)>, StoreError> {
         let mut found = HashSet::new();

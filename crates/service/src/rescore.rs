@@ -11,14 +11,15 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use leadscore_core::compact::{CompactEvent, read_message};
+use leadscore_core::model::Projection;
 use leadscore_core::time::Millis;
-use leadscore_core::{CheckedModel, IdentityGraph};
+use leadscore_core::{AccountBook, CheckedModel, IdentityGraph};
 use leadscore_store::{StoreError, Tx};
 
 use crate::app::{App, check_source};
 use crate::error::{ServiceError, is_transient};
 use crate::models::{invalid_model, model_not_found};
-use crate::scoring::{ActiveModel, Fresh, Unreadable, record_unreadable, rescore_leads};
+use crate::scoring::{ActiveModel, Fresh, Unreadable, record_group, record_unreadable, rescore_leads};
 
 /// Leads per transaction when rescoring everything (bigger chunks amortise the commit; 2,000
 /// keeps the parsed histories of a chunk well under 500 MB even with long histories).
@@ -96,7 +97,8 @@ impl App {
         let passes = u64::try_from(stored / PASS_EVENTS + 1).unwrap_or(1);
         for pass in 0..passes {
             let mine = |lead: &str| passes == 1 || partition(lead) % passes == pass;
-            let (mut prepared, unreadable) = self.store.read(|tx| read_pass(tx, &active.model, until, &mine))?;
+            let Pass { by_lead: mut prepared, accounts, unreadable } =
+                self.store.read(|tx| read_pass(tx, &active.model, &active.projection, until, &mine))?;
             if !unreadable.is_empty() {
                 let now = self.clock.now();
                 self.store.write(|tx| record_unreadable(tx, &unreadable, now))?;
@@ -115,6 +117,7 @@ impl App {
                 }
                 let fresh = Fresh {
                     prepared: ids.iter().map(|id| (id.clone(), prepared.remove(id).unwrap_or_default())).collect(),
+                    prepared_accounts: Some(Arc::clone(&accounts)),
                     ..Fresh::default()
                 };
                 self.rescore_chunk(&active, &ids, &fresh)?;
@@ -168,8 +171,14 @@ const PASS_PAGE: usize = 20_000;
 /// dozen, so that their activations make several passes.
 const PASS_EVENTS: i64 = if cfg!(feature = "test-support") { 40 } else { 2_000_000 };
 
-/// Compact events by the lead they belong to.
-type ByLead = HashMap<String, Vec<CompactEvent>>;
+/// What one pass over the stored messages read.
+struct Pass {
+    /// Compact events by the lead they belong to.
+    by_lead: HashMap<String, Vec<CompactEvent>>,
+    /// Every account's traits over time (from every `group` message, whoever sent it).
+    accounts: Arc<AccountBook>,
+    unreadable: Vec<Unreadable>,
+}
 
 /// Which share of the leads a pass keeps: FNV-1a of the id.
 fn partition(lead: &str) -> u64 {
@@ -183,23 +192,30 @@ fn partition(lead: &str) -> u64 {
 fn read_pass(
     tx: &mut Tx<'_>,
     model: &CheckedModel,
+    projection: &Projection,
     until: i64,
     mine: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<(ByLead, Vec<Unreadable>), StoreError> {
+) -> Result<Pass, StoreError> {
     let mut identities = IdentityGraph::default();
     for link in tx.all_links()? {
         identities.link(&link.anonymous_id, &link.lead_id, link.at);
     }
-    let mut by_lead = ByLead::new();
+    let mut by_lead: HashMap<String, Vec<CompactEvent>> = HashMap::new();
+    let mut accounts = AccountBook::default();
     let mut unreadable = Vec::new();
     let mut after = 0;
     loop {
         let page = tx.events_page(after, until, PASS_PAGE)?;
         let Some(last) = page.last() else { break };
-        after = last.seq;
+        after = last.0.seq;
+        for (stored, _) in page.iter().filter(|(_, group)| *group) {
+            if let Err(u) = record_group(&mut accounts, model, projection, stored) {
+                unreadable.push(u);
+            }
+        }
         let read: Vec<Result<(String, CompactEvent), Unreadable>> = page
             .par_iter()
-            .filter_map(|stored| {
+            .filter_map(|(stored, _)| {
                 let (owner, linked_at) = match (&stored.lead_id, &stored.anonymous_id) {
                     (Some(lead), _) => (lead.as_str(), None),
                     (None, Some(anonymous)) => {
@@ -232,7 +248,7 @@ fn read_pass(
             }
         }
     }
-    Ok((by_lead, unreadable))
+    Ok(Pass { by_lead, accounts: Arc::new(accounts), unreadable })
 }
 
 /// Sets every stored lead's call-now rank from `model`'s stage order.

@@ -288,13 +288,25 @@ pub fn account_book(
     let mut accounts = AccountBook::default();
     let mut unreadable = Vec::new();
     for stored in tx.group_events(group_ids)? {
-        match parse_event(&stored, projection) {
-            Ok(event) if !is_ignored(model, &event) => accounts.record_event(&event),
-            Ok(_) => {}
-            Err(u) => unreadable.push(u),
+        if let Err(u) = record_group(&mut accounts, model, projection, &stored) {
+            unreadable.push(u);
         }
     }
     Ok((accounts, unreadable))
+}
+
+/// Adds a stored `group` message to an account book, unless `model` ignores it.
+pub(crate) fn record_group(
+    accounts: &mut AccountBook,
+    model: &CheckedModel,
+    projection: &Projection,
+    stored: &StoredEvent,
+) -> Result<(), Unreadable> {
+    let event = parse_event(stored, projection)?;
+    if !is_ignored(model, &event) {
+        accounts.record_event(&event);
+    }
+    Ok(())
 }
 
 /// The identity links of these leads' anonymous ids, with the same rule as the batch reader
@@ -361,6 +373,8 @@ pub struct Fresh {
     /// stored messages (a model activation's rescore): a lead here whose stored state is another
     /// model's is folded from these instead of loading its history.
     pub prepared: HashMap<String, Vec<CompactEvent>>,
+    /// The accounts as of the same pass, for the leads folded from `prepared`.
+    pub prepared_accounts: Option<std::sync::Arc<AccountBook>>,
 }
 
 impl Fresh {
@@ -372,7 +386,8 @@ impl Fresh {
 
 /// A stored state brought up to date with a lead's new messages, and those of them that may be
 /// copies of messages it folded ([`copies_of_folded`]).
-type Updated<'e> = (LeadState, Vec<&'e Event>);
+/// `true` when the state was folded from [`Fresh::prepared`].
+type Updated<'e> = (LeadState, Vec<&'e Event>, bool);
 
 /// A lead's new score and its state as stored (`None`: it could not be encoded).
 type Scored = (StoredScore, Option<Vec<u8>>);
@@ -437,37 +452,44 @@ pub fn rescore_leads(
                             state.apply(compact);
                         }
                     }
-                    state.horizon().is_none_or(|h| h <= at).then_some((state, suspects))
+                    state.horizon().is_none_or(|h| h <= at).then_some((state, suspects, false))
                 }),
                 _ => fresh.prepared.get(&head.id).map(|events| {
                     let outcomes = prepared_outcomes.get(&head.id).cloned().unwrap_or_default();
                     let state = LeadState::with_events(head.id.clone(), base_traits(&head), events.clone(), outcomes);
-                    (state, Vec::new())
+                    (state, Vec::new(), true)
                 }),
             };
             (head, state)
         })
         .collect();
     let mut heads: Vec<LeadHead> = Vec::with_capacity(updated.len());
-    let mut states: Vec<LeadState> = Vec::with_capacity(updated.len());
+    let mut states: Vec<(LeadState, bool)> = Vec::with_capacity(updated.len());
     let mut suspects: Vec<(String, &Event)> = Vec::new();
     for (head, state) in updated {
-        if let Some((state, events)) = state {
+        if let Some((state, events, prepared)) = state {
             suspects.extend(events.into_iter().map(|e| (head.id.clone(), e)));
             heads.push(head);
-            states.push(state);
+            states.push((state, prepared));
         }
     }
     let copies = copies_of_folded(tx, &suspects)?;
     if !copies.is_empty() {
-        let kept: Vec<(LeadHead, LeadState)> =
+        let kept: Vec<(LeadHead, (LeadState, bool))> =
             heads.into_iter().zip(states).filter(|(head, _)| !copies.contains(&head.id)).collect();
         (heads, states) = kept.into_iter().unzip();
     }
     let with_state: HashSet<&str> = heads.iter().map(|h| h.id.as_str()).collect();
     let replay: Vec<String> = ids.iter().filter(|id| !with_state.contains(id.as_str())).cloned().collect();
     let loaded = load_histories(tx, model, &active.projection, &replay)?;
-    let group_ids: BTreeSet<String> = states.iter().flat_map(|s| s.group_ids().map(str::to_owned)).collect();
+    // Leads folded from a pass over the messages read the accounts of that pass; the others
+    // those of their own accounts' messages.
+    let prepared_accounts = fresh.prepared_accounts.as_deref();
+    let group_ids: BTreeSet<String> = states
+        .iter()
+        .filter(|(_, prepared)| !prepared || prepared_accounts.is_none())
+        .flat_map(|(s, _)| s.group_ids().map(str::to_owned))
+        .collect();
     let (state_accounts, mut unreadable) =
         account_book(tx, model, &active.projection, &group_ids.into_iter().collect::<Vec<_>>())?;
     unreadable.extend(loaded.unreadable.iter().cloned());
@@ -476,7 +498,13 @@ pub fn rescore_leads(
         record_unreadable(tx, &unreadable, now)?;
     }
     let mut work: Vec<(&LeadHead, LeadState, &AccountBook)> = Vec::with_capacity(ids.len());
-    work.extend(heads.iter().zip(states).map(|(head, state)| (head, state, &state_accounts)));
+    work.extend(heads.iter().zip(states).map(|(head, (state, prepared))| {
+        let accounts = match prepared_accounts {
+            Some(book) if prepared => book,
+            _ => &state_accounts,
+        };
+        (head, state, accounts)
+    }));
     for (row, history) in &loaded.leads {
         work.push((row, LeadState::of(model, history), &loaded.accounts));
     }

@@ -138,12 +138,24 @@ impl Tx<'_> {
         Ok(inserted)
     }
 
-    /// Up to `limit` stored messages with `after < seq <= until`, in storage order: a full pass
-    /// over the messages reads the table front to back (per-lead look-ups jump around it).
-    pub fn events_page(&mut self, after: i64, until: i64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");
+    /// Up to `limit` stored messages with `after < seq <= until`, in storage order, each with
+    /// whether it is a `group` message: a full pass over the messages reads the table front to
+    /// back (per-lead look-ups jump around it).
+    pub fn events_page(
+        &mut self,
+        after: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<(StoredEvent, bool)>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS}, event_type FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+        );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.conn.query(&sql, &[Sql::Int(after), Sql::Int(until), Sql::Int(limit)])?.iter().map(event_row).collect()
+        self.conn
+            .query(&sql, &[Sql::Int(after), Sql::Int(until), Sql::Int(limit)])?
+            .iter()
+            .map(|row| Ok((event_row(row)?, text(row, 5)? == "group")))
+            .collect()
     }
 
     /// The last stored message's `seq` (0 with none).

@@ -81,50 +81,49 @@ impl App {
     }
 
     /// Rescores every lead with model `version`; stops if another version becomes active
-    /// meanwhile. One pass reads every stored message in storage order into compact events for
-    /// the model (a sequential read; looking each lead's messages up jumps around the table),
-    /// then the leads are scored and stored in chunks, each in one transaction under the leads'
+    /// meanwhile. When the stored messages are few enough to hold as compact events
+    /// ([`PASS_EVENTS`]), one pass reads them all in storage order into compact events per lead
+    /// and the accounts' traits (a sequential read: looking each lead's messages up jumps around
+    /// the table); otherwise each chunk loads its own leads' histories (bounded memory). Either
+    /// way the leads are scored and stored in chunks, each one transaction under the leads'
     /// locks. A lead whose stored state is already the new model's was scored since the
     /// activation (by ingest, an outcome or the scheduler, from its whole history) and keeps it.
-    /// With many messages the pass is made several times, each keeping a share of the leads, so
-    /// memory stays bounded.
     fn rescore_all(&self, version: i64) -> Result<(), StoreError> {
         let active = self.model();
         if active.version != version || self.stopping.load(Ordering::SeqCst) {
             return Ok(());
         }
         let (until, stored) = self.store.read(|tx| Ok::<_, StoreError>((tx.last_seq()?, tx.count_events()?)))?;
-        let passes = u64::try_from(stored / PASS_EVENTS + 1).unwrap_or(1);
-        for pass in 0..passes {
-            let mine = |lead: &str| passes == 1 || partition(lead) % passes == pass;
-            let Pass { by_lead: mut prepared, accounts, unreadable } =
-                self.store.read(|tx| read_pass(tx, &active.model, &active.projection, until, &mine))?;
-            if !unreadable.is_empty() {
+        let mut pass = None;
+        if stored <= PASS_EVENTS {
+            let read = self.store.read(|tx| read_pass(tx, &active.model, &active.projection, until))?;
+            if !read.unreadable.is_empty() {
                 let now = self.clock.now();
-                self.store.write(|tx| record_unreadable(tx, &unreadable, now))?;
+                self.store.write(|tx| record_unreadable(tx, &read.unreadable, now))?;
             }
-            let mut after = String::new();
-            loop {
-                if self.model().version != version || self.stopping.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                let ids = self.store.read(|tx| tx.lead_ids_after(&after, RESCORE_CHUNK))?;
-                let Some(last) = ids.last().cloned() else { break };
-                after = last;
-                let ids: Vec<String> = ids.into_iter().filter(|id| mine(id)).collect();
-                if ids.is_empty() {
-                    continue;
-                }
-                let fresh = Fresh {
-                    prepared: ids.iter().map(|id| (id.clone(), prepared.remove(id).unwrap_or_default())).collect(),
-                    prepared_accounts: Some(Arc::clone(&accounts)),
+            pass = Some(read);
+        }
+        let mut after = String::new();
+        loop {
+            if self.model().version != version || self.stopping.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let ids = self.store.read(|tx| tx.lead_ids_after(&after, RESCORE_CHUNK))?;
+            let Some(last) = ids.last().cloned() else { break };
+            after = last;
+            let fresh = match pass.as_mut() {
+                Some(pass) => Fresh {
+                    prepared: ids.iter().map(|id| (id.clone(), pass.by_lead.remove(id).unwrap_or_default())).collect(),
+                    prepared_accounts: Some(Arc::clone(&pass.accounts)),
                     ..Fresh::default()
-                };
-                self.rescore_chunk(&active, &ids, &fresh)?;
-                metrics::counter!("leadscore_rescored_leads_total", "cause" => "model").increment(ids.len() as u64);
-                if let Ok(mut p) = self.rescore.lock() {
-                    p.done += ids.len() as u64;
-                }
+                },
+                // The new model's first scores: from every lead's whole history.
+                None => Fresh::replay(&ids),
+            };
+            self.rescore_chunk(&active, &ids, &fresh)?;
+            metrics::counter!("leadscore_rescored_leads_total", "cause" => "model").increment(ids.len() as u64);
+            if let Ok(mut p) = self.rescore.lock() {
+                p.done += ids.len() as u64;
             }
         }
         if let Ok(mut p) = self.rescore.lock() {
@@ -166,10 +165,10 @@ impl App {
 /// Stored messages a full rescore reads per query.
 const PASS_PAGE: usize = 20_000;
 
-/// Stored messages one pass of a full rescore keeps as compact events (~100 bytes each); with
-/// more, the pass is made again for another share of the leads. Tests (`test-support`) take a few
-/// dozen, so that their activations make several passes.
-const PASS_EVENTS: i64 = if cfg!(feature = "test-support") { 40 } else { 2_000_000 };
+/// Most stored messages a full rescore reads in one pass into compact events (~250 bytes each
+/// with `identify` traits: ~250 MB at the limit); with more, each chunk loads its own leads'
+/// histories. Tests (`test-support`) take a few dozen, so that both ways are exercised.
+const PASS_EVENTS: i64 = if cfg!(feature = "test-support") { 40 } else { 1_000_000 };
 
 /// What one pass over the stored messages read.
 struct Pass {
@@ -180,22 +179,11 @@ struct Pass {
     unreadable: Vec<Unreadable>,
 }
 
-/// Which share of the leads a pass keeps: FNV-1a of the id.
-fn partition(lead: &str) -> u64 {
-    lead.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// The stored messages up to `until`, in storage order, read into compact events for `model` by
 /// the lead they belong to (an anonymous message to the lead its id's earliest link names, from
-/// the link's time, as the history loader attributes them), for the leads `mine` keeps; and the
+/// the link's time, as the history loader attributes them), every account's traits, and the
 /// messages that could not be read.
-fn read_pass(
-    tx: &mut Tx<'_>,
-    model: &CheckedModel,
-    projection: &Projection,
-    until: i64,
-    mine: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<Pass, StoreError> {
+fn read_pass(tx: &mut Tx<'_>, model: &CheckedModel, projection: &Projection, until: i64) -> Result<Pass, StoreError> {
     let mut identities = IdentityGraph::default();
     for link in tx.all_links()? {
         identities.link(&link.anonymous_id, &link.lead_id, link.at);
@@ -224,9 +212,6 @@ fn read_pass(
                     }
                     (None, None) => return None,
                 };
-                if !mine(owner) {
-                    return None;
-                }
                 let message = match read_message(&model.plan, stored.body.as_bytes()) {
                     Ok(message) => message,
                     Err(e) => return Some(Err(Unreadable { seq: stored.seq, reason: e.to_string() })),

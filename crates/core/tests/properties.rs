@@ -144,6 +144,15 @@ fn history(events: Vec<Event>) -> LeadHistory {
     lead("a", json!({"title": "Analyst"}), events)
 }
 
+/// The accounts of a lead's `group` messages.
+fn accounts_of(lead: &LeadHistory) -> leadscore_core::AccountBook {
+    let mut accounts = leadscore_core::AccountBook::default();
+    for e in &lead.events {
+        accounts.record_event(e);
+    }
+    accounts
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -320,10 +329,7 @@ proptest! {
     fn compact_events_score_like_whole_messages(p in params(), events in varied_events(), as_of_hours in 0i64..(80 * 24)) {
         let m = build_with_deferred(&p);
         let lead = history(events);
-        let mut accounts = leadscore_core::AccountBook::default();
-        for e in &lead.events {
-            accounts.record_event(e);
-        }
+        let accounts = accounts_of(&lead);
         let as_of = day(0) + hours(as_of_hours);
         let compact = leadscore_core::evaluate(&m, &lead, &accounts, as_of);
         let reference = leadscore_core::engine::evaluate_reference(&m, &lead, &accounts, as_of);
@@ -442,10 +448,7 @@ proptest! {
     fn a_state_read_at_many_instants_equals_fresh_evaluations(p in params(), events in varied_events(), instants in proptest::collection::vec(0i64..(80 * 24), 1..12)) {
         let m = build_with_deferred(&p);
         let lead = history(events);
-        let mut accounts = leadscore_core::AccountBook::default();
-        for e in &lead.events {
-            accounts.record_event(e);
-        }
+        let accounts = accounts_of(&lead);
         let mut state = leadscore_core::compact::LeadState::of(&m, &lead);
         let mut ascending = instants.clone();
         ascending.sort_unstable();
@@ -537,10 +540,7 @@ fn folded(
 ) -> (CheckedModel, LeadHistory, leadscore_core::AccountBook, leadscore_core::compact::LeadState) {
     let m = build_with_deferred(p);
     let lead = history(events);
-    let mut accounts = leadscore_core::AccountBook::default();
-    for e in &lead.events {
-        accounts.record_event(e);
-    }
+    let accounts = accounts_of(&lead);
     let mut state = leadscore_core::compact::LeadState::new(lead.id.clone(), lead.traits.clone(), Vec::new());
     for event in shuffled_compact(&m, &lead, seed) {
         state.apply(event);
@@ -681,10 +681,7 @@ proptest! {
         // half the cases use the model without them.
         let m = if deferred { build_with_deferred(&p) } else { build(&p) };
         let lead = history(events);
-        let mut accounts = leadscore_core::AccountBook::default();
-        for e in &lead.events {
-            accounts.record_event(e);
-        }
+        let accounts = accounts_of(&lead);
         let arriving = shuffled_compact(&m, &lead, seed);
         let mut state = leadscore_core::compact::LeadState::new(lead.id.clone(), lead.traits.clone(), Vec::new());
         let mut applied: Vec<leadscore_core::compact::CompactEvent> = Vec::new();

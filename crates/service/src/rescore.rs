@@ -19,7 +19,7 @@ use leadscore_store::{StoreError, Tx};
 use crate::app::{App, check_source};
 use crate::error::{ServiceError, is_transient};
 use crate::models::{invalid_model, model_not_found};
-use crate::scoring::{ActiveModel, Fresh, Unreadable, record_group, record_unreadable, rescore_leads};
+use crate::scoring::{ActiveModel, Fresh, Unreadable, owner_of, record_group, record_unreadable, rescore_leads};
 
 /// Leads per transaction when rescoring everything (bigger chunks amortise the commit; 2,000
 /// keeps the parsed histories of a chunk well under 500 MB even with long histories).
@@ -204,14 +204,7 @@ fn read_pass(tx: &mut Tx<'_>, model: &CheckedModel, projection: &Projection, unt
         let read: Vec<Result<(String, CompactEvent), Unreadable>> = page
             .par_iter()
             .filter_map(|(stored, _)| {
-                let (owner, linked_at) = match (&stored.lead_id, &stored.anonymous_id) {
-                    (Some(lead), _) => (lead.as_str(), None),
-                    (None, Some(anonymous)) => {
-                        let (at, lead) = identities.link_of(anonymous)?;
-                        (lead, Some(at))
-                    }
-                    (None, None) => return None,
-                };
+                let (owner, linked_at) = owner_of(stored, &identities)?;
                 let message = match read_message(&model.plan, stored.body.as_bytes()) {
                     Ok(message) => message,
                     Err(e) => return Some(Err(Unreadable { seq: stored.seq, reason: e.to_string() })),

@@ -205,14 +205,8 @@ pub fn load_histories(
     let parsed: Vec<Result<(String, Event), Unreadable>> = stored
         .into_par_iter()
         .filter_map(|stored| {
-            let (owner, linked_at) = match (&stored.lead_id, &stored.anonymous_id) {
-                (Some(lead), _) => (lead.clone(), None),
-                (None, Some(anon)) => {
-                    let (at, lead) = identities.link_of(anon)?;
-                    (lead.to_owned(), Some(at))
-                }
-                (None, None) => return None,
-            };
+            let (owner, linked_at) = owner_of(&stored, &identities)?;
+            let owner = owner.to_owned();
             Some(parse_event(&stored, projection).map(|mut event| {
                 if let Some(at) = linked_at {
                     event.visible_at = event.at.max(at);
@@ -256,6 +250,20 @@ pub fn load_histories(
         })
         .collect();
     Ok(Loaded { leads, accounts, unreadable })
+}
+
+/// The lead a stored message belongs to: its `userId`, else the lead its anonymous id's earliest
+/// link names, with the link's time (the message belongs to that lead from then on); `None` for an
+/// anonymous message of an id no link names.
+pub(crate) fn owner_of<'a>(
+    stored: &'a StoredEvent,
+    identities: &'a IdentityGraph,
+) -> Option<(&'a str, Option<Millis>)> {
+    match (&stored.lead_id, &stored.anonymous_id) {
+        (Some(lead), _) => Some((lead.as_str(), None)),
+        (None, Some(anonymous)) => identities.link_of(anonymous).map(|(at, lead)| (lead, Some(at))),
+        (None, None) => None,
+    }
 }
 
 /// The outcomes of these leads, by lead, in time order.
@@ -384,9 +392,8 @@ impl Fresh {
     }
 }
 
-/// A stored state brought up to date with a lead's new messages, and those of them that may be
-/// copies of messages it folded ([`copies_of_folded`]).
-/// `true` when the state was folded from [`Fresh::prepared`].
+/// A lead's state for scoring, the new messages that may be copies of messages it folded
+/// ([`copies_of_folded`]), and whether it was folded from [`Fresh::prepared`].
 type Updated<'e> = (LeadState, Vec<&'e Event>, bool);
 
 /// A lead's new score and its state as stored (`None`: it could not be encoded).

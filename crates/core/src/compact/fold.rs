@@ -138,6 +138,98 @@ struct Summary {
     tails: Vec<Vec<Millis>>,
 }
 
+/// The start of the UTC day of an instant.
+fn day_start(t: Millis) -> Millis {
+    t - t.rem_euclid(crate::time::MS_PER_DAY)
+}
+
+impl Summary {
+    /// Folds each rule's matches among the `folded` events into what it keeps from `horizon` on.
+    fn fold_rules(&mut self, model: &CheckedModel, rules: &[Hits], folded: &[bool], horizon: Millis) {
+        let n = model.rules.len();
+        self.prior.resize_with(n, engine::Prior::default);
+        self.tails.resize_with(n, Vec::new);
+        for (r, rule) in model.rules.iter().enumerate() {
+            let times: Vec<Millis> = rules.get(r).map_or_else(Vec::new, |hits| {
+                hits.times.iter().zip(&hits.events).filter(|&(_, &e)| folded[e]).map(|(&t, _)| t).collect()
+            });
+            let tail = &mut self.tails[r];
+            let prior = &mut self.prior[r];
+            match &rule.kind {
+                RuleKind::Trait { .. } => {}
+                RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => {
+                    let from = day_start(horizon - w.as_millis());
+                    tail.extend(times);
+                    tail.retain(|&t| t >= from);
+                }
+                RuleKind::Event { within: None, limit: Some(limit), per_day, .. } => {
+                    tail.extend(times);
+                    if let Some(per_day) = per_day {
+                        *tail = engine::keep_latest_per_day(tail, *per_day);
+                    }
+                    let extra = tail.len().saturating_sub(*limit);
+                    tail.drain(..extra);
+                }
+                RuleKind::Event { within: None, limit: None, per_day, half_life, .. } => {
+                    let counted = match per_day {
+                        Some(per_day) => engine::keep_latest_per_day(&times, *per_day),
+                        None => times,
+                    };
+                    if prior.count > 0 {
+                        prior.decayed *= engine::decay(horizon - prior.horizon, *half_life);
+                    }
+                    for &t in &counted {
+                        prior.decayed += engine::decay(horizon - t, *half_life);
+                    }
+                    prior.count += counted.len();
+                    prior.last = counted.last().copied().or(prior.last);
+                    if prior.count > 0 {
+                        prior.horizon = horizon;
+                    }
+                }
+                // Only the latest match matters.
+                RuleKind::Inactivity { .. } => prior.last = times.last().copied().or(prior.last),
+            }
+        }
+    }
+
+    /// Folds what every `folded` event leaves besides its rules: its id (in the filter) and its
+    /// time (the earliest, and those the longest window can still reach); the horizon moves on.
+    fn fold_events(&mut self, model: &CheckedModel, events: &[Meta], folded: &[bool], horizon: Millis) {
+        let folded = || events.iter().zip(folded).filter(|(_, f)| **f).map(|(m, _)| m);
+        for key in folded().filter_map(|m| m.id.as_ref()) {
+            if self.ids.len() != FOLDED_ID_WORDS {
+                // None yet (or not this version's filter: then every bit, as it may hold anything).
+                self.ids = vec![if self.ids.is_empty() { 0 } else { u64::MAX }; FOLDED_ID_WORDS];
+            }
+            for b in id_bits(key) {
+                self.ids[b / 64] |= 1 << (b % 64);
+            }
+        }
+        let mut times: Vec<Millis> = folded().map(|m| m.at).collect();
+        times.sort_unstable();
+        self.first = self.first.into_iter().chain(times.first().copied()).min();
+        self.recent.extend(times);
+        let longest = model
+            .rules
+            .iter()
+            .filter_map(|rule| match &rule.kind {
+                RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => Some(w.as_millis()),
+                RuleKind::Inactivity { period, .. } => Some(period.as_millis()),
+                _ => None,
+            })
+            .max();
+        match longest {
+            Some(p) => {
+                let from = day_start(horizon - p);
+                self.recent.retain(|&t| t >= from);
+            }
+            None => self.recent.clear(),
+        }
+        self.horizon = horizon;
+    }
+}
+
 /// Which events exist at one instant.
 struct Existing<'s> {
     events: &'s [Meta],
@@ -327,108 +419,18 @@ impl LeadState {
     /// The sums of decay factors are kept as one number, so a score may differ from a fold of
     /// every event in the last bits of a float. Returns whether anything was folded.
     pub fn compact(&mut self, model: &CheckedModel, before: Millis) -> bool {
-        let day_start = |t: Millis| t - t.rem_euclid(crate::time::MS_PER_DAY);
         let previous = self.horizon();
-        let mut horizon = day_start(before);
-        if previous.is_some_and(|p| horizon <= p) {
+        if previous.is_some_and(|p| day_start(before) <= p) {
             return false;
         }
-        let deferred: std::collections::HashSet<usize> = self.deferred.iter().map(|(e, _)| *e).collect();
-        // Down to the day of the earliest event that cannot be folded (once the horizon moves,
-        // an event visible only from a later instant may become one).
-        loop {
-            let blocked = self
-                .events
-                .iter()
-                .enumerate()
-                .filter(|(e, m)| m.at < horizon && (m.duplicated || m.visible_at >= horizon || deferred.contains(e)))
-                .map(|(_, m)| day_start(m.at))
-                .min();
-            match blocked {
-                Some(day) if day < horizon => horizon = day,
-                _ => break,
-            }
-        }
+        let horizon = self.foldable_before(day_start(before));
         if previous.is_some_and(|p| horizon <= p) || !self.events.iter().any(|m| m.at < horizon) {
             return false;
         }
         let folded: Vec<bool> = self.events.iter().map(|m| m.at < horizon).collect();
-        let n = model.rules.len();
         let mut summary = self.summary.take().map(|b| *b).unwrap_or_default();
-        summary.prior.resize_with(n, engine::Prior::default);
-        summary.tails.resize_with(n, Vec::new);
-        let longest = model
-            .rules
-            .iter()
-            .filter_map(|rule| match &rule.kind {
-                RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => Some(w.as_millis()),
-                RuleKind::Inactivity { period, .. } => Some(period.as_millis()),
-                _ => None,
-            })
-            .max();
-        for (r, rule) in model.rules.iter().enumerate() {
-            let times: Vec<Millis> = self.rules.get(r).map_or_else(Vec::new, |hits| {
-                hits.times.iter().zip(&hits.events).filter(|&(_, &e)| folded[e]).map(|(&t, _)| t).collect()
-            });
-            let tail = &mut summary.tails[r];
-            let prior = &mut summary.prior[r];
-            match &rule.kind {
-                RuleKind::Trait { .. } => {}
-                RuleKind::Event { within: Some(w), .. } | RuleKind::Count { within: w, .. } => {
-                    let from = day_start(horizon - w.as_millis());
-                    tail.extend(times);
-                    tail.retain(|&t| t >= from);
-                }
-                RuleKind::Event { within: None, limit: Some(limit), per_day, .. } => {
-                    tail.extend(times);
-                    if let Some(per_day) = per_day {
-                        *tail = engine::keep_latest_per_day(tail, *per_day);
-                    }
-                    let extra = tail.len().saturating_sub(*limit);
-                    tail.drain(..extra);
-                }
-                RuleKind::Event { within: None, limit: None, per_day, half_life, .. } => {
-                    let counted = match per_day {
-                        Some(per_day) => engine::keep_latest_per_day(&times, *per_day),
-                        None => times,
-                    };
-                    if prior.count > 0 {
-                        prior.decayed *= engine::decay(horizon - prior.horizon, *half_life);
-                    }
-                    for &t in &counted {
-                        prior.decayed += engine::decay(horizon - t, *half_life);
-                    }
-                    prior.count += counted.len();
-                    prior.last = counted.last().copied().or(prior.last);
-                    if prior.count > 0 {
-                        prior.horizon = horizon;
-                    }
-                }
-                // Only the latest match matters.
-                RuleKind::Inactivity { .. } => prior.last = times.last().copied().or(prior.last),
-            }
-        }
-        for key in self.events.iter().filter(|m| m.at < horizon).filter_map(|m| m.id.as_ref()) {
-            if summary.ids.len() != FOLDED_ID_WORDS {
-                // None yet (or not this version's filter: then every bit, as it may hold anything).
-                summary.ids = vec![if summary.ids.is_empty() { 0 } else { u64::MAX }; FOLDED_ID_WORDS];
-            }
-            for b in id_bits(key) {
-                summary.ids[b / 64] |= 1 << (b % 64);
-            }
-        }
-        let mut times: Vec<Millis> = self.events.iter().filter(|m| m.at < horizon).map(|m| m.at).collect();
-        times.sort_unstable();
-        summary.first = summary.first.into_iter().chain(times.first().copied()).min();
-        summary.recent.extend(times);
-        match longest {
-            Some(p) => {
-                let from = day_start(horizon - p);
-                summary.recent.retain(|&t| t >= from);
-            }
-            None => summary.recent.clear(),
-        }
-        summary.horizon = horizon;
+        summary.fold_rules(model, &self.rules, &folded, horizon);
+        summary.fold_events(model, &self.events, &folded, horizon);
         // The folded `identify` and `group` messages come first in merge order (it starts with
         // time): their traits merge over the base traits as scoring would merge them.
         let mut traits = std::mem::take(&mut self.traits);
@@ -447,7 +449,40 @@ impl LeadState {
                 }
             }
         }
-        // The kept events, filed again in arrival order.
+        let kept = self.take_events(&folded);
+        let mut state = LeadState::new(std::mem::take(&mut self.id), traits, std::mem::take(&mut self.outcomes));
+        state.summary = Some(Box::new(summary));
+        for event in kept {
+            state.apply(event);
+        }
+        *self = state;
+        true
+    }
+
+    /// `horizon`, or the start of the day of the earliest event before it that cannot be folded
+    /// (it shares its `messageId`, its rules are decided at scoring time, or it belongs to the
+    /// lead only from the horizon or later); once the horizon moves, another event may become
+    /// one, so down to where none is left.
+    fn foldable_before(&self, mut horizon: Millis) -> Millis {
+        let deferred: std::collections::HashSet<usize> = self.deferred.iter().map(|(e, _)| *e).collect();
+        loop {
+            let blocked = self
+                .events
+                .iter()
+                .enumerate()
+                .filter(|(e, m)| m.at < horizon && (m.duplicated || m.visible_at >= horizon || deferred.contains(e)))
+                .map(|(_, m)| day_start(m.at))
+                .min();
+            match blocked {
+                Some(day) if day < horizon => horizon = day,
+                _ => return horizon,
+            }
+        }
+    }
+
+    /// The applied events not `folded`, as compact events again (in arrival order), taking the
+    /// profile and deferred entries out of the state.
+    fn take_events(&mut self, folded: &[bool]) -> Vec<CompactEvent> {
         let mut matched: Vec<super::RuleSet> = vec![super::RuleSet::default(); self.events.len()];
         for (r, hits) in self.rules.iter().enumerate() {
             for &e in &hits.events {
@@ -466,13 +501,12 @@ impl LeadState {
         for (e, deferred) in std::mem::take(&mut self.deferred) {
             extras.entry(e).or_default().deferred = Some(deferred);
         }
-        let mut state = LeadState::new(std::mem::take(&mut self.id), traits, std::mem::take(&mut self.outcomes));
-        state.summary = Some(Box::new(summary));
-        for (e, (meta, matched)) in self.events.iter().zip(matched).enumerate() {
-            if folded[e] {
-                continue;
-            }
-            state.apply(CompactEvent {
+        self.events
+            .iter()
+            .zip(matched)
+            .enumerate()
+            .filter(|(e, _)| !folded[*e])
+            .map(|(e, (meta, matched))| CompactEvent {
                 at: meta.at,
                 visible_at: meta.visible_at,
                 tie: meta.tie,
@@ -480,10 +514,8 @@ impl LeadState {
                 matched,
                 kind: kinds.get(&e).copied().unwrap_or(Kind::Other),
                 extra: extras.remove(&e).map(Box::new),
-            });
-        }
-        *self = state;
-        true
+            })
+            .collect()
     }
 
     /// The events that exist at `as_of`: the first of each duplicated `messageId` is found once,

@@ -6,20 +6,23 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use leadscore_core::compact::{CompactEvent, read_message};
+use leadscore_core::compact::{CompactEvent, LeadState, read_message};
 use leadscore_core::model::Projection;
 use leadscore_core::time::Millis;
 use leadscore_core::{AccountBook, CheckedModel, IdentityGraph};
-use leadscore_store::{StoreError, Tx};
+use leadscore_store::{LeadHead, StoreError, Tx};
 
 use crate::app::{App, check_source};
 use crate::error::{ServiceError, is_transient};
 use crate::models::{invalid_model, model_not_found};
-use crate::scoring::{ActiveModel, Fresh, Unreadable, owner_of, record_group, record_unreadable, rescore_leads};
+use crate::scoring::{
+    ActiveModel, Fresh, Scored, Unreadable, base_traits, load_histories, outcomes_of, owner_of, record_group,
+    record_unreadable, rescore_leads, score_for_store, store_scored,
+};
 
 /// Leads per transaction when rescoring everything (bigger chunks amortise the commit; 2,000
 /// keeps the parsed histories of a chunk well under 500 MB even with long histories).
@@ -84,10 +87,14 @@ impl App {
     /// meanwhile. When the stored messages are few enough to hold as compact events
     /// ([`PASS_EVENTS`]), one pass reads them all in storage order into compact events per lead
     /// and the accounts' traits (a sequential read: looking each lead's messages up jumps around
-    /// the table); otherwise each chunk loads its own leads' histories (bounded memory). Either
-    /// way the leads are scored and stored in chunks, each one transaction under the leads'
-    /// locks. A lead whose stored state is already the new model's was scored since the
-    /// activation (by ingest, an outcome or the scheduler, from its whole history) and keeps it.
+    /// the table); otherwise each chunk loads its own leads' histories (bounded memory).
+    ///
+    /// The leads go in chunks, pipelined: a chunk is read and scored on all cores
+    /// ([`App::score_ahead`], outside the write lock) while the previous one is written
+    /// ([`App::write_ahead`], one transaction under the leads' locks, which writes a lead's
+    /// score only if the lead is still as it was read). A lead whose stored state is already the
+    /// new model's was scored since the activation (by ingest, an outcome or the scheduler, from
+    /// its whole history) and keeps its state.
     fn rescore_all(&self, version: i64) -> Result<(), StoreError> {
         let active = self.model();
         if active.version != version || self.stopping.load(Ordering::SeqCst) {
@@ -104,26 +111,38 @@ impl App {
             pass = Some(read);
         }
         let mut after = String::new();
+        let mut pending: Option<Ahead> = None;
         loop {
             if self.model().version != version || self.stopping.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let ids = self.store.read(|tx| tx.lead_ids_after(&after, RESCORE_CHUNK))?;
-            let Some(last) = ids.last().cloned() else { break };
-            after = last;
-            let fresh = match pass.as_mut() {
-                Some(pass) => Fresh {
-                    prepared: ids.iter().map(|id| (id.clone(), pass.by_lead.remove(id).unwrap_or_default())).collect(),
-                    prepared_accounts: Some(Arc::clone(&pass.accounts)),
-                    ..Fresh::default()
-                },
-                // The new model's first scores: from every lead's whole history.
-                None => Fresh::replay(&ids),
-            };
-            self.rescore_chunk(&active, &ids, &fresh)?;
-            metrics::counter!("leadscore_rescored_leads_total", "cause" => "model").increment(ids.len() as u64);
-            if let Ok(mut p) = self.rescore.lock() {
-                p.done += ids.len() as u64;
+            if let Some(last) = ids.last() {
+                after = last.clone();
+            }
+            let active = &*active;
+            let (next, written) = std::thread::scope(|scope| {
+                let writer = pending.take().map(|ahead| scope.spawn(move || self.write_ahead(active, &ahead)));
+                let next = match ids.is_empty() {
+                    true => Ok(None),
+                    false => self.score_ahead(active, ids, pass.as_mut()).map(Some),
+                };
+                let written = match writer {
+                    Some(writer) => writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    None => Ok(0),
+                };
+                (next, written)
+            });
+            let written = written?;
+            if written > 0 {
+                metrics::counter!("leadscore_rescored_leads_total", "cause" => "model").increment(written as u64);
+                if let Ok(mut p) = self.rescore.lock() {
+                    p.done += written as u64;
+                }
+            }
+            match next? {
+                Some(ahead) => pending = Some(ahead),
+                None => break,
             }
         }
         if let Ok(mut p) = self.rescore.lock() {
@@ -133,24 +152,103 @@ impl App {
         Ok(())
     }
 
-    /// Scores and stores one chunk of leads with `active`, in one transaction; a database outage
-    /// pauses the rescore instead of ending it.
-    fn rescore_chunk(&self, active: &ActiveModel, ids: &[String], fresh: &Fresh) -> Result<(), StoreError> {
+    /// Reads a chunk of leads and scores them with `active` as of now, outside the write lock:
+    /// from the pass's compact events when there is a pass, else from each lead's stored history.
+    fn score_ahead(
+        &self,
+        active: &ActiveModel,
+        ids: Vec<String>,
+        pass: Option<&mut Pass>,
+    ) -> Result<Ahead, StoreError> {
+        let model = &active.model;
         let now = self.clock.now();
-        let due: Vec<(String, Millis)> = ids.iter().map(|id| (id.clone(), now)).collect();
+        let heads = self.store.read(|tx| tx.lead_heads(&ids, false))?;
+        // Scored with this model since the activation: they keep their state (written under
+        // the lock, from it).
+        let (kept, heads): (Vec<LeadHead>, Vec<LeadHead>) =
+            heads.into_iter().partition(|head| head.model_version == Some(active.version));
+        let kept = kept.into_iter().map(|head| head.id).collect();
+        let (work, accounts, unreadable) = match pass {
+            Some(pass) => {
+                let ids: Vec<String> = heads.iter().map(|head| head.id.clone()).collect();
+                let mut outcomes = self.store.read(|tx| outcomes_of(tx, &ids))?;
+                let work: Vec<(LeadHead, LeadState)> = heads
+                    .into_iter()
+                    .map(|head| {
+                        let events = pass.by_lead.remove(&head.id).unwrap_or_default();
+                        let outcomes = outcomes.remove(&head.id).unwrap_or_default();
+                        let state = LeadState::with_events(head.id.clone(), base_traits(&head), events, outcomes);
+                        (head, state)
+                    })
+                    .collect();
+                (work, Arc::clone(&pass.accounts), Vec::new())
+            }
+            None => {
+                let ids: Vec<String> = heads.iter().map(|head| head.id.clone()).collect();
+                let loaded = self.store.read(|tx| load_histories(tx, model, &active.projection, &ids))?;
+                let work = loaded
+                    .leads
+                    .into_par_iter()
+                    .map(|(head, history)| {
+                        let state = LeadState::of(model, &history);
+                        (head, state)
+                    })
+                    .collect();
+                (work, Arc::new(loaded.accounts), loaded.unreadable)
+            }
+        };
+        let scored = work
+            .into_par_iter()
+            .map(|(head, state)| {
+                let scored = score_for_store(active, state, &accounts, now);
+                (head, scored)
+            })
+            .collect();
+        Ok(Ahead { ids, scored, kept, unreadable, now })
+    }
+
+    /// Writes a chunk scored ahead, in one transaction under the leads' locks: a lead still as
+    /// it was read gets its score; one that changed meanwhile (or was kept) is scored again here,
+    /// as any write would. A database outage pauses the rescore instead of ending it. Returns
+    /// how many leads the chunk had.
+    fn write_ahead(&self, active: &ActiveModel, ahead: &Ahead) -> Result<usize, StoreError> {
         let mut attempt = 0u32;
         loop {
             let chunk = self.store.write(|tx| {
-                tx.lock_leads(ids)?;
+                tx.lock_leads(&ahead.ids)?;
                 // Under the leads' locks: once another version is active, its own rescore
                 // scores these leads, and this one must not overwrite them.
                 if self.model().version != active.version {
                     return Ok(());
                 }
-                rescore_leads(tx, active, &self.hooks, &due, fresh).map(|_| ())
+                if !ahead.unreadable.is_empty() {
+                    record_unreadable(tx, &ahead.unreadable, ahead.now)?;
+                }
+                let now: HashMap<String, LeadHead> =
+                    tx.lead_heads(&ahead.ids, false)?.into_iter().map(|head| (head.id.clone(), head)).collect();
+                let mut same: Vec<(&LeadHead, Option<&Scored>)> = Vec::with_capacity(ahead.scored.len());
+                let mut changed: HashSet<String> = HashSet::new();
+                for (head, scored) in &ahead.scored {
+                    match now.get(&head.id) {
+                        Some(current) if current == head => same.push((head, scored.as_ref())),
+                        Some(_) => {
+                            changed.insert(head.id.clone());
+                        }
+                        // Deleted meanwhile.
+                        None => {}
+                    }
+                }
+                store_scored(tx, &self.hooks, &same)?;
+                let again: Vec<(String, Millis)> = changed
+                    .iter()
+                    .chain(ahead.kept.iter().filter(|id| now.contains_key(*id)))
+                    .map(|id| (id.clone(), ahead.now))
+                    .collect();
+                let fresh = Fresh { replay: changed.clone(), ..Fresh::default() };
+                rescore_leads(tx, active, &self.hooks, &again, &fresh).map(|_| ())
             });
             match chunk {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(ahead.ids.len()),
                 Err(e) if is_transient(&e) && attempt < 60 && !self.stopping.load(Ordering::SeqCst) => {
                     attempt += 1;
                     tracing::warn!("rescore paused: {e}; retrying");
@@ -160,6 +258,20 @@ impl App {
             }
         }
     }
+}
+
+/// A chunk of leads read and scored ahead of its write ([`App::score_ahead`]).
+struct Ahead {
+    ids: Vec<String>,
+    /// Each lead as read, with its new score and state: written only if the lead is still the
+    /// same under the write lock.
+    scored: Vec<(LeadHead, Option<Scored>)>,
+    /// Leads scored with the new model since the activation: rescored from their states.
+    kept: Vec<String>,
+    /// Stored messages of these leads that could not be read.
+    unreadable: Vec<Unreadable>,
+    /// The instant they were scored as of.
+    now: Millis,
 }
 
 /// Stored messages a full rescore reads per query.
@@ -233,4 +345,101 @@ fn read_pass(tx: &mut Tx<'_>, model: &CheckedModel, projection: &Projection, unt
 pub(crate) fn rank_stages(tx: &mut Tx<'_>, model: &CheckedModel) -> Result<(), StoreError> {
     let (ranks, other) = model.stage_ranks();
     tx.rank_stages(&ranks, other).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    use leadscore_core::event::MessageKind;
+    use leadscore_core::time::parse_timestamp;
+    use leadscore_store::NewEvent;
+
+    use crate::ingest::Incoming;
+    use crate::scoring::record_events;
+    use crate::{ManualClock, Settings};
+
+    fn model(points: u32) -> String {
+        format!(
+            r#"
+[model]
+name = "pipelined"
+
+[dimensions.engagement]
+
+[[rules]]
+name = "Demo requested"
+dimension = "engagement"
+on = 'event.type == "track" && event.event == "Demo Requested"'
+points = {points}
+"#
+        )
+    }
+
+    fn demo(user: &str, id: &str, at: &str) -> Incoming {
+        let body = serde_json::json!({
+            "type": "track", "userId": user, "event": "Demo Requested", "messageId": id, "timestamp": at,
+        });
+        let event = leadscore_core::Event::from_message(body).unwrap();
+        Incoming {
+            new: NewEvent {
+                write_key: "wk".into(),
+                message_id: id.into(),
+                lead_id: Some(user.into()),
+                anonymous_id: None,
+                group_id: None,
+                event_type: MessageKind::Track,
+                at: event.at,
+                received_at: event.at,
+                body: serde_json::to_string(&event.body).unwrap(),
+            },
+            event,
+        }
+    }
+
+    fn total(app: &App, id: &str) -> f64 {
+        let heads = app.store.read(|tx| tx.lead_heads(&[id.to_owned()], false)).unwrap();
+        heads[0].scored.as_ref().unwrap().1
+    }
+
+    /// A chunk is scored ahead of its write, outside the write lock; a lead that a new message
+    /// changed in between must not get the score read before it (which lacks the message).
+    #[test]
+    fn a_lead_changed_between_the_read_and_the_write_of_its_chunk_is_scored_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.toml");
+        std::fs::write(&path, model(60)).unwrap();
+        let settings = Settings::new(
+            format!("sqlite://{}", dir.path().join("test.db").display()),
+            Some(path),
+            vec!["wk".into()],
+            vec!["ak".into()],
+        );
+        let now = parse_timestamp("2026-01-10T00:00:00Z").unwrap();
+        let app = App::start(settings, Arc::new(ManualClock::new(now))).unwrap();
+        let first = [demo("a", "m1", "2026-01-09T10:00:00Z"), demo("b", "m2", "2026-01-09T11:00:00Z")];
+        let v1 = app.model();
+        app.store.write(|tx| record_events(tx, &v1, &app.hooks, &first, now)).unwrap();
+        assert_eq!((total(&app, "a"), total(&app, "b")), (60.0, 60.0));
+
+        // The new model active, without the background rescore: this test drives its steps.
+        let v2 = app.add_model(&model(10)).unwrap().version;
+        app.store.write(|tx| tx.activate_model(v2, now).map(|_| ())).unwrap();
+        let source = app.store.read(|tx| tx.model(v2)).unwrap().unwrap().source;
+        let (checked, _) = check_source(&source).unwrap();
+        app.set_model(ActiveModel::new(v2, source, checked));
+        let v2 = app.model();
+
+        let ids = vec!["a".to_owned(), "b".to_owned()];
+        let ahead = app.score_ahead(&v2, ids, None).unwrap();
+        // Meanwhile a second demo request for `a` (ingest folds `a` from its whole history).
+        app.store
+            .write(|tx| record_events(tx, &v2, &app.hooks, &[demo("a", "m3", "2026-01-09T12:00:00Z")], now))
+            .unwrap();
+        assert_eq!(total(&app, "a"), 20.0);
+        assert_eq!(app.write_ahead(&v2, &ahead).unwrap(), 2);
+        assert_eq!(total(&app, "a"), 20.0, "the chunk's stale score of `a` was written over the newer one");
+        assert_eq!(total(&app, "b"), 10.0);
+    }
 }

@@ -267,7 +267,7 @@ pub(crate) fn owner_of<'a>(
 }
 
 /// The outcomes of these leads, by lead, in time order.
-fn outcomes_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<HashMap<String, Vec<Outcome>>, StoreError> {
+pub(crate) fn outcomes_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<HashMap<String, Vec<Outcome>>, StoreError> {
     let mut outcomes: HashMap<String, Vec<Outcome>> = HashMap::new();
     for o in tx.outcomes_of_leads(ids)? {
         if let Some(kind) = OutcomeKind::parse(&o.outcome) {
@@ -278,7 +278,7 @@ fn outcomes_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<HashMap<String, Vec<Ou
 }
 
 /// A stored lead's base traits (from a leads file or the CRM; not those of its messages).
-fn base_traits(head: &LeadHead) -> Map<String, Value> {
+pub(crate) fn base_traits(head: &LeadHead) -> Map<String, Value> {
     match serde_json::from_str::<Value>(&head.traits) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -377,12 +377,6 @@ pub struct Fresh {
     /// Leads whose stored state new messages alone cannot bring up to date (a new identity link,
     /// an outcome, a model activation): they are scored from their whole history.
     pub replay: HashSet<String>,
-    /// Leads' whole histories as compact events for the active model, read in one pass over the
-    /// stored messages (a model activation's rescore): a lead here whose stored state is another
-    /// model's is folded from these instead of loading its history.
-    pub prepared: HashMap<String, Vec<CompactEvent>>,
-    /// The accounts as of the same pass, for the leads folded from `prepared`.
-    pub prepared_accounts: Option<std::sync::Arc<AccountBook>>,
 }
 
 impl Fresh {
@@ -392,12 +386,12 @@ impl Fresh {
     }
 }
 
-/// A lead's state for scoring, the new messages that may be copies of messages it folded
-/// ([`copies_of_folded`]), and whether it was folded from [`Fresh::prepared`].
-type Updated<'e> = (LeadState, Vec<&'e Event>, bool);
+/// A lead's state for scoring and the new messages that may be copies of messages it folded
+/// ([`copies_of_folded`]).
+type Updated<'e> = (LeadState, Vec<&'e Event>);
 
 /// A lead's new score and its state as stored (`None`: it could not be encoded).
-type Scored = (StoredScore, Option<Vec<u8>>);
+pub(crate) type Scored = (StoredScore, Option<Vec<u8>>);
 
 /// A lead's state as stored: MessagePack of its `LeadState`.
 fn encode_state(state: &LeadState) -> Option<Vec<u8>> {
@@ -434,13 +428,6 @@ pub fn rescore_leads(
     // all cores. A compacted state takes no message dated before its horizon and scores no
     // instant before it: such a lead is folded again from its whole history.
     let none: Vec<Event> = Vec::new();
-    let prepared_outcomes = if fresh.prepared.is_empty() {
-        HashMap::new()
-    } else {
-        let prepared: Vec<String> =
-            heads.iter().filter(|h| fresh.prepared.contains_key(&h.id)).map(|h| h.id.clone()).collect();
-        outcomes_of(tx, &prepared)?
-    };
     let updated: Vec<(LeadHead, Option<Updated<'_>>)> = heads
         .into_par_iter()
         .map(|mut head| {
@@ -459,44 +446,33 @@ pub fn rescore_leads(
                             state.apply(compact);
                         }
                     }
-                    state.horizon().is_none_or(|h| h <= at).then_some((state, suspects, false))
+                    state.horizon().is_none_or(|h| h <= at).then_some((state, suspects))
                 }),
-                _ => fresh.prepared.get(&head.id).map(|events| {
-                    let outcomes = prepared_outcomes.get(&head.id).cloned().unwrap_or_default();
-                    let state = LeadState::with_events(head.id.clone(), base_traits(&head), events.clone(), outcomes);
-                    (state, Vec::new(), true)
-                }),
+                _ => None,
             };
             (head, state)
         })
         .collect();
     let mut heads: Vec<LeadHead> = Vec::with_capacity(updated.len());
-    let mut states: Vec<(LeadState, bool)> = Vec::with_capacity(updated.len());
+    let mut states: Vec<LeadState> = Vec::with_capacity(updated.len());
     let mut suspects: Vec<(String, &Event)> = Vec::new();
     for (head, state) in updated {
-        if let Some((state, events, prepared)) = state {
+        if let Some((state, events)) = state {
             suspects.extend(events.into_iter().map(|e| (head.id.clone(), e)));
             heads.push(head);
-            states.push((state, prepared));
+            states.push(state);
         }
     }
     let copies = copies_of_folded(tx, &suspects)?;
     if !copies.is_empty() {
-        let kept: Vec<(LeadHead, (LeadState, bool))> =
+        let kept: Vec<(LeadHead, LeadState)> =
             heads.into_iter().zip(states).filter(|(head, _)| !copies.contains(&head.id)).collect();
         (heads, states) = kept.into_iter().unzip();
     }
     let with_state: HashSet<&str> = heads.iter().map(|h| h.id.as_str()).collect();
     let replay: Vec<String> = ids.iter().filter(|id| !with_state.contains(id.as_str())).cloned().collect();
     let loaded = load_histories(tx, model, &active.projection, &replay)?;
-    // Leads folded from a pass over the messages read the accounts of that pass; the others
-    // those of their own accounts' messages.
-    let prepared_accounts = fresh.prepared_accounts.as_deref();
-    let group_ids: BTreeSet<String> = states
-        .iter()
-        .filter(|(_, prepared)| !prepared || prepared_accounts.is_none())
-        .flat_map(|(s, _)| s.group_ids().map(str::to_owned))
-        .collect();
+    let group_ids: BTreeSet<String> = states.iter().flat_map(|s| s.group_ids().map(str::to_owned)).collect();
     let (state_accounts, mut unreadable) =
         account_book(tx, model, &active.projection, &group_ids.into_iter().collect::<Vec<_>>())?;
     unreadable.extend(loaded.unreadable.iter().cloned());
@@ -505,40 +481,59 @@ pub fn rescore_leads(
         record_unreadable(tx, &unreadable, now)?;
     }
     let mut work: Vec<(&LeadHead, LeadState, &AccountBook)> = Vec::with_capacity(ids.len());
-    work.extend(heads.iter().zip(states).map(|(head, (state, prepared))| {
-        let accounts = match prepared_accounts {
-            Some(book) if prepared => book,
-            _ => &state_accounts,
-        };
-        (head, state, accounts)
-    }));
+    work.extend(heads.iter().zip(states).map(|(head, state)| (head, state, &state_accounts)));
     for (row, history) in &loaded.leads {
         work.push((row, LeadState::of(model, history), &loaded.accounts));
     }
-    // Scoring is pure: all cores. A lead whose scoring panics (a bug) keeps its last score and
-    // waits for its next event; it never takes the others down with it.
+    // Scoring is pure: all cores.
     let results: Vec<(&LeadHead, Option<Scored>)> = work
         .into_par_iter()
-        .map(|(row, mut state, accounts)| {
+        .map(|(row, state, accounts)| {
             let at = as_of.get(row.id.as_str()).copied().unwrap_or_default();
-            let scored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let score = state.score_at(model, accounts, at);
-                let next = state.next_change(model, accounts, at, &score);
-                // Stored, the state keeps the lead's recent messages one by one and folds older
-                // ones together. Recent by the lead's own latest message, not the clock: a
-                // backfill of old messages, sent in time order, stays on the state too.
-                let latest = state.latest().map_or(at, |latest| latest.min(at));
-                state.compact(model, latest - KEPT_ONE_BY_ONE);
-                (stored_score(model, active.version, &score, at, next), encode_state(&state))
-            }));
-            (row, scored.ok())
+            (row, score_for_store(active, state, accounts, at))
         })
         .collect();
-    let mut scored: Vec<(&LeadHead, StoredScore, Option<Vec<u8>>)> = Vec::with_capacity(results.len());
+    let results: Vec<(&LeadHead, Option<&Scored>)> = results.iter().map(|(row, s)| (*row, s.as_ref())).collect();
+    store_scored(tx, hooks, &results)
+}
+
+/// Scores a lead's state as of `at` for storing: the stored score, with the instant of its next
+/// time-driven change, and the state folded as it is kept. A lead whose scoring panics (a bug)
+/// gives `None`: it keeps its last score and waits for its next event, and never takes the
+/// others down with it.
+pub(crate) fn score_for_store(
+    active: &ActiveModel,
+    mut state: LeadState,
+    accounts: &AccountBook,
+    at: Millis,
+) -> Option<Scored> {
+    let model = &active.model;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let score = state.score_at(model, accounts, at);
+        let next = state.next_change(model, accounts, at, &score);
+        // Stored, the state keeps the lead's recent messages one by one and folds older ones
+        // together. Recent by the lead's own latest message, not the clock: a backfill of old
+        // messages, sent in time order, stays on the state too.
+        let latest = state.latest().map_or(at, |latest| latest.min(at));
+        state.compact(model, latest - KEPT_ONE_BY_ONE);
+        (stored_score(model, active.version, &score, at, next), encode_state(&state))
+    }))
+    .ok()
+}
+
+/// Stores new scores (`None`: scoring the lead failed; it keeps its last score): each with its
+/// state, a history entry on a stage or grade change, and a stage change queued for webhooks.
+/// Returns the stage changes.
+pub(crate) fn store_scored(
+    tx: &mut Tx<'_>,
+    hooks: &Webhooks,
+    results: &[(&LeadHead, Option<&Scored>)],
+) -> Result<Vec<StageChange>, StoreError> {
+    let mut scored: Vec<(&LeadHead, &StoredScore, Option<&[u8]>)> = Vec::with_capacity(results.len());
     let mut failed: Vec<String> = Vec::new();
     for (row, result) in results {
         match result {
-            Some((stored, state)) => scored.push((row, stored, state)),
+            Some((stored, state)) => scored.push((row, stored, state.as_deref())),
             None => {
                 tracing::error!("scoring lead `{}` failed (a bug); it keeps its last score", row.id);
                 metrics::counter!("leadscore_scoring_failures_total").increment(1);
@@ -556,7 +551,7 @@ pub fn rescore_leads(
         let before = previous.map(|(stage, total, grade)| (stage.as_str(), round2(*total), grade.as_deref()));
         let after = (stored.stage.as_str(), round2(stored.total), stored.grade.as_deref());
         let changed = before != Some(after);
-        saves.push((*row, stored, if changed { at } else { row.updated_at }, state.as_deref()));
+        saves.push((*row, *stored, if changed { at } else { row.updated_at }, *state));
         // The history keeps stage and grade changes (with the total then), not every new total:
         // a row per message would double the writes of ingest.
         let moved = before.is_none_or(|(stage, _, grade)| (stage, grade) != (after.0, after.2));

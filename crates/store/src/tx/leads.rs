@@ -56,6 +56,8 @@ pub struct LeadHead {
     pub updated_at: Millis,
     /// The stored score's stage, total and grade.
     pub scored: Option<(String, f64, Option<String>)>,
+    /// The model version of the stored score.
+    pub model_version: Option<i64>,
     /// The stored fold state and its model version (read only when asked for).
     pub state: Option<(i64, Vec<u8>)>,
 }
@@ -319,6 +321,7 @@ impl Tx<'_> {
                     created_at: int(&r, 2)?,
                     updated_at: int(&r, 3)?,
                     scored,
+                    model_version: opt_int(&r, 8),
                     state,
                 })
             })

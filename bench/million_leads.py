@@ -141,7 +141,7 @@ def main():
         peak = max(peak, hwm)
         if progress["finished"]:
             break
-        time.sleep(1)
+        time.sleep(0.2)
     took = time.time() - t1
     rss, hwm = rss_mib(proc.pid)
     top = get(port, "/api/leads?sort=-total&limit=3")["leads"]

@@ -15,7 +15,9 @@ use leadscore_core::engine::{AccountBook, is_ignored, round2};
 use leadscore_core::model::{Projection, parse_projected};
 use leadscore_core::time::{self, Millis};
 use leadscore_core::{CheckedModel, Event, IdentityGraph, LeadHistory, Outcome, OutcomeKind, Score};
-use leadscore_store::{HistoryRow, LeadHead, Link, StoreError, StoredContribution, StoredEvent, StoredScore, Tx};
+use leadscore_store::{
+    HistoryRow, LeadHead, Link, ScoreJson, ScoreWrite, StoreError, StoredContribution, StoredEvent, StoredScore, Tx,
+};
 
 use crate::ingest::{Incoming, MAX_ID_BYTES};
 use crate::webhooks::{self, StageChange, Webhooks};
@@ -391,7 +393,12 @@ impl Fresh {
 type Updated<'e> = (LeadState, Vec<&'e Event>);
 
 /// A lead's new score and its state as stored (`None`: it could not be encoded).
-pub(crate) type Scored = (StoredScore, Option<Vec<u8>>);
+pub(crate) struct Scored {
+    score: StoredScore,
+    /// Its JSON columns, encoded on the scoring thread.
+    json: ScoreJson,
+    state: Option<Vec<u8>>,
+}
 
 /// A lead's state as stored: MessagePack of its `LeadState`.
 fn encode_state(state: &LeadState) -> Option<Vec<u8>> {
@@ -516,7 +523,8 @@ pub(crate) fn score_for_store(
         // messages, sent in time order, stays on the state too.
         let latest = state.latest().map_or(at, |latest| latest.min(at));
         state.compact(model, latest - KEPT_ONE_BY_ONE);
-        (stored_score(model, active.version, &score, at, next), encode_state(&state))
+        let score = stored_score(model, active.version, &score, at, next);
+        Scored { json: ScoreJson::of(&score), score, state: encode_state(&state) }
     }))
     .ok()
 }
@@ -529,11 +537,11 @@ pub(crate) fn store_scored(
     hooks: &Webhooks,
     results: &[(&LeadHead, Option<&Scored>)],
 ) -> Result<Vec<StageChange>, StoreError> {
-    let mut scored: Vec<(&LeadHead, &StoredScore, Option<&[u8]>)> = Vec::with_capacity(results.len());
+    let mut scored: Vec<(&LeadHead, &Scored)> = Vec::with_capacity(results.len());
     let mut failed: Vec<String> = Vec::new();
     for (row, result) in results {
         match result {
-            Some((stored, state)) => scored.push((row, stored, state.as_deref())),
+            Some(new) => scored.push((row, new)),
             None => {
                 tracing::error!("scoring lead `{}` failed (a bug); it keeps its last score", row.id);
                 metrics::counter!("leadscore_scoring_failures_total").increment(1);
@@ -545,13 +553,20 @@ pub(crate) fn store_scored(
     let mut saves = Vec::with_capacity(scored.len());
     let mut entries = Vec::new();
     let mut changes = Vec::new();
-    for (row, stored, state) in &scored {
+    for (row, new) in scored {
+        let stored = &new.score;
         let at = stored.scored_at;
         let previous = row.scored.as_ref();
         let before = previous.map(|(stage, total, grade)| (stage.as_str(), round2(*total), grade.as_deref()));
         let after = (stored.stage.as_str(), round2(stored.total), stored.grade.as_deref());
         let changed = before != Some(after);
-        saves.push((*row, *stored, if changed { at } else { row.updated_at }, *state));
+        saves.push(ScoreWrite {
+            lead: row,
+            score: stored,
+            json: &new.json,
+            updated_at: if changed { at } else { row.updated_at },
+            state: new.state.as_deref(),
+        });
         // The history keeps stage and grade changes (with the total then), not every new total:
         // a row per message would double the writes of ingest.
         let moved = before.is_none_or(|(stage, _, grade)| (stage, grade) != (after.0, after.2));

@@ -181,7 +181,8 @@ fn the_earliest_link_time_is_kept(store: &Store) {
 fn save_score(tx: &mut Tx<'_>, id: &str, score: &StoredScore, changed: bool) -> Result<(), StoreError> {
     let row = tx.lead_heads(&[id.to_owned()], false)?.pop().expect("the lead exists");
     let updated_at = if changed { score.scored_at } else { row.updated_at };
-    tx.save_scores(&[(&row, score, updated_at, None)])
+    let json = ScoreJson::of(score);
+    tx.save_scores(&[ScoreWrite { lead: &row, score, json: &json, updated_at, state: None }])
 }
 
 fn scores_round_trip_with_nulls_and_floats(store: &Store) {

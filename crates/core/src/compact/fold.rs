@@ -781,12 +781,28 @@ impl LeadState {
 mod sparse {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub(super) fn serialize<T: Serialize + Default + PartialEq, S: Serializer>(
-        list: &[T],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        let empty = T::default();
-        serializer.collect_seq(list.iter().enumerate().filter(|(_, entry)| **entry != empty))
+    /// An entry that keeps nothing (and is left out).
+    pub(super) trait Blank {
+        fn is_blank(&self) -> bool;
+    }
+
+    impl<T> Blank for Vec<T> {
+        fn is_blank(&self) -> bool {
+            self.is_empty()
+        }
+    }
+
+    impl Blank for crate::engine::Prior {
+        fn is_blank(&self) -> bool {
+            *self == Self::default()
+        }
+    }
+
+    pub(super) fn serialize<T: Serialize + Blank, S: Serializer>(list: &[T], serializer: S) -> Result<S::Ok, S::Error> {
+        // Collected first: with its length known, MessagePack writes the array's length ahead
+        // of it instead of buffering the entries.
+        let entries: Vec<(usize, &T)> = list.iter().enumerate().filter(|(_, entry)| !entry.is_blank()).collect();
+        serializer.collect_seq(entries)
     }
 
     pub(super) fn deserialize<'de, T: Deserialize<'de> + Default, D: Deserializer<'de>>(

@@ -44,6 +44,37 @@ pub struct StoredScore {
     pub stage_rank: i64,
 }
 
+/// A stored score's JSON columns, encoded: the scoring threads encode them, so that the one
+/// writer only binds their text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreJson {
+    pub scores: String,
+    pub contributions: String,
+    pub current_traits: String,
+}
+
+impl ScoreJson {
+    pub fn of(score: &StoredScore) -> ScoreJson {
+        ScoreJson {
+            scores: json_text(&score.scores),
+            contributions: json_text(&score.contributions),
+            current_traits: json_text(&score.current_traits),
+        }
+    }
+}
+
+/// One lead's new score for [`Tx::save_scores`].
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreWrite<'a> {
+    pub lead: &'a LeadHead,
+    pub score: &'a StoredScore,
+    pub json: &'a ScoreJson,
+    /// The lead's `updated_at` to keep (the old one, or the scoring time for a visible change).
+    pub updated_at: Millis,
+    /// Its fold state, as stored.
+    pub state: Option<&'a [u8]>,
+}
+
 /// What scoring needs of a stored lead: its base traits and times, what its stored score says
 /// now (to tell a change), and its stored fold state with the model version it was made under.
 /// Lighter than a [`LeadRow`]: no contributions or traits of the score are read.
@@ -251,10 +282,7 @@ impl Tx<'_> {
     /// `updated_at` to keep (the old one, or the scoring time for a visible change) and its fold
     /// state under the score's model (`None` forgets the state: the next scoring reads the
     /// lead's whole history).
-    pub fn save_scores(
-        &mut self,
-        scores: &[(&LeadHead, &StoredScore, Millis, Option<&[u8]>)],
-    ) -> Result<(), StoreError> {
+    pub fn save_scores(&mut self, scores: &[ScoreWrite<'_>]) -> Result<(), StoreError> {
         const COLUMNS: usize = 17;
         for chunk in scores.chunks(MAX_PARAMS / COLUMNS) {
             let values: Vec<String> =
@@ -270,21 +298,21 @@ impl Tx<'_> {
                 values.join(", ")
             );
             let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
-            for (row, score, updated_at, state) in chunk {
+            for ScoreWrite { lead, score, json, updated_at, state } in chunk {
                 params.extend([
-                    Sql::from(row.id.as_str()),
-                    Sql::from(row.traits.as_str()),
-                    Sql::Int(row.created_at),
+                    Sql::from(lead.id.as_str()),
+                    Sql::from(lead.traits.as_str()),
+                    Sql::Int(lead.created_at),
                     Sql::Int(*updated_at),
                     Sql::Int(score.scored_at),
                     Sql::Int(score.model_version),
-                    Sql::from(json_text(&score.scores)),
+                    Sql::from(json.scores.as_str()),
                     Sql::Real(score.total),
                     Sql::from(score.stage.as_str()),
                     Sql::from(score.grade.as_deref()),
                     Sql::from(score.probability),
-                    Sql::from(json_text(&score.contributions)),
-                    Sql::from(json_text(&score.current_traits)),
+                    Sql::from(json.contributions.as_str()),
+                    Sql::from(json.current_traits.as_str()),
                     Sql::from(score.account_id.as_deref()),
                     Sql::from(score.next_change_at),
                     Sql::Int(score.stage_rank),

@@ -7,8 +7,10 @@ lets `leadscore serve` create the schema, then inserts N leads, each with one `i
 message, exactly as ingest would have stored them, but unscored. On the next start the server
 finds every lead unscored and rescores them all (the same code as a model activation); this
 script times that from the server's own progress (`GET /api/models`) and samples the server's RSS.
+The peer, in the same run: SQLite itself rewriting the same scored rows with new values
+(`peer_rewrite`), the floor for any design that writes a row per lead into this table.
 
-    python3 bench/million_leads.py --leads 1000000 [--binary target/release/leadscore]
+    python3 bench/million_leads.py --leads 1000000 [--binary target/release/leadscore] [--no-peer]
 """
 import argparse
 import json
@@ -68,12 +70,39 @@ def wait_up(port, proc):
     raise SystemExit("the server did not start")
 
 
+def peer_rewrite(db, took):
+    """The peer: SQLite itself (Python's sqlite3) rewriting every scored lead row of the same file,
+    the columns a rescore writes with new values, in transactions of 10,000 rows like the server's
+    rescore (same schema and indexes, same row sizes). The floor for any design that writes a row
+    per lead into this table."""
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("PRAGMA cache_size=-16384")
+    con.execute("PRAGMA secure_delete=ON")
+    rows = [(updated + 1, (scored or 0) + 1, total + 0.5, "peer", (due or 0) + 1, scores, contributions, traits, state, lead)
+            for lead, updated, scored, total, due, scores, contributions, traits, state in con.execute(
+                "SELECT id, updated_at, scored_at, total, next_change_at, scores, contributions, current_traits, state "
+                "FROM leads")]
+    t = time.time()
+    for i in range(0, len(rows), 10_000):
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("UPDATE leads SET updated_at = ?, scored_at = ?, total = ?, stage = ?, next_change_at = ?, "
+                        "scores = ?, contributions = ?, current_traits = ?, state = ? WHERE id = ?", rows[i:i + 10_000])
+        con.execute("COMMIT")
+    el = time.time() - t
+    con.close()
+    print(f"peer: SQLite rewriting the same {len(rows)} lead rows in transactions of 10,000: {el:.1f} s "
+          f"({len(rows) / el:,.0f} rows/s); server / peer {took / el:.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--leads", type=int, default=1_000_000)
     ap.add_argument("--binary", default="target/release/leadscore")
     ap.add_argument("--model", default="examples/models/b2b-default.toml")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--no-peer", action="store_true", help="skip SQLite rewriting the same rows")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="leadscore-million-")
     db = os.path.join(work, "leads.db")
@@ -154,6 +183,8 @@ def main():
           f"({progress['total'] / took:,.0f} leads/s)")
     print(f"RSS after the rescore {rss:.0f} MiB, peak {max(peak, hwm):.0f} MiB; "
           f"GET /api/leads?sort=-total&limit=50 in {list_ms:.0f} ms; top lead {top[0]['id']} {top[0]['total']}")
+    if not a.no_peer:
+        peer_rewrite(db, took)
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     else:

@@ -34,6 +34,11 @@ pub(crate) const RESCORE_CHUNK: usize = 2000;
 /// long.
 const RESCORE_WRITE_CHUNKS: usize = 5;
 
+/// Leads from which a full rescore drops the leads table's list indexes while it rewrites the
+/// rows, and builds them again at the end (SQLite; see `Tx::drop_list_indexes`): meanwhile lists
+/// read the table, which for fewer leads is cheap anyway. Tests (`test-support`) take a few.
+const BULK_REWRITE_LEADS: i64 = if cfg!(feature = "test-support") { 3 } else { 100_000 };
+
 /// Progress of the full rescore after a model activation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RescoreProgress {
@@ -100,7 +105,9 @@ impl App {
     /// ([`App::write_ahead`], one transaction under the leads' locks, which writes a lead's
     /// score only if the lead is still as it was read). A lead whose stored state is already the
     /// new model's was scored since the activation (by ingest, an outcome or the scheduler, from
-    /// its whole history) and keeps its state.
+    /// its whole history) and keeps its state. With [`BULK_REWRITE_LEADS`] or more leads the
+    /// leads table's list indexes are dropped meanwhile and built again before the rescore
+    /// reports itself finished.
     fn rescore_all(&self, version: i64) -> Result<(), StoreError> {
         let active = self.model();
         if active.version != version || self.stopping.load(Ordering::SeqCst) {
@@ -116,18 +123,38 @@ impl App {
             }
             pass = Some(read);
         }
+        // Rewriting most lead rows costs SQLite less without the list indexes, built again
+        // once at the end (see `Tx::drop_list_indexes`).
+        let leads = self.store.read(|tx| tx.count_leads())?;
+        let bulk = leads >= BULK_REWRITE_LEADS && self.store.write(|tx| tx.drop_list_indexes())?;
+        let went_through = self.rescore_chunks(&active, pass.as_mut());
+        // Built again even when the rescore stopped early; failing that, at the next start.
+        let rebuilt = if bulk { self.store.write(|tx| tx.ensure_list_indexes()) } else { Ok(()) };
+        if went_through? {
+            rebuilt?;
+            if let Ok(mut p) = self.rescore.lock() {
+                p.finished = true;
+                p.done = p.done.max(p.total);
+            }
+            return Ok(());
+        }
+        rebuilt
+    }
+
+    /// The chunks of [`App::rescore_all`]: `false` if it stopped early (another version active,
+    /// or the server stopping).
+    fn rescore_chunks(&self, active: &ActiveModel, mut pass: Option<&mut Pass>) -> Result<bool, StoreError> {
         let mut after = String::new();
         let mut pending: Vec<Ahead> = Vec::new();
-        let active = &*active;
         loop {
-            if self.model().version != version || self.stopping.load(Ordering::SeqCst) {
-                return Ok(());
+            if self.model().version != active.version || self.stopping.load(Ordering::SeqCst) {
+                return Ok(false);
             }
             // The next group of chunks is read and scored while the last one is written.
             let group = std::mem::take(&mut pending);
             let (next, written) = std::thread::scope(|scope| {
                 let writer = (!group.is_empty()).then(|| scope.spawn(|| self.write_ahead(active, &group)));
-                let next = self.score_group(active, &mut after, pass.as_mut());
+                let next = self.score_group(active, &mut after, pass.as_deref_mut());
                 let written = match writer {
                     Some(writer) => writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                     None => Ok(0),
@@ -143,14 +170,9 @@ impl App {
             }
             pending = next?;
             if pending.is_empty() {
-                break;
+                return Ok(true);
             }
         }
-        if let Ok(mut p) = self.rescore.lock() {
-            p.finished = true;
-            p.done = p.done.max(p.total);
-        }
-        Ok(())
     }
 
     /// Reads and scores the next [`RESCORE_WRITE_CHUNKS`] chunks of leads after `after` (fewer

@@ -112,6 +112,8 @@ impl Store {
         let mut conn = store.connect()?;
         migrate::apply(conn.as_mut())?;
         store.release(conn);
+        // A full rescore that stopped half-way (a crash) may have left them dropped.
+        store.write(|tx| tx.ensure_list_indexes())?;
         Ok(store)
     }
 

@@ -70,6 +70,37 @@ fn sqlite_data_survives_reopening_and_migrations_run_once() {
     assert_eq!(store.read(|tx| tx.count_events()).unwrap(), 1);
 }
 
+/// A full rescore of many leads drops the list indexes while it rewrites the rows: lists still
+/// answer (from the table), and the next start builds any index a crash left dropped.
+#[test]
+fn sqlite_list_indexes_dropped_for_a_rewrite_come_back_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let path = dir.path().join("a.db");
+    let indexes = || -> i64 {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
+             AND name IN ('leads_total', 'leads_updated', 'leads_stage')",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    let store = Store::open(&url).unwrap();
+    assert_eq!(indexes(), 3);
+    assert!(store.write(|tx| tx.drop_list_indexes()).unwrap());
+    assert_eq!(indexes(), 0);
+    every_sort_pages_through_every_lead_once(&store);
+    filters_select_the_right_leads(&store);
+    drop(store);
+    let store = Store::open(&url).unwrap();
+    assert_eq!(indexes(), 3, "built again at the start");
+    store.write(|tx| tx.drop_list_indexes()).unwrap();
+    store.write(|tx| tx.ensure_list_indexes()).unwrap();
+    assert_eq!(indexes(), 3);
+}
+
 #[test]
 fn unknown_urls_are_refused() {
     assert!(matches!(Store::open("mysql://x").unwrap_err(), StoreError::UnsupportedUrl(_)));

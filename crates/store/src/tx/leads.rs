@@ -44,6 +44,13 @@ pub struct StoredScore {
     pub stage_rank: i64,
 }
 
+/// The leads table's indexes for lists, as the first migration creates them: name and definition.
+const LIST_INDEXES: [(&str, &str); 3] = [
+    ("leads_total", "leads (total, id)"),
+    ("leads_updated", "leads (updated_at, id)"),
+    ("leads_stage", "leads (stage, total)"),
+];
+
 /// A stored score's JSON columns, encoded: the scoring threads encode them, so that the one
 /// writer only binds their text.
 #[derive(Debug, Clone, PartialEq)]
@@ -454,6 +461,34 @@ impl Tx<'_> {
             LeadSort::UpdatedDesc => row.updated_at as f64,
             LeadSort::CallNow => row.score.as_ref().map_or(UNRANKED, |s| s.stage_rank) as f64 * 1e12 - total,
         }
+    }
+
+    /// Drops the leads table's list indexes (by total, by update time, by stage) on SQLite, for
+    /// a rewrite of most lead rows: each row rewritten moves its entry in each of them, which
+    /// costs SQLite more than the row itself (200,000 scored rows rewritten: 7.0 s with them,
+    /// 2.2 s without, 1.0 s to build them again). Lists still answer meanwhile, from the table.
+    /// [`Tx::ensure_list_indexes`] builds them again; [`crate::Store::open`] runs it at every
+    /// start, after a crash in between too. `false` on PostgreSQL, whose indexes stay.
+    pub fn drop_list_indexes(&mut self) -> Result<bool, StoreError> {
+        if self.dialect() != crate::Dialect::Sqlite {
+            return Ok(false);
+        }
+        for (name, _) in LIST_INDEXES {
+            self.conn.batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+        }
+        Ok(true)
+    }
+
+    /// Builds any list index of the leads table that is missing (see
+    /// [`Tx::drop_list_indexes`]; SQLite only).
+    pub fn ensure_list_indexes(&mut self) -> Result<(), StoreError> {
+        if self.dialect() != crate::Dialect::Sqlite {
+            return Ok(());
+        }
+        for (name, on) in LIST_INDEXES {
+            self.conn.batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))?;
+        }
+        Ok(())
     }
 
     /// Sets every scored lead's "call now" rank from its stage: `ranks` gives the rank of each

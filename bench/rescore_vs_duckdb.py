@@ -111,12 +111,15 @@ def main() -> int:
             source = f.read().replace('name = "peer10"', 'name = "peer10-again"', 1)
         status, created = request(port, "POST", "/api/models", source.encode())
         version = created["version"]
+        # The RSS sampled during the rescore (VmRSS every 50 ms), not the process's high-water
+        # mark, which ingest may have set.
         peak = [0.0]
+        after_ingest = rss_mib(proc.pid)
         done = threading.Event()
 
         def sample():
             while not done.is_set():
-                peak[0] = max(peak[0], rss_mib(proc.pid)[1])
+                peak[0] = max(peak[0], rss_mib(proc.pid)[0])
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample)
@@ -145,6 +148,8 @@ def main() -> int:
         print()
         print(f"| {n:,} stored messages, {leads:,} leads (`{os.path.basename(a.model)}`) | wall time | leads/s |")
         print("|---|---:|---:|")
+        print(f"RSS before the activation {after_ingest[0]:.0f} MiB (high-water mark of the ingest "
+              f"{after_ingest[1]:.0f} MiB)", file=sys.stderr)
         print(f"| server: full rescore after an activation (`?wait=true`), peak RSS {peak[0]:.0f} MiB | "
               f"**{rescore:.2f} s** | {leads / rescore:,.0f} |")
         print(f"| peer: DuckDB, the same model as one query over events.jsonl, {a.duckdb_threads} threads "

@@ -6,22 +6,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use rayon::prelude::*;
 
 use leadscore_core::compact::{CompactEvent, LeadState, read_message};
 use leadscore_core::model::Projection;
 use leadscore_core::time::Millis;
-use leadscore_core::{AccountBook, CheckedModel, IdentityGraph};
-use leadscore_store::{LeadHead, StoreError, Tx};
+use leadscore_core::{AccountBook, CheckedModel, IdentityGraph, Outcome};
+use leadscore_store::{LeadHead, StoreError, StoredEvent, Tx};
 
 use crate::app::{App, check_source};
 use crate::error::{ServiceError, is_transient};
 use crate::models::{invalid_model, model_not_found};
 use crate::scoring::{
-    ActiveModel, Fresh, Scored, Unreadable, base_traits, load_histories, outcomes_of, owner_of, record_group,
-    record_unreadable, rescore_leads, score_for_store, store_scored,
+    ActiveModel, Fresh, Scored, Unreadable, account_book, base_traits, identities_of, outcomes_of, owner_of,
+    record_group, record_unreadable, rescore_leads, score_for_store, store_scored,
 };
 
 /// Leads per transaction when rescoring everything (bigger chunks amortise the commit; 2,000
@@ -226,16 +226,24 @@ impl App {
             }
             None => {
                 let ids: Vec<String> = heads.iter().map(|head| head.id.clone()).collect();
-                let loaded = self.store.read(|tx| load_histories(tx, model, &active.projection, &ids))?;
-                let work = loaded
-                    .leads
-                    .into_par_iter()
-                    .map(|(head, history)| {
-                        let state = LeadState::of(model, &history);
+                let (mut events, mut outcomes, mut unreadable) =
+                    self.store.read(|tx| read_histories(tx, model, &ids))?;
+                let work: Vec<(LeadHead, LeadState)> = heads
+                    .into_iter()
+                    .map(|head| {
+                        let events = events.remove(&head.id).unwrap_or_default();
+                        let outcomes = outcomes.remove(&head.id).unwrap_or_default();
+                        let state = LeadState::with_events(head.id.clone(), base_traits(&head), events, outcomes);
                         (head, state)
                     })
                     .collect();
-                (work, Arc::new(loaded.accounts), loaded.unreadable)
+                let group_ids: BTreeSet<String> =
+                    work.iter().flat_map(|(_, state)| state.group_ids().map(str::to_owned)).collect();
+                let group_ids: Vec<String> = group_ids.into_iter().collect();
+                let (accounts, skipped) =
+                    self.store.read(|tx| account_book(tx, model, &active.projection, &group_ids))?;
+                unreadable.extend(skipped);
+                (work, Arc::new(accounts), unreadable)
             }
         };
         let scored = work
@@ -360,24 +368,8 @@ fn read_pass(tx: &mut Tx<'_>, model: &CheckedModel, projection: &Projection, unt
                 unreadable.push(u);
             }
         }
-        let read: Vec<Result<(String, CompactEvent), Unreadable>> = page
-            .par_iter()
-            .filter_map(|(stored, _)| {
-                let (owner, linked_at) = owner_of(stored, &identities)?;
-                let message = match read_message(&model.plan, stored.body.as_bytes()) {
-                    Ok(message) => message,
-                    Err(e) => return Some(Err(Unreadable { seq: stored.seq, reason: e.to_string() })),
-                };
-                if model.plan.ignores(&message) {
-                    return None;
-                }
-                let mut compact = model.compact(&message);
-                if let Some(at) = linked_at {
-                    compact.visible_at = compact.at.max(at);
-                }
-                Some(Ok((owner.to_owned(), compact)))
-            })
-            .collect();
+        let read: Vec<Result<(String, CompactEvent), Unreadable>> =
+            page.par_iter().filter_map(|(stored, _)| compact_of(stored, &identities, model)).collect();
         for item in read {
             match item {
                 Ok((lead, event)) => by_lead.entry(lead).or_default().push(event),
@@ -386,6 +378,52 @@ fn read_pass(tx: &mut Tx<'_>, model: &CheckedModel, projection: &Projection, unt
         }
     }
     Ok(Pass { by_lead, accounts: Arc::new(accounts), unreadable })
+}
+
+/// A stored message read for `model` into a compact event of the lead it belongs to, as the
+/// history loader attributes it (an anonymous message to the lead its id's earliest link names,
+/// visible from the link's time); `None` for an anonymous message no link names or one the model
+/// ignores.
+fn compact_of(
+    stored: &StoredEvent,
+    identities: &IdentityGraph,
+    model: &CheckedModel,
+) -> Option<Result<(String, CompactEvent), Unreadable>> {
+    let (owner, linked_at) = owner_of(stored, identities)?;
+    let message = match read_message(&model.plan, stored.body.as_bytes()) {
+        Ok(message) => message,
+        Err(e) => return Some(Err(Unreadable { seq: stored.seq, reason: e.to_string() })),
+    };
+    if model.plan.ignores(&message) {
+        return None;
+    }
+    let mut compact = model.compact(&message);
+    if let Some(at) = linked_at {
+        compact.visible_at = compact.at.max(at);
+    }
+    Some(Ok((owner.to_owned(), compact)))
+}
+
+/// What the leads `ids` need for [`LeadState::with_events`], read from their stored messages
+/// straight into compact events (no JSON tree; the history loader's attribution): their events
+/// and outcomes by lead, and the messages that could not be read.
+type Histories = (HashMap<String, Vec<CompactEvent>>, HashMap<String, Vec<Outcome>>, Vec<Unreadable>);
+
+fn read_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> Result<Histories, StoreError> {
+    let identities = identities_of(tx, ids)?;
+    let anonymous: Vec<String> = ids.iter().flat_map(|id| identities.anonymous_ids_of(id)).map(str::to_owned).collect();
+    let stored = tx.events_of_leads(ids, &anonymous)?;
+    let read: Vec<Result<(String, CompactEvent), Unreadable>> =
+        stored.par_iter().filter_map(|stored| compact_of(stored, &identities, model)).collect();
+    let mut events: HashMap<String, Vec<CompactEvent>> = HashMap::new();
+    let mut unreadable = Vec::new();
+    for item in read {
+        match item {
+            Ok((lead, event)) => events.entry(lead).or_default().push(event),
+            Err(u) => unreadable.push(u),
+        }
+    }
+    Ok((events, outcomes_of(tx, ids)?, unreadable))
 }
 
 /// Sets every stored lead's call-now rank from `model`'s stage order.

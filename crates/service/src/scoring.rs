@@ -321,7 +321,7 @@ pub(crate) fn record_group(
 
 /// The identity links of these leads' anonymous ids, with the same rule as the batch reader
 /// (`core::IdentityGraph`: the earliest link of an anonymous id wins).
-fn identities_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<IdentityGraph, StoreError> {
+pub(crate) fn identities_of(tx: &mut Tx<'_>, ids: &[String]) -> Result<IdentityGraph, StoreError> {
     let mut identities = IdentityGraph::default();
     for link in tx.links_of_leads(ids)? {
         identities.link(&link.anonymous_id, &link.lead_id, link.at);
@@ -394,6 +394,7 @@ type Updated<'e> = (LeadState, Vec<&'e Event>);
 
 /// A lead's new score and its state as stored (`None`: it could not be encoded).
 pub(crate) struct Scored {
+    /// Without its contributions and traits: [`Scored::json`] has them.
     score: StoredScore,
     /// Its JSON columns, encoded on the scoring thread.
     json: ScoreJson,
@@ -523,8 +524,12 @@ pub(crate) fn score_for_store(
         // messages, sent in time order, stays on the state too.
         let latest = state.latest().map_or(at, |latest| latest.min(at));
         state.compact(model, latest - KEPT_ONE_BY_ONE);
-        let score = stored_score(model, active.version, &score, at, next);
-        Scored { json: ScoreJson::of(&score), score, state: encode_state(&state) }
+        let mut score = stored_score(model, active.version, &score, at, next);
+        let json = ScoreJson::of(&score);
+        // Their JSON is all the writer needs of them (a rescore holds two groups of chunks).
+        score.contributions = Vec::new();
+        score.current_traits = Map::new();
+        Scored { json, score, state: encode_state(&state) }
     }))
     .ok()
 }

@@ -116,7 +116,8 @@ impl App {
         let (until, stored) = self.store.read(|tx| Ok::<_, StoreError>((tx.last_seq()?, tx.count_events()?)))?;
         let mut pass = None;
         if stored <= PASS_EVENTS {
-            let read = self.store.read(|tx| read_pass(tx, &active.model, &active.projection, until))?;
+            let expected = usize::try_from(stored).unwrap_or(0);
+            let read = self.store.read(|tx| read_pass(tx, &active.model, &active.projection, until, expected))?;
             if !read.unreadable.is_empty() {
                 let now = self.clock.now();
                 self.store.write(|tx| record_unreadable(tx, &read.unreadable, now))?;
@@ -216,7 +217,7 @@ impl App {
                 let work: Vec<(LeadHead, LeadState)> = heads
                     .into_iter()
                     .map(|head| {
-                        let events = pass.by_lead.remove(&head.id).unwrap_or_default();
+                        let events = pass.take(&head.id);
                         let outcomes = outcomes.remove(&head.id).unwrap_or_default();
                         let state = LeadState::with_events(head.id.clone(), base_traits(&head), events, outcomes);
                         (head, state)
@@ -332,30 +333,51 @@ struct Ahead {
 /// Stored messages a full rescore reads per query.
 const PASS_PAGE: usize = 20_000;
 
-/// Most stored messages a full rescore reads in one pass into compact events (~250 bytes each
-/// with `identify` traits: ~250 MB at the limit); with more, each chunk loads its own leads'
-/// histories. Tests (`test-support`) take a few dozen, so that both ways are exercised.
-const PASS_EVENTS: i64 = if cfg!(feature = "test-support") { 40 } else { 1_000_000 };
+/// Most stored messages a full rescore reads in one pass into compact events; with more, each
+/// chunk loads its own leads' histories. The pass holds ~90 bytes a message plus `identify`
+/// traits, and the server's RSS rose by ~230 bytes a message while it read (2M messages of 100k
+/// leads: 582 MiB at the peak, 11.5 s; each chunk loading its own: 271 MiB, 20.4 s), so the
+/// limit keeps it under 500 MB. Tests (`test-support`) take a few dozen, so that both ways are
+/// exercised.
+const PASS_EVENTS: i64 = if cfg!(feature = "test-support") { 40 } else { 1_500_000 };
 
 /// What one pass over the stored messages read.
 struct Pass {
-    /// Compact events by the lead they belong to.
-    by_lead: HashMap<String, Vec<CompactEvent>>,
+    /// Every compact event read, with the index of its lead in `leads`, ordered by lead: one
+    /// allocation the size of the messages, not a growing list per lead.
+    events: Vec<(u32, CompactEvent)>,
+    /// Each lead's events: where they are in `events`.
+    by_lead: HashMap<String, std::ops::Range<usize>>,
     /// Every account's traits over time (from every `group` message, whoever sent it).
     accounts: Arc<AccountBook>,
     unreadable: Vec<Unreadable>,
 }
 
+impl Pass {
+    /// Takes a lead's events out of the pass (each lead's are taken once).
+    fn take(&mut self, lead: &str) -> Vec<CompactEvent> {
+        let Some(range) = self.by_lead.remove(lead) else { return Vec::new() };
+        self.events[range].iter_mut().map(|(_, event)| std::mem::replace(event, CompactEvent::taken())).collect()
+    }
+}
+
 /// The stored messages up to `until`, in storage order, read into compact events for `model` by
 /// the lead they belong to (an anonymous message to the lead its id's earliest link names, from
 /// the link's time, as the history loader attributes them), every account's traits, and the
-/// messages that could not be read.
-fn read_pass(tx: &mut Tx<'_>, model: &CheckedModel, projection: &Projection, until: i64) -> Result<Pass, StoreError> {
+/// messages that could not be read. `expected`: about how many messages there are.
+fn read_pass(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    projection: &Projection,
+    until: i64,
+    expected: usize,
+) -> Result<Pass, StoreError> {
     let mut identities = IdentityGraph::default();
     for link in tx.all_links()? {
         identities.link(&link.anonymous_id, &link.lead_id, link.at);
     }
-    let mut by_lead: HashMap<String, Vec<CompactEvent>> = HashMap::new();
+    let mut leads: HashMap<String, u32> = HashMap::new();
+    let mut events: Vec<(u32, CompactEvent)> = Vec::with_capacity(expected);
     let mut accounts = AccountBook::default();
     let mut unreadable = Vec::new();
     let mut after = 0;
@@ -368,27 +390,47 @@ fn read_pass(tx: &mut Tx<'_>, model: &CheckedModel, projection: &Projection, unt
                 unreadable.push(u);
             }
         }
-        let read: Vec<Result<(String, CompactEvent), Unreadable>> =
+        let read: Vec<Result<(&str, CompactEvent), Unreadable>> =
             page.par_iter().filter_map(|(stored, _)| compact_of(stored, &identities, model)).collect();
         for item in read {
             match item {
-                Ok((lead, event)) => by_lead.entry(lead).or_default().push(event),
+                Ok((lead, event)) => {
+                    let index = match leads.get(lead) {
+                        Some(index) => *index,
+                        None => {
+                            let index = u32::try_from(leads.len()).unwrap_or(u32::MAX);
+                            leads.insert(lead.to_owned(), index);
+                            index
+                        }
+                    };
+                    events.push((index, event));
+                }
                 Err(u) => unreadable.push(u),
             }
         }
     }
-    Ok(Pass { by_lead, accounts: Arc::new(accounts), unreadable })
+    // By lead (a lead's events in any order: `LeadState::with_events` orders them).
+    events.par_sort_unstable_by_key(|(lead, _)| *lead);
+    let mut starts = vec![0usize; leads.len() + 1];
+    for (lead, _) in &events {
+        starts[*lead as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let by_lead = leads.into_iter().map(|(id, i)| (id, starts[i as usize]..starts[i as usize + 1])).collect();
+    Ok(Pass { events, by_lead, accounts: Arc::new(accounts), unreadable })
 }
 
 /// A stored message read for `model` into a compact event of the lead it belongs to, as the
 /// history loader attributes it (an anonymous message to the lead its id's earliest link names,
 /// visible from the link's time); `None` for an anonymous message no link names or one the model
 /// ignores.
-fn compact_of(
-    stored: &StoredEvent,
-    identities: &IdentityGraph,
+fn compact_of<'a>(
+    stored: &'a StoredEvent,
+    identities: &'a IdentityGraph,
     model: &CheckedModel,
-) -> Option<Result<(String, CompactEvent), Unreadable>> {
+) -> Option<Result<(&'a str, CompactEvent), Unreadable>> {
     let (owner, linked_at) = owner_of(stored, identities)?;
     let message = match read_message(&model.plan, stored.body.as_bytes()) {
         Ok(message) => message,
@@ -401,7 +443,7 @@ fn compact_of(
     if let Some(at) = linked_at {
         compact.visible_at = compact.at.max(at);
     }
-    Some(Ok((owner.to_owned(), compact)))
+    Some(Ok((owner, compact)))
 }
 
 /// What the leads `ids` need for [`LeadState::with_events`], read from their stored messages
@@ -413,13 +455,18 @@ fn read_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> Resu
     let identities = identities_of(tx, ids)?;
     let anonymous: Vec<String> = ids.iter().flat_map(|id| identities.anonymous_ids_of(id)).map(str::to_owned).collect();
     let stored = tx.events_of_leads(ids, &anonymous)?;
-    let read: Vec<Result<(String, CompactEvent), Unreadable>> =
+    let read: Vec<Result<(&str, CompactEvent), Unreadable>> =
         stored.par_iter().filter_map(|stored| compact_of(stored, &identities, model)).collect();
     let mut events: HashMap<String, Vec<CompactEvent>> = HashMap::new();
     let mut unreadable = Vec::new();
     for item in read {
         match item {
-            Ok((lead, event)) => events.entry(lead).or_default().push(event),
+            Ok((lead, event)) => match events.get_mut(lead) {
+                Some(list) => list.push(event),
+                None => {
+                    events.insert(lead.to_owned(), vec![event]);
+                }
+            },
             Err(u) => unreadable.push(u),
         }
     }

@@ -310,6 +310,21 @@ pub struct CompactEvent {
     pub extra: Option<Box<Extra>>,
 }
 
+impl CompactEvent {
+    /// What is left where an event was moved out of a list (allocates nothing).
+    pub fn taken() -> CompactEvent {
+        CompactEvent {
+            at: 0,
+            visible_at: 0,
+            tie: 0,
+            id: None,
+            matched: RuleSet::default(),
+            kind: Kind::Other,
+            extra: None,
+        }
+    }
+}
+
 /// What only some compact events carry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Extra {

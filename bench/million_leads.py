@@ -108,87 +108,99 @@ def main():
     db = os.path.join(work, "leads.db")
     log = open(os.path.join(work, "server.log"), "w")
     port = free_port()
-    # 1. The schema, from the server itself.
-    proc = start(a.binary, a.model, db, port, log)
-    wait_up(port, proc)
-    proc.terminate()
-    proc.wait()
-    # 2. N unscored leads with two messages each, as ingest stores them.
-    t0 = time.time()
-    rng = random.Random(1)
-    con = sqlite3.connect(db)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=OFF")
-    now_ms = int(time.time() * 1000)
-    day = 86_400_000
-    batch_events, batch_leads = [], []
+    procs = []
+    try:
+        # 1. The schema, from the server itself.
+        proc = start(a.binary, a.model, db, port, log)
+        procs.append(proc)
+        wait_up(port, proc)
+        proc.terminate()
+        proc.wait()
+        # 2. N unscored leads with two messages each, as ingest stores them.
+        t0 = time.time()
+        rng = random.Random(1)
+        con = sqlite3.connect(db)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=OFF")
+        now_ms = int(time.time() * 1000)
+        day = 86_400_000
+        batch_events, batch_leads = [], []
 
-    def iso(ms):
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+        def iso(ms):
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
-    for i in range(a.leads):
-        lead = f"M{i:07d}"
-        created = now_ms - rng.randrange(1, 120) * day
-        traits = {"email": f"p{i}@company{i % 5000}.example", "title": rng.choice(TITLES),
-                  "department": rng.choice(DEPARTMENTS), "employees": rng.choice([8, 40, 120, 450, 2500, 9000]),
-                  "industry": rng.choice(INDUSTRIES), "country": rng.choice(COUNTRIES), "created_at": iso(created)}
-        ident = {"type": "identify", "userId": lead, "traits": traits, "timestamp": iso(created),
-                 "messageId": f"i-{lead}", "receivedAt": iso(created)}
-        at = created + rng.randrange(0, 20) * day
-        if rng.random() < 0.5:
-            other = {"type": "page", "userId": lead, "properties": {"path": "/pricing"}, "timestamp": iso(at),
-                     "messageId": f"p-{lead}", "receivedAt": iso(at)}
-        else:
-            other = {"type": "track", "userId": lead, "event": "Demo Requested", "timestamp": iso(at),
-                     "messageId": f"t-{lead}", "receivedAt": iso(at)}
-        for m, ts in ((ident, created), (other, at)):
-            # `person` is the message's userId (else its anonymousId): the dedupe key with messageId.
-            batch_events.append(("wk", m["messageId"], lead, lead, None, None, m["type"], ts, ts, json.dumps(m)))
-        batch_leads.append((lead, created, created))
-        if len(batch_leads) >= 20_000:
+        for i in range(a.leads):
+            lead = f"M{i:07d}"
+            created = now_ms - rng.randrange(1, 120) * day
+            traits = {"email": f"p{i}@company{i % 5000}.example", "title": rng.choice(TITLES),
+                      "department": rng.choice(DEPARTMENTS), "employees": rng.choice([8, 40, 120, 450, 2500, 9000]),
+                      "industry": rng.choice(INDUSTRIES), "country": rng.choice(COUNTRIES), "created_at": iso(created)}
+            ident = {"type": "identify", "userId": lead, "traits": traits, "timestamp": iso(created),
+                     "messageId": f"i-{lead}", "receivedAt": iso(created)}
+            at = created + rng.randrange(0, 20) * day
+            if rng.random() < 0.5:
+                other = {"type": "page", "userId": lead, "properties": {"path": "/pricing"}, "timestamp": iso(at),
+                         "messageId": f"p-{lead}", "receivedAt": iso(at)}
+            else:
+                other = {"type": "track", "userId": lead, "event": "Demo Requested", "timestamp": iso(at),
+                         "messageId": f"t-{lead}", "receivedAt": iso(at)}
+            for m, ts in ((ident, created), (other, at)):
+                # `person` is the message's userId (else its anonymousId): the dedupe key with messageId.
+                batch_events.append(("wk", m["messageId"], lead, lead, None, None, m["type"], ts, ts, json.dumps(m)))
+            batch_leads.append((lead, created, created))
+            if len(batch_leads) >= 20_000:
+                con.executemany("INSERT INTO events (write_key, message_id, person, lead_id, anonymous_id, group_id, event_type, at, received_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)", batch_events)
+                con.executemany("INSERT INTO leads (id, created_at, updated_at) VALUES (?,?,?)", batch_leads)
+                con.commit()
+                batch_events, batch_leads = [], []
+        if batch_leads:
             con.executemany("INSERT INTO events (write_key, message_id, person, lead_id, anonymous_id, group_id, event_type, at, received_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)", batch_events)
             con.executemany("INSERT INTO leads (id, created_at, updated_at) VALUES (?,?,?)", batch_leads)
             con.commit()
-            batch_events, batch_leads = [], []
-    if batch_leads:
-        con.executemany("INSERT INTO events (write_key, message_id, person, lead_id, anonymous_id, group_id, event_type, at, received_at, body) VALUES (?,?,?,?,?,?,?,?,?,?)", batch_events)
-        con.executemany("INSERT INTO leads (id, created_at, updated_at) VALUES (?,?,?)", batch_leads)
-        con.commit()
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.close()
-    size = os.path.getsize(db) / 2**20
-    print(f"wrote {a.leads} leads / {2 * a.leads} messages in {time.time() - t0:.0f} s ({size:.0f} MiB)")
-    # 3. Start: every lead is unscored, so the server rescores them all.
-    t1 = time.time()
-    proc = start(a.binary, a.model, db, port, log)
-    wait_up(port, proc)
-    started = time.time() - t1
-    peak = 0.0
-    while True:
-        progress = get(port, "/api/models")["rescore"]
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        size = os.path.getsize(db) / 2**20
+        print(f"wrote {a.leads} leads / {2 * a.leads} messages in {time.time() - t0:.0f} s ({size:.0f} MiB)")
+        # 3. Start: every lead is unscored, so the server rescores them all.
+        t1 = time.time()
+        proc = start(a.binary, a.model, db, port, log)
+        procs.append(proc)
+        wait_up(port, proc)
+        started = time.time() - t1
+        peak = 0.0
+        while True:
+            progress = get(port, "/api/models")["rescore"]
+            rss, hwm = rss_mib(proc.pid)
+            peak = max(peak, hwm)
+            if progress["finished"]:
+                if progress.get("error"):
+                    raise SystemExit(f"the rescore stopped: {progress['error']}")
+                break
+            time.sleep(0.2)
+        took = time.time() - t1
         rss, hwm = rss_mib(proc.pid)
-        peak = max(peak, hwm)
-        if progress["finished"]:
-            break
-        time.sleep(0.2)
-    took = time.time() - t1
-    rss, hwm = rss_mib(proc.pid)
-    top = get(port, "/api/leads?sort=-total&limit=3")["leads"]
-    t2 = time.time()
-    get(port, "/api/leads?sort=-total&limit=50")
-    list_ms = (time.time() - t2) * 1000
-    proc.terminate()
-    proc.wait()
-    print(f"server up in {started:.1f} s; full rescore of {progress['total']} leads in {took:.1f} s "
-          f"({progress['total'] / took:,.0f} leads/s)")
-    print(f"RSS after the rescore {rss:.0f} MiB, peak {max(peak, hwm):.0f} MiB; "
-          f"GET /api/leads?sort=-total&limit=50 in {list_ms:.0f} ms; top lead {top[0]['id']} {top[0]['total']}")
-    if not a.no_peer:
-        peer_rewrite(db, took)
-    if not a.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print("kept", work)
+        top = get(port, "/api/leads?sort=-total&limit=3")["leads"]
+        t2 = time.time()
+        get(port, "/api/leads?sort=-total&limit=50")
+        list_ms = (time.time() - t2) * 1000
+        proc.terminate()
+        proc.wait()
+        print(f"server up in {started:.1f} s; full rescore of {progress['total']} leads in {took:.1f} s "
+              f"({progress['total'] / took:,.0f} leads/s)")
+        print(f"RSS after the rescore {rss:.0f} MiB, peak {max(peak, hwm):.0f} MiB; "
+              f"GET /api/leads?sort=-total&limit=50 in {list_ms:.0f} ms; top lead {top[0]['id']} {top[0]['total']}")
+        if not a.no_peer:
+            peer_rewrite(db, took)
+    finally:
+        # Never leave a server running or a database of several GB behind, even on a failure.
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print("kept", work)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use leadscore_core::compact::{CompactEvent, LeadState, read_message};
 use leadscore_core::model::Projection;
 use leadscore_core::time::Millis;
-use leadscore_core::{AccountBook, CheckedModel, IdentityGraph, Outcome};
+use leadscore_core::{AccountBook, CheckedModel, IdentityGraph};
 use leadscore_store::{LeadHead, StoreError, StoredEvent, Tx};
 
 use crate::app::{App, check_source};
@@ -118,9 +118,9 @@ impl App {
         if stored <= PASS_EVENTS {
             let expected = usize::try_from(stored).unwrap_or(0);
             let read = self.store.read(|tx| read_pass(tx, &active.model, &active.projection, until, expected))?;
-            if !read.unreadable.is_empty() {
+            if !read.events.unreadable.is_empty() {
                 let now = self.clock.now();
-                self.store.write(|tx| record_unreadable(tx, &read.unreadable, now))?;
+                self.store.write(|tx| record_unreadable(tx, &read.events.unreadable, now))?;
             }
             pass = Some(read);
         }
@@ -210,41 +210,38 @@ impl App {
         let (kept, heads): (Vec<LeadHead>, Vec<LeadHead>) =
             heads.into_iter().partition(|head| head.model_version == Some(active.version));
         let kept = kept.into_iter().map(|head| head.id).collect();
-        let (work, accounts, unreadable) = match pass {
-            Some(pass) => {
-                let ids: Vec<String> = heads.iter().map(|head| head.id.clone()).collect();
-                let mut outcomes = self.store.read(|tx| outcomes_of(tx, &ids))?;
-                let work: Vec<(LeadHead, LeadState)> = heads
-                    .into_iter()
-                    .map(|head| {
-                        let events = pass.take(&head.id);
-                        let outcomes = outcomes.remove(&head.id).unwrap_or_default();
-                        let state = LeadState::with_events(head.id.clone(), base_traits(&head), events, outcomes);
-                        (head, state)
-                    })
-                    .collect();
-                (work, Arc::clone(&pass.accounts), Vec::new())
-            }
+        let ids: Vec<String> = heads.iter().map(|head| head.id.clone()).collect();
+        let mut outcomes = self.store.read(|tx| outcomes_of(tx, &ids))?;
+        // The pass's compact events and accounts, or this chunk's own messages read now.
+        let pass_accounts = pass.as_ref().map(|pass| Arc::clone(&pass.accounts));
+        let mut own = ByLead::default();
+        let events = match pass {
+            Some(pass) => &mut pass.events,
             None => {
-                let ids: Vec<String> = heads.iter().map(|head| head.id.clone()).collect();
-                let (mut events, mut outcomes, mut unreadable) =
-                    self.store.read(|tx| read_histories(tx, model, &ids))?;
-                let work: Vec<(LeadHead, LeadState)> = heads
-                    .into_iter()
-                    .map(|head| {
-                        let events = events.remove(&head.id).unwrap_or_default();
-                        let outcomes = outcomes.remove(&head.id).unwrap_or_default();
-                        let state = LeadState::with_events(head.id.clone(), base_traits(&head), events, outcomes);
-                        (head, state)
-                    })
-                    .collect();
+                own = self.store.read(|tx| read_histories(tx, model, &ids))?;
+                &mut own
+            }
+        };
+        let work: Vec<(LeadHead, LeadState)> = heads
+            .into_iter()
+            .map(|head| {
+                let events = events.take(&head.id);
+                let outcomes = outcomes.remove(&head.id).unwrap_or_default();
+                let state = LeadState::with_events(head.id.clone(), base_traits(&head), events, outcomes);
+                (head, state)
+            })
+            .collect();
+        let mut unreadable = std::mem::take(&mut own.unreadable);
+        let accounts = match pass_accounts {
+            Some(accounts) => accounts,
+            None => {
                 let group_ids: BTreeSet<String> =
                     work.iter().flat_map(|(_, state)| state.group_ids().map(str::to_owned)).collect();
                 let group_ids: Vec<String> = group_ids.into_iter().collect();
                 let (accounts, skipped) =
                     self.store.read(|tx| account_book(tx, model, &active.projection, &group_ids))?;
                 unreadable.extend(skipped);
-                (work, Arc::new(accounts), unreadable)
+                Arc::new(accounts)
             }
         };
         let scored = work
@@ -311,7 +308,7 @@ impl App {
             .chain(ahead.kept.iter().filter(|id| now.contains_key(*id)))
             .map(|id| (id.clone(), ahead.now))
             .collect();
-        let fresh = Fresh { replay: changed.clone(), ..Fresh::default() };
+        let fresh = Fresh { replay: changed, ..Fresh::default() };
         rescore_leads(tx, active, &self.hooks, &again, &fresh).map(|_| ())
     }
 }
@@ -343,20 +340,70 @@ const PASS_EVENTS: i64 = if cfg!(feature = "test-support") { 40 } else { 1_500_0
 
 /// What one pass over the stored messages read.
 struct Pass {
-    /// Every compact event read, with the index of its lead in `leads`, ordered by lead: one
-    /// allocation the size of the messages, not a growing list per lead.
-    events: Vec<(u32, CompactEvent)>,
-    /// Each lead's events: where they are in `events`.
-    by_lead: HashMap<String, std::ops::Range<usize>>,
+    events: ByLead,
     /// Every account's traits over time (from every `group` message, whoever sent it).
     accounts: Arc<AccountBook>,
+}
+
+/// Compact events grouped by the lead they belong to, as read by [`compact_of`], and the
+/// messages that could not be read. The events are one list ordered by lead (one allocation the
+/// size of the messages, not a growing list per lead), each lead's found by its range.
+#[derive(Default)]
+struct ByLead {
+    events: Vec<(u32, CompactEvent)>,
+    /// Each lead's index in `events` while reading.
+    leads: HashMap<String, u32>,
+    /// Each lead's events in `events`, once [`ByLead::finish`]ed.
+    ranges: HashMap<String, std::ops::Range<usize>>,
     unreadable: Vec<Unreadable>,
 }
 
-impl Pass {
-    /// Takes a lead's events out of the pass (each lead's are taken once).
+impl ByLead {
+    fn with_capacity(events: usize) -> ByLead {
+        ByLead { events: Vec::with_capacity(events), ..ByLead::default() }
+    }
+
+    /// Adds what [`compact_of`] read of some stored messages.
+    fn add(&mut self, read: Vec<Result<(&str, CompactEvent), Unreadable>>) {
+        for item in read {
+            match item {
+                Ok((lead, event)) => {
+                    let index = match self.leads.get(lead) {
+                        Some(index) => *index,
+                        None => {
+                            let index = u32::try_from(self.leads.len()).unwrap_or(u32::MAX);
+                            self.leads.insert(lead.to_owned(), index);
+                            index
+                        }
+                    };
+                    self.events.push((index, event));
+                }
+                Err(u) => self.unreadable.push(u),
+            }
+        }
+    }
+
+    /// Orders the events by lead (a lead's own in any order: `LeadState::with_events` orders
+    /// them) and finds each lead's range.
+    fn finish(mut self) -> ByLead {
+        self.events.par_sort_unstable_by_key(|(lead, _)| *lead);
+        let mut starts = vec![0usize; self.leads.len() + 1];
+        for (lead, _) in &self.events {
+            starts[*lead as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        self.ranges = std::mem::take(&mut self.leads)
+            .into_iter()
+            .map(|(id, i)| (id, starts[i as usize]..starts[i as usize + 1]))
+            .collect();
+        self
+    }
+
+    /// Takes a lead's events out (each lead's are taken once).
     fn take(&mut self, lead: &str) -> Vec<CompactEvent> {
-        let Some(range) = self.by_lead.remove(lead) else { return Vec::new() };
+        let Some(range) = self.ranges.remove(lead) else { return Vec::new() };
         self.events[range].iter_mut().map(|(_, event)| std::mem::replace(event, CompactEvent::taken())).collect()
     }
 }
@@ -376,10 +423,8 @@ fn read_pass(
     for link in tx.all_links()? {
         identities.link(&link.anonymous_id, &link.lead_id, link.at);
     }
-    let mut leads: HashMap<String, u32> = HashMap::new();
-    let mut events: Vec<(u32, CompactEvent)> = Vec::with_capacity(expected);
+    let mut events = ByLead::with_capacity(expected);
     let mut accounts = AccountBook::default();
-    let mut unreadable = Vec::new();
     let mut after = 0;
     loop {
         let page = tx.events_page(after, until, PASS_PAGE)?;
@@ -387,39 +432,12 @@ fn read_pass(
         after = last.0.seq;
         for (stored, _) in page.iter().filter(|(_, group)| *group) {
             if let Err(u) = record_group(&mut accounts, model, projection, stored) {
-                unreadable.push(u);
+                events.unreadable.push(u);
             }
         }
-        let read: Vec<Result<(&str, CompactEvent), Unreadable>> =
-            page.par_iter().filter_map(|(stored, _)| compact_of(stored, &identities, model)).collect();
-        for item in read {
-            match item {
-                Ok((lead, event)) => {
-                    let index = match leads.get(lead) {
-                        Some(index) => *index,
-                        None => {
-                            let index = u32::try_from(leads.len()).unwrap_or(u32::MAX);
-                            leads.insert(lead.to_owned(), index);
-                            index
-                        }
-                    };
-                    events.push((index, event));
-                }
-                Err(u) => unreadable.push(u),
-            }
-        }
+        events.add(page.par_iter().filter_map(|(stored, _)| compact_of(stored, &identities, model)).collect());
     }
-    // By lead (a lead's events in any order: `LeadState::with_events` orders them).
-    events.par_sort_unstable_by_key(|(lead, _)| *lead);
-    let mut starts = vec![0usize; leads.len() + 1];
-    for (lead, _) in &events {
-        starts[*lead as usize + 1] += 1;
-    }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
-    }
-    let by_lead = leads.into_iter().map(|(id, i)| (id, starts[i as usize]..starts[i as usize + 1])).collect();
-    Ok(Pass { events, by_lead, accounts: Arc::new(accounts), unreadable })
+    Ok(Pass { events: events.finish(), accounts: Arc::new(accounts) })
 }
 
 /// A stored message read for `model` into a compact event of the lead it belongs to, as the
@@ -446,31 +464,15 @@ fn compact_of<'a>(
     Some(Ok((owner, compact)))
 }
 
-/// What the leads `ids` need for [`LeadState::with_events`], read from their stored messages
-/// straight into compact events (no JSON tree; the history loader's attribution): their events
-/// and outcomes by lead, and the messages that could not be read.
-type Histories = (HashMap<String, Vec<CompactEvent>>, HashMap<String, Vec<Outcome>>, Vec<Unreadable>);
-
-fn read_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> Result<Histories, StoreError> {
+/// The compact events of the leads `ids`, read from their stored messages (no JSON tree; the
+/// history loader's attribution), and the messages that could not be read.
+fn read_histories(tx: &mut Tx<'_>, model: &CheckedModel, ids: &[String]) -> Result<ByLead, StoreError> {
     let identities = identities_of(tx, ids)?;
     let anonymous: Vec<String> = ids.iter().flat_map(|id| identities.anonymous_ids_of(id)).map(str::to_owned).collect();
     let stored = tx.events_of_leads(ids, &anonymous)?;
-    let read: Vec<Result<(&str, CompactEvent), Unreadable>> =
-        stored.par_iter().filter_map(|stored| compact_of(stored, &identities, model)).collect();
-    let mut events: HashMap<String, Vec<CompactEvent>> = HashMap::new();
-    let mut unreadable = Vec::new();
-    for item in read {
-        match item {
-            Ok((lead, event)) => match events.get_mut(lead) {
-                Some(list) => list.push(event),
-                None => {
-                    events.insert(lead.to_owned(), vec![event]);
-                }
-            },
-            Err(u) => unreadable.push(u),
-        }
-    }
-    Ok((events, outcomes_of(tx, ids)?, unreadable))
+    let mut events = ByLead::with_capacity(stored.len());
+    events.add(stored.par_iter().filter_map(|stored| compact_of(stored, &identities, model)).collect());
+    Ok(events.finish())
 }
 
 /// Sets every stored lead's call-now rank from `model`'s stage order.

@@ -441,21 +441,23 @@ pub fn rescore_leads(
         .map(|mut head| {
             let at = as_of.get(head.id.as_str()).copied().unwrap_or_default();
             let state = match head.state.take() {
-                Some((version, bytes)) if version == active.version => decode_state(&bytes).and_then(|mut state| {
-                    let mut suspects = Vec::new();
-                    for event in fresh.events.get(&head.id).unwrap_or(&none) {
-                        if let Some(compact) = CompactEvent::of_event(model, event, true) {
-                            if !state.accepts(&compact) {
-                                return None;
+                Some(bytes) if head.model_version == Some(active.version) => {
+                    decode_state(&bytes).and_then(|mut state| {
+                        let mut suspects = Vec::new();
+                        for event in fresh.events.get(&head.id).unwrap_or(&none) {
+                            if let Some(compact) = CompactEvent::of_event(model, event, true) {
+                                if !state.accepts(&compact) {
+                                    return None;
+                                }
+                                if state.may_repeat_folded(&compact) {
+                                    suspects.push(event);
+                                }
+                                state.apply(compact);
                             }
-                            if state.may_repeat_folded(&compact) {
-                                suspects.push(event);
-                            }
-                            state.apply(compact);
                         }
-                    }
-                    state.horizon().is_none_or(|h| h <= at).then_some((state, suspects))
-                }),
+                        state.horizon().is_none_or(|h| h <= at).then_some((state, suspects))
+                    })
+                }
                 _ => None,
             };
             (head, state)

@@ -94,10 +94,10 @@ pub struct LeadHead {
     pub updated_at: Millis,
     /// The stored score's stage, total and grade.
     pub scored: Option<(String, f64, Option<String>)>,
-    /// The model version of the stored score.
+    /// The model version of the stored score, and of its fold state.
     pub model_version: Option<i64>,
-    /// The stored fold state and its model version (read only when asked for).
-    pub state: Option<(i64, Vec<u8>)>,
+    /// The stored fold state (read only when asked for).
+    pub state: Option<Vec<u8>>,
 }
 
 /// A rule's part of a stored score, as SPEC §6.2 shows contributions.
@@ -341,14 +341,10 @@ impl Tx<'_> {
         self.query_in(&sql, ids)?
             .into_iter()
             .map(|mut r| {
-                let state_bytes = r.pop().and_then(Sql::into_bytes);
+                let state = r.pop().and_then(Sql::into_bytes);
                 let scored = match opt_int(&r, 4) {
                     Some(_) => Some((text(&r, 5)?, real(&r, 6)?, opt_text(&r, 7))),
                     None => None,
-                };
-                let state = match (state_bytes, opt_int(&r, 8)) {
-                    (Some(bytes), Some(version)) => Some((version, bytes)),
-                    _ => None,
                 };
                 Ok(LeadHead {
                     id: text(&r, 0)?,
@@ -465,8 +461,8 @@ impl Tx<'_> {
 
     /// Drops the leads table's list indexes (by total, by update time, by stage) on SQLite, for
     /// a rewrite of most lead rows: each row rewritten moves its entry in each of them, which
-    /// costs SQLite more than the row itself (200,000 scored rows rewritten: 7.0 s with them,
-    /// 2.2 s without, 1.0 s to build them again). Lists still answer meanwhile, from the table.
+    /// costs SQLite more than the row itself (200,000 scored rows rewritten: 8.4 s with them,
+    /// 2.8 s without, 1.1 s to build them again; `bench/lead_rows_peer.py`). Lists still answer meanwhile, from the table.
     /// [`Tx::ensure_list_indexes`] builds them again; [`crate::Store::open`] runs it at every
     /// start, after a crash in between too. `false` on PostgreSQL, whose indexes stay.
     pub fn drop_list_indexes(&mut self) -> Result<bool, StoreError> {

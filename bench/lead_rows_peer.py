@@ -21,6 +21,10 @@ import sys
 import tempfile
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from million_leads import open_like_server, rewrite_lead_rows  # noqa: E402
+
 LIST = [("leads_total", "leads (total, id)"), ("leads_updated", "leads (updated_at, id)"),
         ("leads_stage", "leads (stage, total)")]
 OTHER = ["leads_account", "leads_due"]
@@ -30,24 +34,10 @@ def run(src, drop, small):
     work = tempfile.mkdtemp(prefix="lead-rows-")
     db = os.path.join(work, "leads.db")
     shutil.copy(src, db)
-    con = sqlite3.connect(db, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-16384", "secure_delete=ON"):
-        con.execute(f"PRAGMA {pragma}")
+    con = open_like_server(db)
     for name in drop:
         con.execute(f"DROP INDEX IF EXISTS {name}")
-    rows = [(u + 1, (s or 0) + 1, t + 0.5, "peer", (d or 0) + 1, sc, c, tr, st, i)
-            for i, u, s, t, d, sc, c, tr, st in con.execute(
-                "SELECT id, updated_at, scored_at, total, next_change_at, scores, contributions, current_traits, "
-                "state FROM leads")]
-    if small:
-        rows = [r[:5] + ("{}", "[]", "{}", b"", r[9]) for r in rows]
-    t = time.time()
-    for i in range(0, len(rows), 10_000):
-        con.execute("BEGIN IMMEDIATE")
-        con.executemany("UPDATE leads SET updated_at = ?, scored_at = ?, total = ?, stage = ?, next_change_at = ?, "
-                        "scores = ?, contributions = ?, current_traits = ?, state = ? WHERE id = ?", rows[i:i + 10_000])
-        con.execute("COMMIT")
-    rewrite = time.time() - t
+    n, rewrite = rewrite_lead_rows(con, blank=small)
     t = time.time()
     for name, on in LIST:
         if name in drop:
@@ -55,7 +45,7 @@ def run(src, drop, small):
     build = time.time() - t
     con.close()
     shutil.rmtree(work, ignore_errors=True)
-    return len(rows), rewrite, build
+    return n, rewrite, build
 
 
 def main():

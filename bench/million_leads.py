@@ -21,6 +21,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -70,30 +71,66 @@ def wait_up(port, proc):
     raise SystemExit("the server did not start")
 
 
-def peer_rewrite(db, took):
-    """The peer: SQLite itself (Python's sqlite3) rewriting every scored lead row of the same file,
-    the columns a rescore writes with new values, in transactions of 10,000 rows like the server's
-    rescore (same schema and indexes, same row sizes). The floor for any design that writes a row
-    per lead into this table."""
+def open_like_server(db):
+    """A connection to a server's SQLite file with the server's pragmas."""
     con = sqlite3.connect(db, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
-    con.execute("PRAGMA cache_size=-16384")
-    con.execute("PRAGMA secure_delete=ON")
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-16384", "secure_delete=ON"):
+        con.execute(f"PRAGMA {pragma}")
+    return con
+
+
+def rewrite_lead_rows(con, blank=False):
+    """Rewrites every lead row, the columns a rescore writes, with new values, in transactions of
+    10,000 rows like the server's rescore (`blank`: empty JSON and state columns instead of the
+    rows' own). Returns the rows and the seconds the rewrite took."""
     rows = [(updated + 1, (scored or 0) + 1, total + 0.5, "peer", (due or 0) + 1, scores, contributions, traits, state, lead)
             for lead, updated, scored, total, due, scores, contributions, traits, state in con.execute(
                 "SELECT id, updated_at, scored_at, total, next_change_at, scores, contributions, current_traits, state "
                 "FROM leads")]
+    if blank:
+        rows = [r[:5] + ("{}", "[]", "{}", b"", r[9]) for r in rows]
     t = time.time()
     for i in range(0, len(rows), 10_000):
         con.execute("BEGIN IMMEDIATE")
         con.executemany("UPDATE leads SET updated_at = ?, scored_at = ?, total = ?, stage = ?, next_change_at = ?, "
                         "scores = ?, contributions = ?, current_traits = ?, state = ? WHERE id = ?", rows[i:i + 10_000])
         con.execute("COMMIT")
-    el = time.time() - t
+    return len(rows), time.time() - t
+
+
+class RssPeak:
+    """Samples a process's current RSS (VmRSS) every 50 ms while the `with` block runs: `peak` in
+    MiB. Unlike the high-water mark, it says what the block itself used."""
+
+    def __init__(self, pid):
+        self.pid, self.peak = pid, 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+
+    def _sample(self):
+        while not self._done.is_set():
+            self.peak = max(self.peak, rss_mib(self.pid)[0])
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+
+def peer_rewrite(db, took):
+    """The peer: SQLite itself (Python's sqlite3) rewriting every scored lead row of the same file,
+    the columns a rescore writes with new values, in transactions of 10,000 rows like the server's
+    rescore (same schema and indexes, same row sizes). The floor for any design that writes a row
+    per lead into this table."""
+    con = open_like_server(db)
+    n, el = rewrite_lead_rows(con)
     con.close()
-    print(f"peer: SQLite rewriting the same {len(rows)} lead rows in transactions of 10,000: {el:.1f} s "
-          f"({len(rows) / el:,.0f} rows/s); server / peer {took / el:.2f}x")
+    print(f"peer: SQLite rewriting the same {n} lead rows in transactions of 10,000: {el:.1f} s "
+          f"({n / el:,.0f} rows/s); server / peer {took / el:.2f}x")
 
 
 def main():

@@ -15,12 +15,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from million_leads import free_port, rss_mib, wait_up  # noqa: E402
+from million_leads import RssPeak, free_port, rss_mib, wait_up  # noqa: E402
 from rescore_vs_duckdb import request  # noqa: E402
 
 
@@ -44,25 +43,14 @@ def main():
                     source = f.read().replace('name = "', f'name = "again-{int(time.time())}-', 1)
                 _, created = request(port, "POST", "/api/models", source.encode())
                 before = rss_mib(proc.pid)[0]
-                peak = [0.0]
-                done = threading.Event()
-
-                def sample():
-                    while not done.is_set():
-                        peak[0] = max(peak[0], rss_mib(proc.pid)[0])
-                        time.sleep(0.05)
-
-                sampler = threading.Thread(target=sample)
-                sampler.start()
-                t = time.perf_counter()
-                request(port, "POST", f"/api/models/{created['version']}/activate?wait=true", b"")
-                took = time.perf_counter() - t
-                done.set()
-                sampler.join()
+                with RssPeak(proc.pid) as sampled:
+                    t = time.perf_counter()
+                    request(port, "POST", f"/api/models/{created['version']}/activate?wait=true", b"")
+                    took = time.perf_counter() - t
             finally:
                 proc.terminate()
                 proc.wait()
-        print(f"rescore {took:.2f} s; RSS before {before:.0f} MiB, peak during {peak[0]:.0f} MiB")
+        print(f"rescore {took:.2f} s; RSS before {before:.0f} MiB, peak during {sampled.peak:.0f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -35,7 +35,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from million_leads import free_port, rss_mib, wait_up  # noqa: E402
+from million_leads import RssPeak, free_port, rss_mib, wait_up  # noqa: E402
 
 WRITE_KEY, API_KEY = "wk", "ak"
 
@@ -111,25 +111,14 @@ def main() -> int:
             source = f.read().replace('name = "peer10"', 'name = "peer10-again"', 1)
         status, created = request(port, "POST", "/api/models", source.encode())
         version = created["version"]
-        # The RSS sampled during the rescore (VmRSS every 50 ms), not the process's high-water
-        # mark, which ingest may have set.
-        peak = [0.0]
+        # The RSS sampled during the rescore, not the process's high-water mark, which ingest
+        # may have set.
         after_ingest = rss_mib(proc.pid)
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_mib(proc.pid)[0])
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
         as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        t = time.perf_counter()
-        status, answer = request(port, "POST", f"/api/models/{version}/activate?wait=true")
-        rescore = time.perf_counter() - t
-        done.set()
-        sampler.join()
+        with RssPeak(proc.pid) as sampled:
+            t = time.perf_counter()
+            status, answer = request(port, "POST", f"/api/models/{version}/activate?wait=true")
+            rescore = time.perf_counter() - t
         progress = request(port, "GET", "/api/models")[1]["rescore"]
         leads = progress["total"]
         if not progress["finished"] or progress.get("error"):
@@ -150,7 +139,7 @@ def main() -> int:
         print("|---|---:|---:|")
         print(f"RSS before the activation {after_ingest[0]:.0f} MiB (high-water mark of the ingest "
               f"{after_ingest[1]:.0f} MiB)", file=sys.stderr)
-        print(f"| server: full rescore after an activation (`?wait=true`), peak RSS {peak[0]:.0f} MiB | "
+        print(f"| server: full rescore after an activation (`?wait=true`), peak RSS {sampled.peak:.0f} MiB | "
               f"**{rescore:.2f} s** | {leads / rescore:,.0f} |")
         print(f"| peer: DuckDB, the same model as one query over events.jsonl, {a.duckdb_threads} threads "
               f"({duck_leads:,} leads) | **{duck:.2f} s** | {duck_leads / duck:,.0f} |")

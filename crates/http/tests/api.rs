@@ -370,10 +370,16 @@ async fn deleting_a_lead_removes_all_its_rows_on_sqlite() {
 
 #[test]
 fn deleting_a_lead_removes_all_its_rows_on_postgres() {
+    on_postgres(delete_removes_everything);
+}
+
+/// Runs `check` against a server on a fresh PostgreSQL database (`pg` says "skipped" loudly
+/// where there is none). The PostgreSQL driver runs its own runtime: the server starts outside
+/// the check's.
+fn on_postgres(check: impl AsyncFnOnce(&Server)) {
     let Some(cluster) = pg::PgCluster::start() else { return };
-    // The PostgreSQL driver runs its own runtime: the server starts outside the test's.
     let s = start_with(Some(cluster.database()), MODEL);
-    tokio::runtime::Runtime::new().unwrap().block_on(delete_removes_everything(&s));
+    tokio::runtime::Runtime::new().unwrap().block_on(check(&s));
     s.app.shutdown();
 }
 
@@ -557,10 +563,7 @@ async fn a_copy_of_a_folded_message_under_another_id_of_the_lead_counts_once_on_
 
 #[test]
 fn a_copy_of_a_folded_message_under_another_id_of_the_lead_counts_once_on_postgres() {
-    let Some(cluster) = pg::PgCluster::start() else { return };
-    let s = start_with(Some(cluster.database()), MODEL);
-    tokio::runtime::Runtime::new().unwrap().block_on(copy_of_a_folded_message_counts_once(&s));
-    s.app.shutdown();
+    on_postgres(copy_of_a_folded_message_counts_once);
 }
 
 async fn copy_of_a_folded_message_counts_once(s: &Server) {

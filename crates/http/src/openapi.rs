@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Object, Ref, RefOr, Response, ResponseBuilder, Type};
 
-use crate::routes::{self, accounts, backtest, events, health, leads, models, webhooks};
+use crate::routes::{self, accounts, backtest, events, health, leads, models, syncs, webhooks};
 use leadscore_service::leads::{LeadPage, LeadSummary, LeadView};
 use leadscore_service::models::{ModelList, ModelSummary};
 
@@ -22,7 +22,8 @@ use leadscore_service::models::{ModelList, ModelSummary};
         docs::batch, docs::single, docs::settings, docs::source_config, docs::beacon,
         leads::list_leads, leads::get_lead, leads::post_outcome, leads::delete_lead, accounts::get_account,
         models::list_models, models::get_model, models::post_model, models::activate_model, backtest::backtest,
-        webhooks::list_deliveries, webhooks::resend_delivery, events::list_unreadable,
+        webhooks::list_deliveries, webhooks::resend_delivery, syncs::list_syncs, syncs::list_sync_records,
+        syncs::resend_sync_record, events::list_unreadable,
         health::healthz, health::readyz, docs::metrics, docs::openapi_json
     ),
     components(schemas(
@@ -193,6 +194,12 @@ impl utoipa::Modify for Links {
             "get",
             "200",
             vec![("ResendDelivery", link("resend_delivery", "id", "$response.body#/deliveries/0/id"))],
+        );
+        add_links(
+            "/api/syncs",
+            "get",
+            "200",
+            vec![("ListSyncRecords", link("list_sync_records", "name", "$response.body#/syncs/0/name"))],
         );
     }
 }

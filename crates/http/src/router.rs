@@ -15,7 +15,7 @@ use leadscore_service::App;
 
 use crate::auth::require_role;
 use crate::error::{ApiError, Code};
-use crate::routes::{accounts, backtest, events, health, ingest, leads, models, webhooks};
+use crate::routes::{accounts, backtest, events, health, ingest, leads, models, syncs, webhooks};
 
 /// Every error answer is JSON `{"code", "message"}`: errors raised outside our handlers (the
 /// framework's own rejections, a failed extractor) are rewritten with a code for their status.
@@ -119,6 +119,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/backtest", post(backtest::backtest))
         .route("/api/webhooks/deliveries", get(webhooks::list_deliveries))
         .route("/api/webhooks/deliveries/{id}/resend", post(webhooks::resend_delivery))
+        .route("/api/syncs", get(syncs::list_syncs))
+        .route("/api/syncs/{name}/records", get(syncs::list_sync_records))
+        .route("/api/syncs/{name}/records/{id}/resend", post(syncs::resend_sync_record))
         .route("/api/events/unreadable", get(events::list_unreadable))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&app), require_role));
     Router::new()

@@ -14,6 +14,8 @@ use leadscore_store::{Store, StoreError};
 use crate::auth::Keys;
 use crate::backtest::BacktestRun;
 use crate::clock::Clock;
+use crate::crm::Syncs;
+use crate::outbox::Outboxes;
 use crate::rescore::RescoreProgress;
 use crate::scoring::ActiveModel;
 use crate::settings::Settings;
@@ -29,7 +31,8 @@ pub struct App {
     pub settings: Settings,
     /// Every configured key with its role (compared in constant time).
     pub keys: Keys,
-    pub hooks: Webhooks,
+    /// What a score change is queued for: webhooks and CRM syncs.
+    pub outboxes: Outboxes,
     model: RwLock<Arc<ActiveModel>>,
     pub(crate) pending: AtomicUsize,
     /// Most events waiting for the writer before ingest answers 429 ([`MAX_PENDING_EVENTS`]).
@@ -108,13 +111,13 @@ impl App {
             (None, None) => return Err(StartError::NoModel),
         };
         let (model, _) = check_source(&source).map_err(|d| invalid(&name, &source, &d))?;
-        let hooks = Webhooks::new(settings.webhooks.clone());
+        let outboxes = Outboxes::new(Webhooks::new(settings.webhooks.clone()), Syncs::new(settings.syncs.clone()));
         let app = Arc::new(App {
             store,
             clock,
             keys: settings.keys(),
             settings,
-            hooks,
+            outboxes,
             model: RwLock::new(Arc::new(ActiveModel::new(version, source, model))),
             pending: AtomicUsize::new(0),
             queue_limit: AtomicUsize::new(MAX_PENDING_EVENTS),
@@ -133,6 +136,7 @@ impl App {
         app.spawn_writer();
         app.spawn_scheduler();
         app.spawn_dispatchers();
+        app.spawn_syncs();
         app.spawn_watcher();
         app.spawn_checkpointer();
         // Leads not yet scored with the active model (a new --model, or an interrupted rescore).

@@ -34,9 +34,9 @@ const CLAIM: usize = 16;
 
 impl App {
     pub(crate) fn spawn_dispatchers(self: &Arc<Self>) {
-        for receiver in self.hooks.receivers() {
+        for receiver in self.outboxes.webhooks.receivers() {
             self.spawn_loop("webhooks", Duration::from_millis(200), move |app| {
-                if let Err(e) = dispatch_due(&app.store, &app.hooks, &receiver, app.clock.now()) {
+                if let Err(e) = dispatch_due(&app.store, &app.outboxes.webhooks, &receiver, app.clock.now()) {
                     tracing::warn!("webhooks: {e}");
                 }
             });

@@ -103,6 +103,7 @@ error_codes! {
     AccountNotFound: "account_not_found", 404, InvalidRequest, "no account with that id";
     ModelNotFound: "model_not_found", 404, InvalidRequest, "no model version with that number";
     DeliveryNotFound: "delivery_not_found", 404, InvalidRequest, "no webhook delivery with that id";
+    SyncNotFound: "sync_not_found", 404, InvalidRequest, "no CRM sync (`[[sync]]`) with that name";
     MethodNotAllowed: "method_not_allowed", 405, InvalidRequest, "the endpoint does not take that method";
     RequestTimeout: "request_timeout", 408, InvalidRequest, "the body did not arrive within `body_timeout`";
     MessageTooLarge: "message_too_large", 413, InvalidRequest, "a message over 32 KB";

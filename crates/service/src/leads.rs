@@ -343,7 +343,7 @@ impl App {
         due.dedup();
         // An outcome is not in the stored state: these leads are scored from their history.
         let replay = Fresh::replay(due.iter().map(|(id, _)| id));
-        rescore_leads(tx, &active, &self.hooks, &due, &replay)?;
+        rescore_leads(tx, &active, &self.outboxes, &due, &replay)?;
         Ok((outcomes.len() - unknown.len(), unknown))
     }
 

@@ -10,6 +10,7 @@
 //! | `writer` | [`writer`] | group-commits queued ingest requests: store, link identities, rescore affected leads, history, outbox |
 //! | `scheduler` | [`scheduler`] | every 250 ms, rescores leads whose time-driven change is due, at that instant |
 //! | `webhooks` (one per receiver) | [`dispatcher`] | sends due deliveries from the outbox, signed; retries with backoff |
+//! | `crm-sync` (one per `[[sync]]`) | [`crm::sender`] | writes changed leads' scores to the CRM in batches, within its rate limit |
 //! | `model-watcher` | [`watcher`] | every 2 s, follows a model activated by another process; re-ranks stages |
 //! | `rescore` | [`rescore`] | after an activation, rescores every lead in chunks |
 //! | `checkpointer` | [`checkpointer`] | every 250 ms, copies SQLite's write-ahead log into the database file, off the writer |
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod backtest;
 pub mod checkpointer;
 pub mod clock;
+pub mod crm;
 pub mod deliveries;
 pub mod dispatcher;
 pub mod error;
@@ -31,6 +33,7 @@ pub mod ingest;
 pub mod leads;
 pub mod marketing;
 pub mod models;
+pub mod outbox;
 pub mod rescore;
 pub mod scheduler;
 pub mod scoring;

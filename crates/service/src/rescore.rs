@@ -302,14 +302,14 @@ impl App {
                 None => {}
             }
         }
-        store_scored(tx, &self.hooks, &same)?;
+        store_scored(tx, &self.outboxes, &same)?;
         let again: Vec<(String, Millis)> = changed
             .iter()
             .chain(ahead.kept.iter().filter(|id| now.contains_key(*id)))
             .map(|id| (id.clone(), ahead.now))
             .collect();
         let fresh = Fresh { replay: changed, ..Fresh::default() };
-        rescore_leads(tx, active, &self.hooks, &again, &fresh).map(|_| ())
+        rescore_leads(tx, active, &self.outboxes, &again, &fresh).map(|_| ())
     }
 }
 
@@ -554,7 +554,7 @@ points = {points}
         let app = App::start(settings, Arc::new(ManualClock::new(now))).unwrap();
         let first = [demo("a", "m1", "2026-01-09T10:00:00Z"), demo("b", "m2", "2026-01-09T11:00:00Z")];
         let v1 = app.model();
-        app.store.write(|tx| record_events(tx, &v1, &app.hooks, &first, now)).unwrap();
+        app.store.write(|tx| record_events(tx, &v1, &app.outboxes, &first, now)).unwrap();
         assert_eq!((total(&app, "a"), total(&app, "b")), (60.0, 60.0));
 
         // The new model active, without the background rescore: this test drives its steps.
@@ -569,7 +569,7 @@ points = {points}
         let ahead = app.score_ahead(&v2, ids, None).unwrap();
         // Meanwhile a second demo request for `a` (ingest folds `a` from its whole history).
         app.store
-            .write(|tx| record_events(tx, &v2, &app.hooks, &[demo("a", "m3", "2026-01-09T12:00:00Z")], now))
+            .write(|tx| record_events(tx, &v2, &app.outboxes, &[demo("a", "m3", "2026-01-09T12:00:00Z")], now))
             .unwrap();
         assert_eq!(total(&app, "a"), 20.0);
         assert_eq!(app.write_ahead(&v2, &[ahead]).unwrap(), 2);

@@ -76,7 +76,7 @@ impl App {
             let still_due: Vec<(String, Millis)> =
                 due.iter().filter(|(id, at)| current.get(id) == Some(&Some(*at))).cloned().collect();
             // Time alone: the stored states, with nothing new.
-            rescore_leads(tx, &active, &self.hooks, &still_due, &Fresh::default())?;
+            rescore_leads(tx, &active, &self.outboxes, &still_due, &Fresh::default())?;
             Ok(still_due.len())
         })
     }

@@ -20,7 +20,8 @@ use leadscore_store::{
 };
 
 use crate::ingest::{Incoming, MAX_ID_BYTES};
-use crate::webhooks::{self, StageChange, Webhooks};
+use crate::outbox::Outboxes;
+use crate::webhooks::{self, StageChange};
 
 /// The model the server scores with.
 #[derive(Debug)]
@@ -52,7 +53,7 @@ pub struct Recorded {
 pub fn record_events(
     tx: &mut Tx<'_>,
     active: &ActiveModel,
-    hooks: &Webhooks,
+    outboxes: &Outboxes,
     messages: &[Incoming],
     now: Millis,
 ) -> Result<Recorded, StoreError> {
@@ -122,7 +123,7 @@ pub fn record_events(
     let affected: Vec<String> = affected.into_iter().collect();
     tx.ensure_leads(&affected, now)?;
     let due: Vec<(String, Millis)> = affected.iter().map(|id| (id.clone(), now)).collect();
-    let changes = rescore_leads(tx, active, hooks, &due, &fresh)?;
+    let changes = rescore_leads(tx, active, outboxes, &due, &fresh)?;
     Ok(Recorded {
         stored: inserted.len(),
         duplicates: messages.len() - inserted.len(),
@@ -419,7 +420,7 @@ fn decode_state(bytes: &[u8]) -> Option<LeadState> {
 pub fn rescore_leads(
     tx: &mut Tx<'_>,
     active: &ActiveModel,
-    hooks: &Webhooks,
+    outboxes: &Outboxes,
     due: &[(String, Millis)],
     fresh: &Fresh,
 ) -> Result<Vec<StageChange>, StoreError> {
@@ -504,7 +505,7 @@ pub fn rescore_leads(
         })
         .collect();
     let results: Vec<(&LeadHead, Option<&Scored>)> = results.iter().map(|(row, s)| (*row, s.as_ref())).collect();
-    store_scored(tx, hooks, &results)
+    store_scored(tx, outboxes, &results)
 }
 
 /// Scores a lead's state as of `at` for storing: the stored score, with the instant of its next
@@ -537,11 +538,12 @@ pub(crate) fn score_for_store(
 }
 
 /// Stores new scores (`None`: scoring the lead failed; it keeps its last score): each with its
-/// state, a history entry on a stage or grade change, and a stage change queued for webhooks.
+/// state, a history entry on a stage or grade change, a stage change queued for webhooks, and a
+/// change of total, stage or grade marked for the CRM syncs.
 /// Returns the stage changes.
 pub(crate) fn store_scored(
     tx: &mut Tx<'_>,
-    hooks: &Webhooks,
+    outboxes: &Outboxes,
     results: &[(&LeadHead, Option<&Scored>)],
 ) -> Result<Vec<StageChange>, StoreError> {
     let mut scored: Vec<(&LeadHead, &Scored)> = Vec::with_capacity(results.len());
@@ -560,6 +562,7 @@ pub(crate) fn store_scored(
     let mut saves = Vec::with_capacity(scored.len());
     let mut entries = Vec::new();
     let mut changes = Vec::new();
+    let mut crm = Vec::new();
     for (row, new) in scored {
         let stored = &new.score;
         let at = stored.scored_at;
@@ -577,6 +580,9 @@ pub(crate) fn store_scored(
         // The history keeps stage and grade changes (with the total then), not every new total:
         // a row per message would double the writes of ingest.
         let moved = before.is_none_or(|(stage, _, grade)| (stage, grade) != (after.0, after.2));
+        if changed {
+            crm.push((row.id.as_str(), at, moved));
+        }
         if moved {
             entries
                 .push((row.id.as_str(), HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total) }));
@@ -584,12 +590,13 @@ pub(crate) fn store_scored(
         let from = previous.map_or(leadscore_core::model::DEFAULT_STAGE, |(stage, _, _)| stage.as_str());
         if from != stored.stage {
             let change = StageChange { lead_id: row.id.clone(), from: from.to_owned(), to: stored.stage.clone(), at };
-            webhooks::enqueue(tx, hooks, &change, stored)?;
+            webhooks::enqueue(tx, &outboxes.webhooks, &change, stored)?;
             changes.push(change);
         }
     }
     tx.save_scores(&saves)?;
     tx.append_histories(&entries)?;
+    outboxes.syncs.mark(tx, &crm)?;
     Ok(changes)
 }
 

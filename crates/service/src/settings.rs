@@ -1,8 +1,10 @@
-//! Server configuration (SPEC §6): a TOML file (`[server]`, `[ingest]`, `[auth]`, `[[webhooks]]`),
-//! then the environment (`LEADSCORE_WRITE_KEYS`, `LEADSCORE_API_KEYS`, `LEADSCORE_READ_KEYS`,
-//! `LEADSCORE_PUBLIC_URL`), then flags; later sources win. [`Config`] is what a file says;
+//! Server configuration (SPEC §6): a TOML file (`[server]`, `[ingest]`, `[auth]`, `[[webhooks]]`,
+//! `[[sync]]`), then the environment (`LEADSCORE_WRITE_KEYS`, `LEADSCORE_API_KEYS`,
+//! `LEADSCORE_READ_KEYS`, `LEADSCORE_PUBLIC_URL`, and each sync's token variable), then flags;
+//! later sources win. [`Config`] is what a file says;
 //! [`Settings`] is the checked result the server runs with.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use leadscore_core::time::Millis;
 
 use crate::auth::{Keys, Role};
+use crate::crm::{self, Crm, Fields, Sync, When};
 use crate::webhooks::{DEFAULT_FIRST_RETRY_MS, Hook};
 
 /// The config file, as written.
@@ -27,6 +30,9 @@ pub struct Config {
     pub auth: AuthSection,
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// CRM write-back (`[[sync]]`).
+    #[serde(default)]
+    pub sync: Vec<SyncConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -84,6 +90,44 @@ pub struct WebhookConfig {
     /// The wait before the first retry of a failed delivery (default `5s`), doubling after each
     /// failure up to an hour; retries go on for 24 hours.
     pub first_retry: Option<String>,
+}
+
+/// One `[[sync]]` entry: scores written to a CRM's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// `hubspot`.
+    pub crm: String,
+    /// Names the sync in the log, the API and the metrics (default: the CRM's name).
+    pub name: Option<String>,
+    /// The environment variable holding the token (default `HUBSPOT_TOKEN`).
+    pub token_env: Option<String>,
+    /// The API's base URL (default `https://api.hubapi.com`).
+    pub url: Option<String>,
+    /// The records written (default and today's only choice: `contacts`).
+    pub object: Option<String>,
+    /// `change` (default: every change of total, stage or grade, debounced) or `stage` (only
+    /// stage or grade changes).
+    pub when: Option<String>,
+    /// How long after a lead's first unwritten change it is written (default `60s`).
+    pub debounce: Option<String>,
+    /// Requests per window, `190/10s` (HubSpot's burst limit for private apps, the default).
+    pub rate_limit: Option<String>,
+    /// The trait holding a lead's CRM record id (default `hubspot_id`).
+    pub id_trait: Option<String>,
+    /// The trait holding its e-mail, to match by e-mail without the id (default `email`; `""`:
+    /// match by id only).
+    pub email_trait: Option<String>,
+    /// The prefix of the default field names (default `leadscore_`).
+    pub prefix: Option<String>,
+    /// Field names: `total`, `stage`, `grade`, `probability`, `reasons`, `updated_at`, or a
+    /// dimension's name, to a CRM field name (`""`: not written).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// The wait before the first retry of a failed write (default `5s`), doubling up to an hour.
+    pub first_retry: Option<String>,
+    /// How long a failing lead is retried before it is dead until its next change (default `24h`).
+    pub retry_for: Option<String>,
 }
 
 /// Command-line values (highest precedence).
@@ -160,6 +204,8 @@ pub struct Settings {
     pub api_keys: Vec<String>,
     pub read_keys: Vec<String>,
     pub webhooks: Vec<Hook>,
+    /// CRM write-back.
+    pub syncs: Vec<Sync>,
     pub public_url: Option<PublicUrl>,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Limits,
@@ -187,6 +233,8 @@ pub enum SettingsError {
     SharedKey { key: String },
     #[error("webhook {index}: {reason}")]
     Webhook { index: usize, reason: String },
+    #[error("sync {name}: {reason}")]
+    Sync { name: String, reason: String },
     #[error("`{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
 }
@@ -222,6 +270,104 @@ fn proxy(text: &str) -> Result<IpNet, SettingsError> {
     })
 }
 
+/// A duration field of a sync, or its default.
+fn sync_duration(field: &str, text: Option<&str>, default: Millis) -> Result<Millis, String> {
+    let zero = |t: &str| {
+        let digits = t.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        !digits.is_empty() && digits.chars().all(|c| c == '0')
+    };
+    match text {
+        None => Ok(default),
+        // `0s`: no debounce (the model language has no zero durations).
+        Some(text) if zero(text) => Ok(0),
+        Some(text) => leadscore_core::time::Duration::parse(text)
+            .map(|d| d.as_millis())
+            .map_err(|_| format!("`{field}`: `{text}` is not a duration (e.g. 60s, 5m)")),
+    }
+}
+
+/// Whether `name` can name a HubSpot property (lower-case letters, digits and `_`, from a letter).
+fn hubspot_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Checks one `[[sync]]` entry and reads its token from the environment.
+fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Sync, String> {
+    let crm = Crm::parse(&entry.crm).ok_or_else(|| {
+        let known: Vec<&str> = Crm::ALL.iter().map(|c| c.as_str()).collect();
+        format!("`crm`: unknown CRM `{}` (known: {})", entry.crm, known.join(", "))
+    })?;
+    let name = entry.name.clone().unwrap_or_else(|| crm.as_str().to_owned());
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("`name`: `{name}` must be letters, digits, `_` or `-`"));
+    }
+    let token_env = entry.token_env.clone().unwrap_or_else(|| "HUBSPOT_TOKEN".to_owned());
+    let token = env(&token_env)
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("the token variable `{token_env}` is not set (a HubSpot private app's access token)"))?;
+    let url = entry.url.clone().unwrap_or_else(|| crm::hubspot::DEFAULT_URL.to_owned());
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("`url`: `{url}` must start with https:// or http://"));
+    }
+    let object = entry.object.clone().unwrap_or_else(|| "contacts".to_owned());
+    if object != "contacts" {
+        return Err(format!("`object`: `{object}` cannot be written yet (only `contacts`)"));
+    }
+    let when = match entry.when.as_deref() {
+        None | Some("change") => When::Change,
+        Some("stage") => When::Stage,
+        Some(other) => return Err(format!("`when`: `{other}` is not `change` or `stage`")),
+    };
+    let (rate_requests, rate_window_ms) = match entry.rate_limit.as_deref() {
+        None => (190, 10_000),
+        Some(text) => {
+            let bad = || format!("`rate_limit`: `{text}` is not requests per window (e.g. 190/10s)");
+            let (n, window) = text.split_once('/').ok_or_else(bad)?;
+            let n: usize = n.trim().parse().map_err(|_| bad())?;
+            let window = leadscore_core::time::Duration::parse(window.trim()).map_err(|_| bad())?.as_millis();
+            if n == 0 || window <= 0 {
+                return Err(bad());
+            }
+            (n, window)
+        }
+    };
+    let prefix = entry.prefix.clone().unwrap_or_else(|| "leadscore_".to_owned());
+    for (key, field) in &entry.fields {
+        if !field.is_empty() && !hubspot_name(field) {
+            return Err(format!(
+                "`fields.{key}`: `{field}` is not a HubSpot property name (lower-case letters, digits and `_`)"
+            ));
+        }
+    }
+    if !prefix.is_empty() && !hubspot_name(&prefix) {
+        return Err(format!("`prefix`: `{prefix}` must be lower-case letters, digits and `_`, from a letter"));
+    }
+    let id_trait = entry.id_trait.clone().unwrap_or_else(|| "hubspot_id".to_owned());
+    let email_trait = match entry.email_trait.as_deref() {
+        None => Some("email".to_owned()),
+        Some("") => None,
+        Some(t) => Some(t.to_owned()),
+    };
+    Ok(Sync {
+        name,
+        crm,
+        url,
+        token,
+        object,
+        when,
+        debounce: sync_duration("debounce", entry.debounce.as_deref(), 60_000)?,
+        rate_requests,
+        rate_window_ms,
+        id_trait,
+        email_trait,
+        fields: Fields::new(&prefix, &entry.fields),
+        first_retry: sync_duration("first_retry", entry.first_retry.as_deref(), DEFAULT_FIRST_RETRY_MS)?,
+        retry_for: sync_duration("retry_for", entry.retry_for.as_deref(), crate::dispatcher::RETRY_WINDOW_MS)?,
+    })
+}
+
 impl Settings {
     /// Settings with these keys and defaults for everything else.
     pub fn new(db: String, model: Option<PathBuf>, write_keys: Vec<String>, api_keys: Vec<String>) -> Settings {
@@ -233,6 +379,7 @@ impl Settings {
             api_keys,
             read_keys: Vec::new(),
             webhooks: Vec::new(),
+            syncs: Vec::new(),
             public_url: None,
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
@@ -322,6 +469,20 @@ impl Settings {
                 },
             });
         }
+        let mut syncs: Vec<Sync> = Vec::with_capacity(config.sync.len());
+        for (i, entry) in config.sync.iter().enumerate() {
+            let sync = sync(entry, &env).map_err(|reason| SettingsError::Sync {
+                name: entry.name.as_deref().map_or_else(|| (i + 1).to_string(), |n| format!("`{n}`")),
+                reason,
+            })?;
+            if syncs.iter().any(|s| s.name == sync.name) {
+                return Err(SettingsError::Sync {
+                    name: format!("`{}`", sync.name),
+                    reason: "two syncs have this name; give each its own `name`".to_owned(),
+                });
+            }
+            syncs.push(sync);
+        }
         let public_url = flags
             .public_url
             .or_else(|| env("LEADSCORE_PUBLIC_URL").filter(|v| !v.trim().is_empty()))
@@ -362,6 +523,7 @@ impl Settings {
             api_keys,
             read_keys,
             webhooks,
+            syncs,
             public_url,
             trusted_proxies,
             limits,
@@ -452,6 +614,51 @@ mod tests {
             ..Flags::default()
         };
         assert!(Settings::resolve(flags, no_env).unwrap_err().to_string().starts_with("`public_url`"));
+    }
+
+    #[test]
+    fn a_sync_takes_its_token_from_the_environment_and_checks_its_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leadscore.toml");
+        std::fs::write(
+            &path,
+            "[auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\n\
+             [[sync]]\ncrm = \"hubspot\"\nwhen = \"stage\"\nrate_limit = \"100/10s\"\ndebounce = \"0s\"\n\
+             [sync.fields]\nreasons = \"\"\nfit = \"hs_fit_points\"\n",
+        )
+        .unwrap();
+        let flags = || Flags { config: Some(path.clone()), ..Flags::default() };
+        let err = Settings::resolve(flags(), no_env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sync 1: the token variable `HUBSPOT_TOKEN` is not set (a HubSpot private app's access token)"
+        );
+        let env = |var: &str| (var == "HUBSPOT_TOKEN").then(|| "pat-1".to_owned());
+        let s = Settings::resolve(flags(), env).unwrap();
+        let sync = &s.syncs[0];
+        assert_eq!((sync.name.as_str(), sync.token.as_str(), sync.when), ("hubspot", "pat-1", When::Stage));
+        assert_eq!((sync.rate_requests, sync.rate_window_ms, sync.debounce), (100, 10_000, 0));
+        assert_eq!(sync.fields.reasons, None, "an empty name: not written");
+        assert_eq!(sync.fields.dimension("fit").as_deref(), Some("hs_fit_points"));
+        assert_eq!(sync.fields.dimension("Engagement").as_deref(), Some("leadscore_engagement"));
+        assert_eq!(sync.fields.total.as_deref(), Some("leadscore_total"));
+        assert_eq!(sync.email_trait.as_deref(), Some("email"));
+
+        std::fs::write(
+            &path,
+            "[auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\n[[sync]]\ncrm = \"hubspot\"\nrate_limit = \"fast\"\n",
+        )
+        .unwrap();
+        let err = Settings::resolve(flags(), env).unwrap_err().to_string();
+        assert_eq!(err, "sync 1: `rate_limit`: `fast` is not requests per window (e.g. 190/10s)");
+        std::fs::write(&path, "[auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\n[[sync]]\ncrm = \"hubspot\"\n[[sync]]\ncrm = \"hubspot\"\n")
+            .unwrap();
+        let err = Settings::resolve(flags(), env).unwrap_err().to_string();
+        assert!(err.contains("two syncs have this name"), "{err}");
+        std::fs::write(&path, "[auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\n[[sync]]\ncrm = \"pipedrive\"\n")
+            .unwrap();
+        let err = Settings::resolve(flags(), env).unwrap_err().to_string();
+        assert_eq!(err, "sync 1: `crm`: unknown CRM `pipedrive` (known: hubspot)");
     }
 
     #[test]

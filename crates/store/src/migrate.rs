@@ -12,6 +12,7 @@ const SQLITE: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_person_dedupe.sql")),
     (5, include_str!("../migrations/sqlite/0005_lead_state.sql")),
     (6, include_str!("../migrations/sqlite/0006_event_indexes.sql")),
+    (7, include_str!("../migrations/sqlite/0007_crm_outbox.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -20,6 +21,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (4, include_str!("../migrations/postgres/0004_person_dedupe.sql")),
     (5, include_str!("../migrations/postgres/0005_lead_state.sql")),
     (6, include_str!("../migrations/postgres/0006_event_indexes.sql")),
+    (7, include_str!("../migrations/postgres/0007_crm_outbox.sql")),
 ];
 
 /// The advisory lock key migrations hold on PostgreSQL ("leadscor" in ASCII).

@@ -34,6 +34,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("the_readiness_probe_writes", the_readiness_probe_writes),
     ("stage_ranks_follow_the_active_models_order", stage_ranks_follow_the_active_models_order),
     ("a_point_that_is_not_a_number_leaves_out_only_itself", a_point_that_is_not_a_number_leaves_out_only_itself),
+    ("the_crm_outbox_coalesces_changes_per_lead", the_crm_outbox_coalesces_changes_per_lead),
 ];
 
 fn run_all(open: impl Fn() -> Store) {
@@ -422,15 +423,16 @@ fn deleting_a_lead_removes_every_row_naming_it(store: &Store) {
                 tx.add_outcome(&OutcomeRow { lead_id: id.into(), outcome: "won".into(), at: 5 }, 5)?;
                 tx.append_histories(&[(id, HistoryRow { at: 1, stage: "lead".into(), total: 0.0 })])?;
                 tx.enqueue_delivery(&delivery(&format!("d-{id}"), id, 1))?;
+                tx.mark_crm("hubspot", &[id], 1, 2)?;
             }
             Ok::<_, StoreError>(())
         })
         .unwrap();
-    assert!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap() >= 6);
+    assert!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap() >= 7);
     assert!(store.write(|tx| tx.delete_lead("gone", &["anon-g".to_owned()])).unwrap());
     assert_eq!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap(), 0);
     assert_eq!(store.read(|tx| tx.events_of_leads(&["gone".to_owned()], &["anon-g".to_owned()])).unwrap(), vec![]);
-    assert_eq!(store.read(|tx| tx.rows_naming_lead("kept")).unwrap(), 5, "the other lead is untouched");
+    assert_eq!(store.read(|tx| tx.rows_naming_lead("kept")).unwrap(), 6, "the other lead is untouched");
     assert!(!store.write(|tx| tx.delete_lead("gone", &[])).unwrap());
 }
 
@@ -575,4 +577,49 @@ fn a_point_that_is_not_a_number_leaves_out_only_itself(store: &Store) {
     assert_eq!(back.contributions, vec![contribution("b", 5.0)]);
     let sample = store.read(|tx| tx.score_sample(10)).unwrap();
     assert_eq!(sample.iter().find(|s| s.id == "nan").map(|s| s.scores.clone()), Some([("fit".to_owned(), 5.0)].into()));
+}
+
+fn the_crm_outbox_coalesces_changes_per_lead(store: &Store) {
+    // Two changes of `a` before it is sent: one row, due at the first change's debounce.
+    store.write(|tx| tx.mark_crm("hs", &["a", "b"], 10, 70)).unwrap();
+    store.write(|tx| tx.mark_crm("hs", &["a"], 20, 80)).unwrap();
+    store.write(|tx| tx.mark_crm("other", &["a"], 20, 80)).unwrap();
+    assert!(store.write(|tx| tx.due_crm("hs", 69, 10)).unwrap().is_empty(), "not due before the debounce");
+    let due = store.write(|tx| tx.due_crm("hs", 70, 10)).unwrap();
+    assert_eq!(
+        due.iter().map(|r| (r.lead_id.as_str(), r.version, r.changed_at)).collect::<Vec<_>>(),
+        [("a", 2, 10), ("b", 1, 10)]
+    );
+    store.write(|tx| tx.lease_crm("hs", &["a".to_owned(), "b".to_owned()], 1_000)).unwrap();
+    assert!(store.write(|tx| tx.due_crm("hs", 999, 10)).unwrap().is_empty(), "leased");
+    // `b` changes while it is being sent: its write is not final.
+    store.write(|tx| tx.mark_crm("hs", &["b"], 75, 135)).unwrap();
+    let sent = |row: &CrmRow| CrmRow {
+        status: DeliveryStatus::Delivered,
+        sent_at: Some(80),
+        sent: Some("{\"leadscore_total\":\"1\"}".into()),
+        last_attempt_at: Some(80),
+        ..row.clone()
+    };
+    assert!(store.write(|tx| tx.finish_crm(&sent(&due[0]), 2, 140)).unwrap());
+    assert!(!store.write(|tx| tx.finish_crm(&sent(&due[1]), 1, 140)).unwrap());
+    let a = store.read(|tx| tx.crm_row("hs", "a")).unwrap().unwrap();
+    assert_eq!((a.status, a.sent_at), (DeliveryStatus::Delivered, Some(80)));
+    let b = store.read(|tx| tx.crm_row("hs", "b")).unwrap().unwrap();
+    assert_eq!((b.status, b.next_attempt_at, b.sent_at, b.version), (DeliveryStatus::Pending, 140, Some(80), 2));
+    // A failed attempt keeps its backoff when another change comes; a delivered row starts over.
+    let failed = CrmRow { attempts: 1, next_attempt_at: 500, last_error: Some("HTTP 503".into()), ..b.clone() };
+    assert!(store.write(|tx| tx.finish_crm(&failed, 2, 0)).unwrap());
+    store.write(|tx| tx.mark_crm("hs", &["a", "b"], 200, 260)).unwrap();
+    let a = store.read(|tx| tx.crm_row("hs", "a")).unwrap().unwrap();
+    assert_eq!((a.status, a.changed_at, a.next_attempt_at, a.attempts), (DeliveryStatus::Pending, 200, 260, 0));
+    let b = store.read(|tx| tx.crm_row("hs", "b")).unwrap().unwrap();
+    assert_eq!((b.changed_at, b.next_attempt_at, b.attempts), (80, 500, 1));
+    assert_eq!(store.read(|tx| tx.crm_counts("hs")).unwrap(), [(DeliveryStatus::Pending, 2)]);
+    assert_eq!(store.read(|tx| tx.crm_rows("other", None, 10)).unwrap().len(), 1, "each sync has its own rows");
+    assert!(store.write(|tx| tx.resend_crm("hs", "b", 300)).unwrap());
+    assert_eq!(store.read(|tx| tx.crm_row("hs", "b")).unwrap().unwrap().next_attempt_at, 300);
+    assert!(!store.write(|tx| tx.resend_crm("hs", "nobody", 300)).unwrap());
+    store.write(|tx| tx.forget_crm("hs", &["a".to_owned()])).unwrap();
+    assert_eq!(store.read(|tx| tx.crm_rows("hs", Some(DeliveryStatus::Pending), 10)).unwrap().len(), 1);
 }

@@ -34,6 +34,20 @@ pub async fn metrics_text(State(app): State<Arc<App>>) -> Response {
     metrics::gauge!("leadscore_ingest_queue_events").set(app.pending_events() as f64);
     let p = app.rescore_progress();
     metrics::gauge!("leadscore_rescore_pending_leads").set(p.total.saturating_sub(p.done) as f64);
+    if !app.outboxes.syncs.is_empty() {
+        let app = Arc::clone(&app);
+        if let Ok(Ok(list)) = tokio::task::spawn_blocking(move || app.list_syncs()).await {
+            for s in list.syncs {
+                metrics::gauge!("leadscore_crm_sync_up", "sync" => s.name.clone()).set(if s.running {
+                    1.0
+                } else {
+                    0.0
+                });
+                metrics::gauge!("leadscore_crm_pending_leads", "sync" => s.name.clone()).set(s.pending as f64);
+                metrics::gauge!("leadscore_crm_dead_leads", "sync" => s.name).set(s.dead as f64);
+            }
+        }
+    }
     let text = metrics_handle().map(PrometheusHandle::render).unwrap_or_default();
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], text).into_response()
 }

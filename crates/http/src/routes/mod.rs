@@ -1,6 +1,6 @@
 //! The routes, one file per resource: the tracking API ([`ingest`]), then the read and admin API
 //! (SPEC §6.2) behind bearer API keys: [`leads`], [`accounts`], [`models`], [`backtest`],
-//! [`webhooks`] (the delivery log), [`events`] (unreadable messages), and [`health`] (liveness,
+//! [`webhooks`] (the delivery log), [`syncs`] (CRM write-back), [`events`] (unreadable messages), and [`health`] (liveness,
 //! readiness, metrics, the OpenAPI document). Handlers parse the request, call one use case of
 //! [`leadscore_service::App`] off the async threads, and serialise its typed view.
 
@@ -11,6 +11,7 @@ pub mod health;
 pub mod ingest;
 pub mod leads;
 pub mod models;
+pub mod syncs;
 pub mod webhooks;
 
 use serde::{Deserialize, Serialize};

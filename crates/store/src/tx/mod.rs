@@ -2,12 +2,13 @@
 //! tables): events.rs (messages, deduplicated per write key and `messageId`; identity links;
 //! unreadable messages), leads.rs (leads and their current scores, lists, call-now ranks),
 //! outcomes.rs (outcomes and stage history), models.rs (model versions), deliveries.rs (the
-//! webhook outbox), sessions.rs (dashboard sessions, the readiness probe). This file: the
+//! webhook outbox), crm.rs (the CRM write-back outbox, coalesced per sync and lead), sessions.rs (dashboard sessions, the readiness probe). This file: the
 //! transaction, row accessors and shared helpers.
 
 use crate::StoreError;
 use crate::sql::{Conn, Dialect, Row, Sql};
 
+mod crm;
 mod deliveries;
 mod events;
 mod leads;
@@ -15,6 +16,7 @@ mod models;
 mod outcomes;
 mod sessions;
 
+pub use crm::*;
 pub use deliveries::*;
 pub use events::*;
 pub use leads::*;

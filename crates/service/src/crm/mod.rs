@@ -1,0 +1,317 @@
+//! CRM write-back (`[[sync]]`): the score, stage, grade and reasons of each lead written as fields
+//! of its CRM record, so sales sees them where it works.
+//!
+//! A score change marks the lead in the sync's outbox, in the transaction that made the change
+//! ([`Syncs::mark`]); the outbox keeps one row per lead, so only a lead's latest values are sent
+//! however often it changed ([`leadscore_store::CrmRow`]). One sender thread per sync
+//! ([`sender`]) claims due rows, reads the leads' current scores, writes them in batches within
+//! the CRM's rate limit and records each lead's result. [`hubspot`] knows HubSpot's API; [`log`]
+//! is what the API shows of the syncs.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value};
+
+use leadscore_core::lead::round2;
+use leadscore_core::time::{self, Millis};
+use leadscore_store::{StoreError, StoredScore, Tx};
+
+pub mod hubspot;
+pub mod log;
+pub mod sender;
+
+/// Which CRM a sync writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crm {
+    HubSpot,
+}
+
+impl Crm {
+    pub const ALL: [Crm; 1] = [Crm::HubSpot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Crm::HubSpot => "hubspot",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Crm> {
+        Crm::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// When a lead is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// On every change of its total (to 2 decimals), stage or grade, debounced.
+    Change,
+    /// Only when its stage or grade changes.
+    Stage,
+}
+
+/// The CRM field each value is written to; `None`: not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields {
+    pub total: Option<String>,
+    pub stage: Option<String>,
+    pub grade: Option<String>,
+    pub probability: Option<String>,
+    pub reasons: Option<String>,
+    pub updated_at: Option<String>,
+    /// Dimensions named in the configuration (the others are `<prefix><dimension>`).
+    pub dimensions: BTreeMap<String, Option<String>>,
+    /// The prefix of the default names (`leadscore_`).
+    pub prefix: String,
+}
+
+/// The names of the fixed fields in `[sync.fields]`; any other key there names a dimension.
+pub const FIXED_FIELDS: [&str; 6] = ["total", "stage", "grade", "probability", "reasons", "updated_at"];
+
+impl Fields {
+    /// The default names, `<prefix>total`, `<prefix>stage`, …, with `overrides` (an empty name:
+    /// not written).
+    pub fn new(prefix: &str, overrides: &BTreeMap<String, String>) -> Fields {
+        let named = |key: &str| match overrides.get(key) {
+            Some(name) if name.is_empty() => None,
+            Some(name) => Some(name.clone()),
+            None => Some(format!("{prefix}{key}")),
+        };
+        Fields {
+            total: named("total"),
+            stage: named("stage"),
+            grade: named("grade"),
+            probability: named("probability"),
+            reasons: named("reasons"),
+            updated_at: named("updated_at"),
+            dimensions: overrides
+                .iter()
+                .filter(|(k, _)| !FIXED_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), (!v.is_empty()).then(|| v.clone())))
+                .collect(),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The field a dimension's points go to: as configured, else `<prefix><dimension>` in lower
+    /// case with anything but letters, digits and `_` as `_` (HubSpot's internal names).
+    pub fn dimension(&self, dimension: &str) -> Option<String> {
+        match self.dimensions.get(dimension) {
+            Some(name) => name.clone(),
+            None => {
+                let clean: String = dimension
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+                    .collect();
+                Some(format!("{}{clean}", self.prefix))
+            }
+        }
+    }
+}
+
+/// A value to write, typed: each CRM renders it its own way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Number(f64),
+    Text(String),
+    Time(Millis),
+    /// No value (clears the field).
+    Empty,
+}
+
+/// What each field of a lead's record is written, in field order.
+pub type Values = BTreeMap<String, FieldValue>;
+
+/// How many reasons `reasons` lists.
+pub const REASONS: usize = 3;
+
+/// A configured sync, checked (see [`crate::settings`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sync {
+    /// Unique among the syncs: the outbox, the log and the metrics name it.
+    pub name: String,
+    pub crm: Crm,
+    /// The API's base URL (`https://api.hubapi.com`).
+    pub url: String,
+    /// The bearer token (from the environment variable the configuration names).
+    pub token: String,
+    /// The CRM object written (`contacts`).
+    pub object: String,
+    pub when: When,
+    /// How long after a lead's first unwritten change it is written (changes in between are
+    /// written together).
+    pub debounce: Millis,
+    /// At most this many requests …
+    pub rate_requests: usize,
+    /// … in any window of this length.
+    pub rate_window_ms: Millis,
+    /// The trait that holds a lead's CRM record id.
+    pub id_trait: String,
+    /// The trait that holds its e-mail, to match a record without the id (`None`: by id only).
+    pub email_trait: Option<String>,
+    pub fields: Fields,
+    /// The wait before the first retry of a failed write, doubling after each failure.
+    pub first_retry: Millis,
+    /// How long a failing lead is retried before it is marked dead (until its next change).
+    pub retry_for: Millis,
+}
+
+impl Sync {
+    /// The values to write for a lead with this score (its traits as of scoring, its visible
+    /// change at `updated_at`).
+    pub fn values(&self, score: &StoredScore, updated_at: Millis) -> Values {
+        let f = &self.fields;
+        let mut out = Values::new();
+        let mut put = |name: &Option<String>, value: FieldValue| {
+            if let Some(name) = name {
+                out.insert(name.clone(), value);
+            }
+        };
+        put(&f.total, FieldValue::Number(round2(score.total)));
+        for (dimension, points) in &score.scores {
+            put(&f.dimension(dimension), FieldValue::Number(round2(*points)));
+        }
+        put(&f.stage, FieldValue::Text(score.stage.clone()));
+        put(&f.grade, score.grade.clone().map_or(FieldValue::Empty, FieldValue::Text));
+        put(&f.probability, score.probability.map_or(FieldValue::Empty, |p| FieldValue::Number(round4(p))));
+        put(&f.reasons, reasons(score));
+        put(&f.updated_at, FieldValue::Time(updated_at));
+        out
+    }
+
+    /// The lead's CRM record id, if its traits hold one.
+    pub fn record_id(&self, traits: &Map<String, Value>) -> Option<String> {
+        trait_text(traits, &self.id_trait)
+    }
+
+    /// The lead's e-mail, if the sync matches by e-mail and its traits hold one.
+    pub fn email(&self, traits: &Map<String, Value>) -> Option<String> {
+        self.email_trait.as_deref().and_then(|t| trait_text(traits, t)).filter(|e| e.contains('@'))
+    }
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// A trait as text: a non-empty string, or a number (CRM ids are often numbers).
+fn trait_text(traits: &Map<String, Value>, name: &str) -> Option<String> {
+    match traits.get(name)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The top reasons in words: `Demo requested +30; Careers page -10`.
+fn reasons(score: &StoredScore) -> FieldValue {
+    let mut list: Vec<(&str, f64)> =
+        score.contributions.iter().filter(|c| c.points != 0.0).map(|c| (c.rule.as_str(), c.points)).collect();
+    list.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(b.0)));
+    list.truncate(REASONS);
+    if list.is_empty() {
+        return FieldValue::Empty;
+    }
+    let words: Vec<String> = list
+        .iter()
+        .map(|(rule, points)| {
+            let p = round2(*points);
+            let number = if p.fract() == 0.0 { format!("{:.0}", p.abs()) } else { format!("{}", p.abs()) };
+            format!("{rule} {}{number}", if p < 0.0 { "-" } else { "+" })
+        })
+        .collect();
+    FieldValue::Text(words.join("; "))
+}
+
+impl FieldValue {
+    /// As HubSpot takes every property value: text (numbers without trailing zeros, times in
+    /// RFC 3339, an empty string clears the property).
+    pub fn as_text(&self) -> String {
+        match self {
+            FieldValue::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{n:.0}"),
+            FieldValue::Number(n) => format!("{n}"),
+            FieldValue::Text(t) => t.clone(),
+            FieldValue::Time(at) => time::format_timestamp(*at),
+            FieldValue::Empty => String::new(),
+        }
+    }
+}
+
+/// What a sender knows beyond the outbox: whether the sync is stopped (a refused token) and its
+/// last error, for the log and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct SyncHealth {
+    /// Why the sync stopped (the CRM refused the token); it stays stopped until the server
+    /// restarts with a new token.
+    pub stopped: Option<String>,
+    /// The last error of any attempt.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Millis>,
+}
+
+/// One configured sync and what its sender knows.
+#[derive(Debug)]
+pub struct SyncRunner {
+    pub sync: Sync,
+    pub(crate) health: Mutex<SyncHealth>,
+}
+
+impl SyncRunner {
+    pub fn health(&self) -> SyncHealth {
+        match self.health.lock() {
+            Ok(h) => h.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn update_health(&self, f: impl FnOnce(&mut SyncHealth)) {
+        match self.health.lock() {
+            Ok(mut h) => f(&mut h),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// The configured syncs.
+#[derive(Debug, Clone, Default)]
+pub struct Syncs {
+    pub runners: Vec<Arc<SyncRunner>>,
+}
+
+impl Syncs {
+    pub fn new(syncs: Vec<Sync>) -> Syncs {
+        Syncs {
+            runners: syncs
+                .into_iter()
+                .map(|sync| Arc::new(SyncRunner { sync, health: Mutex::new(SyncHealth::default()) }))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<SyncRunner>> {
+        self.runners.iter().find(|r| r.sync.name == name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runners.is_empty()
+    }
+
+    /// Marks the leads whose score changed in each sync's outbox (in the caller's transaction).
+    /// `changes`: each lead, the scoring time, and whether its stage or grade moved (else only
+    /// its total did).
+    pub fn mark(&self, tx: &mut Tx<'_>, changes: &[(&str, Millis, bool)]) -> Result<(), StoreError> {
+        for runner in &self.runners {
+            let sync = &runner.sync;
+            let mut by_time: BTreeMap<Millis, Vec<&str>> = BTreeMap::new();
+            for (lead, at, moved) in changes {
+                if *moved || sync.when == When::Change {
+                    by_time.entry(*at).or_default().push(lead);
+                }
+            }
+            for (at, leads) in by_time {
+                tx.mark_crm(&sync.name, &leads, at, at + sync.debounce)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -13,6 +13,7 @@ mod progress;
 mod read;
 mod score;
 mod serve;
+mod sync;
 mod train;
 mod write;
 
@@ -52,6 +53,8 @@ enum Command {
     Import(crm::ImportArgs),
     /// Export every lead's scores, stage, grade and top reasons as a CSV for a CRM
     Export(crm::ExportArgs),
+    /// CRM write-back: `sync setup` creates the fields a server's [[sync]] entries write
+    Sync(sync::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Import(args) => crm::run_import(&args),
         Command::Export(args) => crm::run_export(&args),
+        Command::Sync(args) => sync::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -240,6 +240,25 @@ pub enum SettingsError {
 }
 
 impl Config {
+    /// The `[[sync]]` entries, checked, with their tokens from the environment (`env`).
+    pub fn syncs(&self, env: &impl Fn(&str) -> Option<String>) -> Result<Vec<Sync>, SettingsError> {
+        let mut syncs: Vec<Sync> = Vec::with_capacity(self.sync.len());
+        for (i, entry) in self.sync.iter().enumerate() {
+            let sync = sync(entry, env).map_err(|reason| SettingsError::Sync {
+                name: entry.name.as_deref().map_or_else(|| (i + 1).to_string(), |n| format!("`{n}`")),
+                reason,
+            })?;
+            if syncs.iter().any(|s| s.name == sync.name) {
+                return Err(SettingsError::Sync {
+                    name: format!("`{}`", sync.name),
+                    reason: "two syncs have this name; give each its own `name`".to_owned(),
+                });
+            }
+            syncs.push(sync);
+        }
+        Ok(syncs)
+    }
+
     pub fn load(path: &Path) -> Result<Config, SettingsError> {
         let file = |reason: String| SettingsError::File { path: path.display().to_string(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
@@ -422,6 +441,7 @@ impl Settings {
                 file
             }
         };
+        let syncs = config.syncs(&env)?;
         let write_keys = pick(flags.write_keys, "LEADSCORE_WRITE_KEYS", config.auth.write_keys);
         let api_keys = pick(flags.api_keys, "LEADSCORE_API_KEYS", config.auth.api_keys);
         let read_keys = pick(flags.read_keys, "LEADSCORE_READ_KEYS", config.auth.read_keys);
@@ -468,20 +488,6 @@ impl Settings {
                     _ => DEFAULT_FIRST_RETRY_MS,
                 },
             });
-        }
-        let mut syncs: Vec<Sync> = Vec::with_capacity(config.sync.len());
-        for (i, entry) in config.sync.iter().enumerate() {
-            let sync = sync(entry, &env).map_err(|reason| SettingsError::Sync {
-                name: entry.name.as_deref().map_or_else(|| (i + 1).to_string(), |n| format!("`{n}`")),
-                reason,
-            })?;
-            if syncs.iter().any(|s| s.name == sync.name) {
-                return Err(SettingsError::Sync {
-                    name: format!("`{}`", sync.name),
-                    reason: "two syncs have this name; give each its own `name`".to_owned(),
-                });
-            }
-            syncs.push(sync);
         }
         let public_url = flags
             .public_url

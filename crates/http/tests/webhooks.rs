@@ -31,7 +31,8 @@ fn with_hook(receiver: &Receiver) -> Server {
 
 fn demo(user: &str, id: &str) -> Value {
     json!({"batch": [
-        {"type": "identify", "userId": user, "traits": {"title": "VP"}, "messageId": format!("{id}-i"), "timestamp": T0},
+        {"type": "identify", "userId": user, "traits": {"title": "VP", "email": format!("{user}@example.com"), "first_name": "Wanda", "last_name": "Ng"},
+         "messageId": format!("{id}-i"), "timestamp": T0},
         {"type": "track", "userId": user, "event": "Demo Requested", "messageId": format!("{id}-t"), "timestamp": T0},
     ]})
 }
@@ -85,6 +86,14 @@ async fn deliveries_are_signed_retried_and_resendable() {
     assert_eq!(body["scores"]["fit"], json!(40.0));
     assert_eq!(body["at"], T0);
     assert!(body["id"].as_str().unwrap().starts_with("evt_"));
+    // Who it is and why, for a receiver that posts it to a channel or a CRM.
+    assert_eq!((body["email"].as_str(), body["name"].as_str()), (Some("w1@example.com"), Some("Wanda Ng")));
+    assert_eq!(
+        body["reasons"],
+        json!([{"rule": "Demo requested", "points": 60.0}, {"rule": "Executive", "points": 40.0}])
+    );
+    assert_eq!((&body["grade"], &body["probability"]), (&Value::Null, &Value::Null), "the model has neither");
+    assert_eq!(body["url"], Value::Null, "no public_url configured");
     let header = &got[0].headers["leadscore-signature"];
     assert!(signature_valid(SECRET, header, &got[0].body), "{header}");
     assert!(!signature_valid("wrong", header, &got[0].body));

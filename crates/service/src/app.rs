@@ -111,7 +111,9 @@ impl App {
             (None, None) => return Err(StartError::NoModel),
         };
         let (model, _) = check_source(&source).map_err(|d| invalid(&name, &source, &d))?;
-        let outboxes = Outboxes::new(Webhooks::new(settings.webhooks.clone()), Syncs::new(settings.syncs.clone()));
+        let public_url = settings.public_url.as_ref().map(crate::settings::PublicUrl::origin);
+        let outboxes =
+            Outboxes::new(Webhooks::new(settings.webhooks.clone(), public_url), Syncs::new(settings.syncs.clone()));
         let app = Arc::new(App {
             store,
             clock,

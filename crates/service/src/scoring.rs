@@ -590,7 +590,7 @@ pub(crate) fn store_scored(
         let from = previous.map_or(leadscore_core::model::DEFAULT_STAGE, |(stage, _, _)| stage.as_str());
         if from != stored.stage {
             let change = StageChange { lead_id: row.id.clone(), from: from.to_owned(), to: stored.stage.clone(), at };
-            webhooks::enqueue(tx, &outboxes.webhooks, &change, stored)?;
+            webhooks::enqueue(tx, &outboxes.webhooks, &change, stored, &new.json)?;
             changes.push(change);
         }
     }

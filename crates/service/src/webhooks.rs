@@ -3,11 +3,11 @@
 //! change (so a webhook is only ever sent for a committed change). [`crate::dispatcher`] sends
 //! them.
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use leadscore_core::time::{self, Millis};
-use leadscore_store::{DeliveryRow, DeliveryStatus, StoreError, StoredScore, Tx};
+use leadscore_store::{DeliveryRow, DeliveryStatus, ScoreJson, StoreError, StoredContribution, StoredScore, Tx};
 
 /// The one event type sent today.
 pub const STAGE_CHANGED: &str = "lead.stage_changed";
@@ -46,11 +46,13 @@ pub struct StageChange {
 #[derive(Debug, Clone, Default)]
 pub struct Webhooks {
     pub hooks: Vec<Hook>,
+    /// The server's public address (`public_url`), for the link to the lead's page in a body.
+    pub public_url: Option<String>,
 }
 
 impl Webhooks {
-    pub fn new(hooks: Vec<Hook>) -> Webhooks {
-        Webhooks { hooks }
+    pub fn new(hooks: Vec<Hook>, public_url: Option<String>) -> Webhooks {
+        Webhooks { hooks, public_url }
     }
 
     /// The receiver of deliveries to `url` (the first configured hook with that URL).
@@ -84,11 +86,47 @@ impl Webhooks {
     }
 }
 
-/// Queues the deliveries for a stage change (in the caller's transaction).
-pub fn enqueue(tx: &mut Tx<'_>, hooks: &Webhooks, change: &StageChange, score: &StoredScore) -> Result<(), StoreError> {
+/// How many reasons a body lists.
+pub const REASONS: usize = 3;
+
+/// A lead's name from its traits: `name`, else `first_name last_name` (also `firstName`,
+/// `lastName`, as Segment's spec spells them).
+pub fn name_of(traits: &Map<String, Value>) -> Option<String> {
+    let text = |k: &str| traits.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    if let Some(name) = text("name") {
+        return Some(name.to_owned());
+    }
+    let parts: Vec<&str> = [text("first_name").or(text("firstName")), text("last_name").or(text("lastName"))]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The link to a lead's page in the dashboard, if the server knows its public address.
+pub fn lead_url(public_url: Option<&str>, lead_id: &str) -> Option<String> {
+    public_url.map(|base| format!("{}/leads/{}", base.trim_end_matches('/'), leadscore_report::percent_encode(lead_id)))
+}
+
+/// Queues the deliveries for a stage change (in the caller's transaction). `json` is the score's
+/// encoded form (its traits and contributions: the body's e-mail, name and reasons).
+pub fn enqueue(
+    tx: &mut Tx<'_>,
+    hooks: &Webhooks,
+    change: &StageChange,
+    score: &StoredScore,
+    json: &ScoreJson,
+) -> Result<(), StoreError> {
     if hooks.hooks.is_empty() {
         return Ok(());
     }
+    let traits: Map<String, Value> = serde_json::from_str(&json.current_traits).unwrap_or_default();
+    let contributions: Vec<StoredContribution> = serde_json::from_str(&json.contributions).unwrap_or_default();
+    let reasons: Vec<Value> =
+        leadscore_report::words::top_reasons(contributions.iter().map(|c| (c.rule.as_str(), c.points)), REASONS)
+            .into_iter()
+            .map(|(rule, points)| json!({"rule": rule, "points": points}))
+            .collect();
     let total = leadscore_core::engine::round2(score.total);
     // The id is a digest of the change, so a retried transaction queues the same event.
     let digest = Sha256::digest(format!("{}\n{}\n{}\n{}\n{total}", change.lead_id, change.from, change.to, change.at));
@@ -102,6 +140,12 @@ pub fn enqueue(tx: &mut Tx<'_>, hooks: &Webhooks, change: &StageChange, score: &
         "total": total,
         "scores": score.scores,
         "at": time::format_timestamp(change.at),
+        "email": traits.get("email").and_then(Value::as_str),
+        "name": name_of(&traits),
+        "grade": score.grade,
+        "probability": score.probability,
+        "reasons": reasons,
+        "url": lead_url(hooks.public_url.as_deref(), &change.lead_id),
     })
     .to_string();
     for (index, hook) in hooks.wanting(STAGE_CHANGED) {
@@ -120,4 +164,25 @@ pub fn enqueue(tx: &mut Tx<'_>, hooks: &Webhooks, change: &StageChange, score: &
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{lead_url, name_of};
+
+    #[test]
+    fn a_body_names_the_lead_and_links_its_page() {
+        let traits = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert_eq!(name_of(&traits(json!({"name": " Ada Lovelace "}))).as_deref(), Some("Ada Lovelace"));
+        assert_eq!(name_of(&traits(json!({"firstName": "Ada", "lastName": "L"}))).as_deref(), Some("Ada L"));
+        assert_eq!(name_of(&traits(json!({"first_name": "Ada"}))).as_deref(), Some("Ada"));
+        assert_eq!(name_of(&traits(json!({"email": "a@x.com"}))), None);
+        assert_eq!(
+            lead_url(Some("https://leads.example.com"), "u/1 2").as_deref(),
+            Some("https://leads.example.com/leads/u%2F1%202")
+        );
+        assert_eq!(lead_url(None, "u1"), None);
+    }
 }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use leadscore_core::lead::round2;
 use leadscore_core::time::{self, Millis};
+use leadscore_report::words::{format_points, top_reasons};
 use leadscore_store::{StoreError, StoredScore, Tx};
 
 pub mod hubspot;
@@ -205,19 +206,14 @@ fn trait_text(traits: &Map<String, Value>, name: &str) -> Option<String> {
 
 /// The top reasons in words: `Demo requested +30; Careers page -10`.
 fn reasons(score: &StoredScore) -> FieldValue {
-    let mut list: Vec<(&str, f64)> =
-        score.contributions.iter().filter(|c| c.points != 0.0).map(|c| (c.rule.as_str(), c.points)).collect();
-    list.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(b.0)));
-    list.truncate(REASONS);
+    let list = top_reasons(score.contributions.iter().map(|c| (c.rule.as_str(), c.points)), REASONS);
     if list.is_empty() {
         return FieldValue::Empty;
     }
     let words: Vec<String> = list
         .iter()
         .map(|(rule, points)| {
-            let p = round2(*points);
-            let number = if p.fract() == 0.0 { format!("{:.0}", p.abs()) } else { format!("{}", p.abs()) };
-            format!("{rule} {}{number}", if p < 0.0 { "-" } else { "+" })
+            format!("{rule} {}{}", if *points < 0.0 { "-" } else { "+" }, format_points(points.abs()))
         })
         .collect();
     FieldValue::Text(words.join("; "))

@@ -303,6 +303,14 @@ async fn the_latest_scores_land_on_hubspot_contacts_within_the_limits() {
     let (status, body) = s.post("/api/syncs/hubspot/records/ghost/resend", "").await;
     assert_eq!((status, &body["code"]), (StatusCode::NOT_FOUND, &json!("lead_not_found")));
     assert_eq!(hs.state()["violations"], json!([]));
+
+    // The loop guard: the fields Leadscore writes, coming back (a re-import of a HubSpot export,
+    // HubSpot's own tracking), are not traits.
+    let back = json!({"email": "p3@example.com", "leadscore_total": "999", "leadscore_stage": "sql", "title": "CTO"});
+    send(&s, vec![identify("u3", back, "u3-back", "2026-01-10T00:01:00Z")]).await;
+    let traits = &s.lead("u3").await["traits"];
+    assert_eq!(traits["title"], "CTO");
+    assert!(traits.get("leadscore_total").is_none() && traits.get("leadscore_stage").is_none(), "{traits}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

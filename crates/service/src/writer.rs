@@ -27,10 +27,15 @@ pub(crate) struct Job {
 
 impl App {
     /// Queues messages for the writer and waits for their commit. Answers 429 when the queue is
-    /// full, so SDKs back off and resend.
-    pub async fn ingest(&self, messages: Vec<Incoming>) -> Result<Recorded, ServiceError> {
+    /// full, so SDKs back off and resend. Traits named like the fields the CRM syncs write are
+    /// dropped first (the loop guard: [`crate::crm::Syncs::guard`]).
+    pub async fn ingest(&self, mut messages: Vec<Incoming>) -> Result<Recorded, ServiceError> {
         if messages.is_empty() {
             return Ok(Recorded::default());
+        }
+        let dropped = self.outboxes.syncs.guard(&mut messages);
+        if dropped > 0 {
+            metrics::counter!("leadscore_crm_loop_guard_traits_total").increment(dropped as u64);
         }
         let n = messages.len();
         let before = self.pending.fetch_add(n, Ordering::SeqCst);

@@ -292,6 +292,49 @@ impl Syncs {
         self.runners.is_empty()
     }
 
+    /// Whether a trait of this name is one of the fields the syncs write (a configured name, or
+    /// any name with a sync's prefix, `leadscore_…`): such values coming back from the CRM
+    /// (an import of its export, its own tracking) are Leadscore's output, not new traits.
+    pub fn writes(&self, name: &str) -> bool {
+        self.runners.iter().any(|r| {
+            let f = &r.sync.fields;
+            (!f.prefix.is_empty() && name.starts_with(&f.prefix))
+                || [&f.total, &f.stage, &f.grade, &f.probability, &f.reasons, &f.updated_at]
+                    .into_iter()
+                    .chain(f.dimensions.values())
+                    .any(|field| field.as_deref() == Some(name))
+        })
+    }
+
+    /// Drops the fields the syncs write from incoming messages' traits ([`Syncs::writes`]), so a
+    /// score that comes back from the CRM does not feed the score (the loop guard). Returns how
+    /// many values were dropped.
+    pub fn guard(&self, messages: &mut [crate::ingest::Incoming]) -> usize {
+        if self.runners.is_empty() {
+            return 0;
+        }
+        let strip = |traits: Option<&mut Value>| match traits {
+            Some(Value::Object(map)) => {
+                let before = map.len();
+                map.retain(|k, _| !self.writes(k));
+                before - map.len()
+            }
+            _ => 0,
+        };
+        let mut dropped = 0;
+        for message in messages {
+            let body = &mut message.event.body;
+            let n = strip(body.get_mut("traits")) + strip(body.get_mut("context").and_then(|c| c.get_mut("traits")));
+            if n > 0
+                && let Ok(text) = serde_json::to_string(&message.event.body)
+            {
+                message.new.body = text;
+            }
+            dropped += n;
+        }
+        dropped
+    }
+
     /// Marks the leads whose score changed in each sync's outbox (in the caller's transaction).
     /// `changes`: each lead, the scoring time, and whether its stage or grade moved (else only
     /// its total did).

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Object, Ref, RefOr, Response, ResponseBuilder, Type};
 
-use crate::routes::{self, accounts, backtest, events, health, leads, models, syncs, webhooks};
+use crate::routes::{self, accounts, backtest, events, health, hooks, leads, models, syncs, webhooks};
 use leadscore_service::leads::{LeadPage, LeadSummary, LeadView};
 use leadscore_service::models::{ModelList, ModelSummary};
 
@@ -23,7 +23,7 @@ use leadscore_service::models::{ModelList, ModelSummary};
         leads::list_leads, leads::get_lead, leads::post_outcome, leads::delete_lead, accounts::get_account,
         models::list_models, models::get_model, models::post_model, models::activate_model, backtest::backtest,
         webhooks::list_deliveries, webhooks::resend_delivery, syncs::list_syncs, syncs::list_sync_records,
-        syncs::resend_sync_record, events::list_unreadable,
+        syncs::resend_sync_record, hooks::hubspot, hooks::outcomes, events::list_unreadable,
         health::healthz, health::readyz, docs::metrics, docs::openapi_json
     ),
     components(schemas(

@@ -15,7 +15,7 @@ use leadscore_service::App;
 
 use crate::auth::require_role;
 use crate::error::{ApiError, Code};
-use crate::routes::{accounts, backtest, events, health, ingest, leads, models, syncs, webhooks};
+use crate::routes::{accounts, backtest, events, health, hooks, ingest, leads, models, syncs, webhooks};
 
 /// Every error answer is JSON `{"code", "message"}`: errors raised outside our handlers (the
 /// framework's own rejections, a failed extractor) are rewritten with a code for their status.
@@ -128,6 +128,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(ingest)
         .merge(api)
         .merge(crate::dashboard::routes(Arc::clone(&app)))
+        .route("/hooks/hubspot/{sync}", post(hooks::hubspot))
+        .route("/hooks/outcomes", post(hooks::outcomes))
         .route("/openapi.json", get(health::openapi_json))
         .route("/metrics", get(health::metrics_text))
         .route("/healthz", get(health::healthz))

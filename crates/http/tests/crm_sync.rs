@@ -24,6 +24,7 @@ use leadscore_core::time::{Millis, parse_timestamp};
 use leadscore_service::crm::{Crm, Fields, Sync, When};
 
 const TOKEN: &str = "pat-na1-test";
+const CLIENT_SECRET: &str = "hubspot-app-secret";
 
 const MODEL: &str = r#"
 [model]
@@ -90,6 +91,8 @@ fn sync(url: &str, rate: usize, window_ms: Millis, debounce: Millis) -> Sync {
         fields: Fields::new("leadscore_", &BTreeMap::new()),
         first_retry: 5_000,
         retry_for: 24 * 3_600_000,
+        webhook_secret: Some(CLIENT_SECRET.into()),
+        outcomes: leadscore_service::crm::inbound::default_hubspot_outcomes(),
     }
 }
 

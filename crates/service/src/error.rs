@@ -93,6 +93,7 @@ error_codes! {
     MissingApiKey: "missing_api_key", 401, Auth, "an API call without a key";
     InvalidApiKey: "invalid_api_key", 401, Auth, "an API call whose key is not one of the server's";
     Unauthorized: "unauthorized", 401, Auth, "any other missing credentials";
+    InvalidSignature: "invalid_signature", 401, Auth, "an inbound webhook whose signature does not verify or whose timestamp is more than 5 minutes off";
     WriteKeyNotAllowed: "write_key_not_allowed", 403, Auth, "a write key on the API";
     InsufficientRole: "insufficient_role", 403, Auth, "a `read` key on an admin endpoint";
     Forbidden: "forbidden", 403, Auth, "any other refusal (a dashboard form without its CSRF token or from another site)";

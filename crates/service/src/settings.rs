@@ -33,6 +33,29 @@ pub struct Config {
     /// CRM write-back (`[[sync]]`).
     #[serde(default)]
     pub sync: Vec<SyncConfig>,
+    /// The generic signed outcome webhook (`POST /hooks/outcomes`).
+    #[serde(default)]
+    pub outcome_webhook: OutcomeWebhookSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeWebhookSection {
+    /// The environment variable holding its secret (default `LEADSCORE_OUTCOME_SECRET`; unset:
+    /// the webhook is off).
+    pub secret_env: Option<String>,
+    /// The trait an outcome's `email` is matched against (default `email`).
+    pub email_trait: Option<String>,
+}
+
+/// One `[[sync.outcomes]]` entry: a CRM field value that is an outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeMapConfig {
+    pub property: String,
+    pub value: String,
+    /// converted, won, lost or disqualified.
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -128,6 +151,13 @@ pub struct SyncConfig {
     pub first_retry: Option<String>,
     /// How long a failing lead is retried before it is dead until its next change (default `24h`).
     pub retry_for: Option<String>,
+    /// The environment variable holding the HubSpot app's client secret, which signs its
+    /// webhooks (default `HUBSPOT_CLIENT_SECRET`; unset: the sync takes no webhooks).
+    pub webhook_secret_env: Option<String>,
+    /// Which CRM field values are outcomes (default: `lifecyclestage` `customer` → won,
+    /// `hs_lead_status` `UNQUALIFIED` → disqualified).
+    #[serde(default)]
+    pub outcomes: Vec<OutcomeMapConfig>,
 }
 
 /// Command-line values (highest precedence).
@@ -206,6 +236,10 @@ pub struct Settings {
     pub webhooks: Vec<Hook>,
     /// CRM write-back.
     pub syncs: Vec<Sync>,
+    /// The generic outcome webhook's secret (`None`: off).
+    pub outcome_secret: Option<String>,
+    /// The trait its `email` is matched against.
+    pub outcome_email_trait: String,
     pub public_url: Option<PublicUrl>,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Limits,
@@ -364,6 +398,27 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
         return Err(format!("`prefix`: `{prefix}` must be lower-case letters, digits and `_`, from a letter"));
     }
     let id_trait = entry.id_trait.clone().unwrap_or_else(|| "hubspot_id".to_owned());
+    let webhook_secret = env(entry.webhook_secret_env.as_deref().unwrap_or("HUBSPOT_CLIENT_SECRET"))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    if let (Some(var), None) = (&entry.webhook_secret_env, &webhook_secret) {
+        return Err(format!("`webhook_secret_env`: the variable `{var}` is not set"));
+    }
+    let outcomes = if entry.outcomes.is_empty() {
+        crm::inbound::default_hubspot_outcomes()
+    } else {
+        entry
+            .outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let outcome = leadscore_core::OutcomeKind::parse(&o.outcome).ok_or_else(|| {
+                    format!("`outcomes[{i}].outcome`: `{}` is not converted, won, lost or disqualified", o.outcome)
+                })?;
+                Ok(crm::inbound::OutcomeMap { property: o.property.clone(), value: o.value.clone(), outcome })
+            })
+            .collect::<Result<Vec<_>, String>>()?
+    };
     let email_trait = match entry.email_trait.as_deref() {
         None => Some("email".to_owned()),
         Some("") => None,
@@ -384,6 +439,8 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
         fields: Fields::new(&prefix, &entry.fields),
         first_retry: sync_duration("first_retry", entry.first_retry.as_deref(), DEFAULT_FIRST_RETRY_MS)?,
         retry_for: sync_duration("retry_for", entry.retry_for.as_deref(), crate::dispatcher::RETRY_WINDOW_MS)?,
+        webhook_secret,
+        outcomes,
     })
 }
 
@@ -399,6 +456,8 @@ impl Settings {
             read_keys: Vec::new(),
             webhooks: Vec::new(),
             syncs: Vec::new(),
+            outcome_secret: None,
+            outcome_email_trait: "email".to_owned(),
             public_url: None,
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
@@ -442,6 +501,16 @@ impl Settings {
             }
         };
         let syncs = config.syncs(&env)?;
+        let secret_env = config.outcome_webhook.secret_env.clone();
+        let outcome_secret =
+            env(secret_env.as_deref().unwrap_or("LEADSCORE_OUTCOME_SECRET")).filter(|s| !s.trim().is_empty());
+        if let (Some(var), None) = (&secret_env, &outcome_secret) {
+            return Err(SettingsError::Invalid {
+                field: "outcome_webhook.secret_env",
+                reason: format!("the variable `{var}` is not set"),
+            });
+        }
+        let outcome_email_trait = config.outcome_webhook.email_trait.clone().unwrap_or_else(|| "email".to_owned());
         let write_keys = pick(flags.write_keys, "LEADSCORE_WRITE_KEYS", config.auth.write_keys);
         let api_keys = pick(flags.api_keys, "LEADSCORE_API_KEYS", config.auth.api_keys);
         let read_keys = pick(flags.read_keys, "LEADSCORE_READ_KEYS", config.auth.read_keys);
@@ -530,6 +599,8 @@ impl Settings {
             read_keys,
             webhooks,
             syncs,
+            outcome_secret,
+            outcome_email_trait,
             public_url,
             trusted_proxies,
             limits,

@@ -35,6 +35,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("stage_ranks_follow_the_active_models_order", stage_ranks_follow_the_active_models_order),
     ("a_point_that_is_not_a_number_leaves_out_only_itself", a_point_that_is_not_a_number_leaves_out_only_itself),
     ("the_crm_outbox_coalesces_changes_per_lead", the_crm_outbox_coalesces_changes_per_lead),
+    ("leads_are_found_by_a_trait", leads_are_found_by_a_trait),
 ];
 
 fn run_all(open: impl Fn() -> Store) {
@@ -622,4 +623,29 @@ fn the_crm_outbox_coalesces_changes_per_lead(store: &Store) {
     assert!(!store.write(|tx| tx.resend_crm("hs", "nobody", 300)).unwrap());
     store.write(|tx| tx.forget_crm("hs", &["a".to_owned()])).unwrap();
     assert_eq!(store.read(|tx| tx.crm_rows("hs", Some(DeliveryStatus::Pending), 10)).unwrap().len(), 1);
+}
+
+fn leads_are_found_by_a_trait(store: &Store) {
+    store
+        .write(|tx| {
+            for (id, traits) in [
+                ("a", serde_json::json!({"hubspot_id": 501, "email": "Ann@X.com"})),
+                ("b", serde_json::json!({"hubspot_id": "502", "email": "bob@x.com"})),
+                ("c", serde_json::json!({"email": "carl@x.com"})),
+            ] {
+                let mut s = score(1.0, "lead", None);
+                s.current_traits = traits.as_object().unwrap().clone();
+                tx.ensure_lead(id, 0)?;
+                save_score(tx, id, &s, true)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let mut found =
+        store.read(|tx| tx.leads_by_trait("hubspot_id", &["501".into(), "502".into(), "999".into()])).unwrap();
+    found.sort();
+    assert_eq!(found, [("a".to_owned(), "501".to_owned()), ("b".to_owned(), "502".to_owned())], "numbers and strings");
+    let found = store.read(|tx| tx.leads_by_trait("email", &["ann@x.com".into()])).unwrap();
+    assert_eq!(found, [("a".to_owned(), "ann@x.com".to_owned())], "e-mails without case");
+    assert!(store.read(|tx| tx.leads_by_trait("email", &[])).unwrap().is_empty());
 }

@@ -1,6 +1,7 @@
 //! The routes, one file per resource: the tracking API ([`ingest`]), then the read and admin API
 //! (SPEC §6.2) behind bearer API keys: [`leads`], [`accounts`], [`models`], [`backtest`],
-//! [`webhooks`] (the delivery log), [`syncs`] (CRM write-back), [`events`] (unreadable messages), and [`health`] (liveness,
+//! [`webhooks`] (the delivery log), [`syncs`] (CRM write-back), [`events`] (unreadable messages),
+//! [`hooks`] (webhooks the CRM calls, signed instead of keyed), and [`health`] (liveness,
 //! readiness, metrics, the OpenAPI document). Handlers parse the request, call one use case of
 //! [`leadscore_service::App`] off the async threads, and serialise its typed view.
 
@@ -8,6 +9,7 @@ pub mod accounts;
 pub mod backtest;
 pub mod events;
 pub mod health;
+pub mod hooks;
 pub mod ingest;
 pub mod leads;
 pub mod models;

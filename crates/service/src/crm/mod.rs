@@ -19,6 +19,7 @@ use leadscore_report::words::{format_points, top_reasons};
 use leadscore_store::{StoreError, StoredScore, Tx};
 
 pub mod hubspot;
+pub mod inbound;
 pub mod log;
 pub mod sender;
 
@@ -155,6 +156,11 @@ pub struct Sync {
     pub first_retry: Millis,
     /// How long a failing lead is retried before it is marked dead (until its next change).
     pub retry_for: Millis,
+    /// The secret HubSpot signs its webhooks with (the app's client secret); `None`: the sync
+    /// takes no webhooks.
+    pub webhook_secret: Option<String>,
+    /// Which CRM field values are outcomes.
+    pub outcomes: Vec<inbound::OutcomeMap>,
 }
 
 impl Sync {

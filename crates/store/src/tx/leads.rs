@@ -254,6 +254,37 @@ impl Tx<'_> {
             .collect()
     }
 
+    /// The leads whose trait `name` (as of their last scoring) is one of `values`, compared as
+    /// text and without case: `(lead id, value as given)`. A scan of the leads (there is no index
+    /// on traits): for inbound CRM webhooks, which name a record by its CRM id or e-mail.
+    pub fn leads_by_trait(&mut self, name: &str, values: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lowered: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
+        let value = match self.dialect() {
+            Dialect::Sqlite => "lower(CAST(json_extract(current_traits, $1) AS TEXT))",
+            Dialect::Postgres => "lower(current_traits::jsonb ->> $1)",
+        };
+        let key = match self.dialect() {
+            Dialect::Sqlite => format!("$.\"{}\"", name.replace('"', "")),
+            Dialect::Postgres => name.to_owned(),
+        };
+        let mut out = Vec::new();
+        for chunk in lowered.chunks(1000) {
+            let sql = format!("SELECT id, {value} FROM leads WHERE {value} IN ({})", placeholders(2, chunk.len()));
+            let mut params = vec![Sql::from(key.as_str())];
+            params.extend(chunk.iter().map(|v| Sql::from(v.as_str())));
+            for row in self.conn.query(&sql, &params)? {
+                let found = text(&row, 1)?;
+                if let Some(given) = values.iter().find(|v| v.to_lowercase() == found) {
+                    out.push((text(&row, 0)?, given.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every link naming one of these leads, and every other link of the same anonymous ids.
     pub fn links_of_leads(&mut self, ids: &[String]) -> Result<Vec<Link>, StoreError> {
         let sql = "SELECT anonymous_id, lead_id, at FROM links WHERE anonymous_id IN \

@@ -112,8 +112,10 @@ impl App {
         };
         let (model, _) = check_source(&source).map_err(|d| invalid(&name, &source, &d))?;
         let public_url = settings.public_url.as_ref().map(crate::settings::PublicUrl::origin);
-        let outboxes =
-            Outboxes::new(Webhooks::new(settings.webhooks.clone(), public_url), Syncs::new(settings.syncs.clone()));
+        let outboxes = Outboxes::new(
+            Webhooks::new(settings.webhooks.clone(), settings.alerts.clone(), public_url),
+            Syncs::new(settings.syncs.clone()),
+        );
         let app = Arc::new(App {
             store,
             clock,

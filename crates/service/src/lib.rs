@@ -20,6 +20,7 @@
 //! store's, or ours); [`error::Code`] is the one table of codes with their HTTP status.
 
 pub mod accounts;
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod backtest;

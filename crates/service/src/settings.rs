@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use leadscore_core::time::Millis;
 
+use crate::alerts::{Alert, AlertKind, DEFAULT_QUIET_MS};
 use crate::auth::{Keys, Role};
 use crate::crm::{self, Crm, Fields, Sync, When};
 use crate::webhooks::{DEFAULT_FIRST_RETRY_MS, Hook};
@@ -36,6 +37,26 @@ pub struct Config {
     /// The generic signed outcome webhook (`POST /hooks/outcomes`).
     #[serde(default)]
     pub outcome_webhook: OutcomeWebhookSection,
+    /// Slack and Teams alerts (`[[alerts]]`).
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
+}
+
+/// One `[[alerts]]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// `slack` (an incoming webhook) or `teams` (a workflow webhook).
+    pub kind: String,
+    /// The webhook URL …
+    pub url: Option<String>,
+    /// … or the environment variable holding it (it is a secret).
+    pub url_env: Option<String>,
+    /// The stages whose reaching alerts (default: every stage but `lead`).
+    #[serde(default)]
+    pub stages: Vec<String>,
+    /// How long after an alert for a lead and stage another one is held back (default `24h`).
+    pub quiet: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -236,6 +257,8 @@ pub struct Settings {
     pub webhooks: Vec<Hook>,
     /// CRM write-back.
     pub syncs: Vec<Sync>,
+    /// Slack and Teams alerts.
+    pub alerts: Vec<Alert>,
     /// The generic outcome webhook's secret (`None`: off).
     pub outcome_secret: Option<String>,
     /// The trait its `email` is matched against.
@@ -269,6 +292,8 @@ pub enum SettingsError {
     Webhook { index: usize, reason: String },
     #[error("sync {name}: {reason}")]
     Sync { name: String, reason: String },
+    #[error("alert {index}: {reason}")]
+    Alert { index: usize, reason: String },
     #[error("`{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
 }
@@ -343,6 +368,29 @@ fn sync_duration(field: &str, text: Option<&str>, default: Millis) -> Result<Mil
 fn hubspot_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Checks one `[[alerts]]` entry (its URL from the file or the environment).
+fn alert(entry: &AlertConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Alert, String> {
+    let kind =
+        AlertKind::parse(&entry.kind).ok_or_else(|| format!("`kind`: `{}` is not `slack` or `teams`", entry.kind))?;
+    let url = match (&entry.url, &entry.url_env) {
+        (Some(url), None) => url.clone(),
+        (None, Some(var)) => env(var)
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| format!("`url_env`: the variable `{var}` is not set"))?,
+        _ => return Err("give `url` or `url_env` (one of them)".to_owned()),
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err("the URL must start with https:// or http://".to_owned());
+    }
+    Ok(Alert {
+        kind,
+        url,
+        stages: entry.stages.clone(),
+        quiet: sync_duration("quiet", entry.quiet.as_deref(), DEFAULT_QUIET_MS)?,
+    })
 }
 
 /// Checks one `[[sync]]` entry and reads its token from the environment.
@@ -456,6 +504,7 @@ impl Settings {
             read_keys: Vec::new(),
             webhooks: Vec::new(),
             syncs: Vec::new(),
+            alerts: Vec::new(),
             outcome_secret: None,
             outcome_email_trait: "email".to_owned(),
             public_url: None,
@@ -511,6 +560,12 @@ impl Settings {
             });
         }
         let outcome_email_trait = config.outcome_webhook.email_trait.clone().unwrap_or_else(|| "email".to_owned());
+        let alerts = config
+            .alerts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| alert(a, &env).map_err(|reason| SettingsError::Alert { index: i + 1, reason }))
+            .collect::<Result<Vec<_>, _>>()?;
         let write_keys = pick(flags.write_keys, "LEADSCORE_WRITE_KEYS", config.auth.write_keys);
         let api_keys = pick(flags.api_keys, "LEADSCORE_API_KEYS", config.auth.api_keys);
         let read_keys = pick(flags.read_keys, "LEADSCORE_READ_KEYS", config.auth.read_keys);
@@ -599,6 +654,7 @@ impl Settings {
             read_keys,
             webhooks,
             syncs,
+            alerts,
             outcome_secret,
             outcome_email_trait,
             public_url,
@@ -736,6 +792,22 @@ mod tests {
             .unwrap();
         let err = Settings::resolve(flags(), env).unwrap_err().to_string();
         assert_eq!(err, "sync 1: `crm`: unknown CRM `pipedrive` (known: hubspot)");
+
+        let keys = "[auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\n";
+        std::fs::write(
+            &path,
+            format!("{keys}[[alerts]]\nkind = \"slack\"\nurl_env = \"SLACK_URL\"\nstages = [\"sql\"]\n"),
+        )
+        .unwrap();
+        let err = Settings::resolve(flags(), no_env).unwrap_err().to_string();
+        assert_eq!(err, "alert 1: `url_env`: the variable `SLACK_URL` is not set");
+        let env = |var: &str| (var == "SLACK_URL").then(|| "https://hooks.slack.com/services/T/B/x".to_owned());
+        let s = Settings::resolve(flags(), env).unwrap();
+        assert_eq!(s.alerts[0].url, "https://hooks.slack.com/services/T/B/x");
+        assert_eq!(s.alerts[0].quiet, crate::alerts::DEFAULT_QUIET_MS);
+        std::fs::write(&path, format!("{keys}[[alerts]]\nkind = \"email\"\nurl = \"https://x\"\n")).unwrap();
+        let err = Settings::resolve(flags(), no_env).unwrap_err().to_string();
+        assert_eq!(err, "alert 1: `kind`: `email` is not `slack` or `teams`");
     }
 
     #[test]

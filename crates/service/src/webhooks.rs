@@ -7,6 +7,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use leadscore_core::time::{self, Millis};
+
+use crate::alerts::{self, Alert, AlertFacts};
 use leadscore_store::{DeliveryRow, DeliveryStatus, ScoreJson, StoreError, StoredContribution, StoredScore, Tx};
 
 /// The one event type sent today.
@@ -46,13 +48,20 @@ pub struct StageChange {
 #[derive(Debug, Clone, Default)]
 pub struct Webhooks {
     pub hooks: Vec<Hook>,
+    /// Slack and Teams alerts, sent through the same outbox.
+    pub alerts: Vec<Alert>,
     /// The server's public address (`public_url`), for the link to the lead's page in a body.
     pub public_url: Option<String>,
 }
 
 impl Webhooks {
-    pub fn new(hooks: Vec<Hook>, public_url: Option<String>) -> Webhooks {
-        Webhooks { hooks, public_url }
+    pub fn new(hooks: Vec<Hook>, alerts: Vec<Alert>, public_url: Option<String>) -> Webhooks {
+        Webhooks { hooks, alerts, public_url }
+    }
+
+    /// Whether deliveries to `url` go to an alert (sent unsigned).
+    pub(crate) fn is_alert(&self, url: &str) -> bool {
+        self.alerts.iter().any(|a| a.url == url)
     }
 
     /// The receiver of deliveries to `url` (the first configured hook with that URL).
@@ -71,9 +80,11 @@ pub enum Receiver {
 }
 
 impl Webhooks {
-    /// One dispatcher per distinct configured URL, and one for deliveries to other URLs.
+    /// One dispatcher per distinct configured URL (webhooks and alerts), and one for deliveries
+    /// to other URLs.
     pub fn receivers(&self) -> Vec<Receiver> {
-        let mut urls: Vec<String> = self.hooks.iter().map(|h| h.url.clone()).collect();
+        let mut urls: Vec<String> =
+            self.hooks.iter().map(|h| h.url.clone()).chain(self.alerts.iter().map(|a| a.url.clone())).collect();
         urls.sort();
         urls.dedup();
         let mut out: Vec<Receiver> = urls.iter().cloned().map(Receiver::Url).collect();
@@ -117,16 +128,13 @@ pub fn enqueue(
     score: &StoredScore,
     json: &ScoreJson,
 ) -> Result<(), StoreError> {
-    if hooks.hooks.is_empty() {
+    if hooks.hooks.is_empty() && hooks.alerts.is_empty() {
         return Ok(());
     }
     let traits: Map<String, Value> = serde_json::from_str(&json.current_traits).unwrap_or_default();
     let contributions: Vec<StoredContribution> = serde_json::from_str(&json.contributions).unwrap_or_default();
-    let reasons: Vec<Value> =
-        leadscore_report::words::top_reasons(contributions.iter().map(|c| (c.rule.as_str(), c.points)), REASONS)
-            .into_iter()
-            .map(|(rule, points)| json!({"rule": rule, "points": points}))
-            .collect();
+    let top = leadscore_report::words::top_reasons(contributions.iter().map(|c| (c.rule.as_str(), c.points)), REASONS);
+    let reasons: Vec<Value> = top.iter().map(|(rule, points)| json!({"rule": rule, "points": points})).collect();
     let total = leadscore_core::engine::round2(score.total);
     // The id is a digest of the change, so a retried transaction queues the same event.
     let digest = Sha256::digest(format!("{}\n{}\n{}\n{}\n{total}", change.lead_id, change.from, change.to, change.at));
@@ -163,7 +171,16 @@ pub fn enqueue(
             delivered_at: None,
         })?;
     }
-    Ok(())
+    let facts = AlertFacts {
+        change,
+        score,
+        name: name_of(&traits),
+        email: traits.get("email").and_then(Value::as_str),
+        company: alerts::company_of(&traits),
+        reasons: &top,
+        url: lead_url(hooks.public_url.as_deref(), &change.lead_id),
+    };
+    alerts::enqueue(tx, &hooks.alerts, &facts, &hex::encode(&digest[..12]))
 }
 
 #[cfg(test)]

@@ -144,6 +144,16 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// When the latest delivery to `lead_id` whose id starts with `prefix` was queued, if any.
+    pub fn latest_delivery_at(&mut self, lead_id: &str, prefix: &str) -> Result<Option<Millis>, StoreError> {
+        let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let rows = self.conn.query(
+            "SELECT MAX(created_at) FROM deliveries WHERE lead_id = $1 AND id LIKE $2 ESCAPE '\\'",
+            &[lead_id.into(), pattern.as_str().into()],
+        )?;
+        Ok(rows.first().and_then(|r| opt_int(r, 0)))
+    }
+
     pub fn delivery(&mut self, id: &str) -> Result<Option<DeliveryRow>, StoreError> {
         let rows =
             self.conn.query(&format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"), &[id.into()])?;

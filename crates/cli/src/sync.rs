@@ -1,13 +1,14 @@
 //! `leadscore sync setup`: creates the CRM fields each `[[sync]]` of a server config file writes
-//! (HubSpot: the `leadscore` property group and one property per value), where missing. Run once
-//! before the server writes scores, and again after a model adds a dimension.
+//! (HubSpot: the `leadscore` property group and one property per value), where missing; for
+//! Salesforce it lists the custom fields to create in Setup. Run once before the server writes
+//! scores, and again after a model adds a dimension.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use leadscore_service::crm::hubspot;
+use leadscore_service::crm::{Crm, hubspot};
 use leadscore_service::settings::Config;
 
 #[derive(clap::Args)]
@@ -66,6 +67,25 @@ fn run_setup(args: &SetupArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for sync in chosen {
+        if sync.crm == Crm::Salesforce {
+            // Custom fields are metadata (Setup or the Metadata API), not records the REST API
+            // writes: say exactly what to create.
+            println!(
+                "{}: create these custom fields on Lead and Contact (Setup > Object Manager > Fields & Relationships):",
+                sync.name
+            );
+            for p in hubspot::properties(&sync.fields, &dimensions) {
+                let kind = match (p.kind, p.field_type) {
+                    ("number", _) if p.label.ends_with("probability") => "Number(1, 4)",
+                    ("number", _) => "Number(16, 2)",
+                    ("datetime", _) => "Date/Time",
+                    (_, "textarea") => "Long Text Area(1000)",
+                    _ => "Text(255)",
+                };
+                println!("{}:   {} ({kind}), label \"{}\"", sync.name, p.name, p.label);
+            }
+            continue;
+        }
         let steps = hubspot::setup(sync, &dimensions).map_err(|e| anyhow::anyhow!("sync `{}`: {e}", sync.name))?;
         for step in steps {
             println!("{}: {} {}", sync.name, if step.created { "created" } else { "exists " }, step.what);

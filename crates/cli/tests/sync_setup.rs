@@ -5,8 +5,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests")]
 
-#[path = "../../http/tests/common/hubspot.rs"]
-mod hubspot;
+#[path = "../../http/tests/common/contract.rs"]
+mod contract;
 
 use std::process::Command;
 
@@ -26,7 +26,7 @@ points = 1
 
 #[test]
 fn setup_creates_the_hubspot_properties_once() {
-    let Some(hs) = hubspot::HubSpot::start("pat-setup", 190, 10.0) else { return };
+    let Some(hs) = contract::Contract::hubspot("pat-setup", 190, 10.0) else { return };
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.toml");
     std::fs::write(&model, MODEL).unwrap();
@@ -91,4 +91,27 @@ fn setup_creates_the_hubspot_properties_once() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("the token variable `HS_TEST_TOKEN` is not set"));
+}
+
+#[test]
+fn setup_lists_the_salesforce_fields_to_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.toml");
+    std::fs::write(&model, MODEL).unwrap();
+    let config = dir.path().join("leadscore.toml");
+    std::fs::write(&config, "[[sync]]\ncrm = \"salesforce\"\nurl = \"https://acme.my.salesforce.com\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(["sync", "setup", "--config"])
+        .arg(&config)
+        .arg("--model")
+        .arg(&model)
+        .env("SALESFORCE_TOKEN", "00D!x")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("salesforce:   Leadscore_Total__c (Number(16, 2)), label \"Leadscore total\""), "{text}");
+    assert!(text.contains("salesforce:   Leadscore_Usage__c (Number(16, 2))"), "{text}");
+    assert!(text.contains("salesforce:   Leadscore_Updated_At__c (Date/Time)"), "{text}");
+    assert!(text.contains("Leadscore_Probability__c (Number(1, 4))"), "{text}");
 }

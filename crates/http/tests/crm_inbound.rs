@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use harness::{MODEL, Server, T0, start_model_settings};
 use leadscore_core::time::parse_timestamp;
 use leadscore_service::crm::inbound::{default_hubspot_outcomes, hubspot_v3_signature};
-use leadscore_service::crm::{Crm, Fields, Sync, When};
+use leadscore_service::crm::{Crm, Fields, Naming, Sync, When};
 use leadscore_service::dispatcher::signature;
 
 const SECRET: &str = "hubspot-client-secret";
@@ -36,11 +36,12 @@ fn start(dir: &std::path::Path) -> Server {
         rate_window_ms: 10_000,
         id_trait: "hubspot_id".into(),
         email_trait: Some("email".into()),
-        fields: Fields::new("leadscore_", &BTreeMap::new()),
+        fields: Fields::new(Naming::Snake, "leadscore_", &BTreeMap::new()),
         first_retry: 5_000,
         retry_for: 86_400_000,
         webhook_secret: Some(SECRET.into()),
         outcomes: default_hubspot_outcomes(),
+        api_version: "v60.0".into(),
     };
     start_model_settings(dir, MODEL, |s| {
         s.syncs = vec![sync];

@@ -7,10 +7,10 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests")]
 
+#[path = "common/contract.rs"]
+mod contract;
 #[path = "common/harness.rs"]
 mod harness;
-#[path = "common/hubspot.rs"]
-mod hubspot;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use contract::Contract;
 use harness::{Server, T0, start_model_settings};
-use hubspot::HubSpot;
 use leadscore_core::time::{Millis, parse_timestamp};
-use leadscore_service::crm::{Crm, Fields, Sync, When};
+use leadscore_service::crm::{Crm, Fields, Naming, Sync, When};
 
 const TOKEN: &str = "pat-na1-test";
 const CLIENT_SECRET: &str = "hubspot-app-secret";
@@ -88,11 +88,12 @@ fn sync(url: &str, rate: usize, window_ms: Millis, debounce: Millis) -> Sync {
         rate_window_ms: window_ms,
         id_trait: "hubspot_id".into(),
         email_trait: Some("email".into()),
-        fields: Fields::new("leadscore_", &BTreeMap::new()),
+        fields: Fields::new(Naming::Snake, "leadscore_", &BTreeMap::new()),
         first_retry: 5_000,
         retry_for: 24 * 3_600_000,
         webhook_secret: Some(CLIENT_SECRET.into()),
         outcomes: leadscore_service::crm::inbound::default_hubspot_outcomes(),
+        api_version: "v60.0".into(),
     }
 }
 
@@ -101,7 +102,7 @@ fn start(dir: &std::path::Path, sync: Sync) -> Server {
 }
 
 /// Creates the properties as `leadscore sync setup` does (through HubSpot's properties API).
-fn setup(hs: &HubSpot, sync: &Sync) {
+fn setup(hs: &Contract, sync: &Sync) {
     let steps = leadscore_service::crm::hubspot::setup(sync, &["fit".into(), "engagement".into()]).unwrap();
     assert!(steps.iter().all(|s| s.created), "{steps:?}");
     assert_eq!(steps.len(), 9, "the group and 8 properties: {steps:?}");
@@ -137,7 +138,7 @@ async fn send(s: &Server, batch: Vec<Value>) {
 }
 
 /// Waits until `done` holds for the contract server's state.
-async fn wait_for(hs: &HubSpot, what: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(hs: &Contract, what: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
         let state = hs.state();
@@ -185,7 +186,7 @@ async fn holds_latest(s: &Server, state: &Value, contact: &str, lead: &str) -> R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latest_scores_land_on_hubspot_contacts_within_the_limits() {
     // 5 requests per 2 s: the 6 batches of 520 leads need the limiter.
-    let Some(hs) = HubSpot::start(TOKEN, 5, 2.0) else { return };
+    let Some(hs) = Contract::hubspot(TOKEN, 5, 2.0) else { return };
     let dir = tempfile::tempdir().unwrap();
     let config = sync(&hs.url, 5, 2_000, 60_000);
     setup(&hs, &config);
@@ -318,7 +319,7 @@ async fn the_latest_scores_land_on_hubspot_contacts_within_the_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_loses_nothing_429_is_waited_out_and_a_refused_token_stops_the_sync() {
-    let Some(hs) = HubSpot::start(TOKEN, 50, 10.0) else { return };
+    let Some(hs) = Contract::hubspot(TOKEN, 50, 10.0) else { return };
     let dir = tempfile::tempdir().unwrap();
     let config = sync(&hs.url, 50, 10_000, 0);
     setup(&hs, &config);
@@ -397,4 +398,99 @@ async fn an_outage_loses_nothing_429_is_waited_out_and_a_refused_token_stops_the
     let later = hs.state()["requests"].as_array().unwrap().iter().filter(|r| r["status"] == 401).count();
     assert_eq!(unauthorized, later, "no silent loop against a refused token");
     assert_eq!(unauthorized, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_leads_and_contacts_get_their_latest_scores_record_by_record() {
+    let Some(sf) = Contract::salesforce(TOKEN) else { return };
+    let mut fields = serde_json::Map::new();
+    for (name, kind) in [
+        ("Leadscore_Total__c", "number"),
+        ("Leadscore_Fit__c", "number"),
+        ("Leadscore_Engagement__c", "number"),
+        ("Leadscore_Probability__c", "number"),
+        ("Leadscore_Stage__c", "string"),
+        ("Leadscore_Grade__c", "string"),
+        ("Leadscore_Reasons__c", "string"),
+        ("Leadscore_Updated_At__c", "datetime"),
+    ] {
+        fields.insert(name.into(), json!(kind));
+    }
+    sf.fields(json!({"Lead": fields.clone(), "Contact": fields}));
+    let ids: Vec<String> =
+        (0..250).map(|i| if i % 5 == 0 { format!("003{i:012}") } else { format!("00Q{i:012}") }).collect();
+    sf.records(
+        &ids.iter().map(|id| (id.clone(), if id.starts_with("003") { "Contact" } else { "Lead" })).collect::<Vec<_>>(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = Sync {
+        name: "salesforce".into(),
+        crm: Crm::Salesforce,
+        object: "Lead".into(),
+        id_trait: "salesforce_id".into(),
+        email_trait: None,
+        fields: Fields::new(Naming::Salesforce, "Leadscore_", &BTreeMap::new()),
+        rate_requests: 100,
+        ..sync(&sf.url, 100, 10_000, 0)
+    };
+    let s = start(dir.path(), config);
+
+    let mut batch: Vec<Value> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let lead = format!("s{i}");
+        let title = if i % 2 == 0 { "VP Sales" } else { "Engineer" };
+        batch.push(identify(&lead, json!({"salesforce_id": id, "title": title}), &format!("{lead}-i"), T0));
+        batch.push(track(&lead, "Demo Requested", &format!("{lead}-d"), T0));
+    }
+    batch.push(identify("gone", json!({"salesforce_id": "00Q999999999999"}), "gone-i", T0));
+    batch.push(identify("bad", json!({"salesforce_id": "00Qshort"}), "bad-i", T0));
+    send(&s, batch).await;
+    let state = wait_for(&sf, "every record written", 60, |st| {
+        ids.iter().all(|id| st["records"][id.as_str()]["fields"].get("Leadscore_Total__c").is_some())
+    })
+    .await;
+    for (i, id) in ids.iter().enumerate() {
+        let got = &state["records"][id.as_str()]["fields"];
+        let view = s.lead(&format!("s{i}")).await;
+        assert_eq!(got["Leadscore_Total__c"].as_f64(), view["total"].as_f64(), "{id}");
+        assert_eq!(got["Leadscore_Fit__c"].as_f64(), view["scores"]["fit"].as_f64(), "{id}");
+        assert_eq!(got["Leadscore_Stage__c"], view["stage"], "{id}");
+        assert_eq!(got["Leadscore_Grade__c"], view["grade"], "{id}");
+        assert_eq!(got["Leadscore_Probability__c"], Value::Null, "no calibration: cleared");
+        assert_eq!(state["records"][id.as_str()]["writes"], 1);
+    }
+    assert_eq!(state["violations"], json!([]), "every request as Salesforce documents it");
+    assert_eq!(state["max_records"], 200);
+    let writes = state["requests"].as_array().unwrap().iter().filter(|r| r["method"] == "PATCH").count();
+    assert_eq!(writes, 2, "252 records in collections of at most 200");
+
+    // Per-record errors: each lead keeps its own error in the log and waits for its retry.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let errors = loop {
+        let (_, log) = s.get("/api/syncs/salesforce/records?status=pending").await;
+        let errors: BTreeMap<String, String> = log["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| Some((r["lead_id"].as_str()?.to_owned(), r["last_error"].as_str()?.to_owned())))
+            .collect();
+        if errors.len() == 2 || Instant::now() > deadline {
+            break errors;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(errors["gone"], "HTTP 200: ENTITY_IS_DELETED: entity is deleted");
+    assert_eq!(errors["bad"], "HTTP 200: MALFORMED_ID: malformed id 00Qshort");
+    assert_eq!(sync_view(&s).await["delivered"], 250);
+
+    // An expired session stops the sync, visibly, and keeps the change.
+    sf.fail(401, None, None);
+    send(&s, vec![page("s1", "/pricing", "s1-p", T0)]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sync_view(&s).await["running"] != false {
+        assert!(Instant::now() < deadline, "the sync did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let view = sync_view(&s).await;
+    assert!(view["stopped"].as_str().unwrap().contains("INVALID_SESSION_ID: Session expired or invalid"), "{view}");
 }

@@ -16,7 +16,7 @@ use leadscore_core::time::Millis;
 
 use crate::alerts::{Alert, AlertKind, DEFAULT_QUIET_MS};
 use crate::auth::{Keys, Role};
-use crate::crm::{self, Crm, Fields, Sync, When};
+use crate::crm::{self, Crm, Fields, Naming, Sync, When};
 use crate::webhooks::{DEFAULT_FIRST_RETRY_MS, Hook};
 
 /// The config file, as written.
@@ -140,29 +140,34 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
-    /// `hubspot`.
+    /// `hubspot` or `salesforce`.
     pub crm: String,
     /// Names the sync in the log, the API and the metrics (default: the CRM's name).
     pub name: Option<String>,
-    /// The environment variable holding the token (default `HUBSPOT_TOKEN`).
+    /// The environment variable holding the token (default `HUBSPOT_TOKEN`, `SALESFORCE_TOKEN`).
     pub token_env: Option<String>,
-    /// The API's base URL (default `https://api.hubapi.com`).
+    /// The API's base URL (HubSpot: default `https://api.hubapi.com`; Salesforce: the org's
+    /// instance URL, required).
     pub url: Option<String>,
-    /// The records written (default and today's only choice: `contacts`).
+    /// The records written (HubSpot: `contacts`; Salesforce: `Lead` (default) or `Contact`, for
+    /// ids whose prefix does not say).
     pub object: Option<String>,
+    /// Salesforce's REST API version (default `v60.0`).
+    pub api_version: Option<String>,
     /// `change` (default: every change of total, stage or grade, debounced) or `stage` (only
     /// stage or grade changes).
     pub when: Option<String>,
     /// How long after a lead's first unwritten change it is written (default `60s`).
     pub debounce: Option<String>,
-    /// Requests per window, `190/10s` (HubSpot's burst limit for private apps, the default).
+    /// Requests per window (default `190/10s`, HubSpot's burst limit for private apps;
+    /// Salesforce `100/10s`).
     pub rate_limit: Option<String>,
-    /// The trait holding a lead's CRM record id (default `hubspot_id`).
+    /// The trait holding a lead's CRM record id (default `hubspot_id`, `salesforce_id`).
     pub id_trait: Option<String>,
-    /// The trait holding its e-mail, to match by e-mail without the id (default `email`; `""`:
-    /// match by id only).
+    /// HubSpot: the trait holding its e-mail, to match by e-mail without the id (default
+    /// `email`; `""`: match by id only). Salesforce matches by id only.
     pub email_trait: Option<String>,
-    /// The prefix of the default field names (default `leadscore_`).
+    /// The prefix of the default field names (default `leadscore_`, `Leadscore_`).
     pub prefix: Option<String>,
     /// Field names: `total`, `stage`, `grade`, `probability`, `reasons`, `updated_at`, or a
     /// dimension's name, to a CRM field name (`""`: not written).
@@ -364,6 +369,11 @@ fn sync_duration(field: &str, text: Option<&str>, default: Millis) -> Result<Mil
     }
 }
 
+/// Whether `name` can name a Salesforce field (letters, digits and `_`, from a letter).
+fn salesforce_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Whether `name` can name a HubSpot property (lower-case letters, digits and `_`, from a letter).
 fn hubspot_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -403,18 +413,37 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(format!("`name`: `{name}` must be letters, digits, `_` or `-`"));
     }
-    let token_env = entry.token_env.clone().unwrap_or_else(|| "HUBSPOT_TOKEN".to_owned());
+    let salesforce = crm == Crm::Salesforce;
+    let (default_token_env, what) = if salesforce {
+        ("SALESFORCE_TOKEN", "a Salesforce OAuth access token")
+    } else {
+        ("HUBSPOT_TOKEN", "a HubSpot private app's access token")
+    };
+    let token_env = entry.token_env.clone().unwrap_or_else(|| default_token_env.to_owned());
     let token = env(&token_env)
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| format!("the token variable `{token_env}` is not set (a HubSpot private app's access token)"))?;
-    let url = entry.url.clone().unwrap_or_else(|| crm::hubspot::DEFAULT_URL.to_owned());
+        .ok_or_else(|| format!("the token variable `{token_env}` is not set ({what})"))?;
+    let url = match (&entry.url, salesforce) {
+        (Some(url), _) => url.clone(),
+        (None, false) => crm::hubspot::DEFAULT_URL.to_owned(),
+        (None, true) => return Err("`url`: give the org's instance URL (https://yourorg.my.salesforce.com)".to_owned()),
+    };
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!("`url`: `{url}` must start with https:// or http://"));
     }
-    let object = entry.object.clone().unwrap_or_else(|| "contacts".to_owned());
-    if object != "contacts" {
-        return Err(format!("`object`: `{object}` cannot be written yet (only `contacts`)"));
+    let object = entry.object.clone().unwrap_or_else(|| if salesforce { "Lead" } else { "contacts" }.to_owned());
+    let objects: &[&str] = if salesforce { &["Lead", "Contact"] } else { &["contacts"] };
+    if !objects.contains(&object.as_str()) {
+        return Err(format!("`object`: `{object}` cannot be written (known: {})", objects.join(", ")));
+    }
+    let api_version = entry.api_version.clone().unwrap_or_else(|| crm::salesforce::DEFAULT_API_VERSION.to_owned());
+    let valid_version = api_version
+        .strip_prefix('v')
+        .and_then(|v| v.split_once('.'))
+        .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && (a.to_owned() + b).chars().all(|c| c.is_ascii_digit()));
+    if !valid_version {
+        return Err(format!("`api_version`: `{api_version}` is not a version like v60.0"));
     }
     let when = match entry.when.as_deref() {
         None | Some("change") => When::Change,
@@ -422,6 +451,7 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
         Some(other) => return Err(format!("`when`: `{other}` is not `change` or `stage`")),
     };
     let (rate_requests, rate_window_ms) = match entry.rate_limit.as_deref() {
+        None if salesforce => (100, 10_000),
         None => (190, 10_000),
         Some(text) => {
             let bad = || format!("`rate_limit`: `{text}` is not requests per window (e.g. 190/10s)");
@@ -434,18 +464,23 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
             (n, window)
         }
     };
-    let prefix = entry.prefix.clone().unwrap_or_else(|| "leadscore_".to_owned());
+    let prefix =
+        entry.prefix.clone().unwrap_or_else(|| if salesforce { "Leadscore_" } else { "leadscore_" }.to_owned());
+    let (valid, rule): (fn(&str) -> bool, &str) = if salesforce {
+        (salesforce_name, "a Salesforce field name (letters, digits and `_`, from a letter)")
+    } else {
+        (hubspot_name, "a HubSpot property name (lower-case letters, digits and `_`, from a letter)")
+    };
     for (key, field) in &entry.fields {
-        if !field.is_empty() && !hubspot_name(field) {
-            return Err(format!(
-                "`fields.{key}`: `{field}` is not a HubSpot property name (lower-case letters, digits and `_`)"
-            ));
+        if !field.is_empty() && !valid(field) {
+            return Err(format!("`fields.{key}`: `{field}` is not {rule}"));
         }
     }
-    if !prefix.is_empty() && !hubspot_name(&prefix) {
-        return Err(format!("`prefix`: `{prefix}` must be lower-case letters, digits and `_`, from a letter"));
+    if !prefix.is_empty() && !valid(&prefix) {
+        return Err(format!("`prefix`: `{prefix}` must be the start of {rule}"));
     }
-    let id_trait = entry.id_trait.clone().unwrap_or_else(|| "hubspot_id".to_owned());
+    let id_trait =
+        entry.id_trait.clone().unwrap_or_else(|| if salesforce { "salesforce_id" } else { "hubspot_id" }.to_owned());
     let webhook_secret = env(entry.webhook_secret_env.as_deref().unwrap_or("HUBSPOT_CLIENT_SECRET"))
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty());
@@ -468,6 +503,8 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
             .collect::<Result<Vec<_>, String>>()?
     };
     let email_trait = match entry.email_trait.as_deref() {
+        // Salesforce's collections update by id only.
+        _ if salesforce => None,
         None => Some("email".to_owned()),
         Some("") => None,
         Some(t) => Some(t.to_owned()),
@@ -484,11 +521,12 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
         rate_window_ms,
         id_trait,
         email_trait,
-        fields: Fields::new(&prefix, &entry.fields),
+        fields: Fields::new(if salesforce { Naming::Salesforce } else { Naming::Snake }, &prefix, &entry.fields),
         first_retry: sync_duration("first_retry", entry.first_retry.as_deref(), DEFAULT_FIRST_RETRY_MS)?,
         retry_for: sync_duration("retry_for", entry.retry_for.as_deref(), crate::dispatcher::RETRY_WINDOW_MS)?,
         webhook_secret,
         outcomes,
+        api_version,
     })
 }
 
@@ -791,7 +829,19 @@ mod tests {
         std::fs::write(&path, "[auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\n[[sync]]\ncrm = \"pipedrive\"\n")
             .unwrap();
         let err = Settings::resolve(flags(), env).unwrap_err().to_string();
-        assert_eq!(err, "sync 1: `crm`: unknown CRM `pipedrive` (known: hubspot)");
+        assert_eq!(err, "sync 1: `crm`: unknown CRM `pipedrive` (known: hubspot, salesforce)");
+        std::fs::write(&path, "[auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\n[[sync]]\ncrm = \"salesforce\"\nurl = \"https://acme.my.salesforce.com\"\n").unwrap();
+        let env = |var: &str| (var == "SALESFORCE_TOKEN").then(|| "00D!token".to_owned());
+        let s = Settings::resolve(flags(), env).unwrap();
+        let sf = &s.syncs[0];
+        assert_eq!(
+            (sf.object.as_str(), sf.id_trait.as_str(), sf.api_version.as_str()),
+            ("Lead", "salesforce_id", "v60.0")
+        );
+        assert_eq!(sf.fields.total.as_deref(), Some("Leadscore_Total__c"));
+        assert_eq!(sf.fields.updated_at.as_deref(), Some("Leadscore_Updated_At__c"));
+        assert_eq!(sf.fields.dimension("engagement").as_deref(), Some("Leadscore_Engagement__c"));
+        assert_eq!(sf.email_trait, None, "Salesforce matches by record id");
 
         let keys = "[auth]\nwrite_keys = [\"w\"]\napi_keys = [\"a\"]\n";
         std::fs::write(

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Fields, Sync};
+use super::{Answer, Fields, Input, Sync};
 
 /// HubSpot's limit of inputs per batch request.
 pub const MAX_INPUTS: usize = 100;
@@ -14,15 +14,6 @@ pub const MAX_INPUTS: usize = 100;
 pub const GROUP: &str = "leadscore";
 /// The default API address.
 pub const DEFAULT_URL: &str = "https://api.hubapi.com";
-
-/// One lead's input of a batch update.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Input {
-    /// The record id, or the e-mail when `by_email`.
-    pub id: String,
-    pub by_email: bool,
-    pub values: super::Values,
-}
 
 pub fn batch_update_path(object: &str) -> String {
     format!("/crm/v3/objects/{object}/batch/update")
@@ -43,24 +34,6 @@ pub fn batch_update_body(inputs: &[&Input]) -> Value {
         })
         .collect();
     json!({ "inputs": inputs })
-}
-
-/// What an answer to a batch update means for its inputs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// Every input was written (200).
-    Written,
-    /// The inputs these ids name were not written, with HubSpot's message; the others were (207).
-    Partly(Vec<(String, String)>),
-    /// Nothing was written because of the inputs these ids name (a 4xx naming them); the others
-    /// can go again at once.
-    Rejected(Vec<(String, String)>),
-    /// Nothing was written; retry later (5xx, a network error, a 4xx naming no input).
-    Failed(String),
-    /// Over the rate limit: wait this long (`Retry-After`), then send the same again.
-    RateLimited { wait_ms: i64, error: String },
-    /// The token was refused (401, 403): writing stops until it is fixed.
-    Unauthorized(String),
 }
 
 /// HubSpot's `message`, else the start of the body.

@@ -21,20 +21,31 @@ use leadscore_store::{StoreError, StoredScore, Tx};
 pub mod hubspot;
 pub mod inbound;
 pub mod log;
+pub mod salesforce;
 pub mod sender;
 
 /// Which CRM a sync writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crm {
     HubSpot,
+    Salesforce,
 }
 
 impl Crm {
-    pub const ALL: [Crm; 1] = [Crm::HubSpot];
+    pub const ALL: [Crm; 2] = [Crm::HubSpot, Crm::Salesforce];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Crm::HubSpot => "hubspot",
+            Crm::Salesforce => "salesforce",
+        }
+    }
+
+    /// Most records one request writes.
+    pub fn batch_size(self) -> usize {
+        match self {
+            Crm::HubSpot => hubspot::MAX_INPUTS,
+            Crm::Salesforce => salesforce::MAX_RECORDS,
         }
     }
 
@@ -52,6 +63,50 @@ pub enum When {
     Stage,
 }
 
+/// One lead's record in a write request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    /// The record id, or the e-mail when `by_email`.
+    pub id: String,
+    pub by_email: bool,
+    pub values: Values,
+}
+
+/// What an answer to a write request means for its inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Every input was written.
+    Written,
+    /// The inputs these ids name were not written, with the CRM's message; the others were.
+    Partly(Vec<(String, String)>),
+    /// Nothing was written because of the inputs these ids name (a 4xx naming them); the others
+    /// can go again at once.
+    Rejected(Vec<(String, String)>),
+    /// Nothing was written; retry later (5xx, a network error, a 4xx naming no input).
+    Failed(String),
+    /// Over the rate limit: wait this long (`Retry-After`), then send the same again.
+    RateLimited { wait_ms: i64, error: String },
+    /// The token was refused (401, 403): writing stops until it is fixed.
+    Unauthorized(String),
+}
+
+/// A write request: method, path under the sync's URL, JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Value,
+}
+
+/// How default field names are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// `leadscore_total`: HubSpot's internal names (lower case, `_`).
+    Snake,
+    /// `Leadscore_Total__c`: Salesforce custom fields.
+    Salesforce,
+}
+
 /// The CRM field each value is written to; `None`: not written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields {
@@ -63,8 +118,21 @@ pub struct Fields {
     pub updated_at: Option<String>,
     /// Dimensions named in the configuration (the others are `<prefix><dimension>`).
     pub dimensions: BTreeMap<String, Option<String>>,
-    /// The prefix of the default names (`leadscore_`).
+    /// The prefix of the default names (`leadscore_`, `Leadscore_`).
     pub prefix: String,
+    pub naming: Naming,
+}
+
+/// `updated_at` as a Salesforce custom field's name part: `Updated_At`.
+fn title_case(key: &str) -> String {
+    key.split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut chars = p.chars();
+            chars.next().map_or_else(String::new, |c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 /// The names of the fixed fields in `[sync.fields]`; any other key there names a dimension.
@@ -73,11 +141,11 @@ pub const FIXED_FIELDS: [&str; 6] = ["total", "stage", "grade", "probability", "
 impl Fields {
     /// The default names, `<prefix>total`, `<prefix>stage`, …, with `overrides` (an empty name:
     /// not written).
-    pub fn new(prefix: &str, overrides: &BTreeMap<String, String>) -> Fields {
+    pub fn new(naming: Naming, prefix: &str, overrides: &BTreeMap<String, String>) -> Fields {
         let named = |key: &str| match overrides.get(key) {
             Some(name) if name.is_empty() => None,
             Some(name) => Some(name.clone()),
-            None => Some(format!("{prefix}{key}")),
+            None => Some(default_name(naming, prefix, key)),
         };
         Fields {
             total: named("total"),
@@ -92,22 +160,29 @@ impl Fields {
                 .map(|(k, v)| (k.clone(), (!v.is_empty()).then(|| v.clone())))
                 .collect(),
             prefix: prefix.to_owned(),
+            naming,
         }
     }
 
-    /// The field a dimension's points go to: as configured, else `<prefix><dimension>` in lower
-    /// case with anything but letters, digits and `_` as `_` (HubSpot's internal names).
+    /// The field a dimension's points go to: as configured, else the default name of the
+    /// dimension with anything but letters, digits and `_` as `_`.
     pub fn dimension(&self, dimension: &str) -> Option<String> {
         match self.dimensions.get(dimension) {
             Some(name) => name.clone(),
             None => {
-                let clean: String = dimension
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
-                    .collect();
-                Some(format!("{}{clean}", self.prefix))
+                let clean: String =
+                    dimension.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+                Some(default_name(self.naming, &self.prefix, &clean))
             }
         }
+    }
+}
+
+/// `leadscore_total` (HubSpot) or `Leadscore_Total__c` (Salesforce).
+fn default_name(naming: Naming, prefix: &str, key: &str) -> String {
+    match naming {
+        Naming::Snake => format!("{prefix}{}", key.to_ascii_lowercase()),
+        Naming::Salesforce => format!("{prefix}{}__c", title_case(key)),
     }
 }
 
@@ -161,9 +236,35 @@ pub struct Sync {
     pub webhook_secret: Option<String>,
     /// Which CRM field values are outcomes.
     pub outcomes: Vec<inbound::OutcomeMap>,
+    /// Salesforce's REST API version (`v60.0`).
+    pub api_version: String,
 }
 
 impl Sync {
+    /// The request that writes these inputs.
+    pub fn request(&self, inputs: &[&Input]) -> Request {
+        match self.crm {
+            Crm::HubSpot => Request {
+                method: "POST",
+                path: hubspot::batch_update_path(&self.object),
+                body: hubspot::batch_update_body(inputs),
+            },
+            Crm::Salesforce => Request {
+                method: "PATCH",
+                path: salesforce::collections_path(&self.api_version),
+                body: salesforce::collections_body(&self.object, inputs),
+            },
+        }
+    }
+
+    /// What the answer to [`Sync::request`] means for `inputs`.
+    pub fn interpret(&self, status: u16, retry_after: Option<&str>, text: &str, inputs: &[&Input]) -> Answer {
+        match self.crm {
+            Crm::HubSpot => hubspot::interpret(status, retry_after, text),
+            Crm::Salesforce => salesforce::interpret(status, text, inputs),
+        }
+    }
+
     /// The values to write for a lead with this score (its traits as of scoring, its visible
     /// change at `updated_at`).
     pub fn values(&self, score: &StoredScore, updated_at: Millis) -> Values {

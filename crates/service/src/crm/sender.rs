@@ -20,8 +20,7 @@ use serde_json::{Map, Value};
 use leadscore_core::time::Millis;
 use leadscore_store::{CrmRow, DeliveryStatus, LeadRow, Store, StoreError};
 
-use super::hubspot::{self, Answer, Input};
-use super::{Crm, SyncRunner};
+use super::{Answer, Input, SyncRunner};
 use crate::app::App;
 use crate::clock::Clock;
 use crate::dispatcher::backoff;
@@ -134,7 +133,7 @@ pub fn send_due(
         }
         let now = clock.now();
         let (rows, leads) = store.write(|tx| {
-            let rows = tx.due_crm(&sync.name, now, batch_size(sync.crm))?;
+            let rows = tx.due_crm(&sync.name, now, sync.crm.batch_size())?;
             let ids: Vec<String> = rows.iter().map(|r| r.lead_id.clone()).collect();
             tx.lease_crm(&sync.name, &ids, now + LEASE_MS)?;
             let leads = tx.leads_by_ids(&ids)?;
@@ -173,8 +172,7 @@ pub fn send_due(
         if !inputs.is_empty() {
             requests += 1;
             let list: Vec<&Input> = inputs.iter().map(|(_, input)| input).collect();
-            let answer =
-                post(agent, runner, &hubspot::batch_update_path(&sync.object), &hubspot::batch_update_body(&list));
+            let answer = send(agent, runner, &list);
             // Counted from its answer: the CRM counted it on arrival, which is no later.
             window.record(Instant::now());
             metrics::counter!("leadscore_crm_requests_total", "sync" => sync.name.clone(), "answer" => answer_name(&answer))
@@ -219,12 +217,6 @@ pub fn send_due(
     }
 }
 
-fn batch_size(crm: Crm) -> usize {
-    match crm {
-        Crm::HubSpot => hubspot::MAX_INPUTS,
-    }
-}
-
 fn unmatched(runner: &SyncRunner) -> String {
     let sync = &runner.sync;
     match &sync.email_trait {
@@ -254,23 +246,33 @@ fn sent_json(input: &Input) -> String {
     Value::Object(map).to_string()
 }
 
-/// One request, with the sync's token; a network error reads as a failure.
-fn post(agent: &ureq::Agent, runner: &SyncRunner, path: &str, body: &Value) -> Answer {
+/// One write request for `inputs`, with the sync's token; a network error reads as a failure.
+fn send(agent: &ureq::Agent, runner: &SyncRunner, inputs: &[&Input]) -> Answer {
     let sync = &runner.sync;
-    let url = format!("{}{path}", sync.url.trim_end_matches('/'));
-    let response = agent
-        .post(&url)
-        .header("Authorization", &format!("Bearer {}", sync.token))
-        .header("Content-Type", "application/json")
-        .send(body.to_string().as_bytes());
+    let request = sync.request(inputs);
+    let url = format!("{}{}", sync.url.trim_end_matches('/'), request.path);
+    let body = request.body.to_string();
+    let bearer = format!("Bearer {}", sync.token);
+    let response = match request.method {
+        "PATCH" => agent
+            .patch(&url)
+            .header("Authorization", &bearer)
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes()),
+        _ => agent
+            .post(&url)
+            .header("Authorization", &bearer)
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes()),
+    };
     match response {
         Ok(mut r) => {
             let status = r.status().as_u16();
             let retry_after = r.headers().get("Retry-After").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let text = r.body_mut().read_to_string().unwrap_or_default();
-            hubspot::interpret(status, retry_after.as_deref(), &text)
+            sync.interpret(status, retry_after.as_deref(), &text, inputs)
         }
-        Err(e) => Answer::Failed(format!("POST {url}: {e}")),
+        Err(e) => Answer::Failed(format!("{} {url}: {e}", request.method)),
     }
 }
 

@@ -16,6 +16,7 @@ the properties API, as `leadscore sync setup` does, or seeded). Control API (not
     POST /__control/properties   {"objectType": "contacts", "names": [...]}
     POST /__control/fail         {"status": 500|401|429|..., "count": N (default: until cleared),
                                   "retry_after": seconds (429)}
+    GET  /__control/summary      counts only: contacts, written, writes, requests, violations, …
     GET  /__control/state        {"contacts": {id: {email, properties}}, "groups", "properties",
                                   "requests": [{method, path, status, inputs, at}],
                                   "violations": [...], "max_inputs", "max_in_window"}
@@ -93,6 +94,7 @@ class State:
         self.rate = rate
         self.window = window
         self.contacts = {}  # id -> {"email", "properties"}
+        self.emails = {}  # lower-case e-mail -> id
         self.next_id = 1000
         self.groups = {"contacts": {}, "companies": {}}
         self.properties = {"contacts": {}, "companies": {}}
@@ -104,10 +106,7 @@ class State:
         self.fail = None  # {"status", "count", "retry_after"}
 
     def by_email(self, email):
-        for cid, c in self.contacts.items():
-            if c["email"] is not None and c["email"].lower() == email.lower():
-                return cid
-        return None
+        return self.emails.get(email.lower())
 
 
 def check_value(prop, value):
@@ -339,6 +338,8 @@ class Api:
                     cid = c.get("id") or str(st.next_id)
                     st.next_id += 1
                     st.contacts[cid] = {"email": c.get("email"), "properties": {}, "createdAt": now_iso()}
+                    if c.get("email"):
+                        st.emails[c["email"].lower()] = cid
                     out.append({"id": cid, "email": c.get("email")})
                 return 200, out, {}
             if path == "/__control/properties" and method == "POST":
@@ -351,6 +352,16 @@ class Api:
             if path == "/__control/fail" and method == "POST":
                 st.fail = data if data and data.get("status") else None
                 return 200, {}, {}
+            if path == "/__control/summary" and method == "GET":
+                written = [c for c in st.contacts.values() if "writes" in c]
+                return 200, {
+                    "contacts": len(st.contacts), "written": len(written),
+                    "writes": sum(c["writes"] for c in written),
+                    "requests": len(st.requests), "violations": st.violations, "max_inputs": st.max_inputs,
+                    "max_in_window": st.max_in_window,
+                    "statuses": {str(k): sum(1 for r in st.requests if r.get("status") == k)
+                                 for k in sorted({r.get("status") for r in st.requests if r.get("status")})},
+                }, {}
             if path == "/__control/state" and method == "GET":
                 return 200, {
                     "contacts": st.contacts, "groups": st.groups, "properties": st.properties,

@@ -29,6 +29,8 @@ use crate::dispatcher::backoff;
 const LEASE_MS: Millis = 60_000;
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests in flight at once, per sync.
+pub const PARALLEL: usize = 4;
 
 /// The HTTP client of the syncs and of `leadscore sync setup`.
 pub(crate) fn agent() -> ureq::Agent {
@@ -48,28 +50,60 @@ pub(crate) fn agent() -> ureq::Agent {
 pub struct Window {
     max: usize,
     span: Duration,
+    /// When each request of the window was answered.
     sent: VecDeque<Instant>,
+    /// Requests sent and not answered yet: they count in the window until their answer.
+    in_flight: usize,
     paused_until: Option<Instant>,
 }
 
 impl Window {
     pub fn new(max: usize, span: Duration) -> Window {
-        Window { max: max.max(1), span, sent: VecDeque::new(), paused_until: None }
+        Window { max: max.max(1), span, sent: VecDeque::new(), in_flight: 0, paused_until: None }
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.span) {
+            self.sent.pop_front();
+        }
     }
 
     /// How long until the next request may go (zero: now).
     pub fn wait(&mut self, now: Instant) -> Duration {
-        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.span) {
-            self.sent.pop_front();
-        }
+        self.prune(now);
         let pause = self.paused_until.map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
-        let full = match self.sent.front() {
-            Some(oldest) if self.sent.len() >= self.max => self.span.saturating_sub(now.duration_since(*oldest)),
-            _ => Duration::ZERO,
+        let full = if self.sent.len() + self.in_flight < self.max {
+            Duration::ZERO
+        } else {
+            match self.sent.front() {
+                Some(oldest) => self.span.saturating_sub(now.duration_since(*oldest)),
+                // All in flight: their answers free nothing for a whole span.
+                None => self.span,
+            }
         };
         pause.max(full)
     }
 
+    /// How many requests may start now.
+    pub fn room(&mut self, now: Instant) -> usize {
+        if !self.wait(now).is_zero() {
+            return 0;
+        }
+        self.max - self.sent.len() - self.in_flight
+    }
+
+    /// A request starts.
+    pub fn begin(&mut self) {
+        self.in_flight += 1;
+    }
+
+    /// A request was answered at `now`.
+    pub fn finish(&mut self, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.sent.push_back(now);
+    }
+
+    /// A request, sent and answered at `now` (one at a time).
     pub fn record(&mut self, now: Instant) {
         self.sent.push_back(now);
     }
@@ -114,7 +148,9 @@ enum Outcome {
 }
 
 /// Sends due leads until none is due, the rate limit is reached or the sync stops; returns how
-/// many requests were sent.
+/// many requests were sent. Up to [`PARALLEL`] requests are in flight at once (a CRM answers a
+/// batch in a few hundred milliseconds; one at a time would stay far below its rate limit), each
+/// counted in the window from its start.
 pub fn send_due(
     store: &Store,
     clock: &dyn Clock,
@@ -128,12 +164,13 @@ pub fn send_due(
     loop {
         let up = runner.health().stopped.is_none();
         metrics::gauge!("leadscore_crm_sync_up", "sync" => sync.name.clone()).set(if up { 1.0 } else { 0.0 });
-        if !up || stop() || !window.wait(Instant::now()).is_zero() {
+        let room = window.room(Instant::now()).min(PARALLEL);
+        if !up || stop() || room == 0 {
             return Ok(requests);
         }
         let now = clock.now();
         let (rows, leads) = store.write(|tx| {
-            let rows = tx.due_crm(&sync.name, now, sync.crm.batch_size())?;
+            let rows = tx.due_crm(&sync.name, now, sync.crm.batch_size() * room)?;
             let ids: Vec<String> = rows.iter().map(|r| r.lead_id.clone()).collect();
             tx.lease_crm(&sync.name, &ids, now + LEASE_MS)?;
             let leads = tx.leads_by_ids(&ids)?;
@@ -144,14 +181,14 @@ pub fn send_due(
         }
         let leads: HashMap<&str, &LeadRow> = leads.iter().map(|l| (l.id.as_str(), l)).collect();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(rows.len());
-        let mut inputs: Vec<(usize, Input)> = Vec::new();
-        let mut keys: HashSet<(bool, String)> = HashSet::new();
+        // The requests to send: each a list of (row index, input), no record twice in one.
+        let mut batches: Vec<(Vec<(usize, Input)>, HashSet<(bool, String)>)> = Vec::new();
         for (i, row) in rows.iter().enumerate() {
-            let Some(score) = leads.get(row.lead_id.as_str()).and_then(|l| l.score.as_ref().map(|s| (l, s))) else {
+            let Some((lead, score)) = leads.get(row.lead_id.as_str()).and_then(|l| l.score.as_ref().map(|s| (l, s)))
+            else {
                 outcomes.push(Outcome::Gone);
                 continue;
             };
-            let (lead, score) = score;
             let traits: &Map<String, Value> = &score.current_traits;
             let (id, by_email) = match (sync.record_id(traits), sync.email(traits)) {
                 (Some(id), _) => (id, false),
@@ -161,27 +198,52 @@ pub fn send_due(
                     continue;
                 }
             };
-            // HubSpot refuses a batch naming one record twice: the second lead waits a turn.
-            if !keys.insert((by_email, id.to_lowercase())) {
-                outcomes.push(Outcome::Again(None));
-                continue;
-            }
+            // A CRM refuses a batch naming one record twice: the second lead goes in another.
+            let key = (by_email, id.to_lowercase());
             outcomes.push(Outcome::Again(None));
-            inputs.push((i, Input { id, by_email, values: sync.values(score, lead.updated_at) }));
+            let input = Input { id, by_email, values: sync.values(score, lead.updated_at) };
+            let open = batches.iter().position(|(b, keys)| b.len() < sync.crm.batch_size() && !keys.contains(&key));
+            match open {
+                Some(at) => {
+                    let (batch, keys) = &mut batches[at];
+                    keys.insert(key);
+                    batch.push((i, input));
+                }
+                None if batches.len() < room => batches.push((vec![(i, input)], HashSet::from([key]))),
+                // No room left this turn: the lead is due again at once.
+                None => {}
+            }
         }
-        if !inputs.is_empty() {
-            requests += 1;
-            let list: Vec<&Input> = inputs.iter().map(|(_, input)| input).collect();
-            let answer = send(agent, runner, &list);
-            // Counted from its answer: the CRM counted it on arrival, which is no later.
-            window.record(Instant::now());
-            metrics::counter!("leadscore_crm_requests_total", "sync" => sync.name.clone(), "answer" => answer_name(&answer))
+        let shared = Mutex::new(&mut *window);
+        let answers: Vec<Answer> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batches
+                .iter()
+                .map(|(batch, _)| {
+                    let shared = &shared;
+                    scope.spawn(move || {
+                        lock(shared).begin();
+                        let list: Vec<&Input> = batch.iter().map(|(_, input)| input).collect();
+                        let answer = send(agent, runner, &list);
+                        // Counted until its answer: the CRM counted it on arrival, no later.
+                        lock(shared).finish(Instant::now());
+                        answer
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Answer::Failed("the request thread panicked".to_owned())))
+                .collect()
+        });
+        requests += answers.len();
+        for ((batch, _), answer) in batches.iter().zip(&answers) {
+            metrics::counter!("leadscore_crm_requests_total", "sync" => sync.name.clone(), "answer" => answer_name(answer))
                 .increment(1);
             let named = |failed: &[(String, String)], id: &str| {
                 failed.iter().find(|(f, _)| f.eq_ignore_ascii_case(id)).map(|(_, m)| m.clone())
             };
-            for (i, input) in &inputs {
-                outcomes[*i] = match &answer {
+            for (i, input) in batch {
+                outcomes[*i] = match answer {
                     Answer::Written => Outcome::Written(sent_json(input)),
                     Answer::Partly(failed) => match named(failed, &input.id) {
                         Some(error) => Outcome::Failed(error),
@@ -197,7 +259,7 @@ pub fn send_due(
                     }
                 };
             }
-            match &answer {
+            match answer {
                 Answer::RateLimited { wait_ms, error } => {
                     tracing::warn!("crm sync `{}`: rate limited, waiting {wait_ms} ms: {error}", sync.name);
                     window.pause(Instant::now() + Duration::from_millis(u64::try_from(*wait_ms).unwrap_or(0)));
@@ -214,6 +276,13 @@ pub fn send_due(
             }
         }
         record(store, runner, &rows, &outcomes, clock.now())?;
+    }
+}
+
+fn lock<'a, T>(m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -362,5 +431,21 @@ mod tests {
         assert_eq!(w.wait(start + Duration::from_secs(10)), Duration::from_secs(1));
         w.pause(start + Duration::from_secs(30));
         assert_eq!(w.wait(start + Duration::from_secs(25)), Duration::from_secs(5), "Retry-After wins");
+    }
+
+    #[test]
+    fn requests_in_flight_hold_their_place_until_answered() {
+        let start = Instant::now();
+        let mut w = Window::new(3, Duration::from_secs(10));
+        assert_eq!(w.room(start), 3);
+        w.begin();
+        w.begin();
+        assert_eq!(w.room(start), 1);
+        w.begin();
+        assert_eq!(w.room(start + Duration::from_secs(20)), 0, "in flight however long");
+        w.finish(start + Duration::from_secs(21));
+        assert_eq!(w.room(start + Duration::from_secs(22)), 0, "counted from its answer");
+        assert_eq!(w.wait(start + Duration::from_secs(22)), Duration::from_secs(9));
+        assert_eq!(w.room(start + Duration::from_secs(31)), 1);
     }
 }

@@ -136,6 +136,13 @@ impl App {
     }
 }
 
+/// One write request: its inputs with their rows' places, and the records it names (a CRM
+/// refuses a batch naming one record twice).
+struct Batch {
+    inputs: Vec<(usize, Input)>,
+    records: HashSet<(bool, String)>,
+}
+
 /// What became of one claimed lead.
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
@@ -181,8 +188,7 @@ pub fn send_due(
         }
         let leads: HashMap<&str, &LeadRow> = leads.iter().map(|l| (l.id.as_str(), l)).collect();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(rows.len());
-        // The requests to send: each a list of (row index, input), no record twice in one.
-        let mut batches: Vec<(Vec<(usize, Input)>, HashSet<(bool, String)>)> = Vec::new();
+        let mut batches: Vec<Batch> = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             let Some((lead, score)) = leads.get(row.lead_id.as_str()).and_then(|l| l.score.as_ref().map(|s| (l, s)))
             else {
@@ -202,14 +208,15 @@ pub fn send_due(
             let key = (by_email, id.to_lowercase());
             outcomes.push(Outcome::Again(None));
             let input = Input { id, by_email, values: sync.values(score, lead.updated_at) };
-            let open = batches.iter().position(|(b, keys)| b.len() < sync.crm.batch_size() && !keys.contains(&key));
+            let open = batches.iter().position(|b| b.inputs.len() < sync.crm.batch_size() && !b.records.contains(&key));
             match open {
                 Some(at) => {
-                    let (batch, keys) = &mut batches[at];
-                    keys.insert(key);
-                    batch.push((i, input));
+                    batches[at].records.insert(key);
+                    batches[at].inputs.push((i, input));
                 }
-                None if batches.len() < room => batches.push((vec![(i, input)], HashSet::from([key]))),
+                None if batches.len() < room => {
+                    batches.push(Batch { inputs: vec![(i, input)], records: HashSet::from([key]) });
+                }
                 // No room left this turn: the lead is due again at once.
                 None => {}
             }
@@ -218,11 +225,11 @@ pub fn send_due(
         let answers: Vec<Answer> = std::thread::scope(|scope| {
             let handles: Vec<_> = batches
                 .iter()
-                .map(|(batch, _)| {
+                .map(|batch| {
                     let shared = &shared;
                     scope.spawn(move || {
                         lock(shared).begin();
-                        let list: Vec<&Input> = batch.iter().map(|(_, input)| input).collect();
+                        let list: Vec<&Input> = batch.inputs.iter().map(|(_, input)| input).collect();
                         let answer = send(agent, runner, &list);
                         // Counted until its answer: the CRM counted it on arrival, no later.
                         lock(shared).finish(Instant::now());
@@ -236,13 +243,13 @@ pub fn send_due(
                 .collect()
         });
         requests += answers.len();
-        for ((batch, _), answer) in batches.iter().zip(&answers) {
+        for (batch, answer) in batches.iter().zip(&answers) {
             metrics::counter!("leadscore_crm_requests_total", "sync" => sync.name.clone(), "answer" => answer_name(answer))
                 .increment(1);
             let named = |failed: &[(String, String)], id: &str| {
                 failed.iter().find(|(f, _)| f.eq_ignore_ascii_case(id)).map(|(_, m)| m.clone())
             };
-            for (i, input) in batch {
+            for (i, input) in &batch.inputs {
                 outcomes[*i] = match answer {
                     Answer::Written => Outcome::Written(sent_json(input)),
                     Answer::Partly(failed) => match named(failed, &input.id) {

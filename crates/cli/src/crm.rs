@@ -261,6 +261,12 @@ fn import_leads(args: &ImportArgs, path: &Path, overrides: &HashMap<String, Stri
         )
         .into());
     };
+    // The record id of a CRM export is also kept as the trait a [[sync]] matches records by.
+    let crm_id_trait = match headers[id_column].trim().to_lowercase().as_str() {
+        "record id" => Some("hubspot_id"),
+        "lead id" | "contact id" => Some("salesforce_id"),
+        _ => None,
+    };
     let now = crate::clock::now();
     let mut messages = Vec::with_capacity(records.len());
     for (line, record) in &records {
@@ -275,6 +281,9 @@ fn import_leads(args: &ImportArgs, path: &Path, overrides: &HashMap<String, Stri
                 continue;
             }
             traits.insert(name.clone(), cell_value(name, cell));
+        }
+        if let Some(name) = crm_id_trait {
+            traits.entry(name).or_insert_with(|| json!(id));
         }
         let digest = Sha256::digest(serde_json::to_vec(&json!([id, &traits]))?);
         messages.push(json!({

@@ -84,6 +84,7 @@ fn hubspot_and_salesforce_exports_round_trip() {
     assert_eq!(jane["traits"]["lifecycle_stage"], "lead");
     assert_eq!(jane["traits"]["owner"], "Bob");
     assert_eq!(jane["traits"]["created_at"], "2024-03-15T10:22:00Z");
+    assert_eq!(jane["traits"]["hubspot_id"], jane["id"], "the record id, for [[sync]] to match the contact by");
     assert_eq!((jane["total"].clone(), jane["stage"].clone()), (json!(50.0), json!("mql")));
     assert_eq!(jane["events"].as_array().unwrap().len(), 1, "importing the same file twice counts once");
     let (_, ann) = get_json(&server.base, "/api/leads/00Q5e000001AbCd");
@@ -91,6 +92,7 @@ fn hubspot_and_salesforce_exports_round_trip() {
         (ann["traits"]["lead_status"].clone(), ann["total"].clone()),
         (json!("Working - Contacted"), json!(50.0))
     );
+    assert_eq!(ann["traits"]["salesforce_id"], "00Q5e000001AbCd");
     let (_, raj) = get_json(&server.base, "/api/leads/102");
     assert_eq!(raj["stage"], "lead");
 

@@ -9,10 +9,11 @@ says and the OpenAPI files cannot: at most 100 inputs per batch, the private-app
 limit (a rolling window, answered 429 with `Retry-After`), properties that must exist before they
 are written, and number/datetime property values that must parse.
 
-State: contacts (seeded through the control API), property groups and properties (created through
-the properties API, as `leadscore sync setup` does, or seeded). Control API (not HubSpot's):
+State: contacts and companies (seeded through the control API), property groups and properties
+(created through the properties API, as `leadscore sync setup` does, or seeded). Control API (not HubSpot's):
 
     POST /__control/contacts     [{"email": "...", "id": "..."?}]  -> [{"id", "email"}]
+    POST /__control/companies    [{"id": "...", "domain": "..."?}]
     POST /__control/properties   {"objectType": "contacts", "names": [...]}
     POST /__control/fail         {"status": 500|401|429|..., "count": N (default: until cleared),
                                   "retry_after": seconds (429)}
@@ -94,6 +95,7 @@ class State:
         self.rate = rate
         self.window = window
         self.contacts = {}  # id -> {"email", "properties"}
+        self.companies = {}  # id -> {"domain", "properties"}
         self.emails = {}  # lower-case e-mail -> id
         self.next_id = 1000
         self.groups = {"contacts": {}, "companies": {}}
@@ -279,9 +281,8 @@ class Api:
             if len(inputs) > MAX_INPUTS:
                 st.violations.append(f"batch/update with {len(inputs)} inputs (HubSpot takes at most {MAX_INPUTS})")
                 return error(400, "VALIDATION_ERROR", f"Batch input size {len(inputs)} exceeds the limit of {MAX_INPUTS}")
-            if object_type != "contacts":
-                return error(400, "VALIDATION_ERROR", "the contract server holds contacts only")
-            props = st.properties["contacts"]
+            records = st.contacts if object_type == "contacts" else st.companies
+            props = st.properties[object_type]
             # HubSpot validates every property of every input before writing any.
             for item in inputs:
                 for name, value in item["properties"].items():
@@ -301,16 +302,16 @@ class Api:
                 if key in seen:
                     return error(400, "VALIDATION_ERROR", f"Duplicate IDs found in batch input: [{item['id']}]")
                 seen.add(key)
-                if item.get("idProperty") == "email":
+                if item.get("idProperty") == "email" and object_type == "contacts":
                     cid = st.by_email(item["id"])
                 elif item.get("idProperty") in (None, "hs_object_id"):
-                    cid = item["id"] if item["id"] in st.contacts else None
+                    cid = item["id"] if item["id"] in records else None
                 else:
                     return error(400, "VALIDATION_ERROR", f"{item['idProperty']} is not a unique property")
                 if cid is None:
                     missing.append(item["id"])
                     continue
-                contact = st.contacts[cid]
+                contact = records[cid]
                 contact["properties"].update(item["properties"])
                 contact["writes"] = contact.get("writes", 0) + 1
                 results.append({
@@ -320,9 +321,10 @@ class Api:
         body = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now_iso()}
         if missing:
             body["numErrors"] = 1
+            kind = "CONTACT" if object_type == "contacts" else "COMPANY"
             body["errors"] = [{
                 "status": "error", "category": "OBJECT_NOT_FOUND",
-                "message": "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid.",
+                "message": f"Could not get some {kind} objects, they may be deleted or not exist. Check that ids are valid.",
                 "context": {"ids": missing}, "errors": [], "links": {},
             }]
             return 207, body
@@ -342,6 +344,10 @@ class Api:
                         st.emails[c["email"].lower()] = cid
                     out.append({"id": cid, "email": c.get("email")})
                 return 200, out, {}
+            if path == "/__control/companies" and method == "POST":
+                for c in data:
+                    st.companies[c["id"]] = {"domain": c.get("domain"), "properties": {}, "createdAt": now_iso()}
+                return 200, [], {}
             if path == "/__control/properties" and method == "POST":
                 group = st.groups.setdefault(data["objectType"], {})
                 group.setdefault("leadscore", {"name": "leadscore", "label": "Leadscore", "displayOrder": -1, "archived": False})
@@ -364,7 +370,7 @@ class Api:
                 }, {}
             if path == "/__control/state" and method == "GET":
                 return 200, {
-                    "contacts": st.contacts, "groups": st.groups, "properties": st.properties,
+                    "contacts": st.contacts, "companies": st.companies, "groups": st.groups, "properties": st.properties,
                     "requests": st.requests, "violations": st.violations, "max_inputs": st.max_inputs,
                     "max_in_window": st.max_in_window,
                 }, {}

@@ -74,7 +74,7 @@ fn run_setup(args: &SetupArgs) -> anyhow::Result<ExitCode> {
                 "{}: create these custom fields on Lead and Contact (Setup > Object Manager > Fields & Relationships):",
                 sync.name
             );
-            for p in hubspot::properties(&sync.fields, &dimensions) {
+            for p in hubspot::properties(sync, &dimensions) {
                 let kind = match (p.kind, p.field_type) {
                     ("number", _) if p.label.ends_with("probability") => "Number(1, 4)",
                     ("number", _) => "Number(16, 2)",

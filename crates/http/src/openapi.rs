@@ -7,7 +7,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Object, Ref, RefOr, Response, ResponseBuilder, Type};
 
@@ -63,6 +63,20 @@ impl utoipa::Modify for Security {
                     .description(Some("the write key as the user name, empty password (or `writeKey` in the body)"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "hubspot_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-HubSpot-Signature-v3",
+                "HubSpot's v3 signature: base64 HMAC-SHA256(client secret, method + URL + body + timestamp)",
+            ))),
+        );
+        components.add_security_scheme(
+            "leadscore_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Leadscore-Signature",
+                "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>",
+            ))),
         );
     }
 }

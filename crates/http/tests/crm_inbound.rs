@@ -30,6 +30,7 @@ fn start(dir: &std::path::Path) -> Server {
         url: "http://127.0.0.1:9".into(),
         token: "pat".into(),
         object: "contacts".into(),
+        accounts: false,
         when: When::Stage,
         debounce: 3_600_000,
         rate_requests: 10,

@@ -82,6 +82,7 @@ fn sync(url: &str, rate: usize, window_ms: Millis, debounce: Millis) -> Sync {
         url: url.to_owned(),
         token: TOKEN.into(),
         object: "contacts".into(),
+        accounts: false,
         when: When::Change,
         debounce,
         rate_requests: rate,
@@ -493,4 +494,76 @@ async fn salesforce_leads_and_contacts_get_their_latest_scores_record_by_record(
     }
     let view = sync_view(&s).await;
     assert!(view["stopped"].as_str().unwrap().contains("INVALID_SESSION_ID: Session expired or invalid"), "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_roll_up_into_hubspot_companies() {
+    let Some(hs) = Contract::hubspot(TOKEN, 50, 10.0) else { return };
+    let companies = Sync {
+        name: "companies".into(),
+        object: "companies".into(),
+        accounts: true,
+        id_trait: "hubspot_company_id".into(),
+        email_trait: None,
+        ..sync(&hs.url, 50, 10_000, 0)
+    };
+    let steps = leadscore_service::crm::hubspot::setup(&companies, &["fit".into(), "engagement".into()]).unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s.what.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "property group `leadscore` of companies",
+            "property `leadscore_total` (number)",
+            "property `leadscore_fit` (number)",
+            "property `leadscore_engagement` (number)",
+            "property `leadscore_stage` (string)",
+            "property `leadscore_updated_at` (datetime)",
+        ]
+    );
+    hs.control_post("companies", json!([{"id": "5001", "domain": "acme.example"}, {"id": "5002"}]));
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), companies);
+
+    let member = |user: &str, account: &str, traits: Value, title: &str| {
+        vec![
+            identify(user, json!({"title": title}), &format!("{user}-i"), T0),
+            json!({"type": "group", "userId": user, "groupId": account, "traits": traits,
+                   "messageId": format!("{user}-g"), "timestamp": T0}),
+        ]
+    };
+    let mut batch = Vec::new();
+    batch.extend(member("a1", "acme", json!({"name": "Acme", "hubspot_company_id": "5001"}), "VP Sales"));
+    batch.extend(member("a2", "acme", json!({"name": "Acme", "hubspot_company_id": "5001"}), "Engineer"));
+    batch.push(track("a2", "Demo Requested", "a2-d", T0));
+    batch.extend(member("g1", "globex", json!({"name": "Globex", "hubspot_company_id": 5002}), "Analyst"));
+    batch.extend(member("i1", "initech", json!({"name": "Initech"}), "VP Ops"));
+    send(&s, batch).await;
+    let state = wait_for(&hs, "both companies written", 20, |st| {
+        ["5001", "5002"].iter().all(|c| st["companies"][*c]["properties"].get("leadscore_total").is_some())
+    })
+    .await;
+    for (company, account) in [("5001", "acme"), ("5002", "globex")] {
+        let (status, view) = s.get(&format!("/api/accounts/{account}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let got = &state["companies"][company]["properties"];
+        assert_eq!(got["leadscore_total"].as_str().unwrap().parse::<f64>().unwrap(), view["total"].as_f64().unwrap());
+        assert_eq!(got["leadscore_stage"], view["stage"], "{account}");
+        assert!(got.get("leadscore_grade").is_none(), "accounts have no grade");
+    }
+    assert_eq!(state["violations"], json!([]));
+
+    // A member's change moves its account's company.
+    let before = state["companies"]["5002"]["properties"]["leadscore_total"].clone();
+    send(&s, vec![track("g1", "Demo Requested", "g1-d", T0)]).await;
+    let state = wait_for(&hs, "globex written again", 20, |st| st["companies"]["5002"]["writes"] == 2).await;
+    assert_ne!(state["companies"]["5002"]["properties"]["leadscore_total"], before);
+    let (_, view) = s.get("/api/accounts/globex").await;
+    assert_eq!(state["companies"]["5002"]["properties"]["leadscore_stage"], view["stage"]);
+
+    let (_, log) = s.get("/api/syncs/companies/records?status=dead").await;
+    assert_eq!(log["records"][0]["lead_id"], "initech");
+    assert_eq!(
+        log["records"][0]["last_error"],
+        "no `hubspot_company_id` trait: the account cannot be matched to a hubspot record"
+    );
 }

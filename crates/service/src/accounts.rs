@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use leadscore_core::engine::{evaluate_account, round2};
 use leadscore_core::time::Millis;
 use leadscore_core::{CheckedModel, Score};
-use leadscore_store::{LeadRow, StoreError};
+use leadscore_store::{LeadRow, StoreError, Tx};
 
 use crate::app::App;
 use crate::error::{Code, ServiceError};
@@ -66,40 +66,57 @@ impl App {
     /// An account as of now: its traits, its leads' stored scores rolled up, and its leads.
     pub fn account_view(&self, id: &str) -> Result<AccountView, ServiceError> {
         let now = self.clock.now();
+        let mut views = self.store.read(|tx| self.account_views(tx, &[id.to_owned()], now))?;
+        views
+            .pop()
+            .flatten()
+            .ok_or_else(|| ServiceError::user(Code::AccountNotFound, format!("no account with id `{id}`")))
+    }
+
+    /// These accounts as of `now` (`None`: no such account), in the caller's transaction.
+    pub(crate) fn account_views(
+        &self,
+        tx: &mut Tx<'_>,
+        ids: &[String],
+        now: Millis,
+    ) -> Result<Vec<Option<AccountView>>, StoreError> {
         let active = self.model();
-        let (rows, (book, unreadable)) = self.store.read(|tx| {
-            let book = account_book(tx, &active.model, &active.projection, &[id.to_owned()])?;
-            Ok::<_, StoreError>((tx.leads_of_account(id)?, book))
-        })?;
+        let (book, unreadable) = account_book(tx, &active.model, &active.projection, ids)?;
         note_unreadable(&unreadable);
-        if rows.is_empty() && book.is_empty() {
-            return Err(ServiceError::user(Code::AccountNotFound, format!("no account with id `{id}`")));
+        let mut views = Vec::with_capacity(ids.len());
+        for id in ids {
+            let rows = tx.leads_of_account(id)?;
+            if rows.is_empty() && book.version_at(id, Millis::MAX) == 0 {
+                views.push(None);
+                continue;
+            }
+            let scores: Vec<Score> = rows.iter().map(|row| score_of_row(&active.model, row, now)).collect();
+            let refs: Vec<&Score> = scores.iter().collect();
+            let rolled = evaluate_account(&active.model, id, &refs, now);
+            let mut traits = book.traits_at(id, now);
+            traits.remove("id");
+            views.push(Some(AccountView {
+                id: id.clone(),
+                traits,
+                aggregate: format!("{:?}", active.model.aggregate).to_lowercase(),
+                scores: active
+                    .model
+                    .dimensions
+                    .iter()
+                    .zip(&rolled.dimensions)
+                    .map(|(d, v)| (d.name.clone(), round2(*v)))
+                    .collect(),
+                total: round2(rolled.total),
+                stage: rolled.stage,
+                leads: rows
+                    .iter()
+                    .map(|r| {
+                        let s = summary(r);
+                        AccountLead { id: s.id, total: s.total, stage: s.stage, grade: s.grade }
+                    })
+                    .collect(),
+            }));
         }
-        let scores: Vec<Score> = rows.iter().map(|row| score_of_row(&active.model, row, now)).collect();
-        let refs: Vec<&Score> = scores.iter().collect();
-        let rolled = evaluate_account(&active.model, id, &refs, now);
-        let mut traits = book.traits_at(id, now);
-        traits.remove("id");
-        Ok(AccountView {
-            id: id.to_owned(),
-            traits,
-            aggregate: format!("{:?}", active.model.aggregate).to_lowercase(),
-            scores: active
-                .model
-                .dimensions
-                .iter()
-                .zip(&rolled.dimensions)
-                .map(|(d, v)| (d.name.clone(), round2(*v)))
-                .collect(),
-            total: round2(rolled.total),
-            stage: rolled.stage,
-            leads: rows
-                .iter()
-                .map(|r| {
-                    let s = summary(r);
-                    AccountLead { id: s.id, total: s.total, stage: s.stage, grade: s.grade }
-                })
-                .collect(),
-        })
+        Ok(views)
     }
 }

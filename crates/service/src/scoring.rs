@@ -581,7 +581,7 @@ pub(crate) fn store_scored(
         // a row per message would double the writes of ingest.
         let moved = before.is_none_or(|(stage, _, grade)| (stage, grade) != (after.0, after.2));
         if changed {
-            crm.push((row.id.as_str(), at, moved));
+            crm.push(crate::crm::Change { lead: row.id.as_str(), at, moved, account: stored.account_id.as_deref() });
         }
         if moved {
             entries

@@ -149,8 +149,8 @@ pub struct SyncConfig {
     /// The API's base URL (HubSpot: default `https://api.hubapi.com`; Salesforce: the org's
     /// instance URL, required).
     pub url: Option<String>,
-    /// The records written (HubSpot: `contacts`; Salesforce: `Lead` (default) or `Contact`, for
-    /// ids whose prefix does not say).
+    /// The records written (HubSpot: `contacts`, or `companies` for accounts' rolled-up scores;
+    /// Salesforce: `Lead` (default) or `Contact`, for ids whose prefix does not say).
     pub object: Option<String>,
     /// Salesforce's REST API version (default `v60.0`).
     pub api_version: Option<String>,
@@ -162,7 +162,8 @@ pub struct SyncConfig {
     /// Requests per window (default `190/10s`, HubSpot's burst limit for private apps;
     /// Salesforce `100/10s`).
     pub rate_limit: Option<String>,
-    /// The trait holding a lead's CRM record id (default `hubspot_id`, `salesforce_id`).
+    /// The trait holding a lead's CRM record id (default `hubspot_id`, `salesforce_id`; for
+    /// companies the account trait `hubspot_company_id`).
     pub id_trait: Option<String>,
     /// HubSpot: the trait holding its e-mail, to match by e-mail without the id (default
     /// `email`; `""`: match by id only). Salesforce matches by id only.
@@ -433,7 +434,8 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
         return Err(format!("`url`: `{url}` must start with https:// or http://"));
     }
     let object = entry.object.clone().unwrap_or_else(|| if salesforce { "Lead" } else { "contacts" }.to_owned());
-    let objects: &[&str] = if salesforce { &["Lead", "Contact"] } else { &["contacts"] };
+    let objects: &[&str] = if salesforce { &["Lead", "Contact"] } else { &["contacts", "companies"] };
+    let accounts = object == "companies";
     if !objects.contains(&object.as_str()) {
         return Err(format!("`object`: `{object}` cannot be written (known: {})", objects.join(", ")));
     }
@@ -479,8 +481,12 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
     if !prefix.is_empty() && !valid(&prefix) {
         return Err(format!("`prefix`: `{prefix}` must be the start of {rule}"));
     }
-    let id_trait =
-        entry.id_trait.clone().unwrap_or_else(|| if salesforce { "salesforce_id" } else { "hubspot_id" }.to_owned());
+    let default_id = match (salesforce, accounts) {
+        (true, _) => "salesforce_id",
+        (false, true) => "hubspot_company_id",
+        (false, false) => "hubspot_id",
+    };
+    let id_trait = entry.id_trait.clone().unwrap_or_else(|| default_id.to_owned());
     let webhook_secret = env(entry.webhook_secret_env.as_deref().unwrap_or("HUBSPOT_CLIENT_SECRET"))
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty());
@@ -503,8 +509,8 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
             .collect::<Result<Vec<_>, String>>()?
     };
     let email_trait = match entry.email_trait.as_deref() {
-        // Salesforce's collections update by id only.
-        _ if salesforce => None,
+        // Salesforce's collections update by id only; a company has no unique e-mail.
+        _ if salesforce || accounts => None,
         None => Some("email".to_owned()),
         Some("") => None,
         Some(t) => Some(t.to_owned()),
@@ -515,6 +521,7 @@ fn sync(entry: &SyncConfig, env: &impl Fn(&str) -> Option<String>) -> Result<Syn
         url,
         token,
         object,
+        accounts,
         when,
         debounce: sync_duration("debounce", entry.debounce.as_deref(), 60_000)?,
         rate_requests,

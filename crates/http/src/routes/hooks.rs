@@ -25,11 +25,10 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 /// HubSpot's webhook for a sync: contact property changes that are outcomes
 #[utoipa::path(post, path = "/hooks/hubspot/{sync}", tag = "crm",
     params(("sync" = String, Path, description = "the sync's name"),
-        ("X-HubSpot-Signature-v3" = String, Header, description = "base64 HMAC-SHA256 of method, URL, body and timestamp"),
         ("X-HubSpot-Request-Timestamp" = String, Header, description = "milliseconds since 1970; at most 5 minutes off")),
     request_body(content = Object, description = "HubSpot's webhook events (an array)"),
     responses((status = 200, body = InboundResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)), security(("hubspot_signature" = [])))]
 pub async fn hubspot(
     State(app): State<Arc<App>>,
     Path(sync): Path<String>,
@@ -63,10 +62,9 @@ pub async fn hubspot(
 
 /// The generic outcome webhook (Salesforce Flow, Zapier, a script), signed like Leadscore's own
 #[utoipa::path(post, path = "/hooks/outcomes", tag = "crm",
-    params(("Leadscore-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>")),
     request_body(content = Object, description = "{\"lead_id\" or \"email\", \"outcome\", \"at\"?}, or {\"outcomes\": [...]}"),
     responses((status = 200, body = InboundResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)), security(("leadscore_signature" = [])))]
 pub async fn outcomes(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

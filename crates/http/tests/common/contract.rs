@@ -65,6 +65,11 @@ impl Contract {
         Some(Contract { child, url: format!("http://127.0.0.1:{port}"), agent })
     }
 
+    /// A control call (`/__control/{path}`) with a body.
+    pub fn control_post(&self, path: &str, body: Value) -> Value {
+        self.control(path, Some(body))
+    }
+
     fn control(&self, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/__control/{path}", self.url);
         let mut response = match body {

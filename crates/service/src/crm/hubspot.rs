@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Answer, Fields, Input, Sync};
+use super::{Answer, Input, Sync};
 
 /// HubSpot's limit of inputs per batch request.
 pub const MAX_INPUTS: usize = 100;
@@ -95,8 +95,11 @@ pub struct PropertySpec {
     pub field_type: &'static str,
 }
 
-/// The properties a sync writes, for a model with these dimensions.
-pub fn properties(fields: &Fields, dimensions: &[String]) -> Vec<PropertySpec> {
+/// The properties a sync writes, for a model with these dimensions (accounts have no grade,
+/// probability or reasons).
+pub fn properties(sync: &Sync, dimensions: &[String]) -> Vec<PropertySpec> {
+    let fields = &sync.fields;
+    let leads = !sync.accounts;
     let mut out = Vec::new();
     let mut add = |name: Option<String>, label: String, kind: &'static str, field_type: &'static str| {
         if let Some(name) = name {
@@ -108,9 +111,11 @@ pub fn properties(fields: &Fields, dimensions: &[String]) -> Vec<PropertySpec> {
         add(fields.dimension(d), format!("Leadscore {d}"), "number", "number");
     }
     add(fields.stage.clone(), "Leadscore stage".into(), "string", "text");
-    add(fields.grade.clone(), "Leadscore grade".into(), "string", "text");
-    add(fields.probability.clone(), "Leadscore probability".into(), "number", "number");
-    add(fields.reasons.clone(), "Leadscore reasons".into(), "string", "textarea");
+    if leads {
+        add(fields.grade.clone(), "Leadscore grade".into(), "string", "text");
+        add(fields.probability.clone(), "Leadscore probability".into(), "number", "number");
+        add(fields.reasons.clone(), "Leadscore reasons".into(), "string", "textarea");
+    }
     add(fields.updated_at.clone(), "Leadscore updated at".into(), "datetime", "date");
     out
 }
@@ -190,7 +195,7 @@ pub fn setup(sync: &Sync, dimensions: &[String]) -> Result<Vec<SetupStep>, Strin
         )?;
     }
     steps.push(SetupStep { what: format!("property group `{GROUP}` of {object}"), created: missing });
-    for p in properties(&sync.fields, dimensions) {
+    for p in properties(sync, dimensions) {
         let missing = get(&format!("/crm/v3/properties/{object}/{}", p.name))? == 404;
         if missing {
             post(

@@ -212,8 +212,11 @@ pub struct Sync {
     pub url: String,
     /// The bearer token (from the environment variable the configuration names).
     pub token: String,
-    /// The CRM object written (`contacts`).
+    /// The CRM object written (`contacts`, `companies`, `Lead`).
     pub object: String,
+    /// Whether it writes accounts (HubSpot `companies`: each account's rolled-up scores) rather
+    /// than leads.
+    pub accounts: bool,
     pub when: When,
     /// How long after a lead's first unwritten change it is written (changes in between are
     /// written together).
@@ -284,6 +287,25 @@ impl Sync {
         put(&f.probability, score.probability.map_or(FieldValue::Empty, |p| FieldValue::Number(round4(p))));
         put(&f.reasons, reasons(score));
         put(&f.updated_at, FieldValue::Time(updated_at));
+        out
+    }
+
+    /// The values to write for an account: its rolled-up total, dimensions and stage (accounts
+    /// have no grade, probability or reasons), as of `at`.
+    pub fn account_values(&self, scores: &BTreeMap<String, f64>, total: f64, stage: &str, at: Millis) -> Values {
+        let f = &self.fields;
+        let mut out = Values::new();
+        let mut put = |name: &Option<String>, value: FieldValue| {
+            if let Some(name) = name {
+                out.insert(name.clone(), value);
+            }
+        };
+        put(&f.total, FieldValue::Number(round2(total)));
+        for (dimension, points) in scores {
+            put(&f.dimension(dimension), FieldValue::Number(round2(*points)));
+        }
+        put(&f.stage, FieldValue::Text(stage.to_owned()));
+        put(&f.updated_at, FieldValue::Time(at));
         out
     }
 
@@ -375,6 +397,16 @@ impl SyncRunner {
     }
 }
 
+/// A lead's score change, as the syncs see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change<'a> {
+    pub lead: &'a str,
+    pub at: Millis,
+    /// Whether its stage or grade moved (else only its total did).
+    pub moved: bool,
+    pub account: Option<&'a str>,
+}
+
 /// The configured syncs.
 #[derive(Debug, Clone, Default)]
 pub struct Syncs {
@@ -442,20 +474,25 @@ impl Syncs {
         dropped
     }
 
-    /// Marks the leads whose score changed in each sync's outbox (in the caller's transaction).
-    /// `changes`: each lead, the scoring time, and whether its stage or grade moved (else only
-    /// its total did).
-    pub fn mark(&self, tx: &mut Tx<'_>, changes: &[(&str, Millis, bool)]) -> Result<(), StoreError> {
+    /// Marks the leads whose score changed in each sync's outbox (in the caller's transaction),
+    /// or, for a sync of accounts, their accounts. `changes`: each lead, the scoring time,
+    /// whether its stage or grade moved (else only its total did), and its account.
+    pub fn mark(&self, tx: &mut Tx<'_>, changes: &[Change<'_>]) -> Result<(), StoreError> {
         for runner in &self.runners {
             let sync = &runner.sync;
-            let mut by_time: BTreeMap<Millis, Vec<&str>> = BTreeMap::new();
-            for (lead, at, moved) in changes {
-                if *moved || sync.when == When::Change {
-                    by_time.entry(*at).or_default().push(lead);
+            let mut by_time: BTreeMap<Millis, std::collections::BTreeSet<&str>> = BTreeMap::new();
+            for change in changes {
+                if !(change.moved || sync.when == When::Change) {
+                    continue;
+                }
+                let key = if sync.accounts { change.account } else { Some(change.lead) };
+                if let Some(key) = key {
+                    by_time.entry(change.at).or_default().insert(key);
                 }
             }
-            for (at, leads) in by_time {
-                tx.mark_crm(&sync.name, &leads, at, at + sync.debounce)?;
+            for (at, keys) in by_time {
+                let keys: Vec<&str> = keys.into_iter().collect();
+                tx.mark_crm(&sync.name, &keys, at, at + sync.debounce)?;
             }
         }
         Ok(())

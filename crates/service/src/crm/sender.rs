@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use leadscore_core::time::Millis;
-use leadscore_store::{CrmRow, DeliveryStatus, LeadRow, Store, StoreError};
+use leadscore_store::{CrmRow, DeliveryStatus, Store, StoreError};
 
-use super::{Answer, Input, SyncRunner};
+use super::{Answer, Input, SyncRunner, Values};
 use crate::app::App;
-use crate::clock::Clock;
 use crate::dispatcher::backoff;
 
 /// How long claimed leads are left to their sender before another attempt may start.
@@ -128,7 +127,7 @@ impl App {
                     Err(poisoned) => poisoned.into_inner(),
                 };
                 let stop = || app.stopping.load(Ordering::SeqCst);
-                if let Err(e) = send_due(&app.store, app.clock.as_ref(), &runner, &agent, &mut window, &stop) {
+                if let Err(e) = send_due(app, &runner, &agent, &mut window, &stop) {
                     tracing::warn!("crm sync `{}`: {e}", runner.sync.name);
                 }
             });
@@ -159,13 +158,13 @@ enum Outcome {
 /// batch in a few hundred milliseconds; one at a time would stay far below its rate limit), each
 /// counted in the window from its start.
 pub fn send_due(
-    store: &Store,
-    clock: &dyn Clock,
+    app: &App,
     runner: &SyncRunner,
     agent: &ureq::Agent,
     window: &mut Window,
     stop: &dyn Fn() -> bool,
 ) -> Result<usize, StoreError> {
+    let (store, clock) = (&app.store, app.clock.as_ref());
     let sync = &runner.sync;
     let mut requests = 0;
     loop {
@@ -176,26 +175,23 @@ pub fn send_due(
             return Ok(requests);
         }
         let now = clock.now();
-        let (rows, leads) = store.write(|tx| {
+        let (rows, records) = store.write(|tx| {
             let rows = tx.due_crm(&sync.name, now, sync.crm.batch_size() * room)?;
             let ids: Vec<String> = rows.iter().map(|r| r.lead_id.clone()).collect();
             tx.lease_crm(&sync.name, &ids, now + LEASE_MS)?;
-            let leads = tx.leads_by_ids(&ids)?;
-            Ok::<_, StoreError>((rows, leads))
+            let records = records(app, tx, runner, &ids, now)?;
+            Ok::<_, StoreError>((rows, records))
         })?;
         if rows.is_empty() {
             return Ok(requests);
         }
-        let leads: HashMap<&str, &LeadRow> = leads.iter().map(|l| (l.id.as_str(), l)).collect();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(rows.len());
         let mut batches: Vec<Batch> = Vec::new();
         for (i, row) in rows.iter().enumerate() {
-            let Some((lead, score)) = leads.get(row.lead_id.as_str()).and_then(|l| l.score.as_ref().map(|s| (l, s)))
-            else {
+            let Some((traits, values)) = records.get(row.lead_id.as_str()) else {
                 outcomes.push(Outcome::Gone);
                 continue;
             };
-            let traits: &Map<String, Value> = &score.current_traits;
             let (id, by_email) = match (sync.record_id(traits), sync.email(traits)) {
                 (Some(id), _) => (id, false),
                 (None, Some(email)) => (email, true),
@@ -207,7 +203,7 @@ pub fn send_due(
             // A CRM refuses a batch naming one record twice: the second lead goes in another.
             let key = (by_email, id.to_lowercase());
             outcomes.push(Outcome::Again(None));
-            let input = Input { id, by_email, values: sync.values(score, lead.updated_at) };
+            let input = Input { id, by_email, values: values.clone() };
             let open = batches.iter().position(|b| b.inputs.len() < sync.crm.batch_size() && !b.records.contains(&key));
             match open {
                 Some(at) => {
@@ -286,6 +282,37 @@ pub fn send_due(
     }
 }
 
+/// What a record is written from: the traits that name it, and its values.
+type Record = (Map<String, Value>, Values);
+
+/// What each claimed key is written from: the traits that name its record, and its values.
+/// Leads (`contacts`, `Lead`, `Contact`) from their stored scores; accounts (`companies`) rolled
+/// up from their leads' stored scores as of `now`. A key with nothing (deleted) is left out.
+fn records(
+    app: &App,
+    tx: &mut leadscore_store::Tx<'_>,
+    runner: &SyncRunner,
+    ids: &[String],
+    now: Millis,
+) -> Result<HashMap<String, Record>, StoreError> {
+    let sync = &runner.sync;
+    let mut out = HashMap::with_capacity(ids.len());
+    if sync.accounts {
+        for view in app.account_views(tx, ids, now)?.into_iter().flatten() {
+            let values = sync.account_values(&view.scores, view.total, &view.stage, now);
+            out.insert(view.id, (view.traits, values));
+        }
+    } else {
+        for lead in tx.leads_by_ids(ids)? {
+            if let Some(score) = lead.score {
+                let values = sync.values(&score, lead.updated_at);
+                out.insert(lead.id, (score.current_traits, values));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn lock<'a, T>(m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
     match m.lock() {
         Ok(g) => g,
@@ -295,14 +322,12 @@ fn lock<'a, T>(m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
 
 fn unmatched(runner: &SyncRunner) -> String {
     let sync = &runner.sync;
-    match &sync.email_trait {
-        Some(email) => format!(
-            "no `{}` or `{email}` trait: the lead cannot be matched to a {} record",
-            sync.id_trait,
-            sync.crm.as_str()
-        ),
-        None => format!("no `{}` trait: the lead cannot be matched to a {} record", sync.id_trait, sync.crm.as_str()),
-    }
+    let what = if sync.accounts { "account" } else { "lead" };
+    let traits = match &sync.email_trait {
+        Some(email) => format!("`{}` or `{email}` trait", sync.id_trait),
+        None => format!("`{}` trait", sync.id_trait),
+    };
+    format!("no {traits}: the {what} cannot be matched to a {} record", sync.crm.as_str())
 }
 
 fn answer_name(answer: &Answer) -> &'static str {

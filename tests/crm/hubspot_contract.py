@@ -14,6 +14,7 @@ State: contacts and companies (seeded through the control API), property groups 
 
     POST /__control/contacts     [{"email": "...", "id": "..."?}]  -> [{"id", "email"}]
     POST /__control/companies    [{"id": "...", "domain": "..."?}]
+    POST /__control/deals        {"<deal id>": ["<contact id>", ...]}  (associations, for search)
     POST /__control/properties   {"objectType": "contacts", "names": [...]}
     POST /__control/fail         {"status": 500|401|429|..., "count": N (default: until cleared),
                                   "retry_after": seconds (429)}
@@ -96,6 +97,7 @@ class State:
         self.window = window
         self.contacts = {}  # id -> {"email", "properties"}
         self.companies = {}  # id -> {"domain", "properties"}
+        self.deal_contacts = {}  # deal id -> [contact id]
         self.emails = {}  # lower-case e-mail -> id
         self.next_id = 1000
         self.groups = {"contacts": {}, "companies": {}}
@@ -229,6 +231,8 @@ class Api:
         m = re.fullmatch(r"/crm/v3/objects/(contacts|companies)/batch/update", path)
         if m and method == "POST":
             return self.batch_update(m.group(1), data["inputs"], entry)
+        if path == "/crm/v3/objects/contacts/search" and method == "POST":
+            return self.search(data)
         m = re.fullmatch(r"/crm/v3/properties/(\w+)/groups/([^/]+)", path)
         if m and method == "GET":
             with st.lock:
@@ -330,6 +334,31 @@ class Api:
             return 207, body
         return 200, body
 
+    def search(self, data):
+        """Contacts by `associations.deal` (EQ) or a property (EQ), ANDed within a group, ORed across."""
+        st = self.state
+        with st.lock:
+            found = []
+            for group in data["filterGroups"]:
+                ids = set(st.contacts)
+                for f in group["filters"]:
+                    if f["operator"] != "EQ":
+                        return error(400, "VALIDATION_ERROR", "the contract server searches with EQ only")
+                    if f["propertyName"] == "associations.deal":
+                        ids &= set(st.deal_contacts.get(f.get("value"), []))
+                    else:
+                        ids &= {i for i, c in st.contacts.items() if c["properties"].get(f["propertyName"]) == f.get("value")}
+                found.extend(i for i in sorted(ids) if i not in found)
+            start = int(data.get("after") or 0)
+            page = found[start:start + data["limit"]]
+            results = [{"id": i, "properties": {p: st.contacts[i]["email"] if p == "email" else st.contacts[i]["properties"].get(p)
+                                                for p in data["properties"]},
+                        "createdAt": st.contacts[i]["createdAt"], "updatedAt": now_iso(), "archived": False} for i in page]
+        body = {"total": len(found), "results": results}
+        if start + data["limit"] < len(found):
+            body["paging"] = {"next": {"after": str(start + data["limit"])}}
+        return 200, body
+
     def control(self, method, path, body):
         st = self.state
         data = json.loads(body) if body else None
@@ -344,6 +373,9 @@ class Api:
                         st.emails[c["email"].lower()] = cid
                     out.append({"id": cid, "email": c.get("email")})
                 return 200, out, {}
+            if path == "/__control/deals" and method == "POST":
+                st.deal_contacts.update(data)
+                return 200, {}, {}
             if path == "/__control/companies" and method == "POST":
                 for c in data:
                     st.companies[c["id"]] = {"domain": c.get("domain"), "properties": {}, "createdAt": now_iso()}

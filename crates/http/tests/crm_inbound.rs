@@ -4,6 +4,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests")]
 
+#[path = "common/contract.rs"]
+mod contract;
 #[path = "common/harness.rs"]
 mod harness;
 
@@ -23,11 +25,15 @@ const SECRET: &str = "hubspot-client-secret";
 const OUTCOME_SECRET: &str = "outcome-secret";
 
 fn start(dir: &std::path::Path) -> Server {
+    // Nothing listens there: the write-back fails quietly; this test is about what comes in.
+    start_with_crm(dir, "http://127.0.0.1:9")
+}
+
+fn start_with_crm(dir: &std::path::Path, url: &str) -> Server {
     let sync = Sync {
         name: "hubspot".into(),
         crm: Crm::HubSpot,
-        // Nothing listens there: the write-back fails quietly; this test is about what comes in.
-        url: "http://127.0.0.1:9".into(),
+        url: url.into(),
         token: "pat".into(),
         object: "contacts".into(),
         accounts: false,
@@ -76,6 +82,12 @@ async fn hubspot_post(s: &Server, body: &str, timestamp: i64, sign_with: &str) -
     (status, value)
 }
 
+fn deal_change(deal: i64, stage: &str, at: i64) -> Value {
+    json!({"eventId": deal * 10, "subscriptionId": 2, "portalId": 62515, "appId": 7, "occurredAt": at,
+           "subscriptionType": "deal.propertyChange", "attemptNumber": 0, "objectId": deal,
+           "propertyName": "dealstage", "propertyValue": stage, "changeSource": "CRM", "sourceId": "userId:1"})
+}
+
 fn change(object: i64, property: &str, value: &str, at: i64) -> Value {
     json!({"eventId": object * 10, "subscriptionId": 1, "portalId": 62515, "appId": 7, "occurredAt": at,
            "subscriptionType": "contact.propertyChange", "attemptNumber": 0, "objectId": object,
@@ -120,6 +132,38 @@ async fn a_signed_hubspot_webhook_moves_a_lead_to_customer_and_a_bad_one_records
     assert_eq!((status, &body["code"]), (StatusCode::BAD_REQUEST, &json!("invalid_body")));
     let request = Request::post("/hooks/hubspot/pipedrive").body(Body::from("[]")).unwrap();
     assert_eq!(s.send(request).await.1["code"], "sync_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_deal_is_the_outcome_of_its_contacts_found_through_hubspots_search() {
+    let Some(hs) = contract::Contract::hubspot("pat", 100, 10.0) else { return };
+    hs.contacts(&[("c1@example.com", Some("9001")), ("c2@example.com", Some("9002")), ("c3@x.com", Some("9003"))]);
+    hs.control_post("deals", json!({"777": ["9002", "9003"], "888": []}));
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with_crm(dir.path(), &hs.url);
+    leads(&s).await;
+    let now = parse_timestamp(T0).unwrap();
+    let events = json!([
+        deal_change(777, "closedwon", now),
+        deal_change(888, "closedlost", now),
+        deal_change(999, "appointmentscheduled", now)
+    ])
+    .to_string();
+    hs.fail(500, Some(1), None);
+    let (status, body) = hubspot_post(&s, &events, now, SECRET).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("unavailable")),
+        "HubSpot retries: {body}"
+    );
+    assert_eq!(s.lead("c2").await["stage"], "lead", "nothing recorded");
+    let (status, body) = hubspot_post(&s, &events, now, SECRET).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"received": 3, "recorded": 2, "unknown": ["deal 888"], "ignored": 1}));
+    assert_eq!(s.lead("c2").await["stage"], "customer");
+    assert_eq!(s.lead("c3").await["stage"], "customer");
+    assert_eq!(s.lead("c1").await["stage"], "lead");
+    assert_eq!(hs.state()["violations"], json!([]), "the searches as HubSpot documents them");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

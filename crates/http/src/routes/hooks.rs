@@ -22,13 +22,15 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// HubSpot's webhook for a sync: contact property changes that are outcomes
+/// HubSpot's webhook for a sync: contact and deal property changes that are outcomes
 #[utoipa::path(post, path = "/hooks/hubspot/{sync}", tag = "crm",
     params(("sync" = String, Path, description = "the sync's name"),
         ("X-HubSpot-Request-Timestamp" = String, Header, description = "milliseconds since 1970; at most 5 minutes off")),
     request_body(content = Object, description = "HubSpot's webhook events (an array)"),
     responses((status = 200, body = InboundResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)), security(("hubspot_signature" = [])))]
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, description = "a deal's contacts could not be looked up in HubSpot: HubSpot retries", body = ErrorBody)),
+    security(("hubspot_signature" = [])))]
 pub async fn hubspot(
     State(app): State<Arc<App>>,
     Path(sync): Path<String>,

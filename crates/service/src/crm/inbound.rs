@@ -1,9 +1,10 @@
 //! Outcomes from the CRM, through the existing outcome path ([`App::record_outcomes`]):
-//! - HubSpot's webhooks (`POST /hooks/hubspot/{sync}`): contact property changes (by default
-//!   `lifecyclestage` = `customer` → won, `hs_lead_status` = `UNQUALIFIED` → disqualified; the
-//!   mapping is the sync's `[[sync.outcomes]]`), signed with HubSpot's v3 signature
-//!   (`X-HubSpot-Signature-v3`, the timestamp within 5 minutes); a contact is the lead whose
-//!   `id_trait` holds its id;
+//! - HubSpot's webhooks (`POST /hooks/hubspot/{sync}`): contact and deal property changes (by
+//!   default `lifecyclestage` = `customer` → won, `hs_lead_status` = `UNQUALIFIED` →
+//!   disqualified, `dealstage` = `closedwon` / `closedlost` → won / lost; the mapping is the
+//!   sync's `[[sync.outcomes]]`), signed with HubSpot's v3 signature (`X-HubSpot-Signature-v3`,
+//!   the timestamp within 5 minutes); a contact is the lead whose `id_trait` holds its id, a
+//!   deal's contacts are found with HubSpot's contact search (`associations.deal`);
 //! - a generic signed JSON webhook (`POST /hooks/outcomes`, for Salesforce Flow, Zapier or a
 //!   script): `{"lead_id" | "email", "outcome", "at"?}` or `{"outcomes": [...]}`, signed as
 //!   Leadscore signs its own webhooks (`Leadscore-Signature: t=…,v1=…`).
@@ -50,7 +51,16 @@ pub fn default_hubspot_outcomes() -> Vec<OutcomeMap> {
             value: "UNQUALIFIED".into(),
             outcome: OutcomeKind::Disqualified,
         },
+        OutcomeMap { property: "dealstage".into(), value: "closedwon".into(), outcome: OutcomeKind::Won },
+        OutcomeMap { property: "dealstage".into(), value: "closedlost".into(), outcome: OutcomeKind::Lost },
     ]
+}
+
+/// What a HubSpot webhook event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HubSpotObject {
+    Contact,
+    Deal,
 }
 
 /// What an inbound webhook did.
@@ -176,14 +186,15 @@ fn bad_body(message: String) -> ServiceError {
     ServiceError::user(Code::InvalidBody, message)
 }
 
-/// One contact property change of a HubSpot webhook body, if it is one.
-fn hubspot_change(event: &Value) -> Option<(String, &str, &str, Option<Millis>)> {
+/// One contact or deal property change of a HubSpot webhook body, if it is one.
+fn hubspot_change(event: &Value) -> Option<(HubSpotObject, String, &str, &str, Option<Millis>)> {
     let kind = event.get("subscriptionType").and_then(Value::as_str)?;
-    let contact = kind == "contact.propertyChange"
-        || (kind == "object.propertyChange" && event.get("objectTypeId").and_then(Value::as_str) == Some("0-1"));
-    if !contact {
-        return None;
-    }
+    let type_id = event.get("objectTypeId").and_then(Value::as_str);
+    let object = match (kind, type_id) {
+        ("contact.propertyChange", _) | ("object.propertyChange", Some("0-1")) => HubSpotObject::Contact,
+        ("deal.propertyChange", _) | ("object.propertyChange", Some("0-3")) => HubSpotObject::Deal,
+        _ => return None,
+    };
     let id = match event.get("objectId")? {
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.clone(),
@@ -191,7 +202,46 @@ fn hubspot_change(event: &Value) -> Option<(String, &str, &str, Option<Millis>)>
     };
     let property = event.get("propertyName").and_then(Value::as_str)?;
     let value = event.get("propertyValue").and_then(Value::as_str)?;
-    Some((id, property, value, event.get("occurredAt").and_then(Value::as_i64)))
+    Some((object, id, property, value, event.get("occurredAt").and_then(Value::as_i64)))
+}
+
+/// The contacts associated with a deal (HubSpot's contact search by `associations.deal`), by
+/// record id.
+fn deal_contacts(sync: &super::Sync, deal: &str) -> Result<Vec<String>, String> {
+    let agent = super::sender::agent();
+    let url = format!("{}/crm/v3/objects/contacts/search", sync.url.trim_end_matches('/'));
+    let mut contacts = Vec::new();
+    let mut after = "0".to_owned();
+    loop {
+        let body = serde_json::json!({
+            "filterGroups": [{"filters": [{"propertyName": "associations.deal", "operator": "EQ", "value": deal}]}],
+            "properties": ["email"], "sorts": [], "limit": 100, "after": after,
+        });
+        let response = agent
+            .post(&url)
+            .header("Authorization", &format!("Bearer {}", sync.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes());
+        let mut response = response.map_err(|e| format!("POST {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        if status != 200 {
+            return Err(format!(
+                "HubSpot's contact search answered {status}: {}",
+                text.chars().take(300).collect::<String>()
+            ));
+        }
+        let page: Value = serde_json::from_str(&text).map_err(|e| format!("HubSpot's contact search: {e}"))?;
+        for result in page.get("results").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(id) = result.get("id").and_then(Value::as_str) {
+                contacts.push(id.to_owned());
+            }
+        }
+        match page.get("paging").and_then(|p| p.get("next")).and_then(|n| n.get("after")).and_then(Value::as_str) {
+            Some(next) if contacts.len() < 1_000 => after = next.to_owned(),
+            _ => return Ok(contacts),
+        }
+    }
 }
 
 impl App {
@@ -218,13 +268,25 @@ impl App {
         let mut result = InboundResult { received: events.len(), ..InboundResult::default() };
         let mut wanted: Vec<(String, OutcomeKind, Millis)> = Vec::new();
         for event in &events {
-            let mapped = hubspot_change(event).and_then(|(id, property, value, at)| {
+            let mapped = hubspot_change(event).and_then(|(object, id, property, value, at)| {
                 let map =
                     sync.outcomes.iter().find(|m| m.property == property && m.value.eq_ignore_ascii_case(value))?;
-                Some((id, map.outcome, at.unwrap_or(now).min(now)))
+                Some((object, id, map.outcome, at.unwrap_or(now).min(now)))
             });
             match mapped {
-                Some(outcome) => wanted.push(outcome),
+                Some((HubSpotObject::Contact, id, outcome, at)) => wanted.push((id, outcome, at)),
+                // A deal's outcome is its contacts' (HubSpot's deal events name no contact).
+                Some((HubSpotObject::Deal, deal, outcome, at)) => {
+                    let contacts = deal_contacts(sync, &deal).map_err(|e| {
+                        tracing::warn!("hubspot webhook: deal `{deal}`: {e}");
+                        // HubSpot retries a webhook that fails (for up to a day).
+                        ServiceError::user(Code::Unavailable, format!("deal `{deal}`: {e}"))
+                    })?;
+                    if contacts.is_empty() {
+                        result.unknown.push(format!("deal {deal}"));
+                    }
+                    wanted.extend(contacts.into_iter().map(|c| (c, outcome, at)));
+                }
                 None => result.ignored += 1,
             }
         }

@@ -116,6 +116,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/models", get(models::list_models).post(models::post_model))
         .route("/api/models/{version}", get(models::get_model))
         .route("/api/models/{version}/activate", post(models::activate_model))
+        .route("/api/models/{version}/preview", get(models::preview_model))
         .route("/api/backtest", post(backtest::backtest))
         .route("/api/webhooks/deliveries", get(webhooks::list_deliveries))
         .route("/api/webhooks/deliveries/{id}/resend", post(webhooks::resend_delivery))

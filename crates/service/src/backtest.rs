@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use leadscore_core::CheckedModel;
 use leadscore_core::time::{self, Duration, Millis};
 use leadscore_learn::backtest::{BacktestReport, ModelNames, build_report, record_lead};
 use leadscore_store::StoreError;
@@ -38,6 +39,25 @@ impl App {
             custom = check_source(source).map_err(|d| invalid_model(source, &d))?.0;
             &custom
         };
+        let run = BacktestRun {
+            ran_at: self.clock.now(),
+            as_of: time::format_timestamp(as_of),
+            gap: gap.to_string(),
+            models: vec![self.backtest_report(model, as_of, gap)?],
+        };
+        if let Ok(mut latest) = self.latest_backtest.lock() {
+            *latest = Some(run.clone());
+        }
+        Ok(run)
+    }
+
+    /// One model's backtest report over the stored history.
+    pub(crate) fn backtest_report(
+        &self,
+        model: &CheckedModel,
+        as_of: Millis,
+        gap: Duration,
+    ) -> Result<BacktestReport, ServiceError> {
         let projection = model.event_projection();
         let records = self.store.read(|tx| {
             let mut records = Vec::new();
@@ -62,16 +82,7 @@ impl App {
             stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
             rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
         };
-        let run = BacktestRun {
-            ran_at: self.clock.now(),
-            as_of: time::format_timestamp(as_of),
-            gap: gap.to_string(),
-            models: vec![build_report(&names, &records, 42)],
-        };
-        if let Ok(mut latest) = self.latest_backtest.lock() {
-            *latest = Some(run.clone());
-        }
-        Ok(run)
+        Ok(build_report(&names, &records, 42))
     }
 
     /// The latest backtest this process ran.

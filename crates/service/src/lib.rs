@@ -35,6 +35,7 @@ pub mod leads;
 pub mod marketing;
 pub mod models;
 pub mod outbox;
+pub mod preview;
 pub mod rescore;
 pub mod scheduler;
 pub mod scoring;

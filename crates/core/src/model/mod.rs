@@ -4,6 +4,7 @@
 
 mod analysis;
 mod check;
+mod diff;
 mod index;
 mod parse;
 mod projection;
@@ -14,6 +15,7 @@ use crate::cel::Program;
 use crate::diagnostics::Diagnostic;
 use crate::time::Duration;
 
+pub use diff::{ModelChange, diff_models};
 pub use index::RuleIndex;
 pub use parse::parse_model_file;
 pub use projection::{Project, Projection, parse_projected};

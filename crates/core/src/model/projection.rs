@@ -40,6 +40,21 @@ impl Projection {
         }
     }
 
+    /// Keeps also what `other` keeps.
+    pub fn merge(&mut self, other: &Projection) {
+        if self.all {
+            return;
+        }
+        if other.all {
+            self.all = true;
+            self.fields.clear();
+            return;
+        }
+        for (key, below) in &other.fields {
+            self.fields.entry(key.clone()).or_default().merge(below);
+        }
+    }
+
     pub fn keeps_everything(&self) -> bool {
         self.all
     }

@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 
 use leadscore_service::App;
 use leadscore_service::models::{Activated, ModelCreated, ModelDetail, ModelList};
+use leadscore_service::preview::ModelPreview;
 
 use super::{ErrorBody, blocking};
 use crate::error::{ApiError, Code};
@@ -89,4 +90,50 @@ pub async fn activate_model(
         }
     }
     Ok(Json(Activated { version, active: true, rescore: progress }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// Both models score every lead as of this instant (default now).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub as_of: Option<String>,
+    /// `true`: also both backtests (slower: every lead is scored again before its outcome).
+    #[param(value_type = Option<bool>)]
+    pub backtest: Option<String>,
+    /// For the backtests: how long before its outcome each lead is scored (default 1d).
+    #[param(pattern = "^[0-9]+(\\.[0-9]+)?[smhdw]$", example = "1d")]
+    pub gap: Option<String>,
+}
+
+/// What-if: a model version scored on every stored lead beside the active model, with the
+/// rule-by-rule diff of the two files
+#[utoipa::path(get, path = "/api/models/{version}/preview", tag = "models",
+    params(("version" = i64, Path, description = "model version"), PreviewQuery),
+    responses((status = 200, body = ModelPreview), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn preview_model(
+    State(app): State<Arc<App>>,
+    Path(version): Path<String>,
+    ApiQuery(query): ApiQuery<PreviewQuery>,
+) -> Result<Json<ModelPreview>, ApiError> {
+    let version = parse_version(&version)?;
+    let as_of = match query.as_of.as_deref() {
+        Some(text) => super::parse_time("as_of", text)?,
+        None => app.clock.now(),
+    };
+    let backtest = match query.backtest.as_deref() {
+        None | Some("false") => None,
+        Some("true") => {
+            let gap_text = query.gap.unwrap_or_else(|| "1d".to_owned());
+            Some(
+                leadscore_core::time::Duration::parse(&gap_text)
+                    .map_err(|e| ApiError::new(Code::InvalidParameter, format!("`gap`: `{gap_text}`: {e}")))?,
+            )
+        }
+        Some(other) => {
+            return Err(ApiError::new(Code::InvalidParameter, format!("`backtest`: `{other}` is not true or false")));
+        }
+    };
+    blocking(move || app.preview_model(version, as_of, backtest)).await.map(Json)
 }

@@ -30,9 +30,9 @@ const failures = [];
 const check = (ok, what) => {
   if (!ok) failures.push(what);
 };
-const api = async (path) => {
-  const r = await fetch(base + path, { headers: { Authorization: `Bearer ${apiKey}` } });
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+const api = async (path, init = {}) => {
+  const r = await fetch(base + path, { ...init, headers: { Authorization: `Bearer ${apiKey}`, ...(init.headers || {}) } });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}: ${await r.text()}`);
   return r.json();
 };
 
@@ -116,6 +116,41 @@ try {
   check(overflow <= 1, `no sideways scrolling on a phone (${overflow}px)`);
   if (shots) await small.screenshot({ path: join(shots, "call-now-phone.png") });
 
+  // What-if: a new version (a lower MQL bar) previewed beside the active one, then activated.
+  const activeVersion = (await api("/api/models")).models.find((m) => m.active).version;
+  const source = (await api(`/api/models/${activeVersion}`)).source;
+  const candidate = source
+    .replace('name = "b2b-default"', 'name = "b2b-lower-mql"')
+    .replace('when = "total >= 60 && engagement >= 20 && fit >= 15"', 'when = "total >= 45 && engagement >= 15 && fit >= 10"');
+  check(candidate !== source, "the candidate model differs");
+  const created = await api("/api/models", { method: "POST", body: candidate, headers: { "Content-Type": "application/toml" } });
+  await page.goto(base + "/marketing");
+  await page.click(`a.preview[href$="/models/${created.version}/preview"]`);
+  await page.waitForURL(/\/preview$/);
+  const preview = await api(`/api/models/${created.version}/preview`);
+  const mql = preview.stages.find((b) => b.name === "mql");
+  const shownMql = (await page.textContent('#stages tr[data-stage="mql"] td.then'))?.trim();
+  check(shownMql === String(mql.preview), `preview page: MQL with the new version ${shownMql}, API ${mql.preview}`);
+  check(mql.entering > 0, `a lower bar brings leads into MQL (${mql.entering})`);
+  const enterLinks = await page.$$eval('#stages tr[data-stage="mql"] td:nth-child(5) a', (els) => els.length);
+  check(enterLinks === Math.min(5, mql.entering), `entering leads are named and linked (${enterLinks})`);
+  const diffPaths = await page.$$eval("#diff tbody td code", (els) => els.map((e) => e.textContent));
+  check(diffPaths.includes("stages.mql.when") && diffPaths.includes("model.name"), `the diff lists the changes: ${diffPaths}`);
+  check((await page.$$eval(".charts svg", (els) => els.length)) === 2, "the total's distribution now and then");
+  if (shots) await page.screenshot({ path: join(shots, "preview.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1400 } });
+  const phonePreview = await phone.newPage();
+  await phonePreview.goto(page.url());
+  const previewOverflow = await phonePreview.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(previewOverflow <= 1, `the preview reads on a phone (${previewOverflow}px)`);
+  await page.click("a[href='?backtest=true']");
+  await page.waitForSelector("#backtests table", { timeout: 60000 });
+  const aucRows = await page.$$eval("#backtests tbody tr", (els) => els.length);
+  check(aucRows === 2, `both backtests side by side (${aucRows})`);
+  await page.click("#activate");
+  await page.waitForURL(/\/marketing$/);
+  const nowActive = (await api("/api/models")).models.find((m) => m.active).version;
+  check(nowActive === created.version, `activated from the preview: ${nowActive}`);
+
   // Log out.
   await page.goto(base + "/leads");
   await page.click("header form button");
@@ -130,4 +165,4 @@ if (failures.length) {
   console.log(`FAIL dashboard:\n  - ${failures.join("\n  - ")}`);
   process.exit(1);
 }
-console.log("PASS dashboard: login, call-now order, filters, lead reasons = API, marketing charts, backtest, phone width, logout");
+console.log("PASS dashboard: login, call-now order, filters, lead reasons = API, marketing charts, backtest, phone width, model preview and activation, logout");

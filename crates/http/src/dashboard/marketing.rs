@@ -24,6 +24,11 @@ pub struct MarketingQuery {
     error: Option<String>,
 }
 
+#[derive(Deserialize, Default)]
+pub struct PreviewQuery {
+    backtest: Option<String>,
+}
+
 /// A rule's options in words (`limit 1`, `within 30d`, …).
 fn rule_options(kind: &RuleKind) -> String {
     let mut parts = Vec::new();
@@ -182,4 +187,118 @@ pub async fn activate_action(
         Ok(_) => Redirect::to("/marketing").into_response(),
         Err(e) => Redirect::to(&format!("/marketing?error={}", percent_encode(&e.message))).into_response(),
     }
+}
+
+/// A signed count for people: `+3`, `−2`, `0`.
+fn delta(n: i64) -> String {
+    match n {
+        0 => "0".to_owned(),
+        n if n > 0 => format!("+{n}"),
+        n => format!("−{}", -n),
+    }
+}
+
+/// What-if: a version scored beside the active one (admin only: it scores every stored lead).
+pub async fn preview_page(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(version): Path<i64>,
+    Query(query): Query<PreviewQuery>,
+) -> Response {
+    if !session.admin() {
+        return forbidden("Previewing a model needs an admin key.");
+    }
+    let backtest = (query.backtest.as_deref() == Some("true")).then(|| Duration::from_millis(86_400_000));
+    let now = app.clock.now();
+    let app2 = Arc::clone(&app);
+    let preview = match blocking(move || app2.preview_model(version, now, backtest)).await {
+        Ok(p) => p,
+        Err(e) => return page_error(&session, e),
+    };
+    let active = app.model();
+    let model = &active.model;
+    let lead_ref = |l: &leadscore_service::preview::LeadRef| {
+        context! { url => percent_encode(&l.id), label => l.name.clone().unwrap_or_else(|| l.id.clone()) }
+    };
+    let bucket = |b: &leadscore_service::preview::BucketPreview| {
+        let change = b.preview as i64 - b.active as i64;
+        context! {
+            name => b.name, class => stage_class(model, &b.name), active => b.active, preview => b.preview,
+            delta => change, delta_text => delta(change), entering => b.entering, leaving => b.leaving,
+            entering_sample => b.entering_sample.iter().map(lead_ref).collect::<Vec<_>>(),
+            leaving_sample => b.leaving_sample.iter().map(lead_ref).collect::<Vec<_>>(),
+        }
+    };
+    let points = |s: &Option<leadscore_service::preview::Summary>,
+                  f: fn(&leadscore_service::preview::Summary) -> f64| {
+        s.as_ref().map_or("—".to_owned(), |s| format_points(f(s)))
+    };
+    let dimensions: Vec<Jv> = preview
+        .dimensions
+        .iter()
+        .map(|d| {
+            context! {
+                name => d.name,
+                active_mean => points(&d.active, |s| s.mean),
+                preview_mean => points(&d.preview, |s| s.mean),
+                p50 => format!("{} → {}", points(&d.active, |s| s.p50), points(&d.preview, |s| s.p50)),
+                p90 => format!("{} → {}", points(&d.active, |s| s.p90), points(&d.preview, |s| s.p90)),
+            }
+        })
+        .collect();
+    let charts: Vec<String> = preview
+        .dimensions
+        .iter()
+        .take(1)
+        .flat_map(|d| {
+            let label =
+                |b: &leadscore_service::preview::Bin| format!("{}–{}", format_points(b.from), format_points(b.to));
+            let now: Vec<(String, f64)> = d.bins.iter().map(|b| (label(b), b.active as f64)).collect();
+            let then: Vec<(String, f64)> = d.bins.iter().map(|b| (label(b), b.preview as f64)).collect();
+            [
+                charts::bar_chart(&format!("{}: leads now", d.name), &now, d.name.as_str(), "leads", false),
+                charts::bar_chart(
+                    &format!("{}: leads with version {version}", d.name),
+                    &then,
+                    d.name.as_str(),
+                    "leads",
+                    false,
+                ),
+            ]
+        })
+        .collect();
+    let backtests: Option<Vec<Jv>> = preview.backtest.as_ref().map(|pair| {
+        [(format!("now (v{})", preview.active_version), &pair.active), (format!("version {version}"), &pair.preview)]
+            .into_iter()
+            .map(|(label, r)| {
+                context! {
+                    label => label,
+                    auc => r.auc.map_or("—".to_owned(), |a| format!("{a:.3}")),
+                    ci => r.auc_ci.map_or("—".to_owned(), |(lo, hi)| format!("{lo:.3}–{hi:.3}")),
+                    leads => r.counts.leads,
+                    converted => r.counts.converted,
+                }
+            })
+            .collect()
+    });
+    render_page(
+        &session,
+        "preview.html",
+        context! {
+            nav => "marketing",
+            version => preview.version,
+            name => preview.name,
+            active_version => preview.active_version,
+            active_name => preview.active_name,
+            as_of => preview.as_of,
+            leads => preview.leads,
+            stages => preview.stages.iter().map(bucket).collect::<Vec<_>>(),
+            grades => preview.grades.iter().filter(|g| g.name != "none" || preview.grades.len() > 1).map(bucket).collect::<Vec<_>>(),
+            moves => preview.moves.iter().map(|m| context! { from => m.from, to => m.to, leads => m.leads }).collect::<Vec<_>>(),
+            dimensions => dimensions,
+            charts => charts,
+            diff => Jv::from_serialize(&preview.diff),
+            backtest => backtests,
+        },
+    )
 }

@@ -2,8 +2,8 @@
 //! templates compiled into the binary (`templates/`), charts as inline SVG, no scripts. Sales get
 //! "call now" (the model's highest stage first, then by total) with grades, trends and the top
 //! reasons, and a page per lead ([`sales`]); marketing gets the active model, score
-//! distributions, conversion by score band, the stage funnel, the latest backtest and model
-//! versions ([`marketing`]). Login with an API key sets an HttpOnly, SameSite=Lax session cookie
+//! distributions, conversion by score band, the stage funnel, the latest backtest, model
+//! versions and a what-if preview of each ([`marketing`]). Login with an API key sets an HttpOnly, SameSite=Lax session cookie
 //! ([`sessions`]; the sessions themselves are stored by the service, so they survive restarts).
 
 pub mod marketing;
@@ -34,6 +34,7 @@ fn templates() -> &'static Environment<'static> {
             ("leads.html", include_str!("../../templates/leads.html")),
             ("lead.html", include_str!("../../templates/lead.html")),
             ("marketing.html", include_str!("../../templates/marketing.html")),
+            ("preview.html", include_str!("../../templates/preview.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!("template {name}: {e:#}");
@@ -87,6 +88,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/marketing", get(marketing::marketing_page))
         .route("/marketing/backtest", post(marketing::backtest_action))
         .route("/marketing/models/{version}/activate", post(marketing::activate_action))
+        .route("/marketing/models/{version}/preview", get(marketing::preview_page))
         .route("/logout", post(sessions::logout))
         .route_layer(middleware::from_fn_with_state(app, sessions::require_session));
     Router::new()
@@ -101,7 +103,7 @@ mod tests {
 
     #[test]
     fn every_template_compiles() {
-        for name in ["base.html", "login.html", "leads.html", "lead.html", "marketing.html"] {
+        for name in ["base.html", "login.html", "leads.html", "lead.html", "marketing.html", "preview.html"] {
             assert!(templates().get_template(name).is_ok(), "{name}");
         }
         let html = templates().get_template("login.html").and_then(|t| t.render(context! { error => "<b>" }));

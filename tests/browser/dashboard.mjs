@@ -11,6 +11,7 @@ const args = Object.fromEntries(
 );
 const base = args.base;
 const apiKey = args["api-key"];
+const writeKey = args["write-key"];
 const shots = args.screenshots;
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
@@ -90,8 +91,25 @@ try {
   check((await page.$$("svg[aria-label='score history'] circle")).length >= 1, "the history chart marks stages");
   if (shots) await page.screenshot({ path: join(shots, "lead.png") });
 
+  // A page view sent from this headless browser, as analytics.js would (its user agent in the
+  // context): the model's bot filter drops it, and the marketing page counts it instead of
+  // staying silent.
+  // (Sent from here with the browser's own user agent: the dashboard's CSP lets no page script
+  // call out.)
+  const userAgent = await page.evaluate(() => navigator.userAgent);
+  check(userAgent.includes("HeadlessChrome"), `Chromium's default headless agent: ${userAgent}`);
+  const sent = (await fetch(base + "/v1/p", {
+    method: "POST",
+    headers: { "Content-Type": "text/plain", Authorization: "Basic " + Buffer.from(writeKey + ":").toString("base64") },
+    body: JSON.stringify({ type: "page", anonymousId: "headless-visitor", properties: { path: "/pricing" },
+      context: { userAgent } }),
+  })).status;
+  check(sent === 200, `the headless page view is acknowledged (${sent})`);
+
   // Marketing: charts, funnel, model rules; a backtest run adds its charts.
   await page.goto(base + "/marketing");
+  const ignored = Number((await page.textContent("#ignored .kpi"))?.trim());
+  check(ignored >= 1, `the marketing page counts messages the model ignores (${ignored})`);
   const before = await page.$$eval("svg", (els) => els.length);
   check(before >= 3, `marketing charts: ${before} SVGs`);
   const bars = await page.$$eval(".charts svg rect", (els) => els.length);

@@ -93,6 +93,9 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     }
     let model = load_model(&args.model)?;
     let as_of = parse_as_of(args.as_of.as_deref())?;
+    if let Some(warning) = args.leads.as_deref().and_then(|leads| no_trait_columns(&model, leads)) {
+        eprintln!("{warning}");
+    }
     let mut skipped = Skipped::new(args.skip_invalid);
     let rows = score_files(&model, args, as_of, &mut skipped)?;
     let _step = crate::progress::step("writing");
@@ -117,6 +120,29 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A warning when the model reads lead traits and the leads file (CSV) has none of them as a
+/// column: every trait rule would score 0, silently.
+fn no_trait_columns(model: &CheckedModel, leads: &Path) -> Option<String> {
+    let wanted = model.lead_traits_read();
+    let csv = leads.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if wanted.is_empty() || !csv {
+        return None;
+    }
+    let (_, headers) = crate::read::open_csv(leads, csv::Trim::Headers).ok()?;
+    if headers.iter().any(|h| wanted.contains(h)) {
+        return None;
+    }
+    let list =
+        |names: &mut dyn Iterator<Item = &String>| names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "warning: {}: none of the traits the model reads ({}) is a column (columns: {}); every trait rule scores 0 \
+         for these leads unless their events carry the traits",
+        leads.display(),
+        list(&mut wanted.iter()),
+        list(&mut headers.iter()),
+    ))
 }
 
 fn score_files(

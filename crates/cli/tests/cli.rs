@@ -418,3 +418,32 @@ fn a_user_id_seen_only_in_ignored_messages_is_no_lead() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "lead_id,fit,engagement,total,stage,grade\nl1,0,10,10,lead,B2\n");
 }
+
+#[test]
+fn score_warns_when_no_column_of_the_leads_file_is_a_trait_the_model_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let good = write(dir.path(), "leads.csv", LEADS);
+    let out = leadscore(&["score", "--model", s(&model), "--leads", s(&good), "--as-of", "2024-06-01T00:00:00Z"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    // A CRM export with other column names: the model's trait rules all score 0.
+    let other = write(dir.path(), "crm.csv", "Record ID,Number of Employees,Email Address\nl1,500,a@acme.com\n");
+    let out = leadscore(&[
+        "score",
+        "--model",
+        s(&model),
+        "--leads",
+        s(&other),
+        "--id-column",
+        "Record ID",
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("crm.csv: none of the traits the model reads (`employees`) is a column (columns: `Record ID`, `Number of Employees`, `Email Address`)"),
+        "{err}"
+    );
+}

@@ -33,7 +33,14 @@ fn the_dashboard_works_in_a_real_browser() {
     let model = root.join("examples/models/b2b-default.toml");
     let server = server::ServerProcess::start(&model, &format!("sqlite://{}", db_file.display()), dir.path());
     let mut command = Command::new("node");
-    command.arg(root.join("tests/browser/dashboard.mjs")).args(["--base", &server.base, "--api-key", server::API_KEY]);
+    command.arg(root.join("tests/browser/dashboard.mjs")).args([
+        "--base",
+        &server.base,
+        "--api-key",
+        server::API_KEY,
+        "--write-key",
+        server::WRITE_KEY,
+    ]);
     if let Ok(shots) = std::env::var("LEADSCORE_SCREENSHOTS") {
         command.args(["--screenshots", &shots]);
     }

@@ -48,6 +48,8 @@ pub struct App {
     pub(crate) ranked_version: AtomicI64,
     /// The model version whose re-ranking failure was last logged as a warning.
     pub(crate) rank_warned: AtomicI64,
+    /// Messages stored since the start that the model's `[events] ignore` drops.
+    pub(crate) ignored_events: std::sync::atomic::AtomicU64,
 }
 
 /// Why the server cannot start.
@@ -133,6 +135,7 @@ impl App {
             latest_backtest: Mutex::new(None),
             ranked_version: AtomicI64::new(-1),
             rank_warned: AtomicI64::new(-1),
+            ignored_events: std::sync::atomic::AtomicU64::new(0),
         });
         // Call-now ranks follow the active model's stage order (leads stored before it, or by an
         // older version of the schema, get theirs now, or as soon as the database can be written).
@@ -170,6 +173,11 @@ impl App {
     /// Changes how many events may wait for the writer before ingest answers 429.
     pub fn set_queue_limit(&self, events: usize) {
         self.queue_limit.store(events.max(1), Ordering::Relaxed);
+    }
+
+    /// Messages stored since the server started that the model's `[events] ignore` drops.
+    pub fn ignored_events(&self) -> u64 {
+        self.ignored_events.load(Ordering::Relaxed)
     }
 
     /// Events accepted and not yet committed.

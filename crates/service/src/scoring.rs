@@ -45,6 +45,8 @@ impl ActiveModel {
 pub struct Recorded {
     pub stored: usize,
     pub duplicates: usize,
+    /// New messages the model's `[events] ignore` drops (stored, but they score nothing).
+    pub ignored: usize,
     pub rescored: usize,
     pub changes: Vec<StageChange>,
 }
@@ -64,9 +66,11 @@ pub fn record_events(
     let mut linked: BTreeSet<String> = BTreeSet::new();
     let mut fresh = Fresh::default();
     let mut anonymous_events: Vec<&Event> = Vec::new();
+    let mut ignored = 0;
     for &i in &inserted {
         let event = &messages[i].event;
         if is_ignored(&active.model, event) {
+            ignored += 1;
             continue;
         }
         if let Some(link) = link_of(event) {
@@ -127,6 +131,7 @@ pub fn record_events(
     Ok(Recorded {
         stored: inserted.len(),
         duplicates: messages.len() - inserted.len(),
+        ignored,
         rescored: affected.len(),
         changes,
     })

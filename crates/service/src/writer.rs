@@ -142,6 +142,17 @@ impl App {
                     .increment(recorded.stored as u64);
                 metrics::counter!("leadscore_ingest_events_total", "result" => "duplicate")
                     .increment(recorded.duplicates as u64);
+                if recorded.ignored > 0 {
+                    metrics::counter!("leadscore_ingest_events_total", "result" => "ignored")
+                        .increment(recorded.ignored as u64);
+                    self.ignored_events.fetch_add(recorded.ignored as u64, Ordering::Relaxed);
+                    tracing::info!(
+                        "ingest: {} of {} new messages match the model's [events] ignore (a bot's user agent, test \
+                         traffic): stored, but they score nothing",
+                        recorded.ignored,
+                        recorded.stored
+                    );
+                }
                 metrics::counter!("leadscore_rescored_leads_total", "cause" => "ingest")
                     .increment(recorded.rescored as u64);
                 metrics::counter!("leadscore_stage_changes_total").increment(recorded.changes.len() as u64);

@@ -61,6 +61,24 @@ impl Projection {
 }
 
 impl CheckedModel {
+    /// The lead traits this model's rules read: the first name of each `lead.…` path (`id` and
+    /// `account` aside).
+    pub fn lead_traits_read(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for rule in &self.rules {
+            let lead_slot = if matches!(rule.kind, RuleKind::Trait { .. }) { 0 } else { 1 };
+            for path in rule.kind.condition().field_paths() {
+                match path.path.first() {
+                    Some(first) if path.var == lead_slot && first != "id" && first != "account" => {
+                        out.insert(first.clone());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
     /// The parts of an event any of this model's conditions (and the engine) can read.
     pub fn event_projection(&self) -> Projection {
         let mut projection = Projection::default();

@@ -152,6 +152,7 @@ pub async fn marketing_page(
                 customer => overview.customers,
             },
             funnel => funnel_rows,
+            ignored => app.ignored_events(),
             distributions => distributions,
             conversion_chart => conversion_chart,
             backtest => backtest,

@@ -1,0 +1,50 @@
+//! No silent drops: messages the model's `[events] ignore` drops (a headless browser's user agent,
+//! as a browser test sends by default) are still acknowledged and stored, but counted in
+//! `/metrics` and on the marketing page, and logged.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests")]
+
+#[path = "common/harness.rs"]
+mod harness;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::json;
+
+use harness::{MODEL, T0, login, start_model_settings};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_messages_are_counted_not_silently_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = format!(
+        "{MODEL}\n[events]\nignore = 'has(event.context) && has(event.context.userAgent) && event.context.userAgent.contains(\"HeadlessChrome\")'\n"
+    );
+    let s = start_model_settings(dir.path(), &model, |_| {});
+    let headless =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36";
+    let batch = json!({"batch": [
+        {"type": "page", "userId": "bot", "properties": {"path": "/pricing"}, "context": {"userAgent": headless},
+         "messageId": "b1", "timestamp": T0},
+        {"type": "page", "userId": "bot", "properties": {"path": "/pricing"}, "context": {"userAgent": headless},
+         "messageId": "b2", "timestamp": T0},
+        {"type": "page", "userId": "human", "properties": {"path": "/pricing"}, "messageId": "h1", "timestamp": T0},
+    ]});
+    let (status, _) = s.ingest("/v1/batch", batch).await;
+    assert_eq!(status, StatusCode::OK, "acknowledged like any other message");
+    let (status, _) = s.get("/api/leads/bot").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an ignored message makes no lead");
+    assert_eq!(s.lead("human").await["total"], json!(5.0));
+    assert_eq!(s.app.ignored_events(), 2);
+    let (_, metrics) = s.get("/metrics").await;
+    assert!(metrics.as_str().unwrap().contains("leadscore_ingest_events_total{result=\"ignored\"} 2"), "{metrics}");
+
+    let (status, headers) = login(&s, "ak").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = harness::cookie_of(&headers);
+    let request = Request::get("/marketing").header(header::COOKIE, cookie).body(Body::empty()).unwrap();
+    let (status, page, _) = s.send(request).await;
+    assert_eq!(status, StatusCode::OK);
+    let html = page.as_str().unwrap();
+    let card = &html[html.find("id=\"ignored\"").unwrap()..];
+    assert!(card[..300].contains("<div class=\"kpi\">2</div>"), "{}", &card[..300]);
+}

@@ -121,8 +121,19 @@ try {
   await page.click("#backtest button");
   await page.waitForSelector("#backtest svg", { timeout: 60000 });
   const after = await page.$$eval("#backtest svg", (els) => els.length);
-  check(after === 3, `backtest charts: ${after}`);
+  check(after === 2, `backtest charts: ${after}`);
   check((await page.textContent("#backtest"))?.includes("ROC AUC"), "the backtest shows its AUC");
+  check((await page.textContent("#backtest"))?.includes("95% interval"), "the AUC has its interval");
+  check((await page.textContent("#auc-reading"))?.includes("of the time"), "the AUC in plain words");
+  const liftRows = await page.$$eval("#lift tbody tr", (els) => els.map((e) => e.textContent));
+  check(liftRows.length === ruleRows, `every rule's lift with counts (${liftRows.length} of ${ruleRows})`);
+  check(liftRows.every((t) => / of \d+/.test(t)), "lift rows give counts, not bare rates");
+  const flagged = await page.$$eval("#lift tr.wrong-sign", (els) => els.map((e) => e.textContent));
+  check(flagged.every((t) => t.includes("about")), `wrong-sign rules carry a suggestion: ${flagged}`);
+  // Chart text readable: at least 9 px on screen.
+  const smallest = await page.$$eval(".charts svg text, #backtest svg text", (els) =>
+    Math.min(...els.map((e) => e.getBoundingClientRect().height).filter((h) => h > 0)));
+  check(smallest >= 9, `chart labels are readable (${smallest.toFixed(1)} px)`);
   if (shots) await page.screenshot({ path: join(shots, "marketing.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1500 } });
 
   // A phone-sized screen still reads.

@@ -85,11 +85,7 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<ExitCode> {
     // leaves a core idle.
     let step = crate::progress::step("reports");
     reports.par_extend(models.par_iter().zip(all_records).map(|(model, records)| {
-        let names = ModelNames {
-            model: &model.name,
-            stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
-            rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
-        };
+        let names = ModelNames::of(model);
         build_report(&names, &records, 42)
     }));
     drop(step);

@@ -79,6 +79,50 @@ pub struct RuleReport {
     pub conversion_without: Option<f64>,
     /// `conversion_with / conversion_without`.
     pub lift: Option<f64>,
+    /// How many of the leads it fired for converted.
+    pub converted_with: usize,
+    /// Leads it did not fire for, and how many of them converted.
+    pub not_fired: usize,
+    pub converted_without: usize,
+    /// 95% interval of the lift (Katz's log risk ratio; with a zero cell, 0.5 is added to each).
+    pub lift_ci: Option<(f64, f64)>,
+    /// The rule's points in the model.
+    pub points: f64,
+    /// The data contradicts the rule's sign: positive points while even the interval's top is
+    /// below 1, or negative points while even its bottom is above 1.
+    pub wrong_sign: bool,
+    /// For a wrong sign: the points the data suggests on the scorecard scale (20 points per
+    /// doubling of the conversion rate: `20 · log2(lift)`, to the nearest 5).
+    pub suggested_points: Option<f64>,
+}
+
+/// Katz's 95% interval of a risk ratio `(a / n1) / (c / n2)`; with a zero cell, 0.5 is added to
+/// every cell (Haldane) so that the interval stays finite.
+pub fn lift_interval(a: usize, n1: usize, c: usize, n2: usize) -> Option<(f64, f64)> {
+    if n1 == 0 || n2 == 0 {
+        return None;
+    }
+    let (b, d) = (n1 - a, n2 - c);
+    let zero = a == 0 || b == 0 || c == 0 || d == 0;
+    let k = if zero { 0.5 } else { 0.0 };
+    let (a, b, c, d) = (a as f64 + k, b as f64 + k, c as f64 + k, d as f64 + k);
+    let (n1, n2) = (a + b, c + d);
+    let ratio = (a / n1) / (c / n2);
+    let se = (1.0 / a - 1.0 / n1 + 1.0 / c - 1.0 / n2).sqrt();
+    Some(((ratio.ln() - 1.96 * se).exp(), (ratio.ln() + 1.96 * se).exp()))
+}
+
+/// Whether the data contradicts a rule's sign, and the points it suggests instead.
+fn sign_check(points: f64, lift: Option<f64>, ci: Option<(f64, f64)>) -> (bool, Option<f64>) {
+    let Some((lo, hi)) = ci else { return (false, None) };
+    let wrong = (points > 0.0 && hi < 1.0) || (points < 0.0 && lo > 1.0);
+    if !wrong {
+        return (false, None);
+    }
+    // With no conversions at all the lift is 0: the interval's top is the honest estimate.
+    let basis = lift.filter(|l| *l > 0.0).unwrap_or(hi);
+    let suggested = (20.0 * basis.log2() / 5.0).round() * 5.0;
+    (true, Some(suggested + 0.0))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,6 +162,19 @@ pub struct ModelNames<'a> {
     pub stages: Vec<&'a str>,
     /// `(rule, dimension)` in model order.
     pub rules: Vec<(&'a str, &'a str)>,
+    /// Each rule's points, in model order.
+    pub points: Vec<f64>,
+}
+
+impl<'a> ModelNames<'a> {
+    pub fn of(model: &'a CheckedModel) -> ModelNames<'a> {
+        ModelNames {
+            model: &model.name,
+            stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
+            rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
+            points: model.rules.iter().map(|r| r.points).collect(),
+        }
+    }
 }
 
 fn rate(numerator: usize, denominator: usize) -> Option<f64> {
@@ -195,6 +252,13 @@ pub fn build_report(names: &ModelNames<'_>, records: &[LeadRecord], seed: u64) -
             let (n, converted) = fired.get(&i).copied().unwrap_or_default();
             let with = rate(converted, n);
             let without = rate(converters - converted, records.len() - n);
+            let lift = match (with, without) {
+                (Some(w), Some(o)) if o > 0.0 => Some(w / o),
+                _ => None,
+            };
+            let lift_ci = lift_interval(converted, n, converters - converted, records.len() - n);
+            let points = names.points.get(i).copied().unwrap_or(0.0);
+            let (wrong_sign, suggested_points) = sign_check(points, lift, lift_ci);
             RuleReport {
                 rule: (*rule).to_owned(),
                 dimension: (*dimension).to_owned(),
@@ -202,10 +266,14 @@ pub fn build_report(names: &ModelNames<'_>, records: &[LeadRecord], seed: u64) -
                 fired_share: rate(n, records.len()).unwrap_or(0.0),
                 conversion_with: with,
                 conversion_without: without,
-                lift: match (with, without) {
-                    (Some(w), Some(o)) if o > 0.0 => Some(w / o),
-                    _ => None,
-                },
+                lift,
+                converted_with: converted,
+                not_fired: records.len() - n,
+                converted_without: converters - converted,
+                lift_ci,
+                points,
+                wrong_sign,
+                suggested_points,
             }
         })
         .collect();
@@ -333,7 +401,24 @@ mod tests {
             model: "m",
             stages: vec!["mql", "sql"],
             rules: vec![("Pricing", "engagement"), ("Careers", "engagement")],
+            points: vec![10.0, -10.0],
         }
+    }
+
+    #[test]
+    fn lift_intervals_match_katz_and_flag_a_rule_whose_sign_the_data_contradicts() {
+        // 30 of 100 with against 10 of 100 without: RR 3, Katz 95% interval 1.551–5.803
+        // (exp(ln 3 ± 1.96·sqrt(1/30 − 1/100 + 1/10 − 1/100))).
+        let (lo, hi) = lift_interval(30, 100, 10, 100).unwrap();
+        assert!((lo - 1.551).abs() < 0.001 && (hi - 5.803).abs() < 0.001, "{lo} {hi}");
+        assert_eq!(lift_interval(3, 10, 0, 0), None, "no leads without: no interval");
+        let (lo, hi) = lift_interval(0, 12, 20, 100).unwrap();
+        assert!(lo > 0.0 && hi.is_finite() && hi < 3.0, "a zero cell still gives a finite interval: {lo} {hi}");
+        // Negative points on a rule that converts 2.8 times as often: flagged, about +30 suggested.
+        assert_eq!(sign_check(-10.0, Some(2.8), Some((1.9, 4.1))), (true, Some(30.0)));
+        assert_eq!(sign_check(-10.0, Some(2.8), Some((0.7, 4.1))), (false, None), "the interval spans 1");
+        assert_eq!(sign_check(15.0, Some(0.5), Some((0.3, 0.8))), (true, Some(-20.0)));
+        assert_eq!(sign_check(15.0, Some(0.0), Some((0.01, 0.5))), (true, Some(-20.0)), "no conversion: the top");
     }
 
     #[test]

@@ -179,6 +179,19 @@ pub fn line_chart(caption: &str, series: &[(String, Vec<(f64, f64)>)], x_label: 
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - BOTTOM - TOP;
     let to_xy = |(x, y): (f64, f64)| (LEFT + plot_w * x, HEIGHT - BOTTOM - plot_h * y);
+    // The x axis' ticks: shares of leads.
+    for i in 0..=4 {
+        let (x, y) = to_xy((f64::from(i) / 4.0, 0.0));
+        let _ = write!(
+            inner,
+            r##"<line x1="{x:.1}" y1="{y:.1}" x2="{x:.1}" y2="{t:.1}" stroke="#9aa5b1"/><text x="{x:.1}" y="{ly:.1}" text-anchor="{anchor}">{l}%</text>"##,
+            t = y + 4.0,
+            ly = y + 16.0,
+            l = 25 * i,
+            // The last label ends at the axis' end, inside the chart.
+            anchor = if i == 4 { "end" } else { "middle" },
+        );
+    }
     let (x0, y0) = to_xy((0.0, 0.0));
     let (x1, y1) = to_xy((1.0, 1.0));
     let _ =

@@ -77,11 +77,7 @@ impl App {
         if records.is_empty() {
             return Err(ServiceError::user(Code::NoLeads, "there are no stored leads to backtest"));
         }
-        let names = ModelNames {
-            model: &model.name,
-            stages: model.stages.iter().map(|s| s.name.as_str()).collect(),
-            rules: model.rules.iter().map(|r| (r.name.as_str(), model.dimensions[r.dimension].name.as_str())).collect(),
-        };
+        let names = ModelNames::of(model);
         Ok(build_report(&names, &records, 42))
     }
 

@@ -18,7 +18,8 @@ const SAMPLE: usize = 20_000;
 pub struct FunnelStep {
     pub stage: String,
     pub count: usize,
-    /// Share of the step before (`None` for the first step, or after an empty one).
+    /// The share of the leads that reached the step before that reached this one too (`None` for
+    /// the first step, or after an empty one).
     pub rate: Option<f64>,
 }
 
@@ -88,25 +89,34 @@ impl App {
                 }
             }
         }
-        let mut counts: Vec<(String, usize)> =
-            vec![(leadscore_core::model::DEFAULT_STAGE.to_owned(), usize::try_from(lead_count).unwrap_or(0))];
-        for s in &stage_names {
-            counts.push(((*s).to_owned(), reached_by.get(s).map_or(0, HashSet::len)));
+        // Each step's rate is over the leads that passed the step before: a customer who never
+        // reached SQL (an outcome recorded straight away) counts in the customers, not in the
+        // conversion from SQL, so no step can exceed 100% of the one before.
+        let all = usize::try_from(lead_count).unwrap_or(0);
+        let empty = HashSet::new();
+        let set = |name: &str| reached_by.get(name).unwrap_or(&empty);
+        let mut funnel =
+            vec![FunnelStep { stage: leadscore_core::model::DEFAULT_STAGE.to_owned(), count: all, rate: None }];
+        for (i, name) in stage_names.iter().enumerate() {
+            let here = set(name);
+            let rate = match i.checked_sub(1) {
+                None => (all > 0).then(|| here.len() as f64 / all as f64),
+                Some(b) => {
+                    let before = set(stage_names[b]);
+                    (!before.is_empty()).then(|| before.intersection(here).count() as f64 / before.len() as f64)
+                }
+            };
+            funnel.push(FunnelStep { stage: (*name).to_owned(), count: here.len(), rate });
         }
-        counts.push(("customer".to_owned(), converted.len()));
-        let funnel = counts
-            .iter()
-            .enumerate()
-            .map(|(i, (stage, count))| FunnelStep {
-                stage: stage.clone(),
-                count: *count,
-                rate: i
-                    .checked_sub(1)
-                    .map(|b| counts[b].1)
-                    .filter(|&before| before > 0)
-                    .map(|before| *count as f64 / before as f64),
-            })
-            .collect();
+        let customer_rate = match stage_names.last() {
+            None => (all > 0).then(|| converted.len() as f64 / all as f64),
+            Some(last) => {
+                let before = set(last);
+                (!before.is_empty())
+                    .then(|| before.iter().filter(|l| converted.contains(*l)).count() as f64 / before.len() as f64)
+            }
+        };
+        funnel.push(FunnelStep { stage: "customer".to_owned(), count: converted.len(), rate: customer_rate });
         let distributions = model
             .dimensions
             .iter()

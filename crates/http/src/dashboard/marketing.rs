@@ -106,17 +106,47 @@ pub async fn marketing_page(
         let r = run.models.first()?;
         let deciles: Vec<(String, f64)> = r.deciles.iter().map(|d| (d.band.to_string(), d.conversion_rate)).collect();
         let gains = r.gains.clone();
-        let lifts: Vec<(String, f64)> = r.rules.iter().filter_map(|x| Some((x.rule.clone(), x.lift?))).collect();
+        let share = |n: usize, of: usize| if of == 0 { "—".to_owned() } else { format!("{:.0}%", 100.0 * n as f64 / of as f64) };
+        let rules: Vec<Jv> = r
+            .rules
+            .iter()
+            .map(|x| {
+                context! {
+                    rule => x.rule,
+                    points => format_points(x.points),
+                    with => format!("{} of {} ({})", x.converted_with, x.fired, share(x.converted_with, x.fired)),
+                    without => format!("{} of {} ({})", x.converted_without, x.not_fired, share(x.converted_without, x.not_fired)),
+                    lift => x.lift.map_or("—".to_owned(), |l| format!("{l:.2}")),
+                    ci => x.lift_ci.map_or(String::new(), |(lo, hi)| format!("{lo:.2}–{hi:.2}")),
+                    wrong_sign => x.wrong_sign,
+                    suggestion => x.suggested_points.map(format_points),
+                }
+            })
+            .collect();
+        let auc_reading = r.auc.map(|a| {
+            let quality = match a {
+                a if a >= 0.8 => "strong",
+                a if a >= 0.7 => "useful",
+                a if a >= 0.6 => "weak",
+                _ => "hardly better than chance",
+            };
+            format!(
+                "a lead that converted outscored one that did not {:.0}% of the time (50% is a coin toss): {quality}",
+                100.0 * a
+            )
+        });
         Some(context! {
             model => r.model,
             at => time::format_timestamp(run.ran_at),
             auc => r.auc.map_or("—".to_owned(), |a| format!("{a:.3}")),
+            auc_ci => r.auc_ci.map(|(lo, hi)| format!("{lo:.3}–{hi:.3}")),
+            auc_reading => auc_reading,
             leads => r.counts.leads,
             converted => r.counts.converted,
+            rules => rules,
             charts => vec![
                 charts::bar_chart("Conversion by score decile (1 = highest)", &deciles, "decile", "converted", true),
                 charts::line_chart("Cumulative gains", &[("model".to_owned(), gains)], "share of leads called", "share of conversions found"),
-                charts::hbar_chart("Lift per rule (conversion with ÷ without)", &lifts, "lift", 1.0),
             ],
         })
     });

@@ -1,4 +1,5 @@
-//! No silent drops: messages the model's `[events] ignore` drops (a headless browser's user agent,
+//! Honest numbers and no silent drops: the funnel counts each step over the leads that passed the
+//! one before; messages the model's `[events] ignore` drops (a headless browser's user agent,
 //! as a browser test sends by default) are still acknowledged and stored, but counted in
 //! `/metrics` and on the marketing page, and logged.
 
@@ -47,4 +48,37 @@ async fn ignored_messages_are_counted_not_silently_dropped() {
     let html = page.as_str().unwrap();
     let card = &html[html.find("id=\"ignored\"").unwrap()..];
     assert!(card[..300].contains("<div class=\"kpi\">2</div>"), "{}", &card[..300]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_funnel_counts_conversions_over_the_leads_that_passed_the_step_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_model_settings(dir.path(), MODEL, |_| {});
+    // `sql` reaches SQL (VP + demo = 100) and wins; `direct` never reaches MQL and wins; `stuck`
+    // reaches SQL and stays open.
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "sql", "traits": {"title": "VP"}, "messageId": "s-i", "timestamp": T0},
+        {"type": "track", "userId": "sql", "event": "Demo Requested", "messageId": "s-d", "timestamp": T0},
+        {"type": "identify", "userId": "stuck", "traits": {"title": "VP"}, "messageId": "t-i", "timestamp": T0},
+        {"type": "track", "userId": "stuck", "event": "Demo Requested", "messageId": "t-d", "timestamp": T0},
+        {"type": "page", "userId": "direct", "properties": {"path": "/pricing"}, "messageId": "d-p", "timestamp": T0},
+    ]});
+    assert_eq!(s.ingest("/v1/batch", batch).await.0, StatusCode::OK);
+    for lead in ["sql", "direct"] {
+        let (status, _) = s.post(&format!("/api/leads/{lead}/outcome"), r#"{"outcome": "won"}"#).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let overview = s.app.marketing_overview().unwrap();
+    let steps: Vec<(String, usize, Option<String>)> =
+        overview.funnel.iter().map(|f| (f.stage.clone(), f.count, f.rate.map(|r| format!("{r:.2}")))).collect();
+    assert_eq!(
+        steps,
+        [
+            ("lead".to_owned(), 3, None),
+            ("mql".to_owned(), 2, Some("0.67".to_owned())),
+            ("sql".to_owned(), 2, Some("1.00".to_owned())),
+            // Two customers, but only one of the two SQLs converted: 50%, not 100% (2 of 2).
+            ("customer".to_owned(), 2, Some("0.50".to_owned())),
+        ]
+    );
 }

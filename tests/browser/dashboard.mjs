@@ -89,7 +89,26 @@ try {
   check((await page.textContent("#stage"))?.trim() === lead.stage, "stage on the lead page matches the API");
   check((await page.textContent("#total"))?.trim() === String(lead.total).replace(/\.0$/, ""), `total ${await page.textContent("#total")} vs ${lead.total}`);
   check((await page.$$("svg[aria-label='score history'] circle")).length >= 1, "the history chart marks stages");
+  if (lead.traits.email) {
+    check((await page.getAttribute("#mailto", "href")) === `mailto:${lead.traits.email}`, "a mailto link to the lead");
+  }
+  const traitRows = await page.$$eval("#traits tr", (els) => els.length);
+  check(traitRows === Object.keys(lead.traits).length, `traits as a list (${traitRows})`);
+  const ledgerPoints = await page.$$eval("#contributions tbody td.num:nth-child(3)", (els) => els.map((e) => e.textContent.trim()));
+  check(ledgerPoints.every((p) => !/\.\d\d/.test(p)), `ledger points rounded for reading: ${ledgerPoints}`);
   if (shots) await page.screenshot({ path: join(shots, "lead.png") });
+  // Sales records an outcome from the page; the stage follows at once.
+  const leadUrl = page.url();
+  await page.click("#outcome button[value=lost]");
+  await page.waitForURL(/#outcome$/);
+  check((await page.textContent("#stage"))?.trim() === "lost", "the lost button moves the lead to lost");
+  check((await api(`/api/leads/${encodeURIComponent(expected.id)}`)).stage === "lost", "and the API says so");
+  const phoneLead = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  await phoneLead.addCookies(await context.cookies());
+  const leadOnPhone = await phoneLead.newPage();
+  await leadOnPhone.goto(leadUrl);
+  const leadOverflow = await leadOnPhone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(leadOverflow <= 1, `the lead page reads on a phone (${leadOverflow}px)`);
 
   // A page view sent from this headless browser, as analytics.js would (its user agent in the
   // context): the model's bot filter drops it, and the marketing page counts it instead of

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use contract::Contract;
 use harness::{Server, T0, start_model_settings};
 use leadscore_core::time::{Millis, parse_timestamp};
+use leadscore_service::Clock;
 use leadscore_service::crm::{Crm, Fields, Naming, Sync, When};
 
 const TOKEN: &str = "pat-na1-test";
@@ -138,15 +139,22 @@ async fn send(s: &Server, batch: Vec<Value>) {
     }
 }
 
-/// Waits until `done` holds for the contract server's state.
-async fn wait_for(hs: &Contract, what: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+/// Waits until `done` holds for the contract server's state. After 5 s the server's (manual)
+/// clock starts moving, 30 s per poll: a request that failed for a passing reason on a loaded
+/// machine (a reset connection) is retried after its backoff, as it would be in real time,
+/// instead of waiting for a clock that never moves.
+async fn wait_for(s: &Server, hs: &Contract, what: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
     loop {
         let state = hs.state();
         if done(&state) {
             return state;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}: violations {}", state["violations"]);
+        if started.elapsed() > Duration::from_secs(5) {
+            s.clock.set(s.clock.now() + 30_000);
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -243,7 +251,7 @@ async fn the_latest_scores_land_on_hubspot_contacts_within_the_limits() {
 
     s.clock.set(t0 + 60_000);
     let started = Instant::now();
-    let state = wait_for(&hs, "every matched lead written", 60, |st| {
+    let state = wait_for(&s, &hs, "every matched lead written", 60, |st| {
         contacts.iter().all(|c| st["contacts"][c.as_str()]["properties"].get("leadscore_total").is_some())
     })
     .await;
@@ -283,7 +291,7 @@ async fn the_latest_scores_land_on_hubspot_contacts_within_the_limits() {
     let (_, log) = s.get("/api/syncs/hubspot/records?status=pending").await;
     let stranger = &log["records"][0];
     assert_eq!(stranger["lead_id"], "stranger");
-    assert_eq!(stranger["attempts"], 1);
+    assert!(stranger["attempts"].as_i64() >= Some(1), "{stranger}");
     assert!(stranger["last_error"].as_str().unwrap().starts_with("HTTP 207: Could not get some CONTACT objects"));
     let view = sync_view(&s).await;
     assert_eq!(
@@ -295,14 +303,15 @@ async fn the_latest_scores_land_on_hubspot_contacts_within_the_limits() {
     // A later change of one lead: written again with its new values, alone.
     send(&s, vec![track("u1", "Demo Requested", "u1-d2", "2026-01-10T00:00:30Z")]).await;
     s.clock.set(t0 + 120_000);
-    let state = wait_for(&hs, "u1's second write", 20, |st| st["contacts"][contacts[1].as_str()]["writes"] == 2).await;
+    let state =
+        wait_for(&s, &hs, "u1's second write", 20, |st| st["contacts"][contacts[1].as_str()]["writes"] == 2).await;
     holds_latest(&s, &state, &contacts[1], "u1").await.unwrap();
     assert_eq!(state["contacts"][contacts[1].as_str()]["properties"]["leadscore_stage"], "mql", "5 + 60 points");
 
     // Resending from the log writes a lead now.
     let (status, row) = s.post("/api/syncs/hubspot/records/u2/resend", "").await;
     assert_eq!((status, &row["status"]), (StatusCode::OK, &json!("pending")), "{row}");
-    wait_for(&hs, "u2 resent", 20, |st| st["contacts"][contacts[2].as_str()]["writes"] == 2).await;
+    wait_for(&s, &hs, "u2 resent", 20, |st| st["contacts"][contacts[2].as_str()]["writes"] == 2).await;
     let (status, body) = s.post("/api/syncs/salesforce/records/u2/resend", "").await;
     assert_eq!((status, &body["code"]), (StatusCode::NOT_FOUND, &json!("sync_not_found")));
     let (status, body) = s.post("/api/syncs/hubspot/records/ghost/resend", "").await;
@@ -363,7 +372,7 @@ async fn an_outage_loses_nothing_429_is_waited_out_and_a_refused_token_stops_the
     hs.fail(429, Some(1), Some(2));
     s.clock.set(t0 + 10 * 60_000 + 3_600_000);
     let started = Instant::now();
-    let state = wait_for(&hs, "every lead written after the outage", 60, |st| {
+    let state = wait_for(&s, &hs, "every lead written after the outage", 60, |st| {
         contacts.iter().all(|c| st["contacts"][c.as_str()]["properties"].get("leadscore_total").is_some())
     })
     .await;
@@ -446,7 +455,7 @@ async fn salesforce_leads_and_contacts_get_their_latest_scores_record_by_record(
     batch.push(identify("gone", json!({"salesforce_id": "00Q999999999999"}), "gone-i", T0));
     batch.push(identify("bad", json!({"salesforce_id": "00Qshort"}), "bad-i", T0));
     send(&s, batch).await;
-    let state = wait_for(&sf, "every record written", 60, |st| {
+    let state = wait_for(&s, &sf, "every record written", 60, |st| {
         ids.iter().all(|id| st["records"][id.as_str()]["fields"].get("Leadscore_Total__c").is_some())
     })
     .await;
@@ -538,7 +547,7 @@ async fn accounts_roll_up_into_hubspot_companies() {
     batch.extend(member("g1", "globex", json!({"name": "Globex", "hubspot_company_id": 5002}), "Analyst"));
     batch.extend(member("i1", "initech", json!({"name": "Initech"}), "VP Ops"));
     send(&s, batch).await;
-    let state = wait_for(&hs, "both companies written", 20, |st| {
+    let state = wait_for(&s, &hs, "both companies written", 20, |st| {
         ["5001", "5002"].iter().all(|c| st["companies"][*c]["properties"].get("leadscore_total").is_some())
     })
     .await;
@@ -555,7 +564,7 @@ async fn accounts_roll_up_into_hubspot_companies() {
     // A member's change moves its account's company.
     let before = state["companies"]["5002"]["properties"]["leadscore_total"].clone();
     send(&s, vec![track("g1", "Demo Requested", "g1-d", T0)]).await;
-    let state = wait_for(&hs, "globex written again", 20, |st| st["companies"]["5002"]["writes"] == 2).await;
+    let state = wait_for(&s, &hs, "globex written again", 20, |st| st["companies"]["5002"]["writes"] == 2).await;
     assert_ne!(state["companies"]["5002"]["properties"]["leadscore_total"], before);
     let (_, view) = s.get("/api/accounts/globex").await;
     assert_eq!(state["companies"]["5002"]["properties"]["leadscore_stage"], view["stage"]);

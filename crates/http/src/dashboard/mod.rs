@@ -85,6 +85,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
     let pages = Router::new()
         .route("/leads", get(sales::leads_page))
         .route("/leads/{id}", get(sales::lead_page))
+        .route("/leads/{id}/outcome", post(sales::outcome_action))
         .route("/marketing", get(marketing::marketing_page))
         .route("/marketing/backtest", post(marketing::backtest_action))
         .route("/marketing/models/{version}/activate", post(marketing::activate_action))

@@ -50,6 +50,12 @@ fn name_of(id: &str, traits: &Value) -> String {
     if !full.is_empty() { full } else { traits["email"].as_str().map_or_else(|| id.to_owned(), str::to_owned) }
 }
 
+/// Points for reading in a ledger: one decimal at most, none when whole (`36.6`, `-10`).
+fn reading_points(p: f64) -> String {
+    let r = (p * 10.0).round() / 10.0;
+    if r.fract() == 0.0 { format!("{r:.0}") } else { format!("{r:.1}") }
+}
+
 /// A small inline line of totals over time.
 fn sparkline(points: &[f64]) -> String {
     if points.len() < 2 {
@@ -265,16 +271,29 @@ pub async fn lead_page(
         .rev()
         .map(|h| context! { at => h.at, stage => h.stage, stage_class => stage_class(model, &h.stage), total => h.total })
         .collect();
-    let subtitle = [
-        traits["title"].as_str(),
-        traits["company"].as_str(),
-        view.account.as_ref().map(|a| a.id.trim()),
-        traits["email"].as_str(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" · ");
+    let subtitle = [traits["title"].as_str(), traits["company"].as_str(), view.account.as_ref().map(|a| a.id.trim())]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ");
+    // Contact links, and the traits as a readable list (nested values as compact JSON).
+    let email = traits["email"].as_str().filter(|e| e.contains('@')).map(str::to_owned);
+    let phone = ["phone", "mobile", "phone_number"].iter().find_map(|k| traits[*k].as_str()).map(|p| {
+        let dial: String = p.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
+        context! { text => p, dial => dial }
+    });
+    let trait_rows: Vec<Jv> = view
+        .traits
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => "—".to_owned(),
+                other => other.to_string(),
+            };
+            context! { key => k.replace('_', " "), value => text }
+        })
+        .collect();
     render_page(
         &session,
         "lead.html",
@@ -288,13 +307,50 @@ pub async fn lead_page(
             total => format_points(view.total),
             probability => view.probability.map(|p| format!("{:.0}%", p * 100.0)),
             dimensions => dims,
-            contributions => Jv::from_serialize(&view.contributions),
+            contributions => view
+                .contributions
+                .iter()
+                .map(|c| context! {
+                    rule => c.rule, dimension => c.dimension, points => reading_points(c.points),
+                    positive => c.points > 0.0, negative => c.points < 0.0,
+                    matched => c.matched, last_matched_at => c.last_matched_at,
+                })
+                .collect::<Vec<_>>(),
+            id => view.id,
+            url_id => percent_encode(&view.id),
+            email => email,
+            phone => phone,
+            outcomes => ["won", "converted", "lost", "disqualified"],
             events => events,
             history => history,
             history_chart => history_chart(model, &series),
-            traits => serde_json::to_string_pretty(&traits).unwrap_or_default(),
+            traits => trait_rows,
         },
     )
+}
+
+#[derive(Deserialize)]
+pub struct OutcomeForm {
+    outcome: String,
+}
+
+/// Sales records an outcome from the lead page (a read key may: outcomes are sales' to record).
+pub async fn outcome_action(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    axum::extract::Form(form): axum::extract::Form<OutcomeForm>,
+) -> Response {
+    use axum::response::IntoResponse;
+    let Some(kind) = leadscore_core::OutcomeKind::parse(&form.outcome) else {
+        return super::sessions::forbidden("That is not an outcome.");
+    };
+    let now = app.clock.now();
+    let target = format!("/leads/{}", percent_encode(&id));
+    match blocking(move || app.record_outcome(&LeadId::parse(&id)?, kind, now)).await {
+        Ok(_) => axum::response::Redirect::to(&format!("{target}#outcome")).into_response(),
+        Err(e) => page_error(&session, e),
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,16 @@ try {
   if (lead.traits.email) {
     check((await page.getAttribute("#mailto", "href")) === `mailto:${lead.traits.email}`, "a mailto link to the lead");
   }
+  // A dimension its rules overfill is marked capped; times read as "… ago"; details as key: value.
+  const sums = {};
+  for (const c of lead.contributions) sums[c.dimension] = (sums[c.dimension] || 0) + c.points;
+  const cappedApi = Object.entries(lead.scores).filter(([d, v]) => Math.abs((sums[d] || 0) - v) > 0.05).length;
+  const cappedPage = await page.$$eval(".dimension .capped", (els) => els.length);
+  check(cappedPage === cappedApi, `capped dimensions marked: ${cappedPage} on the page, ${cappedApi} by the API's numbers`);
+  const times = await page.$$eval("table time", (els) => els.map((e) => e.textContent));
+  check(times.length > 0 && times.every((t) => /ago|just now/.test(t)), `timeline times read as how long ago: ${times.slice(0, 3)}`);
+  const details = await page.$$eval("td.details", (els) => els.map((e) => e.textContent));
+  check(details.every((d) => !d.includes("{\"")), "event details as key: value, not JSON");
   const traitRows = await page.$$eval("#traits tr", (els) => els.length);
   check(traitRows === Object.keys(lead.traits).length, `traits as a list (${traitRows})`);
   const ledgerPoints = await page.$$eval("#contributions tbody td.num:nth-child(3)", (els) => els.map((e) => e.textContent.trim()));

@@ -50,6 +50,24 @@ fn name_of(id: &str, traits: &Value) -> String {
     if !full.is_empty() { full } else { traits["email"].as_str().map_or_else(|| id.to_owned(), str::to_owned) }
 }
 
+/// How long ago `at` was, for people: `just now`, `5 minutes ago`, `3 hours ago`, `2 days ago`,
+/// `4 months ago` (the exact time stays in the page, as a tooltip).
+fn relative(at: Millis, now: Millis) -> String {
+    let seconds = (now - at) / 1000;
+    if seconds < 0 {
+        return "in the future".to_owned();
+    }
+    let (n, unit) = match seconds {
+        0..60 => return "just now".to_owned(),
+        60..3_600 => (seconds / 60, "minute"),
+        3_600..86_400 => (seconds / 3_600, "hour"),
+        86_400..2_592_000 => (seconds / 86_400, "day"),
+        2_592_000..31_536_000 => (seconds / 2_592_000, "month"),
+        _ => (seconds / 31_536_000, "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
 /// Points for reading in a ledger: one decimal at most, none when whole (`36.6`, `-10`).
 fn reading_points(p: f64) -> String {
     let r = (p * 10.0).round() / 10.0;
@@ -239,10 +257,23 @@ pub async fn lead_page(
     };
     let traits = Value::Object(view.traits.clone());
     let max = view.scores.values().map(|v| v.abs()).fold(1.0, f64::max);
+    // A dimension whose rules give more (or less) than it shows was capped by its `max`/`min`.
+    let mut from_rules: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+    for c in &view.contributions {
+        *from_rules.entry(c.dimension.as_str()).or_default() += c.points;
+    }
     let dims: Vec<Jv> = view
         .scores
         .iter()
-        .map(|(name, value)| context! { name => name, value => value, width => (100.0 * value.abs() / max).round() })
+        .map(|(name, value)| {
+            let rules = from_rules.get(name.as_str()).copied().unwrap_or(0.0);
+            // (Rounded points: a few hundredths apart is no cap.)
+            let capped = ((rules - value).abs() > 0.05).then(|| reading_points(rules));
+            context! {
+                name => name, value => reading_points(*value), negative => *value < 0.0,
+                width => (100.0 * value.abs() / max).round(), capped => capped,
+            }
+        })
         .collect();
     let events: Vec<Jv> = view
         .events
@@ -259,8 +290,23 @@ pub async fn lead_page(
                 "alias" => "Alias".to_owned(),
                 other => other.to_owned(),
             };
-            let details = e.get("properties").or(e.get("traits")).map(Value::to_string).unwrap_or_default();
-            context! { at => e["timestamp"].as_str().unwrap_or(""), what => what, details => details }
+            // Details as `key: value` pairs (nested values as compact JSON), not raw JSON.
+            let details: Vec<String> = e
+                .get("properties")
+                .or(e.get("traits"))
+                .and_then(Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| match v {
+                            Value::String(s) => format!("{k}: {s}"),
+                            other => format!("{k}: {other}"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let at = e["timestamp"].as_str().unwrap_or("");
+            let ago = time::parse_timestamp(at).map(|t| relative(t, now)).unwrap_or_default();
+            context! { at => at, ago => ago, what => what, details => details }
         })
         .collect();
     let active = app.model();
@@ -356,6 +402,17 @@ pub async fn outcome_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_as_how_long_ago() {
+        let now = 1_700_000_000_000;
+        assert_eq!(relative(now - 20_000, now), "just now");
+        assert_eq!(relative(now - 60_000, now), "1 minute ago");
+        assert_eq!(relative(now - 3 * 3_600_000, now), "3 hours ago");
+        assert_eq!(relative(now - 2 * 86_400_000, now), "2 days ago");
+        assert_eq!(relative(now - 100 * 86_400_000, now), "3 months ago");
+        assert_eq!(relative(now + 5_000, now), "in the future");
+    }
 
     #[test]
     fn reasons_are_the_biggest_contributions_either_way() {

@@ -360,6 +360,7 @@ pub async fn lead_page(
                     rule => c.rule, dimension => c.dimension, points => reading_points(c.points),
                     positive => c.points > 0.0, negative => c.points < 0.0,
                     matched => c.matched, last_matched_at => c.last_matched_at,
+                    last_matched_ago => c.last_matched_at.as_deref().and_then(time::parse_timestamp).map(|t| relative(t, now)),
                 })
                 .collect::<Vec<_>>(),
             id => view.id,

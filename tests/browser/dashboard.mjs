@@ -102,6 +102,8 @@ try {
   check(times.length > 0 && times.every((t) => /ago|just now/.test(t)), `timeline times read as how long ago: ${times.slice(0, 3)}`);
   const details = await page.$$eval("td.details", (els) => els.map((e) => e.textContent));
   check(details.every((d) => !d.includes("{\"")), "event details as key: value, not JSON");
+  const flags = await page.$$eval("#quality .quality", (els) => els.length);
+  check(flags === lead.quality.length, `data-quality flags: ${flags} on the page, ${lead.quality.length} in the API`);
   const traitRows = await page.$$eval("#traits tr", (els) => els.length);
   check(traitRows === Object.keys(lead.traits).length, `traits as a list (${traitRows})`);
   const ledgerPoints = await page.$$eval("#contributions tbody td.num:nth-child(3)", (els) => els.map((e) => e.textContent.trim()));

@@ -82,3 +82,39 @@ async fn the_funnel_counts_conversions_over_the_leads_that_passed_the_step_befor
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_shows_what_is_wrong_with_its_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_model_settings(dir.path(), MODEL, |_| {});
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "good", "traits": {"email": "ada@acme.com", "company": "Acme", "title": "VP"},
+         "messageId": "g", "timestamp": T0},
+        {"type": "identify", "userId": "bad", "traits": {"email": "test@gmail.com", "company": "asdf", "title": "VP"},
+         "messageId": "b", "timestamp": T0},
+    ]});
+    assert_eq!(s.ingest("/v1/batch", batch).await.0, StatusCode::OK);
+    assert_eq!(s.lead("good").await["quality"], json!([]));
+    let bad = s.lead("bad").await;
+    let flags: Vec<(String, String)> = bad["quality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["code"].as_str().unwrap().to_owned(), f["trait"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("free_email".to_owned(), "email".to_owned()),
+            ("placeholder".to_owned(), "email".to_owned()),
+            ("placeholder".to_owned(), "company".to_owned()),
+        ]
+    );
+    assert_eq!(bad["total"], json!(40.0), "flags change no score");
+    let (status, headers) = login(&s, "ak").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = harness::cookie_of(&headers);
+    let request = Request::get("/leads/bad").header(header::COOKIE, cookie).body(Body::empty()).unwrap();
+    let (_, page, _) = s.send(request).await;
+    assert!(page.as_str().unwrap().contains("is a free mail address, not a company one"), "on the lead page");
+}

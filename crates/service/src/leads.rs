@@ -210,6 +210,10 @@ pub struct LeadView {
     pub history: Vec<HistoryEntry>,
     pub as_of: String,
     pub model_version: i64,
+    /// What is wrong with the lead's answers (`[{code, trait, message}]`: free or disposable
+    /// mail, placeholders, an e-mail domain that is not the company's); no effect on the score.
+    #[schema(value_type = Vec<Object>)]
+    pub quality: Vec<leadscore_core::quality::QualityFlag>,
 }
 
 /// A lead's total and stage at one instant of its replayed history.
@@ -422,6 +426,7 @@ fn lead_in(
         history: entries,
         as_of: time::format_timestamp(as_of),
         model_version: active.version,
+        quality: leadscore_core::quality::quality_flags(&score.traits),
     };
     Ok((view, series))
 }

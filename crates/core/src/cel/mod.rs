@@ -88,7 +88,7 @@
 
 mod compiler;
 mod eval;
-mod functions;
+pub(crate) mod functions;
 mod lexer;
 mod parser;
 mod value;

@@ -372,6 +372,7 @@ pub async fn lead_page(
             history => history,
             history_chart => history_chart(model, &series),
             traits => trait_rows,
+            quality => view.quality.iter().map(|q| context! { code => q.code, message => q.message }).collect::<Vec<_>>(),
         },
     )
 }

@@ -447,3 +447,45 @@ fn score_warns_when_no_column_of_the_leads_file_is_a_trait_the_model_reads() {
         "{err}"
     );
 }
+
+#[test]
+fn check_with_a_leads_file_lists_what_is_wrong_with_their_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "m.toml", MODEL);
+    let leads = write(
+        dir.path(),
+        "leads.csv",
+        "id,email,company,title\nl1,ada@acme.com,Acme,CTO\nl2,test@gmail.com,asdf,VP\nl3,bob@globex.com,Initech,n/a\n",
+    );
+    let out = leadscore(&["check", s(&model), "--leads", s(&leads)]);
+    assert!(out.status.success(), "flags are not errors: {}", stderr(&out));
+    let text = stdout(&out);
+    let file = leads.display();
+    assert!(
+        text.contains(&format!(
+            "{file}:3: lead `l2`: `test@gmail.com` is a free mail address, not a company one (free_email, `email`)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{file}:4: lead `l3`: `n/a` is a placeholder, not an answer (placeholder, `title`)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{file}:4: lead `l3`: `globex.com` does not look like Initech's domain (domain_mismatch, `email`)"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(":2: lead `l1`"), "a clean row says nothing: {text}");
+    assert!(
+        text.contains(&format!(
+            "{file}: 2 of 3 leads with data-quality flags (domain_mismatch 1, free_email 1, placeholder 3)"
+        )),
+        "{text}"
+    );
+    let out = leadscore(&["check", s(&model), "--leads", s(&leads), "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["quality"].as_array().unwrap().len(), 5);
+    assert_eq!(json["quality"][0]["line"], 3);
+}

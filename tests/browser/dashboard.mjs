@@ -109,8 +109,21 @@ try {
   const ledgerPoints = await page.$$eval("#contributions tbody td.num:nth-child(3)", (els) => els.map((e) => e.textContent.trim()));
   check(ledgerPoints.every((p) => !/\.\d\d/.test(p)), `ledger points rounded for reading: ${ledgerPoints}`);
   if (shots) await page.screenshot({ path: join(shots, "lead.png") });
-  // Sales records an outcome from the page; the stage follows at once.
+  // The lead's account: its roll-up and its leads, as the API has them.
   const leadUrl = page.url();
+  check(!!lead.account, "the demo's first lead belongs to an account");
+  if (lead.account) {
+    await page.click("#account");
+    await page.waitForURL(/\/accounts\/.+/);
+    const account = await api(`/api/accounts/${encodeURIComponent(lead.account.id)}`);
+    check((await page.textContent("#account-total"))?.trim() === String(account.total).replace(/\.0$/, ""),
+      `account total ${await page.textContent("#account-total")} vs API ${account.total}`);
+    const members = await page.$$eval("#account-leads tbody tr", (els) => els.length);
+    check(members === account.leads.length, `the account's leads (${members} of ${account.leads.length})`);
+    check((await page.textContent("#account-stage"))?.trim() === account.stage, "the account's stage");
+    await page.goto(leadUrl);
+  }
+  // Sales records an outcome from the page; the stage follows at once.
   await page.click("#outcome button[value=lost]");
   await page.waitForURL(/#outcome$/);
   check((await page.textContent("#stage"))?.trim() === "lost", "the lost button moves the lead to lost");

@@ -35,6 +35,7 @@ fn templates() -> &'static Environment<'static> {
             ("lead.html", include_str!("../../templates/lead.html")),
             ("marketing.html", include_str!("../../templates/marketing.html")),
             ("preview.html", include_str!("../../templates/preview.html")),
+            ("account.html", include_str!("../../templates/account.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!("template {name}: {e:#}");
@@ -86,6 +87,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/leads", get(sales::leads_page))
         .route("/leads/{id}", get(sales::lead_page))
         .route("/leads/{id}/outcome", post(sales::outcome_action))
+        .route("/accounts/{id}", get(sales::account_page))
         .route("/marketing", get(marketing::marketing_page))
         .route("/marketing/backtest", post(marketing::backtest_action))
         .route("/marketing/models/{version}/activate", post(marketing::activate_action))
@@ -104,7 +106,9 @@ mod tests {
 
     #[test]
     fn every_template_compiles() {
-        for name in ["base.html", "login.html", "leads.html", "lead.html", "marketing.html", "preview.html"] {
+        for name in
+            ["base.html", "login.html", "leads.html", "lead.html", "marketing.html", "preview.html", "account.html"]
+        {
             assert!(templates().get_template(name).is_ok(), "{name}");
         }
         let html = templates().get_template("login.html").and_then(|t| t.render(context! { error => "<b>" }));

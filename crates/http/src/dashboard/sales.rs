@@ -317,11 +317,12 @@ pub async fn lead_page(
         .rev()
         .map(|h| context! { at => h.at, stage => h.stage, stage_class => stage_class(model, &h.stage), total => h.total })
         .collect();
-    let subtitle = [traits["title"].as_str(), traits["company"].as_str(), view.account.as_ref().map(|a| a.id.trim())]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" · ");
+    let subtitle =
+        [traits["title"].as_str(), traits["company"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+    let account = view.account.as_ref().map(|a| {
+        let name = a.traits.get("name").and_then(Value::as_str).unwrap_or(a.id.as_str());
+        context! { url => percent_encode(&a.id), name => name }
+    });
     // Contact links, and the traits as a readable list (nested values as compact JSON).
     let email = traits["email"].as_str().filter(|e| e.contains('@')).map(str::to_owned);
     let phone = ["phone", "mobile", "phone_number"].iter().find_map(|k| traits[*k].as_str()).map(|p| {
@@ -372,6 +373,7 @@ pub async fn lead_page(
             history => history,
             history_chart => history_chart(model, &series),
             traits => trait_rows,
+            account => account,
             quality => view.quality.iter().map(|q| context! { code => q.code, message => q.message }).collect::<Vec<_>>(),
         },
     )
@@ -432,4 +434,44 @@ mod tests {
         let words: Vec<String> = r.iter().map(|r| format!("{}{} {}", r.sign, r.abs, r.rule)).collect();
         assert_eq!(words, ["+30 C", "−20 B", "+5 A"]);
     }
+}
+
+/// An account: its leads' scores rolled up, its traits, and its leads (best first).
+pub async fn account_page(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    let app2 = Arc::clone(&app);
+    let view = match blocking(move || app2.account_view(&id)).await {
+        Ok(v) => v,
+        Err(e) => return page_error(&session, e),
+    };
+    let active = app.model();
+    let model = &active.model;
+    let mut leads: Vec<_> = view.leads.iter().collect();
+    leads.sort_by(|a, b| b.total.total_cmp(&a.total).then_with(|| a.id.cmp(&b.id)));
+    let name = view.traits.get("name").and_then(Value::as_str).map_or_else(|| view.id.clone(), str::to_owned);
+    render_page(
+        &session,
+        "account.html",
+        context! {
+            nav => "sales",
+            id => view.id,
+            name => name,
+            aggregate => view.aggregate,
+            stage => view.stage,
+            stage_class => stage_class(model, &view.stage),
+            total => format_points(view.total),
+            dimensions => view.scores.iter().map(|(n, v)| context! { name => n, value => format_points(*v) }).collect::<Vec<_>>(),
+            traits => view.traits.iter().map(|(k, v)| context! {
+                key => k.replace('_', " "),
+                value => v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            }).collect::<Vec<_>>(),
+            leads => leads.iter().map(|l| context! {
+                id => l.id, url => percent_encode(&l.id), stage => l.stage, stage_class => stage_class(model, &l.stage),
+                grade => l.grade, total => format_points(l.total),
+            }).collect::<Vec<_>>(),
+        },
+    )
 }

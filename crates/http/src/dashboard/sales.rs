@@ -403,39 +403,6 @@ pub async fn outcome_action(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_read_as_how_long_ago() {
-        let now = 1_700_000_000_000;
-        assert_eq!(relative(now - 20_000, now), "just now");
-        assert_eq!(relative(now - 60_000, now), "1 minute ago");
-        assert_eq!(relative(now - 3 * 3_600_000, now), "3 hours ago");
-        assert_eq!(relative(now - 2 * 86_400_000, now), "2 days ago");
-        assert_eq!(relative(now - 100 * 86_400_000, now), "3 months ago");
-        assert_eq!(relative(now + 5_000, now), "in the future");
-    }
-
-    #[test]
-    fn reasons_are_the_biggest_contributions_either_way() {
-        let c: Vec<ContributionView> = [("A", 5.0), ("B", -20.0), ("C", 30.0), ("D", 0.0)]
-            .into_iter()
-            .map(|(rule, points)| ContributionView {
-                rule: rule.to_owned(),
-                dimension: "fit".to_owned(),
-                points,
-                matched: 1,
-                last_matched_at: None,
-            })
-            .collect();
-        let r = reasons(&c, 3);
-        let words: Vec<String> = r.iter().map(|r| format!("{}{} {}", r.sign, r.abs, r.rule)).collect();
-        assert_eq!(words, ["+30 C", "−20 B", "+5 A"]);
-    }
-}
-
 /// An account: its leads' scores rolled up, its traits, and its leads (best first).
 pub async fn account_page(
     State(app): State<Arc<App>>,
@@ -474,4 +441,37 @@ pub async fn account_page(
             }).collect::<Vec<_>>(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_how_long_ago() {
+        let now = 1_700_000_000_000;
+        assert_eq!(relative(now - 20_000, now), "just now");
+        assert_eq!(relative(now - 60_000, now), "1 minute ago");
+        assert_eq!(relative(now - 3 * 3_600_000, now), "3 hours ago");
+        assert_eq!(relative(now - 2 * 86_400_000, now), "2 days ago");
+        assert_eq!(relative(now - 100 * 86_400_000, now), "3 months ago");
+        assert_eq!(relative(now + 5_000, now), "in the future");
+    }
+
+    #[test]
+    fn reasons_are_the_biggest_contributions_either_way() {
+        let c: Vec<ContributionView> = [("A", 5.0), ("B", -20.0), ("C", 30.0), ("D", 0.0)]
+            .into_iter()
+            .map(|(rule, points)| ContributionView {
+                rule: rule.to_owned(),
+                dimension: "fit".to_owned(),
+                points,
+                matched: 1,
+                last_matched_at: None,
+            })
+            .collect();
+        let r = reasons(&c, 3);
+        let words: Vec<String> = r.iter().map(|r| format!("{}{} {}", r.sign, r.abs, r.rule)).collect();
+        assert_eq!(words, ["+30 C", "−20 B", "+5 A"]);
+    }
 }

@@ -37,10 +37,10 @@ import uuid
 import warnings
 from collections import deque
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from contract_http import serve
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
@@ -419,34 +419,11 @@ def main():
     args = p.parse_args()
     api = Api(State(args.token, args.rate, args.window), args.spec_dir)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def on_error(e):
+        api.state.violations.append(f"contract server error: {e!r}")
+        return 500, {"status": "error", "message": repr(e)}
 
-        def log_message(self, *a):
-            pass
-
-        def serve(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            try:
-                status, out, extra = api.handle(self.command, self.path, Headers(list(self.headers.items())), body)
-            except Exception as e:  # a bug here must show in the test, not hang it
-                api.state.violations.append(f"contract server error: {e!r}")
-                status, out, extra = 500, {"status": "error", "message": repr(e)}, {}
-            data = json.dumps(out).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in extra.items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = serve
-
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    print(f"listening on {server.server_address[1]}", flush=True)
-    server.serve_forever()
+    serve(args.port, api.handle, on_error)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ import re
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from contract_http import serve
 from jsonschema import Draft202012Validator
 
 MAX_RECORDS = 200
@@ -238,34 +238,15 @@ def main():
     args = p.parse_args()
     api = Api(State(args.token))
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def handle(method, path, headers, body):
+        status, out = api.handle(method, path.split("?", 1)[0], headers, body)
+        return status, out, {}
 
-        def log_message(self, *a):
-            pass
+    def on_error(e):
+        api.state.violations.append(f"contract server error: {e!r}")
+        return 500, [{"message": repr(e), "errorCode": "UNKNOWN_EXCEPTION"}]
 
-        def serve(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            path = self.path.split("?", 1)[0]
-            try:
-                status, out = api.handle(self.command, path, headers, body)
-            except Exception as e:
-                api.state.violations.append(f"contract server error: {e!r}")
-                status, out = 500, [{"message": repr(e), "errorCode": "UNKNOWN_EXCEPTION"}]
-            data = json.dumps(out).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = serve
-
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    print(f"listening on {server.server_address[1]}", flush=True)
-    server.serve_forever()
+    serve(args.port, handle, on_error)
 
 
 if __name__ == "__main__":

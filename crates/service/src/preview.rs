@@ -166,7 +166,7 @@ fn bins(active: &[f64], preview: &[f64]) -> Vec<Bin> {
     out
 }
 
-fn dimension_values(model: &CheckedModel, scores: impl Iterator<Item = Score>, name: &str) -> Vec<f64> {
+fn dimension_values<'a>(model: &CheckedModel, scores: impl Iterator<Item = &'a Score>, name: &str) -> Vec<f64> {
     match model.dimensions.iter().position(|d| d.name == name) {
         Some(d) => scores.map(|s| s.dimensions[d]).collect(),
         None => Vec::new(),
@@ -263,8 +263,8 @@ impl App {
             push_unique(&mut names, &d.name);
         }
         for name in &names {
-            let a = dimension_values(model, pairs.iter().map(|p| p.active.clone()), name);
-            let b = dimension_values(&preview, pairs.iter().map(|p| p.preview.clone()), name);
+            let a = dimension_values(model, pairs.iter().map(|p| &p.active), name);
+            let b = dimension_values(&preview, pairs.iter().map(|p| &p.preview), name);
             dimensions.push(DimensionPreview {
                 name: name.clone(),
                 active: summary(&a),

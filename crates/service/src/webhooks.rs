@@ -97,7 +97,7 @@ impl Webhooks {
     }
 }
 
-/// How many reasons a body lists.
+/// How many reasons a webhook body, an alert and a CRM's reasons field list.
 pub const REASONS: usize = 3;
 
 /// A lead's name from its traits: `name`, else `first_name last_name` (also `firstName`,

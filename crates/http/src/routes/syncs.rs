@@ -5,31 +5,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Deserialize;
-use utoipa::IntoParams;
-
 use leadscore_service::App;
 use leadscore_service::crm::log::{SyncList, SyncRecordList, SyncRecordView};
-use leadscore_service::deliveries::DeliveryStatus;
 
-use super::{ErrorBody, blocking, one_of, parse_limit};
-use crate::error::{ApiError, Code};
+use super::webhooks::DeliveryQuery;
+use super::{ErrorBody, blocking};
+use crate::error::ApiError;
 use crate::request::ApiQuery;
-
-fn status_schema() -> utoipa::openapi::Object {
-    one_of(&DeliveryStatus::ALL.map(DeliveryStatus::as_str))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SyncRecordQuery {
-    /// pending, delivered or dead.
-    #[param(schema_with = status_schema)]
-    pub status: Option<String>,
-    /// At most this many, 1–1000 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    pub limit: Option<String>,
-}
 
 /// The CRM syncs, with their health and how many leads are pending, written and dead
 #[utoipa::path(get, path = "/api/syncs", tag = "syncs",
@@ -40,21 +22,15 @@ pub async fn list_syncs(State(app): State<Arc<App>>) -> Result<Json<SyncList>, A
 
 /// A sync's outbox, lead by lead, the latest attempted first
 #[utoipa::path(get, path = "/api/syncs/{name}/records", tag = "syncs",
-    params(("name" = String, Path, description = "the sync's name"), SyncRecordQuery),
+    params(("name" = String, Path, description = "the sync's name"), DeliveryQuery),
     responses((status = 200, body = SyncRecordList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_sync_records(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
-    ApiQuery(query): ApiQuery<SyncRecordQuery>,
+    ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<SyncRecordList>, ApiError> {
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
-            ApiError::new(Code::InvalidParameter, format!("`status`: `{text}` is not one of pending, delivered, dead"))
-        })?),
-    };
-    let limit = parse_limit(query.limit.as_deref(), 100)?;
+    let (status, limit) = query.parse()?;
     blocking(move || app.list_sync_records(&name, status, limit)).await.map(Json)
 }
 

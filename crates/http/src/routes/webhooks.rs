@@ -18,6 +18,7 @@ fn delivery_status_schema() -> utoipa::openapi::Object {
     one_of(&DeliveryStatus::ALL.map(DeliveryStatus::as_str))
 }
 
+/// An outbox list's query (webhook deliveries, a CRM sync's records): a status and a page size.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
@@ -29,6 +30,22 @@ pub struct DeliveryQuery {
     pub limit: Option<String>,
 }
 
+impl DeliveryQuery {
+    /// The status asked for (if any) and the page size (default 100).
+    pub fn parse(&self) -> Result<(Option<DeliveryStatus>, usize), ApiError> {
+        let status = match self.status.as_deref() {
+            None => None,
+            Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+                ApiError::new(
+                    Code::InvalidParameter,
+                    format!("`status`: `{text}` is not one of pending, delivered, dead"),
+                )
+            })?),
+        };
+        Ok((status, parse_limit(self.limit.as_deref(), 100)?))
+    }
+}
+
 /// The webhook delivery log, newest first
 #[utoipa::path(get, path = "/api/webhooks/deliveries", params(DeliveryQuery), tag = "webhooks",
     responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody)), security(("api_key" = [])))]
@@ -36,13 +53,7 @@ pub async fn list_deliveries(
     State(app): State<Arc<App>>,
     ApiQuery(query): ApiQuery<DeliveryQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
-            ApiError::new(Code::InvalidParameter, format!("`status`: `{text}` is not one of pending, delivered, dead"))
-        })?),
-    };
-    let limit = parse_limit(query.limit.as_deref(), 100)?;
+    let (status, limit) = query.parse()?;
     blocking(move || app.list_deliveries(status, limit)).await.map(Json)
 }
 

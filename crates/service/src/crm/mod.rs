@@ -199,9 +199,6 @@ pub enum FieldValue {
 /// What each field of a lead's record is written, in field order.
 pub type Values = BTreeMap<String, FieldValue>;
 
-/// How many reasons `reasons` lists.
-pub const REASONS: usize = 3;
-
 /// A configured sync, checked (see [`crate::settings`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sync {
@@ -272,26 +269,20 @@ impl Sync {
     /// change at `updated_at`).
     pub fn values(&self, score: &StoredScore, updated_at: Millis) -> Values {
         let f = &self.fields;
-        let mut out = Values::new();
+        let mut out = self.account_values(&score.scores, score.total, &score.stage, updated_at);
         let mut put = |name: &Option<String>, value: FieldValue| {
             if let Some(name) = name {
                 out.insert(name.clone(), value);
             }
         };
-        put(&f.total, FieldValue::Number(round2(score.total)));
-        for (dimension, points) in &score.scores {
-            put(&f.dimension(dimension), FieldValue::Number(round2(*points)));
-        }
-        put(&f.stage, FieldValue::Text(score.stage.clone()));
         put(&f.grade, score.grade.clone().map_or(FieldValue::Empty, FieldValue::Text));
         put(&f.probability, score.probability.map_or(FieldValue::Empty, |p| FieldValue::Number(round4(p))));
         put(&f.reasons, reasons(score));
-        put(&f.updated_at, FieldValue::Time(updated_at));
         out
     }
 
-    /// The values to write for an account: its rolled-up total, dimensions and stage (accounts
-    /// have no grade, probability or reasons), as of `at`.
+    /// The values to write for an account (and the part of a lead's it shares): total,
+    /// dimensions, stage and update time (accounts have no grade, probability or reasons).
     pub fn account_values(&self, scores: &BTreeMap<String, f64>, total: f64, stage: &str, at: Millis) -> Values {
         let f = &self.fields;
         let mut out = Values::new();
@@ -335,7 +326,7 @@ fn trait_text(traits: &Map<String, Value>, name: &str) -> Option<String> {
 
 /// The top reasons in words: `Demo requested +30; Careers page -10`.
 fn reasons(score: &StoredScore) -> FieldValue {
-    let list = top_reasons(score.contributions.iter().map(|c| (c.rule.as_str(), c.points)), REASONS);
+    let list = top_reasons(score.contributions.iter().map(|c| (c.rule.as_str(), c.points)), crate::webhooks::REASONS);
     if list.is_empty() {
         return FieldValue::Empty;
     }

@@ -354,18 +354,12 @@ fn send(agent: &ureq::Agent, runner: &SyncRunner, inputs: &[&Input]) -> Answer {
     let url = format!("{}{}", sync.url.trim_end_matches('/'), request.path);
     let body = request.body.to_string();
     let bearer = format!("Bearer {}", sync.token);
-    let response = match request.method {
-        "PATCH" => agent
-            .patch(&url)
-            .header("Authorization", &bearer)
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes()),
-        _ => agent
-            .post(&url)
-            .header("Authorization", &bearer)
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes()),
+    let builder = match request.method {
+        "PATCH" => agent.patch(&url),
+        _ => agent.post(&url),
     };
+    let response =
+        builder.header("Authorization", &bearer).header("Content-Type", "application/json").send(body.as_bytes());
     match response {
         Ok(mut r) => {
             let status = r.status().as_u16();

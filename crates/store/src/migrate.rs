@@ -13,6 +13,7 @@ const SQLITE: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_lead_state.sql")),
     (6, include_str!("../migrations/sqlite/0006_event_indexes.sql")),
     (7, include_str!("../migrations/sqlite/0007_crm_outbox.sql")),
+    (8, include_str!("../migrations/sqlite/0008_shadow_models.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -22,6 +23,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (5, include_str!("../migrations/postgres/0005_lead_state.sql")),
     (6, include_str!("../migrations/postgres/0006_event_indexes.sql")),
     (7, include_str!("../migrations/postgres/0007_crm_outbox.sql")),
+    (8, include_str!("../migrations/postgres/0008_shadow_models.sql")),
 ];
 
 /// The advisory lock key migrations hold on PostgreSQL ("leadscor" in ASCII).

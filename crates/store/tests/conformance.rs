@@ -36,6 +36,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("a_point_that_is_not_a_number_leaves_out_only_itself", a_point_that_is_not_a_number_leaves_out_only_itself),
     ("the_crm_outbox_coalesces_changes_per_lead", the_crm_outbox_coalesces_changes_per_lead),
     ("leads_are_found_by_a_trait", leads_are_found_by_a_trait),
+    ("shadow_scores_are_kept_per_lead_and_version", shadow_scores_are_kept_per_lead_and_version),
 ];
 
 fn run_all(open: impl Fn() -> Store) {
@@ -425,15 +426,18 @@ fn deleting_a_lead_removes_every_row_naming_it(store: &Store) {
                 tx.append_histories(&[(id, HistoryRow { at: 1, stage: "lead".into(), total: 0.0 })])?;
                 tx.enqueue_delivery(&delivery(&format!("d-{id}"), id, 1))?;
                 tx.mark_crm("hubspot", &[id], 1, 2)?;
+                let s = score(10.0, "mql", Some(50));
+                let json = ScoreJson::of(&s);
+                tx.save_shadow_scores(9, &[ShadowWrite { lead_id: id, score: &s, json: &json, state: Some(b"x") }])?;
             }
             Ok::<_, StoreError>(())
         })
         .unwrap();
-    assert!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap() >= 7);
+    assert!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap() >= 8);
     assert!(store.write(|tx| tx.delete_lead("gone", &["anon-g".to_owned()])).unwrap());
     assert_eq!(store.read(|tx| tx.rows_naming_lead("gone")).unwrap(), 0);
     assert_eq!(store.read(|tx| tx.events_of_leads(&["gone".to_owned()], &["anon-g".to_owned()])).unwrap(), vec![]);
-    assert_eq!(store.read(|tx| tx.rows_naming_lead("kept")).unwrap(), 6, "the other lead is untouched");
+    assert_eq!(store.read(|tx| tx.rows_naming_lead("kept")).unwrap(), 7, "the other lead is untouched");
     assert!(!store.write(|tx| tx.delete_lead("gone", &[])).unwrap());
 }
 
@@ -648,4 +652,82 @@ fn leads_are_found_by_a_trait(store: &Store) {
     let found = store.read(|tx| tx.leads_by_trait("email", &["ann@x.com".into()])).unwrap();
     assert_eq!(found, [("a".to_owned(), "ann@x.com".to_owned())], "e-mails without case");
     assert!(store.read(|tx| tx.leads_by_trait("email", &[])).unwrap().is_empty());
+}
+
+fn shadow_scores_are_kept_per_lead_and_version(store: &Store) {
+    seed_leads(store, 3);
+    let (v1, v2, v3) = store
+        .write(|tx| {
+            let v1 = tx.insert_model("a", "a", 1)?;
+            let v2 = tx.insert_model("b", "b", 2)?;
+            let v3 = tx.insert_model("c", "c", 3)?;
+            tx.activate_model(v1, 4)?;
+            assert!(tx.set_shadow(v2, true)? && tx.set_shadow(v3, true)?);
+            assert!(!tx.set_shadow(99, true)?);
+            Ok::<_, StoreError>((v1, v2, v3))
+        })
+        .unwrap();
+    let shadows: Vec<(i64, bool)> =
+        store.read(|tx| tx.shadow_models()).unwrap().iter().map(|m| (m.version, m.shadow)).collect();
+    assert_eq!(shadows, vec![(v2, true), (v3, true)]);
+    assert_eq!(store.read(|tx| tx.leads_without_shadow(v2, "", 10)).unwrap().len(), 3);
+    // lead-000 and lead-001 scored by v2 (one twice: the second write wins), lead-000 by v3.
+    store
+        .write(|tx| {
+            let mut first = score(12.5, "mql", Some(500));
+            first.probability = Some(0.25);
+            first.grade = Some("A1".into());
+            let later = score(40.0, "sql", Some(300));
+            let other = score(1.0, "lead", None);
+            let (j1, j2, j3) = (ScoreJson::of(&first), ScoreJson::of(&later), ScoreJson::of(&other));
+            tx.save_shadow_scores(
+                v2,
+                &[
+                    ShadowWrite { lead_id: "lead-000", score: &first, json: &j1, state: Some(b"state-0") },
+                    ShadowWrite { lead_id: "lead-001", score: &first, json: &j1, state: None },
+                ],
+            )?;
+            tx.save_shadow_scores(
+                v2,
+                &[ShadowWrite { lead_id: "lead-001", score: &later, json: &j2, state: Some(b"s1") }],
+            )?;
+            tx.save_shadow_scores(v3, &[ShadowWrite { lead_id: "lead-000", score: &other, json: &j3, state: None }])?;
+            tx.add_outcome(&OutcomeRow { lead_id: "lead-001".into(), outcome: "won".into(), at: 5 }, 5)?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let ids = vec!["lead-000".to_owned(), "lead-001".to_owned(), "lead-002".to_owned()];
+    let states = store.read(|tx| tx.shadow_states(v2, &ids)).unwrap();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states["lead-000"], b"state-0".to_vec());
+    let rows = store.read(|tx| tx.shadow_scores_of(&ids)).unwrap();
+    let seen: Vec<(i64, &str, f64, &str)> =
+        rows.iter().map(|r| (r.model_version, r.lead_id.as_str(), r.total, r.stage.as_str())).collect();
+    assert_eq!(seen, vec![(v2, "lead-000", 12.5, "mql"), (v2, "lead-001", 40.0, "sql"), (v3, "lead-000", 1.0, "lead")]);
+    assert_eq!((rows[0].probability, rows[0].grade.as_deref()), (Some(0.25), Some("A1")));
+    assert_eq!(rows[0].scores["fit"], 12.5);
+    assert_eq!(store.read(|tx| tx.leads_without_shadow(v2, "", 10)).unwrap(), vec!["lead-002".to_owned()]);
+    assert_eq!(store.read(|tx| tx.count_shadow_scores(v2)).unwrap(), 2);
+    // Due changes, earliest first; a cleared one is no longer due.
+    let due = store.read(|tx| tx.due_shadow_scores(1_000, 10)).unwrap();
+    assert_eq!(due, vec![(v2, "lead-001".to_owned(), 300), (v2, "lead-000".to_owned(), 500)]);
+    store.write(|tx| tx.clear_shadow_changes(v2, &["lead-001".to_owned()])).unwrap();
+    assert_eq!(store.read(|tx| tx.due_shadow_scores(1_000, 10)).unwrap().len(), 1);
+    // Both models' stages side by side, with conversions.
+    let pairs = store.read(|tx| tx.stage_pairs(v2)).unwrap();
+    assert_eq!(pairs.len(), 3);
+    assert_eq!(pairs[1].lead_id, "lead-001");
+    assert_eq!(pairs[1].shadow.as_ref().map(|(s, t)| (s.as_str(), *t)), Some(("sql", 40.0)));
+    assert!(pairs[1].converted && !pairs[0].converted);
+    assert_eq!(pairs[2].shadow, None);
+    assert!(pairs[0].active.is_some());
+    // Stopping forgets a shadow's scores; promoting one (activation) ends its shadow.
+    store.write(|tx| tx.set_shadow(v3, false)).unwrap();
+    assert_eq!(store.read(|tx| tx.shadow_scores_of(&ids)).unwrap().len(), 2);
+    store.write(|tx| tx.activate_model(v2, 9)).unwrap();
+    assert!(store.read(|tx| tx.shadow_models()).unwrap().is_empty());
+    assert_eq!(store.read(|tx| tx.count_shadow_scores(v2)).unwrap(), 0);
+    let active = store.read(|tx| tx.model(v2)).unwrap().unwrap();
+    assert!(active.active && !active.shadow);
+    assert!(!store.read(|tx| tx.model(v1)).unwrap().unwrap().active);
 }

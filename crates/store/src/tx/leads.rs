@@ -127,7 +127,7 @@ pub(super) fn scores_column(row: &Row, i: usize) -> Result<BTreeMap<String, f64>
 }
 
 /// Contributions read back element by element: one that cannot be read leaves out only itself.
-fn contributions_column(row: &Row, i: usize) -> Result<Vec<StoredContribution>, StoreError> {
+pub(super) fn contributions_column(row: &Row, i: usize) -> Result<Vec<StoredContribution>, StoreError> {
     let list: Vec<Value> = json_column(row, i)?;
     Ok(list.into_iter().filter_map(|c| serde_json::from_value(c).ok()).collect())
 }
@@ -581,8 +581,8 @@ impl Tx<'_> {
 
     /// Removes the lead and everything about it: its messages, and those of the ids stitched to
     /// it (`linked`: anonymous ids and aliased previous ids, both as `anonymousId` of messages
-    /// without a `userId` and as `userId`), links, outcomes, history, deliveries and CRM outbox rows of all
-    /// of them. Returns whether the lead existed.
+    /// without a `userId` and as `userId`), links, outcomes, history, deliveries, CRM outbox rows
+    /// and shadow scores of all of them. Returns whether the lead existed.
     pub fn delete_lead(&mut self, id: &str, linked: &[String]) -> Result<bool, StoreError> {
         let mut ids: Vec<String> = vec![id.to_owned()];
         ids.extend(linked.iter().filter(|l| l.as_str() != id).cloned());
@@ -590,7 +590,7 @@ impl Tx<'_> {
         self.query_in("DELETE FROM events WHERE person IN ({in}) AND lead_id IS NULL RETURNING seq", &ids)?;
         self.query_in("DELETE FROM events WHERE person IN ({in}) AND lead_id IS NOT NULL RETURNING seq", &ids)?;
         self.query_in("DELETE FROM links WHERE lead_id IN ({in}) OR anonymous_id IN ({in}) RETURNING at", &ids)?;
-        for table in ["outcomes", "history", "deliveries", "crm_outbox"] {
+        for table in ["outcomes", "history", "deliveries", "crm_outbox", "shadow_scores"] {
             self.query_in(&format!("DELETE FROM {table} WHERE lead_id IN ({{in}}) RETURNING lead_id"), &ids)?;
         }
         self.conn.execute(
@@ -605,7 +605,7 @@ impl Tx<'_> {
     /// Every row in every table that names `id` (to prove a delete is complete).
     pub fn rows_naming_lead(&mut self, id: &str) -> Result<i64, StoreError> {
         let mut n = 0;
-        for table in ["events", "links", "outcomes", "history", "deliveries", "crm_outbox"] {
+        for table in ["events", "links", "outcomes", "history", "deliveries", "crm_outbox", "shadow_scores"] {
             n += self.scalar_int(&format!("SELECT COUNT(*) FROM {table} WHERE lead_id = $1"), &[id.into()])?;
         }
         n += self.scalar_int("SELECT COUNT(*) FROM leads WHERE id = $1", &[id.into()])?;

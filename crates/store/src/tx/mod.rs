@@ -2,7 +2,8 @@
 //! tables): events.rs (messages, deduplicated per write key and `messageId`; identity links;
 //! unreadable messages), leads.rs (leads and their current scores, lists, call-now ranks),
 //! outcomes.rs (outcomes and stage history), models.rs (model versions), deliveries.rs (the
-//! webhook outbox), crm.rs (the CRM write-back outbox, coalesced per sync and lead), sessions.rs (dashboard sessions, the readiness probe). This file: the
+//! webhook outbox), crm.rs (the CRM write-back outbox, coalesced per sync and lead), shadow.rs (scores
+//! under shadow models, per lead and version), sessions.rs (dashboard sessions, the readiness probe). This file: the
 //! transaction, row accessors and shared helpers.
 
 use crate::StoreError;
@@ -15,6 +16,7 @@ mod leads;
 mod models;
 mod outcomes;
 mod sessions;
+mod shadow;
 
 pub use crm::*;
 pub use deliveries::*;
@@ -23,6 +25,7 @@ pub use leads::*;
 pub use models::*;
 pub use outcomes::*;
 pub use sessions::*;
+pub use shadow::*;
 
 /// An open transaction (see [`crate::Store::write`] and [`crate::Store::read`]).
 pub struct Tx<'a> {

@@ -14,7 +14,11 @@ pub struct ModelRow {
     pub created_at: Millis,
     pub activated_at: Option<Millis>,
     pub active: bool,
+    /// Scored live beside the active model ([`Tx::set_shadow`]).
+    pub shadow: bool,
 }
+
+pub(super) const MODEL_COLUMNS: &str = "version, name, source, created_at, activated_at, active, shadow";
 
 pub(super) fn model_row(r: &Row) -> Result<ModelRow, StoreError> {
     Ok(ModelRow {
@@ -24,6 +28,7 @@ pub(super) fn model_row(r: &Row) -> Result<ModelRow, StoreError> {
         created_at: int(r, 3)?,
         activated_at: opt_int(r, 4),
         active: opt_int(r, 5) == Some(1),
+        shadow: opt_int(r, 6) == Some(1),
     })
 }
 
@@ -39,39 +44,33 @@ impl Tx<'_> {
     }
 
     pub fn models(&mut self) -> Result<Vec<ModelRow>, StoreError> {
-        let rows = self.conn.query(
-            "SELECT version, name, source, created_at, activated_at, active FROM models ORDER BY version",
-            &[],
-        )?;
+        let rows = self.conn.query(&format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY version"), &[])?;
         rows.iter().map(model_row).collect()
     }
 
     pub fn model(&mut self, version: i64) -> Result<Option<ModelRow>, StoreError> {
-        let rows = self.conn.query(
-            "SELECT version, name, source, created_at, activated_at, active FROM models WHERE version = $1",
-            &[Sql::Int(version)],
-        )?;
+        let rows =
+            self.conn.query(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE version = $1"), &[Sql::Int(version)])?;
         rows.first().map(model_row).transpose()
     }
 
     pub fn active_model(&mut self) -> Result<Option<ModelRow>, StoreError> {
-        let rows = self.conn.query(
-            "SELECT version, name, source, created_at, activated_at, active FROM models WHERE active = 1",
-            &[],
-        )?;
+        let rows = self.conn.query(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE active = 1"), &[])?;
         rows.first().map(model_row).transpose()
     }
 
-    /// Makes `version` the one active model. Returns false if there is no such version.
+    /// Makes `version` the one active model (promoting a shadow model ends its shadow scores).
+    /// Returns false if there is no such version.
     pub fn activate_model(&mut self, version: i64, now: Millis) -> Result<bool, StoreError> {
         if self.model(version)?.is_none() {
             return Ok(false);
         }
         self.conn.execute("UPDATE models SET active = 0 WHERE active = 1 AND version <> $1", &[Sql::Int(version)])?;
         self.conn.execute(
-            "UPDATE models SET active = 1, activated_at = $2 WHERE version = $1",
+            "UPDATE models SET active = 1, shadow = 0, activated_at = $2 WHERE version = $1",
             &[Sql::Int(version), Sql::Int(now)],
         )?;
+        self.conn.execute("DELETE FROM shadow_scores WHERE model_version = $1", &[Sql::Int(version)])?;
         Ok(true)
     }
 }

@@ -1,0 +1,19 @@
+-- Shadow models: versions scored live beside the active one (stored per lead and version; no
+-- webhooks, history or CRM writes). `state` is the lead's fold state under that version.
+ALTER TABLE models ADD COLUMN shadow INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE shadow_scores (
+    model_version  INTEGER NOT NULL,
+    lead_id        TEXT    NOT NULL,
+    scored_at      INTEGER NOT NULL,
+    scores         TEXT    NOT NULL,
+    total          REAL    NOT NULL,
+    stage          TEXT    NOT NULL,
+    grade          TEXT,
+    probability    REAL,
+    contributions  TEXT    NOT NULL,
+    next_change_at INTEGER,
+    state          BLOB,
+    PRIMARY KEY (model_version, lead_id)
+);
+CREATE INDEX shadow_scores_lead ON shadow_scores (lead_id);
+CREATE INDEX shadow_scores_due ON shadow_scores (next_change_at) WHERE next_change_at IS NOT NULL;

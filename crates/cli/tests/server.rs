@@ -278,3 +278,81 @@ fn every_acknowledged_event_survives_kill_9() {
     let server = ServerProcess::start(&model, &db, dir.path());
     assert_all_stored(&server, &acknowledged.lock().unwrap());
 }
+
+/// POSTs to the API with the admin key; returns the status and the JSON answer.
+fn post_api(base: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut r = server::agent()
+        .post(format!("{base}{path}"))
+        .header("Authorization", format!("Bearer {}", server::API_KEY))
+        .send(body.as_bytes())
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// A model run in shadow beside the active one scores every event as `leadscore score` with that
+/// model scores the same events: the leads stored before it started (its backfill) and after.
+#[test]
+fn a_shadow_model_scores_as_leadscore_score_with_that_model() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let active = root.join("examples/models/b2b-default.toml");
+    // The steady model with the active one's `[events] ignore` (identity links come from the
+    // messages the active model accepts; with the same filter the batch sees the same ones).
+    let b2b = std::fs::read_to_string(&active).unwrap();
+    let events_section: String = b2b[b2b.find("\n[events]").unwrap()..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let shadow_model = format!("{STEADY_MODEL}\n[events]\n{events_section}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let shadow_path = dir.path().join("steady.toml");
+    std::fs::write(&shadow_path, &shadow_model).unwrap();
+    let end = "2026-06-30T00:00:00Z";
+    let messages = generate(dir.path(), 60, 11, end);
+    let events = dir.path().join("events.jsonl");
+    write_jsonl(&events, &messages);
+    let db = format!("sqlite://{}", dir.path().join("server.db").display());
+    let server = ServerProcess::start(&active, &db, dir.path());
+    let half = messages.len() / 2;
+    for chunk in messages[..half].chunks(100) {
+        assert_eq!(server.batch(chunk), 200, "{}", server.log());
+    }
+    let (status, created) = post_api(&server.base, "/api/models", &shadow_model);
+    assert_eq!(status, 201, "{created}");
+    let version = created["version"].as_i64().unwrap();
+    let (status, body) = post_api(&server.base, &format!("/api/models/{version}/shadow"), "");
+    assert_eq!(status, 200, "{body}");
+    for chunk in messages[half..].chunks(100) {
+        assert_eq!(server.batch(chunk), 200, "{}", server.log());
+    }
+    // The backfill of the leads stored before is done when the comparison has them all.
+    let mut done = false;
+    for _ in 0..300 {
+        let (status, cmp) = server.get(&format!("/api/models/{version}/compare"));
+        assert_eq!(status, 200, "{cmp}");
+        if cmp["not_scored"] == 0 {
+            done = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(done, "the shadow's backfill did not finish: {}", server.log());
+
+    let batch = batch_scores(&shadow_path, &events, end);
+    let leads = all_leads(&server.base);
+    assert_eq!(leads.len(), batch.len(), "the same leads exist");
+    for lead in &leads {
+        let id = lead["id"].as_str().unwrap();
+        let expected = &batch[id];
+        let shadow = lead["shadows"].as_array().unwrap().iter().find(|s| s["version"] == version).unwrap();
+        let context = format!("lead {id}:\nshadow {shadow}\nbatch {expected}");
+        assert!(close(&shadow["total"], &expected["total"]), "{context}");
+        assert_eq!(shadow["stage"], expected["stage"], "{context}");
+        for dim in ["fit", "engagement"] {
+            assert!(close(&shadow["scores"][dim], &expected[dim]), "{dim}: {context}");
+        }
+    }
+}

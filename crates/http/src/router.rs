@@ -117,6 +117,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/models/{version}", get(models::get_model))
         .route("/api/models/{version}/activate", post(models::activate_model))
         .route("/api/models/{version}/preview", get(models::preview_model))
+        .route("/api/models/{version}/shadow", post(models::start_shadow).delete(models::stop_shadow))
+        .route("/api/models/{version}/compare", get(models::compare_model))
         .route("/api/backtest", post(backtest::backtest))
         .route("/api/webhooks/deliveries", get(webhooks::list_deliveries))
         .route("/api/webhooks/deliveries/{id}/resend", post(webhooks::resend_delivery))

@@ -153,7 +153,8 @@ async fn a_rolled_back_change_sends_nothing() {
     let result = tokio::task::spawn_blocking(move || {
         let active = app.model();
         app.store().write(|tx| {
-            let recorded = record_events(tx, &active, &app.outboxes, &decoded.messages, parse_timestamp(T0).unwrap())?;
+            let recorded =
+                record_events(tx, &active, &[], &app.outboxes, &decoded.messages, parse_timestamp(T0).unwrap())?;
             assert_eq!(recorded.changes.len(), 1, "the change and its delivery were written…");
             Err::<(), _>(StoreError::Backend("…and then the transaction failed".into()))
         })

@@ -34,6 +34,8 @@ pub struct App {
     /// What a score change is queued for: webhooks and CRM syncs.
     pub outboxes: Outboxes,
     model: RwLock<Arc<ActiveModel>>,
+    /// Versions scored live beside the active one ([`crate::shadow`]).
+    pub(crate) shadows: RwLock<Arc<Vec<Arc<ActiveModel>>>>,
     pub(crate) pending: AtomicUsize,
     /// Most events waiting for the writer before ingest answers 429 ([`MAX_PENDING_EVENTS`]).
     pub(crate) queue_limit: AtomicUsize,
@@ -125,6 +127,7 @@ impl App {
             settings,
             outboxes,
             model: RwLock::new(Arc::new(ActiveModel::new(version, source, model))),
+            shadows: RwLock::new(Arc::new(Vec::new())),
             pending: AtomicUsize::new(0),
             queue_limit: AtomicUsize::new(MAX_PENDING_EVENTS),
             writer: Mutex::new(None),
@@ -140,6 +143,7 @@ impl App {
         // Call-now ranks follow the active model's stage order (leads stored before it, or by an
         // older version of the schema, get theirs now, or as soon as the database can be written).
         app.rank_stages_if_needed();
+        app.load_shadows()?;
         app.spawn_writer();
         app.spawn_scheduler();
         app.spawn_dispatchers();
@@ -151,6 +155,7 @@ impl App {
         if stale > 0 {
             app.spawn_rescore(version);
         }
+        app.spawn_backfills();
         Ok(app)
     }
 

@@ -107,6 +107,7 @@ error_codes! {
     SyncNotFound: "sync_not_found", 404, InvalidRequest, "no CRM sync (`[[sync]]`) with that name";
     MethodNotAllowed: "method_not_allowed", 405, InvalidRequest, "the endpoint does not take that method";
     RequestTimeout: "request_timeout", 408, InvalidRequest, "the body did not arrive within `body_timeout`";
+    ModelIsActive: "model_is_active", 409, InvalidRequest, "the active model version cannot also run in shadow (it is scored live already)";
     MessageTooLarge: "message_too_large", 413, InvalidRequest, "a message over 32 KB";
     BatchTooLarge: "batch_too_large", 413, InvalidRequest, "a request over 500 KB (after decompression)";
     PayloadTooLarge: "payload_too_large", 413, InvalidRequest, "any other body over its limit";

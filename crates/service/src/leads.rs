@@ -69,6 +69,58 @@ pub struct LeadSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub traits: Option<Map<String, Value>>,
+    /// The lead's scores under the shadow models (left out when none runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<ShadowScoreView>,
+}
+
+/// A lead's live score under a shadow model, as stored (it scores every message the active
+/// model does; see `POST /api/models/{version}/shadow`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShadowScoreView {
+    pub version: i64,
+    /// The model's name.
+    pub model: String,
+    /// Points per dimension.
+    pub scores: BTreeMap<String, f64>,
+    pub total: f64,
+    pub stage: String,
+    pub grade: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// The instant it was scored as of (its time-driven changes are applied when due).
+    pub scored_at: String,
+    /// On one lead's view: which rule gave how many points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contributions: Option<Vec<ContributionView>>,
+}
+
+/// The stored shadow scores of these leads under the live shadow models, by lead.
+fn shadow_views(
+    tx: &mut Tx<'_>,
+    shadows: &[std::sync::Arc<ActiveModel>],
+    ids: &[String],
+    contributions: bool,
+) -> Result<HashMap<String, Vec<ShadowScoreView>>, StoreError> {
+    let mut views: HashMap<String, Vec<ShadowScoreView>> = HashMap::new();
+    if shadows.is_empty() || ids.is_empty() {
+        return Ok(views);
+    }
+    for s in tx.shadow_scores_of(ids)? {
+        let Some(model) = shadows.iter().find(|m| m.version == s.model_version) else { continue };
+        views.entry(s.lead_id).or_default().push(ShadowScoreView {
+            version: s.model_version,
+            model: model.model.name.clone(),
+            scores: s.scores,
+            total: round2(s.total),
+            stage: s.stage,
+            grade: s.grade,
+            probability: s.probability,
+            scored_at: time::format_timestamp(s.scored_at),
+            contributions: contributions.then(|| s.contributions.into_iter().map(ContributionView::from).collect()),
+        });
+    }
+    Ok(views)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +142,7 @@ pub(crate) fn summary(row: &LeadRow) -> LeadSummary {
         updated_at: time::format_timestamp(row.updated_at),
         contributions: None,
         traits: None,
+        shadows: Vec::new(),
     }
 }
 
@@ -118,12 +171,19 @@ fn decode_cursor(text: &str) -> Result<LeadCursor, ServiceError> {
     Ok(LeadCursor { key: key.parse().map_err(|_| bad())?, id: id.to_owned() })
 }
 
-/// One page of the list, in the caller's transaction.
-fn list_page(tx: &mut Tx<'_>, request: &ListRequest, cursor: Option<&LeadCursor>) -> Result<LeadPage, StoreError> {
+/// One page of the list, with each lead's scores under `shadows`, in the caller's transaction.
+fn list_page(
+    tx: &mut Tx<'_>,
+    request: &ListRequest,
+    cursor: Option<&LeadCursor>,
+    shadows: &[std::sync::Arc<ActiveModel>],
+) -> Result<LeadPage, StoreError> {
     let mut rows = tx.list_leads(&request.filter, request.sort, request.limit + 1, cursor)?;
     let more = rows.len() > request.limit;
     rows.truncate(request.limit);
     let next_cursor = if more { rows.last().map(|r| encode_cursor(request.sort, r)) } else { None };
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut shadow_scores = shadow_views(tx, shadows, &ids, false)?;
     let leads = rows
         .iter()
         .map(|row| {
@@ -139,6 +199,7 @@ fn list_page(tx: &mut Tx<'_>, request: &ListRequest, cursor: Option<&LeadCursor>
             if request.traits {
                 s.traits = Some(stored.map(|x| x.current_traits.clone()).unwrap_or_default());
             }
+            s.shadows = shadow_scores.remove(&row.id).unwrap_or_default();
             s
         })
         .collect();
@@ -214,6 +275,9 @@ pub struct LeadView {
     /// mail, placeholders, an e-mail domain that is not the company's); no effect on the score.
     #[schema(value_type = Vec<Object>)]
     pub quality: Vec<leadscore_core::quality::QualityFlag>,
+    /// The lead's live scores under the shadow models, as stored (left out when none runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<ShadowScoreView>,
 }
 
 /// A lead's total and stage at one instant of its replayed history.
@@ -246,14 +310,16 @@ impl App {
     /// One page of leads.
     pub fn list_leads(&self, request: &ListRequest) -> Result<LeadPage, ServiceError> {
         let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
-        Ok(self.store.read(|tx| list_page(tx, request, cursor.as_ref()))?)
+        let shadows = self.shadows();
+        Ok(self.store.read(|tx| list_page(tx, request, cursor.as_ref(), &shadows))?)
     }
 
     /// A page of leads with the totals of their stage changes, oldest first.
     pub fn call_list(&self, request: &ListRequest) -> Result<CallList, ServiceError> {
         let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        let shadows = self.shadows();
         Ok(self.store.read(|tx| {
-            let page = list_page(tx, request, cursor.as_ref())?;
+            let page = list_page(tx, request, cursor.as_ref(), &shadows)?;
             let ids: Vec<String> = page.leads.iter().map(|l| l.id.clone()).collect();
             let mut trends: HashMap<String, Vec<f64>> = HashMap::new();
             for (id, h) in tx.histories_of(&ids)? {
@@ -265,8 +331,7 @@ impl App {
 
     /// One lead as of `as_of`, scored with the active model from its stored history.
     pub fn lead_view(&self, id: &LeadId, as_of: Millis) -> Result<LeadView, ServiceError> {
-        let active = self.model();
-        Ok(self.store.read(|tx| lead_in(tx, &active, id, as_of, 0))?.0)
+        Ok(self.lead_page(id, as_of, 0)?.0)
     }
 
     /// One lead as of `as_of` and its total and stage replayed at `points` instants from its
@@ -279,7 +344,14 @@ impl App {
         points: usize,
     ) -> Result<(LeadView, Vec<ScorePoint>), ServiceError> {
         let active = self.model();
-        self.store.read(|tx| lead_in(tx, &active, id, as_of, points.max(2)))
+        let shadows = self.shadows();
+        let points = if points == 0 { 0 } else { points.max(2) };
+        self.store.read(|tx| {
+            let (mut view, replayed) = lead_in(tx, &active, id, as_of, points)?;
+            view.shadows =
+                shadow_views(tx, &shadows, std::slice::from_ref(&view.id), true)?.remove(&view.id).unwrap_or_default();
+            Ok((view, replayed))
+        })
     }
 
     /// Records one lead's outcome and rescores it now; answers with its new stage, from the
@@ -348,6 +420,9 @@ impl App {
         // An outcome is not in the stored state: these leads are scored from their history.
         let replay = Fresh::replay(due.iter().map(|(id, _)| id));
         rescore_leads(tx, &active, &self.outboxes, &due, &replay)?;
+        for shadow in self.shadows().iter() {
+            crate::scoring::rescore_shadow(tx, shadow, &due, &replay)?;
+        }
         Ok((outcomes.len() - unknown.len(), unknown))
     }
 
@@ -427,6 +502,7 @@ fn lead_in(
         as_of: time::format_timestamp(as_of),
         model_version: active.version,
         quality: leadscore_core::quality::quality_flags(&score.traits),
+        shadows: Vec::new(),
     };
     Ok((view, series))
 }

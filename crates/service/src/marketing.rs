@@ -38,6 +38,8 @@ pub struct ModelEntry {
     pub name: String,
     pub created_at: leadscore_core::time::Millis,
     pub active: bool,
+    /// Scored live beside the active model.
+    pub shadow: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,7 +158,13 @@ impl App {
             models: models
                 .into_iter()
                 .rev()
-                .map(|m| ModelEntry { version: m.version, name: m.name, created_at: m.created_at, active: m.active })
+                .map(|m| ModelEntry {
+                    version: m.version,
+                    name: m.name,
+                    created_at: m.created_at,
+                    active: m.active,
+                    shadow: m.shadow && !m.active,
+                })
                 .collect(),
         })
     }

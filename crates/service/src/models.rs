@@ -20,6 +20,8 @@ pub struct ModelSummary {
     pub created_at: String,
     pub activated_at: Option<String>,
     pub active: bool,
+    /// Scored live beside the active model (`POST /api/models/{version}/shadow`).
+    pub shadow: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,6 +38,7 @@ pub struct ModelDetail {
     pub name: String,
     pub source: String,
     pub active: bool,
+    pub shadow: bool,
     pub created_at: String,
     pub activated_at: Option<String>,
 }
@@ -102,6 +105,7 @@ impl App {
                     created_at: time::format_timestamp(r.created_at),
                     activated_at: r.activated_at.map(time::format_timestamp),
                     active: r.active,
+                    shadow: r.shadow && !r.active,
                 })
                 .collect(),
             rescore: self.rescore_progress(),
@@ -116,6 +120,7 @@ impl App {
             name: row.name,
             source: row.source,
             active: row.active,
+            shadow: row.shadow && !row.active,
             created_at: time::format_timestamp(row.created_at),
             activated_at: row.activated_at.map(time::format_timestamp),
         })

@@ -64,6 +64,8 @@ impl App {
         // The model first: the watcher, seeing the new version not yet marked ranked, at worst
         // ranks again with it (writing nothing), never with the old one.
         self.set_model(ActiveModel::new(version, row.source, model));
+        // Promotion is activation: a shadow model activated is scored as the active one only.
+        self.drop_shadow(version);
         self.ranked_version.store(version, Ordering::SeqCst);
         Ok(self.spawn_rescore(version))
     }
@@ -554,7 +556,7 @@ points = {points}
         let app = App::start(settings, Arc::new(ManualClock::new(now))).unwrap();
         let first = [demo("a", "m1", "2026-01-09T10:00:00Z"), demo("b", "m2", "2026-01-09T11:00:00Z")];
         let v1 = app.model();
-        app.store.write(|tx| record_events(tx, &v1, &app.outboxes, &first, now)).unwrap();
+        app.store.write(|tx| record_events(tx, &v1, &[], &app.outboxes, &first, now)).unwrap();
         assert_eq!((total(&app, "a"), total(&app, "b")), (60.0, 60.0));
 
         // The new model active, without the background rescore: this test drives its steps.
@@ -569,7 +571,7 @@ points = {points}
         let ahead = app.score_ahead(&v2, ids, None).unwrap();
         // Meanwhile a second demo request for `a` (ingest folds `a` from its whole history).
         app.store
-            .write(|tx| record_events(tx, &v2, &app.outboxes, &[demo("a", "m3", "2026-01-09T12:00:00Z")], now))
+            .write(|tx| record_events(tx, &v2, &[], &app.outboxes, &[demo("a", "m3", "2026-01-09T12:00:00Z")], now))
             .unwrap();
         assert_eq!(total(&app, "a"), 20.0);
         assert_eq!(app.write_ahead(&v2, &[ahead]).unwrap(), 2);

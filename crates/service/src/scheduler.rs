@@ -22,8 +22,8 @@ impl App {
         });
     }
 
-    /// Applies every time-driven change due at or before `now`, each at its own instant. Returns
-    /// how many leads were rescored.
+    /// Applies every time-driven change due at or before `now`, each at its own instant, of the
+    /// active model and of the shadow models. Returns how many scores were rescored.
     pub fn run_due(&self, now: Millis) -> Result<usize, StoreError> {
         let mut rescored = 0;
         loop {
@@ -56,6 +56,7 @@ impl App {
                 }
             }
         }
+        rescored += self.run_due_shadows(now)?;
         metrics::counter!("leadscore_rescored_leads_total", "cause" => "schedule").increment(rescored as u64);
         if rescored == 0 {
             metrics::gauge!("leadscore_scheduler_lag_seconds").set(0.0);

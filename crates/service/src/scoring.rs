@@ -5,6 +5,7 @@
 //! webhooks, in the same transaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -16,7 +17,8 @@ use leadscore_core::model::{Projection, parse_projected};
 use leadscore_core::time::{self, Millis};
 use leadscore_core::{CheckedModel, Event, IdentityGraph, LeadHistory, Outcome, OutcomeKind, Score};
 use leadscore_store::{
-    HistoryRow, LeadHead, Link, ScoreJson, ScoreWrite, StoreError, StoredContribution, StoredEvent, StoredScore, Tx,
+    HistoryRow, LeadHead, Link, ScoreJson, ScoreWrite, ShadowWrite, StoreError, StoredContribution, StoredEvent,
+    StoredScore, Tx,
 };
 
 use crate::ingest::{Incoming, MAX_ID_BYTES};
@@ -51,10 +53,12 @@ pub struct Recorded {
     pub changes: Vec<StageChange>,
 }
 
-/// Stores new messages and rescores every lead they affect, as of `now`.
+/// Stores new messages and rescores every lead they affect, as of `now`, with the active model
+/// and with each shadow model.
 pub fn record_events(
     tx: &mut Tx<'_>,
     active: &ActiveModel,
+    shadows: &[Arc<ActiveModel>],
     outboxes: &Outboxes,
     messages: &[Incoming],
     now: Millis,
@@ -128,6 +132,10 @@ pub fn record_events(
     tx.ensure_leads(&affected, now)?;
     let due: Vec<(String, Millis)> = affected.iter().map(|id| (id.clone(), now)).collect();
     let changes = rescore_leads(tx, active, outboxes, &due, &fresh)?;
+    for shadow in shadows {
+        let (due, fresh) = shadow_fresh(tx, shadow, messages, &inserted, &affected, &fresh.replay, now)?;
+        rescore_shadow(tx, shadow, &due, &fresh)?;
+    }
     Ok(Recorded {
         stored: inserted.len(),
         duplicates: messages.len() - inserted.len(),
@@ -135,6 +143,53 @@ pub fn record_events(
         rescored: affected.len(),
         changes,
     })
+}
+
+/// What new messages bring a shadow model: the leads to rescore (those the active model rescores,
+/// and those of messages only the active model ignores) and their new messages, attributed as
+/// for the active model but through the shadow's own `[events] ignore`. Identity links are those
+/// the store keeps (made by messages the active model accepted).
+fn shadow_fresh(
+    tx: &mut Tx<'_>,
+    shadow: &ActiveModel,
+    messages: &[Incoming],
+    inserted: &[usize],
+    affected: &[String],
+    replay: &HashSet<String>,
+    now: Millis,
+) -> Result<(Vec<(String, Millis)>, Fresh), StoreError> {
+    let accepted: Vec<&Event> =
+        inserted.iter().map(|&i| &messages[i].event).filter(|e| !is_ignored(&shadow.model, e)).collect();
+    let anonymous: Vec<String> = accepted
+        .iter()
+        .filter(|e| e.user_id().is_none())
+        .filter_map(|e| e.anonymous_id().map(str::to_owned))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut identities = IdentityGraph::default();
+    for link in tx.links_of_anonymous(&anonymous)? {
+        identities.link(&link.anonymous_id, &link.lead_id, link.at);
+    }
+    let mut fresh = Fresh { replay: replay.clone(), ..Fresh::default() };
+    let mut leads: BTreeSet<String> = affected.iter().cloned().collect();
+    for event in accepted {
+        let (lead, linked_at) = match (event.user_id(), event.anonymous_id()) {
+            (Some(user), _) => (user, None),
+            (None, Some(anon)) => match identities.link_of(anon) {
+                Some((at, lead)) => (lead, Some(at)),
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        let mut event = event.clone();
+        if let Some(at) = linked_at {
+            event.visible_at = event.at.max(at);
+        }
+        leads.insert(lead.to_owned());
+        fresh.events.entry(lead.to_owned()).or_default().push(event);
+    }
+    Ok((leads.into_iter().map(|id| (id, now)).collect(), fresh))
 }
 
 /// The identity link a message makes: `identify` with both ids, or `alias`.
@@ -432,40 +487,109 @@ pub fn rescore_leads(
     if due.is_empty() {
         return Ok(Vec::new());
     }
+    let scored = score_due(tx, active, States::Lead, due, fresh)?;
+    let results: Vec<(&LeadHead, Option<&Scored>)> = scored.iter().map(|(row, s)| (row, s.as_ref())).collect();
+    store_scored(tx, outboxes, &results)
+}
+
+/// Rescores leads with a shadow model, as [`rescore_leads`] does with the active one, and stores
+/// the results under its version: no history, webhooks or CRM marks.
+pub fn rescore_shadow(
+    tx: &mut Tx<'_>,
+    shadow: &ActiveModel,
+    due: &[(String, Millis)],
+    fresh: &Fresh,
+) -> Result<(), StoreError> {
+    if due.is_empty() {
+        return Ok(());
+    }
+    let scored = score_due(tx, shadow, States::Shadow, due, fresh)?;
+    let mut failed = Vec::new();
+    let mut writes = Vec::with_capacity(scored.len());
+    for (row, result) in &scored {
+        match result {
+            Some(new) => writes.push(ShadowWrite {
+                lead_id: &row.id,
+                score: &new.score,
+                json: &new.json,
+                state: new.state.as_deref(),
+            }),
+            None => {
+                tracing::error!(
+                    "scoring lead `{}` with shadow model version {} failed (a bug)",
+                    row.id,
+                    shadow.version
+                );
+                metrics::counter!("leadscore_scoring_failures_total").increment(1);
+                failed.push(row.id.clone());
+            }
+        }
+    }
+    tx.clear_shadow_changes(shadow.version, &failed)?;
+    tx.save_shadow_scores(shadow.version, &writes)
+}
+
+/// Where a model's stored fold states are: with the lead's score (the active model), or with its
+/// shadow scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum States {
+    Lead,
+    Shadow,
+}
+
+/// Scores the leads `due` with `model`, each as of its instant, from its stored state under that
+/// model brought up to date with `fresh`'s new messages, or from its whole stored history. Takes
+/// the leads' locks (the caller may hold them already).
+fn score_due(
+    tx: &mut Tx<'_>,
+    active: &ActiveModel,
+    source: States,
+    due: &[(String, Millis)],
+    fresh: &Fresh,
+) -> Result<Vec<(LeadHead, Option<Scored>)>, StoreError> {
     let ids: Vec<String> = due.iter().map(|(id, _)| id.clone()).collect();
     tx.lock_leads(&ids)?;
     let model = &active.model;
     let candidates: Vec<String> = ids.iter().filter(|id| !fresh.replay.contains(*id)).cloned().collect();
-    let heads: Vec<LeadHead> = tx.lead_heads(&candidates, true)?;
-    let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
-    // Stored states made with the active model, brought up to date with the new messages, on
-    // all cores. A compacted state takes no message dated before its horizon and scores no
-    // instant before it: such a lead is folded again from its whole history.
-    let none: Vec<Event> = Vec::new();
-    let updated: Vec<(LeadHead, Option<Updated<'_>>)> = heads
-        .into_par_iter()
+    let mut heads: Vec<LeadHead> = tx.lead_heads(&candidates, source == States::Lead)?;
+    let mut shadow_states =
+        if source == States::Shadow { tx.shadow_states(active.version, &candidates)? } else { HashMap::new() };
+    let stored: Vec<(LeadHead, Option<Vec<u8>>)> = heads
+        .drain(..)
         .map(|mut head| {
-            let at = as_of.get(head.id.as_str()).copied().unwrap_or_default();
-            let state = match head.state.take() {
-                Some(bytes) if head.model_version == Some(active.version) => {
-                    decode_state(&bytes).and_then(|mut state| {
-                        let mut suspects = Vec::new();
-                        for event in fresh.events.get(&head.id).unwrap_or(&none) {
-                            if let Some(compact) = CompactEvent::of_event(model, event, true) {
-                                if !state.accepts(&compact) {
-                                    return None;
-                                }
-                                if state.may_repeat_folded(&compact) {
-                                    suspects.push(event);
-                                }
-                                state.apply(compact);
-                            }
-                        }
-                        state.horizon().is_none_or(|h| h <= at).then_some((state, suspects))
-                    })
-                }
-                _ => None,
+            let state = match source {
+                States::Lead => head.state.take().filter(|_| head.model_version == Some(active.version)),
+                States::Shadow => shadow_states.remove(&head.id),
             };
+            (head, state)
+        })
+        .collect();
+    let as_of: HashMap<&str, Millis> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    // Stored states made with this model, brought up to date with the new messages, on all
+    // cores. A compacted state takes no message dated before its horizon and scores no instant
+    // before it: such a lead is folded again from its whole history.
+    let none: Vec<Event> = Vec::new();
+    let updated: Vec<(LeadHead, Option<Updated<'_>>)> = stored
+        .into_par_iter()
+        .map(|(head, bytes)| {
+            let at = as_of.get(head.id.as_str()).copied().unwrap_or_default();
+            let state = bytes.and_then(|bytes| {
+                decode_state(&bytes).and_then(|mut state| {
+                    let mut suspects = Vec::new();
+                    for event in fresh.events.get(&head.id).unwrap_or(&none) {
+                        if let Some(compact) = CompactEvent::of_event(model, event, true) {
+                            if !state.accepts(&compact) {
+                                return None;
+                            }
+                            if state.may_repeat_folded(&compact) {
+                                suspects.push(event);
+                            }
+                            state.apply(compact);
+                        }
+                    }
+                    state.horizon().is_none_or(|h| h <= at).then_some((state, suspects))
+                })
+            });
             (head, state)
         })
         .collect();
@@ -487,30 +611,31 @@ pub fn rescore_leads(
     }
     let with_state: HashSet<&str> = heads.iter().map(|h| h.id.as_str()).collect();
     let replay: Vec<String> = ids.iter().filter(|id| !with_state.contains(id.as_str())).cloned().collect();
-    let loaded = load_histories(tx, model, &active.projection, &replay)?;
+    let Loaded { leads: loaded, accounts: loaded_accounts, mut unreadable } =
+        load_histories(tx, model, &active.projection, &replay)?;
     let group_ids: BTreeSet<String> = states.iter().flat_map(|s| s.group_ids().map(str::to_owned)).collect();
-    let (state_accounts, mut unreadable) =
+    let (state_accounts, mut skipped) =
         account_book(tx, model, &active.projection, &group_ids.into_iter().collect::<Vec<_>>())?;
-    unreadable.extend(loaded.unreadable.iter().cloned());
+    unreadable.append(&mut skipped);
     if !unreadable.is_empty() {
         let now = due.iter().map(|(_, at)| *at).max().unwrap_or_default();
         record_unreadable(tx, &unreadable, now)?;
     }
-    let mut work: Vec<(&LeadHead, LeadState, &AccountBook)> = Vec::with_capacity(ids.len());
-    work.extend(heads.iter().zip(states).map(|(head, state)| (head, state, &state_accounts)));
-    for (row, history) in &loaded.leads {
-        work.push((row, LeadState::of(model, history), &loaded.accounts));
+    let mut work: Vec<(LeadHead, LeadState, &AccountBook)> = Vec::with_capacity(ids.len());
+    work.extend(heads.into_iter().zip(states).map(|(head, state)| (head, state, &state_accounts)));
+    for (row, history) in loaded {
+        let state = LeadState::of(model, &history);
+        work.push((row, state, &loaded_accounts));
     }
     // Scoring is pure: all cores.
-    let results: Vec<(&LeadHead, Option<Scored>)> = work
+    Ok(work
         .into_par_iter()
         .map(|(row, state, accounts)| {
             let at = as_of.get(row.id.as_str()).copied().unwrap_or_default();
-            (row, score_for_store(active, state, accounts, at))
+            let scored = score_for_store(active, state, accounts, at);
+            (row, scored)
         })
-        .collect();
-    let results: Vec<(&LeadHead, Option<&Scored>)> = results.iter().map(|(row, s)| (*row, s.as_ref())).collect();
-    store_scored(tx, outboxes, &results)
+        .collect())
 }
 
 /// Scores a lead's state as of `at` for storing: the stored score, with the instant of its next

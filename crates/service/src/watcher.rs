@@ -1,5 +1,5 @@
 //! The model watcher thread: every 2 s it picks up a model another process activated in the
-//! shared database, and sets the stored call-now ranks from the active model's stage order when
+//! shared database (and shadow models started or stopped there), and sets the stored call-now ranks from the active model's stage order when
 //! they do not follow it yet (after an upgrade, or when the database was read-only).
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::scoring::ActiveModel;
 impl App {
     pub(crate) fn spawn_watcher(self: &Arc<Self>) {
         self.spawn_loop("model-watcher", Duration::from_secs(2), |app| {
-            if let Err(e) = app.follow_active_model() {
+            if let Err(e) = app.follow_active_model().and_then(|()| app.load_shadows()) {
                 tracing::warn!("model watcher: {e}");
             }
             app.rank_stages_if_needed();

@@ -127,7 +127,8 @@ impl App {
     fn record(&self, messages: &[Incoming]) -> Result<Recorded, StoreError> {
         let result = self.store.write(|tx| {
             let active = self.model();
-            let recorded = record_events(tx, &active, &self.outboxes, messages, self.clock.now())?;
+            let shadows = self.shadows();
+            let recorded = record_events(tx, &active, &shadows, &self.outboxes, messages, self.clock.now())?;
             // Now under the affected leads' locks: if an activation set another model meanwhile,
             // its rescore may already have scored these leads, and scores of the replaced model
             // must not land after it. A conflict runs the transaction again with the new model.

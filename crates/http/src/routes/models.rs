@@ -1,5 +1,5 @@
 //! `/api/models`: model versions: list, read one, upload (checked like `leadscore check`),
-//! activate (every lead is rescored).
+//! activate (every lead is rescored), preview, run in shadow and compare.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use utoipa::IntoParams;
 use leadscore_service::App;
 use leadscore_service::models::{Activated, ModelCreated, ModelDetail, ModelList};
 use leadscore_service::preview::ModelPreview;
+use leadscore_service::shadow::{ShadowComparison, ShadowStatus};
 
 use super::{ErrorBody, blocking};
 use crate::error::{ApiError, Code};
@@ -136,4 +137,48 @@ pub async fn preview_model(
         }
     };
     blocking(move || app.preview_model(version, as_of, backtest)).await.map(Json)
+}
+
+/// Run a model version in shadow: it scores every message beside the active model (stored per
+/// lead and version; no webhooks, history or CRM writes); the leads stored before are scored in
+/// the background (`scored` of `leads`)
+#[utoipa::path(post, path = "/api/models/{version}/shadow", tag = "models",
+    params(("version" = i64, Path, description = "model version")),
+    responses((status = 200, body = ShadowStatus), (status = 404, body = ErrorBody),
+        (status = 409, description = "the version is the active model", body = ErrorBody),
+        (status = 422, description = "the stored model no longer checks", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn start_shadow(
+    State(app): State<Arc<App>>,
+    Path(version): Path<String>,
+) -> Result<Json<ShadowStatus>, ApiError> {
+    let version = parse_version(&version)?;
+    blocking(move || app.start_shadow(version)).await.map(Json)
+}
+
+/// Stop running a model version in shadow; its shadow scores are forgotten
+#[utoipa::path(delete, path = "/api/models/{version}/shadow", tag = "models",
+    params(("version" = i64, Path, description = "model version")),
+    responses((status = 200, body = ShadowStatus), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn stop_shadow(
+    State(app): State<Arc<App>>,
+    Path(version): Path<String>,
+) -> Result<Json<ShadowStatus>, ApiError> {
+    let version = parse_version(&version)?;
+    blocking(move || app.stop_shadow(version)).await.map(Json)
+}
+
+/// A shadow model against the active one over every stored lead: stage agreement, conversion
+/// where they agree and where they do not, the stage-by-stage table and the leads that differ most
+#[utoipa::path(get, path = "/api/models/{version}/compare", tag = "models",
+    params(("version" = i64, Path, description = "model version")),
+    responses((status = 200, body = ShadowComparison), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn compare_model(
+    State(app): State<Arc<App>>,
+    Path(version): Path<String>,
+) -> Result<Json<ShadowComparison>, ApiError> {
+    let version = parse_version(&version)?;
+    blocking(move || app.compare_shadow(version)).await.map(Json)
 }

@@ -163,6 +163,12 @@ impl Server {
         (s, v)
     }
 
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let request = Request::delete(path).header(header::AUTHORIZATION, "Bearer ak").body(Body::empty()).unwrap();
+        let (s, v, _) = self.send(request).await;
+        (s, v)
+    }
+
     /// Runs store work off the async thread (the PostgreSQL driver blocks on its own runtime).
     pub async fn store<T: Send + 'static>(&self, f: impl FnOnce(&leadscore_store::Store) -> T + Send + 'static) -> T {
         let app = Arc::clone(&self.app);
@@ -199,4 +205,35 @@ pub async fn page(s: &Server, cookie: &str, path: &str) -> (StatusCode, String, 
     let request = Request::get(path).header(header::COOKIE, cookie).body(Body::empty()).unwrap();
     let (status, body, headers) = s.send(request).await;
     (status, body.as_str().unwrap_or_default().to_owned(), headers)
+}
+
+/// Posts a dashboard form (as a browser on the server's own origin, unless `origin` says
+/// otherwise); returns the status.
+pub async fn form_post(s: &Server, cookie: &str, path: &str, origin: Option<&str>, form: &str) -> StatusCode {
+    form_submit(s, cookie, path, origin, form).await.0
+}
+
+/// Posts a dashboard form; returns the status, the page and the headers.
+pub async fn form_submit(
+    s: &Server,
+    cookie: &str,
+    path: &str,
+    origin: Option<&str>,
+    form: &str,
+) -> (StatusCode, String, axum::http::HeaderMap) {
+    let mut request = Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(origin) = origin {
+        request = request.header(header::ORIGIN, origin);
+    }
+    let (status, body, headers) = s.send(request.body(Body::from(form.to_owned())).unwrap()).await;
+    (status, body.as_str().map(str::to_owned).unwrap_or_else(|| body.to_string()), headers)
+}
+
+/// The CSRF token of a dashboard page's forms.
+pub fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
 }

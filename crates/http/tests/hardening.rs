@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use harness::{MODEL, Server, T0, basic, cookie_of, login, page, start, start_with};
+use harness::{MODEL, Server, T0, basic, cookie_of, csrf_of, form_post, login, page, start, start_with};
 use leadscore_core::time::{MS_PER_DAY, format_timestamp, parse_timestamp};
 use leadscore_service::ingest::NewEvent;
 
@@ -511,22 +511,6 @@ async fn a_deleted_lead_leaves_no_trace_in_the_sqlite_file() {
 }
 
 // ---- dashboard sessions ---------------------------------------------------------------------------------------
-
-async fn form_post(s: &Server, cookie: &str, path: &str, origin: Option<&str>, form: &str) -> StatusCode {
-    let mut request = Request::post(path)
-        .header(header::COOKIE, cookie)
-        .header(header::HOST, "127.0.0.1:8080")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(origin) = origin {
-        request = request.header(header::ORIGIN, origin);
-    }
-    s.send(request.body(Body::from(form.to_owned())).unwrap()).await.0
-}
-
-fn csrf_of(html: &str) -> String {
-    let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
 
 /// Every dashboard POST needs the session's CSRF token and our own origin; pages carry security
 /// headers; a read key's session sees and may do no admin action.

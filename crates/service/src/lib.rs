@@ -13,8 +13,9 @@
 //! | `crm-sync` (one per `[[sync]]`) | [`crm::sender`] | writes changed leads' scores to the CRM in batches, within its rate limit |
 //! | `model-watcher` | [`watcher`] | every 2 s, follows a model activated by another process; re-ranks stages |
 //! | `rescore` | [`rescore`] | after an activation, rescores every lead in chunks |
+//! | `shadow-{version}` | [`shadow`] | scores the leads stored before a model started running in shadow |
 //! | `checkpointer` | [`checkpointer`] | every 250 ms, copies SQLite's write-ahead log into the database file, off the writer |
-//! | the caller's | [`leads`], [`accounts`], [`models`], [`backtest`], [`deliveries`], [`unreadable`], [`sessions`], [`marketing`] | read views and one-off changes, each in its own transactions |
+//! | the caller's | [`leads`], [`accounts`], [`models`], [`drafts`], [`backtest`], [`deliveries`], [`unreadable`], [`sessions`], [`marketing`] | read views and one-off changes, each in its own transactions |
 //!
 //! Errors: every use case returns [`ServiceError`] (the user's mistake with its [`Code`], the
 //! store's, or ours); [`error::Code`] is the one table of codes with their HTTP status.
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod crm;
 pub mod deliveries;
 pub mod dispatcher;
+pub mod drafts;
 pub mod error;
 pub mod ingest;
 pub mod leads;
@@ -41,6 +43,7 @@ pub mod scheduler;
 pub mod scoring;
 pub mod sessions;
 pub mod settings;
+pub mod shadow;
 pub mod unreadable;
 pub mod watcher;
 pub mod webhooks;

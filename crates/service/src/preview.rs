@@ -116,6 +116,8 @@ pub struct ModelPreview {
     pub diff: Vec<ModelChange>,
     /// With `backtest=true`.
     pub backtest: Option<BacktestPair>,
+    /// The checker's warnings about this version (`leadscore check`'s headlines).
+    pub warnings: Vec<String>,
 }
 
 /// One lead under both models.
@@ -225,7 +227,8 @@ impl App {
         backtest: Option<Duration>,
     ) -> Result<ModelPreview, ServiceError> {
         let row = self.store.read(|tx| tx.model(version))?.ok_or_else(|| model_not_found(version))?;
-        let preview = check_source(&row.source).map_err(|d| invalid_model(&row.source, &d))?.0;
+        let (preview, warnings) = check_source(&row.source).map_err(|d| invalid_model(&row.source, &d))?;
+        let warnings: Vec<String> = warnings.iter().map(|d| d.headline("model.toml", &row.source)).collect();
         let active = self.model();
         let model = &active.model;
         let mut projection = model.event_projection();
@@ -249,8 +252,9 @@ impl App {
             }
             Ok::<_, StoreError>(pairs)
         })?;
-        if pairs.is_empty() {
-            return Err(ServiceError::user(Code::NoLeads, "there are no stored leads to preview the model on"));
+        // Without leads there is still the diff and the warnings; a backtest needs leads.
+        if pairs.is_empty() && backtest.is_some() {
+            return Err(ServiceError::user(Code::NoLeads, "there are no stored leads to backtest the model on"));
         }
 
         let mut dimensions = vec![{
@@ -320,6 +324,7 @@ impl App {
             moves,
             diff,
             backtest,
+            warnings,
         })
     }
 }

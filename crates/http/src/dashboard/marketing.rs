@@ -27,6 +27,8 @@ pub struct MarketingQuery {
 #[derive(Deserialize, Default)]
 pub struct PreviewQuery {
     backtest: Option<String>,
+    /// The version an edit in the dashboard was made from (this one is the edit, just saved).
+    edited_from: Option<i64>,
 }
 
 /// A rule's options in words (`limit 1`, `within 30d`, …).
@@ -164,7 +166,12 @@ pub async fn marketing_page(
     let model_rows: Vec<Jv> = overview
         .models
         .iter()
-        .map(|m| context! { version => m.version, name => m.name, created_at => time::format_timestamp(m.created_at), active => m.active })
+        .map(|m| {
+            context! {
+                version => m.version, name => m.name, created_at => time::format_timestamp(m.created_at),
+                active => m.active, shadow => m.shadow,
+            }
+        })
         .collect();
     render_page(
         &session,
@@ -330,6 +337,100 @@ pub async fn preview_page(
             charts => charts,
             diff => Jv::from_serialize(&preview.diff),
             backtest => backtests,
+            warnings => preview.warnings,
+            edited_from => query.edited_from,
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct ShadowForm {
+    /// `true`: stop running the version in shadow.
+    stop: Option<String>,
+}
+
+/// Runs a version in shadow, or stops it (admin only).
+pub async fn shadow_action(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(version): Path<i64>,
+    axum::extract::Form(form): axum::extract::Form<ShadowForm>,
+) -> Response {
+    if !session.admin() {
+        return forbidden("Running a model in shadow needs an admin key.");
+    }
+    let stop = form.stop.as_deref() == Some("true");
+    let result = blocking(move || if stop { app.stop_shadow(version) } else { app.start_shadow(version) }).await;
+    match result {
+        Ok(_) if stop => Redirect::to("/marketing").into_response(),
+        Ok(_) => Redirect::to(&format!("/marketing/models/{version}/compare")).into_response(),
+        Err(e) => Redirect::to(&format!("/marketing?error={}", percent_encode(&e.message))).into_response(),
+    }
+}
+
+/// A share for people: `42%`, or `—` without leads.
+fn rate(rate: Option<f64>) -> String {
+    rate.map_or("—".to_owned(), |r| format!("{:.0}%", 100.0 * r))
+}
+
+/// A shadow model beside the active one: stage agreement and conversion where they differ.
+pub async fn compare_page(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(version): Path<i64>,
+) -> Response {
+    let app2 = Arc::clone(&app);
+    let comparison = match blocking(move || app2.compare_shadow(version)).await {
+        Ok(c) => c,
+        Err(e) => return page_error(&session, e),
+    };
+    let active = app.model();
+    let shadow_model = app.shadows().iter().find(|s| s.version == version).cloned();
+    let conversion = |c: &leadscore_service::shadow::Conversion| {
+        context! { leads => c.leads, converted => c.converted, rate => rate(c.rate) }
+    };
+    let cells: Vec<Jv> = comparison
+        .stages
+        .iter()
+        .map(|c| {
+            let shadow_class = shadow_model.as_ref().map_or("", |s| stage_class(&s.model, &c.shadow_stage));
+            context! {
+                active_stage => c.active_stage, shadow_stage => c.shadow_stage,
+                active_class => stage_class(&active.model, &c.active_stage), shadow_class => shadow_class,
+                leads => c.conversion.leads, converted => c.conversion.converted, rate => rate(c.conversion.rate),
+            }
+        })
+        .collect();
+    let examples: Vec<Jv> = comparison
+        .examples
+        .iter()
+        .map(|e| {
+            context! {
+                id => e.lead_id, url => percent_encode(&e.lead_id), active_stage => e.active_stage,
+                active_total => format_points(e.active_total), shadow_stage => e.shadow_stage,
+                shadow_total => format_points(e.shadow_total), converted => e.converted,
+            }
+        })
+        .collect();
+    render_page(
+        &session,
+        "compare.html",
+        context! {
+            nav => "marketing",
+            version => comparison.version,
+            name => comparison.name,
+            active_version => comparison.active_version,
+            active_name => comparison.active_name,
+            leads => comparison.leads,
+            not_scored => comparison.not_scored,
+            same_stage => comparison.same_stage,
+            agreement => rate(comparison.agreement),
+            agree => conversion(&comparison.agree),
+            disagree => conversion(&comparison.disagree),
+            higher => conversion(&comparison.shadow_higher),
+            lower => conversion(&comparison.shadow_lower),
+            cells => cells,
+            examples => examples,
         },
     )
 }

@@ -3,9 +3,11 @@
 //! "call now" (the model's highest stage first, then by total) with grades, trends and the top
 //! reasons, and a page per lead ([`sales`]); marketing gets the active model, score
 //! distributions, conversion by score band, the stage funnel, the latest backtest, model
-//! versions and a what-if preview of each ([`marketing`]). Login with an API key sets an HttpOnly, SameSite=Lax session cookie
+//! versions with a what-if preview of each, and shadow models beside the active one
+//! ([`marketing`]); and edits a model into a new version ([`editor`]). Login with an API key sets an HttpOnly, SameSite=Lax session cookie
 //! ([`sessions`]; the sessions themselves are stored by the service, so they survive restarts).
 
+pub mod editor;
 pub mod marketing;
 pub mod sales;
 pub mod sessions;
@@ -34,6 +36,8 @@ fn templates() -> &'static Environment<'static> {
             ("leads.html", include_str!("../../templates/leads.html")),
             ("lead.html", include_str!("../../templates/lead.html")),
             ("marketing.html", include_str!("../../templates/marketing.html")),
+            ("compare.html", include_str!("../../templates/compare.html")),
+            ("edit.html", include_str!("../../templates/edit.html")),
             ("preview.html", include_str!("../../templates/preview.html")),
             ("account.html", include_str!("../../templates/account.html")),
         ] {
@@ -92,6 +96,9 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/marketing/backtest", post(marketing::backtest_action))
         .route("/marketing/models/{version}/activate", post(marketing::activate_action))
         .route("/marketing/models/{version}/preview", get(marketing::preview_page))
+        .route("/marketing/models/{version}/shadow", post(marketing::shadow_action))
+        .route("/marketing/models/{version}/compare", get(marketing::compare_page))
+        .route("/marketing/models/{version}/edit", get(editor::edit_page).post(editor::edit_action))
         .route("/logout", post(sessions::logout))
         .route_layer(middleware::from_fn_with_state(app, sessions::require_session));
     Router::new()
@@ -106,9 +113,17 @@ mod tests {
 
     #[test]
     fn every_template_compiles() {
-        for name in
-            ["base.html", "login.html", "leads.html", "lead.html", "marketing.html", "preview.html", "account.html"]
-        {
+        for name in [
+            "base.html",
+            "login.html",
+            "leads.html",
+            "lead.html",
+            "marketing.html",
+            "preview.html",
+            "account.html",
+            "compare.html",
+            "edit.html",
+        ] {
             assert!(templates().get_template(name).is_ok(), "{name}");
         }
         let html = templates().get_template("login.html").and_then(|t| t.render(context! { error => "<b>" }));

@@ -131,11 +131,22 @@ pub async fn leads_page(
     };
     let active = app.model();
     let model = &active.model;
+    // A column per shadow model: its live total and stage beside the active one's.
+    let shadows = app.shadows();
+    let shadow_heads: Vec<Jv> =
+        shadows.iter().map(|s| context! { version => s.version, name => s.model.name }).collect();
     let rows: Vec<Jv> = page
         .leads
         .iter()
         .map(|l| {
             let traits = Value::Object(l.traits.clone().unwrap_or_default());
+            let shadow_cells: Vec<Jv> = shadows
+                .iter()
+                .map(|m| match l.shadows.iter().find(|s| s.version == m.version) {
+                    Some(s) => context! { total => format_points(s.total), stage => s.stage },
+                    None => context! { total => "—", stage => "" },
+                })
+                .collect();
             context! {
                 id => l.id,
                 name => name_of(&l.id, &traits),
@@ -146,6 +157,7 @@ pub async fn leads_page(
                 total => format_points(l.total),
                 trend => sparkline(trends.get(&l.id).map_or(&[][..], Vec::as_slice)),
                 reasons => reasons(l.contributions.as_deref().unwrap_or_default(), 3),
+                shadows => shadow_cells,
             }
         })
         .collect();
@@ -164,7 +176,7 @@ pub async fn leads_page(
         &session,
         "leads.html",
         context! {
-            nav => "sales", leads => rows, stages => stages, next => next,
+            nav => "sales", leads => rows, stages => stages, next => next, shadows => shadow_heads,
             q => query.q.unwrap_or_default(), stage => query.stage.unwrap_or_default(),
             grade => query.grade.unwrap_or_default(), account => query.account.unwrap_or_default(),
         },
@@ -375,6 +387,7 @@ pub async fn lead_page(
             traits => trait_rows,
             account => account,
             quality => view.quality.iter().map(|q| context! { code => q.code, message => q.message }).collect::<Vec<_>>(),
+            shadows => view.shadows.iter().map(shadow_row).collect::<Vec<_>>(),
         },
     )
 }
@@ -441,6 +454,21 @@ pub async fn account_page(
             }).collect::<Vec<_>>(),
         },
     )
+}
+
+/// A lead's score under a shadow model, for its page: points by dimension and the top three
+/// reasons in words.
+fn shadow_row(s: &leadscore_service::leads::ShadowScoreView) -> Jv {
+    let dimensions: Vec<String> = s.scores.iter().map(|(d, v)| format!("{d} {}", reading_points(*v))).collect();
+    let mut reasons: Vec<&leadscore_service::leads::ContributionView> =
+        s.contributions.iter().flatten().filter(|c| c.points != 0.0).collect();
+    reasons.sort_by(|a, b| b.points.abs().total_cmp(&a.points.abs()));
+    let reasons: Vec<String> =
+        reasons.iter().take(3).map(|c| format!("{} ({})", c.rule, reading_points(c.points))).collect();
+    context! {
+        version => s.version, model => s.model, total => format_points(s.total), stage => s.stage,
+        grade => s.grade, dimensions => dimensions.join(" · "), reasons => reasons.join("; "),
+    }
 }
 
 #[cfg(test)]

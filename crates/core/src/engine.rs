@@ -262,15 +262,7 @@ pub(crate) fn finish(
         Some(o) => o.kind.stage().to_owned(),
         None => stage_of(model, &dimensions, total, as_of),
     };
-    let grade = model.grade.as_ref().map(|g| {
-        let letter = g.fit.iter().find(|(_, t)| dimensions[g.fit_dimension] >= *t).map_or(&g.fit_fallback, |(l, _)| l);
-        let digit = g
-            .engagement
-            .iter()
-            .find(|(_, t)| dimensions[g.engagement_dimension] >= *t)
-            .map_or(&g.engagement_fallback, |(d, _)| d);
-        format!("{letter}{digit}")
-    });
+    let grade = grade_of(model, &dimensions);
     Score {
         lead_id: id.to_owned(),
         as_of,
@@ -285,6 +277,19 @@ pub(crate) fn finish(
     }
 }
 
+/// The grade of these dimension scores (model order, clamped); `None` without `[grade]`.
+pub(crate) fn grade_of(model: &CheckedModel, dimensions: &[f64]) -> Option<String> {
+    model.grade.as_ref().map(|g| {
+        let letter = g.fit.iter().find(|(_, t)| dimensions[g.fit_dimension] >= *t).map_or(&g.fit_fallback, |(l, _)| l);
+        let digit = g
+            .engagement
+            .iter()
+            .find(|(_, t)| dimensions[g.engagement_dimension] >= *t)
+            .map_or(&g.engagement_fallback, |(d, _)| d);
+        format!("{letter}{digit}")
+    })
+}
+
 /// Whether `[events] ignore` drops this message.
 pub fn is_ignored(model: &CheckedModel, event: &Event) -> bool {
     model.ignore.as_ref().is_some_and(|ignore| {
@@ -293,12 +298,12 @@ pub fn is_ignored(model: &CheckedModel, event: &Event) -> bool {
     })
 }
 
-fn total_of(model: &CheckedModel, dimensions: &[f64]) -> f64 {
+pub(crate) fn total_of(model: &CheckedModel, dimensions: &[f64]) -> f64 {
     model.dimensions.iter().zip(dimensions).map(|(d, s)| d.weight * s).sum()
 }
 
 /// The last `[[stages]]` entry whose `when` holds, else `lead`.
-fn stage_of(model: &CheckedModel, dimensions: &[f64], total: f64, as_of: Millis) -> String {
+pub(crate) fn stage_of(model: &CheckedModel, dimensions: &[f64], total: f64, as_of: Millis) -> String {
     let vars: Vec<Binding<'_>> =
         dimensions.iter().map(|&d| Binding::Number(d)).chain([Binding::Number(total)]).collect();
     let activation = Activation { vars: &vars, as_of };

@@ -14,6 +14,7 @@ pub mod event;
 pub mod identity;
 pub mod lead;
 pub mod model;
+pub mod profiling;
 pub mod quality;
 pub mod schedule;
 pub mod time;

@@ -50,7 +50,7 @@ const PLACEHOLDERS: [&str; 22] = [
 const LEGAL: [&str; 12] =
     ["inc", "ltd", "llc", "gmbh", "corp", "corporation", "co", "company", "sa", "ag", "plc", "limited"];
 
-fn is_placeholder(text: &str) -> bool {
+pub(crate) fn is_placeholder(text: &str) -> bool {
     let t = text.trim().to_ascii_lowercase();
     PLACEHOLDERS.contains(&t.as_str()) || (t.len() >= 3 && t.chars().all(|c| c == t.chars().next().unwrap_or(' ')))
 }

@@ -14,14 +14,14 @@ use leadscore_service::auth::Role;
 use crate::error::{ApiError, Code};
 
 /// Which role each API endpoint needs (SPEC §6.2): reading leads, accounts and models and
-/// recording outcomes is `read` (sales); everything else (model uploads and activation,
+/// recording outcomes and contacts is `read` (sales); everything else (model uploads and activation,
 /// backtests, deletes, webhooks, unreadable events) is `admin`.
 pub fn needed_role(method: &Method, route: &str) -> Role {
     match (method.as_str(), route) {
         ("GET", "/api/leads" | "/api/leads/{id}" | "/api/accounts/{id}" | "/api/models" | "/api/models/{version}") => {
             Role::Read
         }
-        ("POST", "/api/leads/{id}/outcome") => Role::Read,
+        ("POST", "/api/leads/{id}/outcome" | "/api/leads/{id}/contacted") => Role::Read,
         _ => Role::Admin,
     }
 }

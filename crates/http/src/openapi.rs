@@ -20,7 +20,7 @@ use leadscore_service::models::{ModelList, ModelSummary};
     info(title = "Leadscore", description = "Lead scoring: Segment-compatible ingest, scores, models, webhooks (SPEC §6)."),
     paths(
         docs::batch, docs::single, docs::settings, docs::source_config, docs::beacon,
-        leads::list_leads, leads::get_lead, leads::post_outcome, leads::delete_lead, accounts::get_account,
+        leads::list_leads, leads::get_lead, leads::post_outcome, leads::post_contacted, leads::delete_lead, accounts::get_account,
         models::list_models, models::get_model, models::post_model, models::activate_model, models::preview_model,
         models::start_shadow, models::stop_shadow, models::compare_model, backtest::backtest,
         webhooks::list_deliveries, webhooks::resend_delivery, syncs::list_syncs, syncs::list_sync_records,

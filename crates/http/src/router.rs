@@ -112,6 +112,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/leads", get(leads::list_leads))
         .route("/api/leads/{id}", get(leads::get_lead).delete(leads::delete_lead))
         .route("/api/leads/{id}/outcome", post(leads::post_outcome))
+        .route("/api/leads/{id}/contacted", post(leads::post_contacted))
         .route("/api/accounts/{id}", get(accounts::get_account))
         .route("/api/models", get(models::list_models).post(models::post_model))
         .route("/api/models/{version}", get(models::get_model))

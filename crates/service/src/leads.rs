@@ -13,7 +13,7 @@ use leadscore_core::compact::LeadState;
 use leadscore_core::engine::{events_as_of, round2};
 use leadscore_core::time::{self, Millis};
 use leadscore_core::{OutcomeKind, evaluate};
-use leadscore_store::{LeadCursor, LeadRow, OutcomeRow, StoreError, StoredContribution, Tx};
+use leadscore_store::{HistoryRow, LeadCursor, LeadRow, OutcomeRow, StoreError, StoredContribution, Tx};
 
 pub use leadscore_store::{LeadFilter, LeadSort};
 
@@ -156,6 +156,8 @@ pub struct ListRequest {
     pub cursor: Option<String>,
     pub contributions: bool,
     pub traits: bool,
+    /// Only this owner's leads (the value of the owner trait, `[dashboard] owner_trait`).
+    pub owner: Option<String>,
 }
 
 fn encode_cursor(sort: LeadSort, row: &LeadRow) -> String {
@@ -241,12 +243,15 @@ pub struct AccountRef {
     pub traits: Map<String, Value>,
 }
 
-/// A stage change in the lead's history.
+/// A stage change in the lead's history, or a note beside them (`contacted`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryEntry {
     pub at: String,
     pub stage: String,
     pub total: f64,
+    /// `contacted` (by whom, if said); absent for a stage or grade change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One lead as of an instant (SPEC §6.2).
@@ -278,6 +283,41 @@ pub struct LeadView {
     /// The lead's live scores under the shadow models, as stored (left out when none runs).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shadows: Vec<ShadowScoreView>,
+    /// The missing answer that could move the lead furthest (a stage, then a grade, then
+    /// points), from the model's trait rules: what the next form should ask.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub ask_next: Option<leadscore_core::profiling::AskNext>,
+    /// When sales last noted contacting the lead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_contacted_at: Option<String>,
+}
+
+/// A contact was noted in the lead's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactRecorded {
+    pub id: String,
+    pub at: String,
+    pub note: String,
+}
+
+/// A lead that came into a stage lately.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entered {
+    pub id: String,
+    pub at: Millis,
+    /// Its current traits (for its name and company).
+    pub traits: Map<String, Value>,
+    pub total: f64,
+}
+
+/// What the profiler needs of a score: points by rule name.
+pub(crate) fn points_by_rule<'a>(contributions: impl Iterator<Item = (&'a str, f64)>) -> BTreeMap<&'a str, f64> {
+    let mut points = BTreeMap::new();
+    for (rule, p) in contributions {
+        *points.entry(rule).or_insert(0.0) += p;
+    }
+    points
 }
 
 /// A lead's total and stage at one instant of its replayed history.
@@ -307,8 +347,16 @@ pub struct OutcomesRecorded {
 }
 
 impl App {
+    /// The filter of a list request, with the owner trait named.
+    fn resolve(&self, request: &ListRequest) -> ListRequest {
+        let mut request = request.clone();
+        request.filter.owner = request.owner.clone().map(|owner| (self.settings.owner_trait.clone(), owner));
+        request
+    }
+
     /// One page of leads.
     pub fn list_leads(&self, request: &ListRequest) -> Result<LeadPage, ServiceError> {
+        let request = &self.resolve(request);
         let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
         let shadows = self.shadows();
         Ok(self.store.read(|tx| list_page(tx, request, cursor.as_ref(), &shadows))?)
@@ -316,6 +364,7 @@ impl App {
 
     /// A page of leads with the totals of their stage changes, oldest first.
     pub fn call_list(&self, request: &ListRequest) -> Result<CallList, ServiceError> {
+        let request = &self.resolve(request);
         let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
         let shadows = self.shadows();
         Ok(self.store.read(|tx| {
@@ -426,6 +475,57 @@ impl App {
         Ok((outcomes.len() - unknown.len(), unknown))
     }
 
+    /// Notes in the lead's history that sales contacted it (at `at`, by `by` if given), with its
+    /// stage and total then; the score does not change.
+    pub fn record_contact(&self, id: &LeadId, at: Millis, by: Option<&str>) -> Result<ContactRecorded, ServiceError> {
+        let note = match by.map(str::trim).filter(|b| !b.is_empty()) {
+            Some(by) => format!("contacted by {}", by.chars().take(200).collect::<String>()),
+            None => "contacted".to_owned(),
+        };
+        self.store.write(|tx| {
+            tx.lock_leads(&[id.to_string()])?;
+            let row = tx.lead(id.as_str())?.ok_or_else(|| lead_not_found(id.as_str()))?;
+            let s = summary(&row);
+            let entry = HistoryRow { at, stage: s.stage, total: s.total, note: Some(note.clone()) };
+            tx.append_histories(&[(id.as_str(), entry)])?;
+            Ok::<_, ServiceError>(())
+        })?;
+        Ok(ContactRecorded { id: id.to_string(), at: time::format_timestamp(at), note })
+    }
+
+    /// The owners of leads (values of the owner trait, lower-cased) with their number of leads,
+    /// most first: the call-now list's owner filter.
+    pub fn owners(&self) -> Result<Vec<(String, i64)>, ServiceError> {
+        Ok(self.store.read(|tx| tx.trait_values(&self.settings.owner_trait, 100))?)
+    }
+
+    /// The leads now in `stage` that came into it at or after `since`, latest first (at most
+    /// `limit`).
+    pub fn entered_stage(&self, stage: &str, since: Millis, limit: usize) -> Result<Vec<Entered>, ServiceError> {
+        Ok(self.store.read(|tx| {
+            let mut entered = tx.entered_stage_since(stage, since)?;
+            entered.truncate(limit);
+            let ids: Vec<String> = entered.iter().map(|(id, _)| id.clone()).collect();
+            let rows: HashMap<String, LeadRow> =
+                tx.leads_by_ids(&ids)?.into_iter().map(|r| (r.id.clone(), r)).collect();
+            Ok::<_, StoreError>(
+                entered
+                    .into_iter()
+                    .filter_map(|(id, at)| {
+                        let row = rows.get(&id)?;
+                        let score = row.score.as_ref();
+                        Some(Entered {
+                            traits: score.map(|s| s.current_traits.clone()).unwrap_or_default(),
+                            total: round2(score.map_or(0.0, |s| s.total)),
+                            id,
+                            at,
+                        })
+                    })
+                    .collect(),
+            )
+        })?)
+    }
+
     /// Deletes a lead and everything about it (GDPR): its messages and those of every id stitched
     /// to it (anonymous ids, aliased previous ids), links, outcomes, history and deliveries; then
     /// makes the deleted bytes unrecoverable from the database files
@@ -465,8 +565,22 @@ fn lead_in(
         .history_of(id.as_str())?
         .into_iter()
         .filter(|h| h.at <= as_of)
-        .map(|h| HistoryEntry { at: time::format_timestamp(h.at), stage: h.stage, total: h.total })
+        .map(|h| HistoryEntry { at: time::format_timestamp(h.at), stage: h.stage, total: h.total, note: h.note })
         .collect();
+    let last_contacted_at = entries
+        .iter()
+        .rev()
+        .find(|h| h.note.as_deref().is_some_and(|n| n.starts_with("contacted")))
+        .map(|h| h.at.clone());
+    let by_rule = points_by_rule(score.contributions.iter().map(|c| (c.rule.as_str(), c.points)));
+    let profile = leadscore_core::profiling::Scored {
+        traits: &score.traits,
+        points: &by_rule,
+        stage: &score.stage,
+        grade: score.grade.as_deref(),
+        has_outcome: history.outcomes.iter().any(|o| o.at <= as_of),
+    };
+    let ask_next = leadscore_core::profiling::ask_next(&active.model, &profile, as_of);
     let account = score.account.as_ref().map(|account_id| {
         let mut traits = accounts.traits_at(account_id, as_of);
         traits.remove("id");
@@ -503,6 +617,8 @@ fn lead_in(
         model_version: active.version,
         quality: leadscore_core::quality::quality_flags(&score.traits),
         shadows: Vec::new(),
+        ask_next,
+        last_contacted_at,
     };
     Ok((view, series))
 }

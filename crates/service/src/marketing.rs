@@ -57,17 +57,61 @@ pub struct MarketingOverview {
     pub bands: Vec<ScoreBand>,
     /// Model versions, newest first.
     pub models: Vec<ModelEntry>,
+    /// What to ask for next on forms (progressive profiling), most leads first.
+    pub ask_next: Vec<AskTally>,
+}
+
+/// A trait that is the answer to ask for next for some open leads (sampled).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskTally {
+    pub trait_name: String,
+    /// Leads for which it is the most useful missing answer.
+    pub leads: usize,
+    /// Of those, how many it could move to another stage, and to another grade.
+    pub stage_moves: usize,
+    pub grade_moves: usize,
+}
+
+/// Tallies, over open leads, the answer each should be asked for next.
+fn ask_next_tally(model: &leadscore_core::CheckedModel, leads: &[leadscore_store::LeadRow]) -> Vec<AskTally> {
+    let mut tally: std::collections::BTreeMap<String, AskTally> = std::collections::BTreeMap::new();
+    for row in leads {
+        let Some(score) = &row.score else { continue };
+        let points = crate::leads::points_by_rule(score.contributions.iter().map(|c| (c.rule.as_str(), c.points)));
+        let lead = leadscore_core::profiling::Scored {
+            traits: &score.current_traits,
+            points: &points,
+            stage: &score.stage,
+            grade: score.grade.as_deref(),
+            has_outcome: false,
+        };
+        if let Some(ask) = leadscore_core::profiling::ask_next(model, &lead, score.scored_at) {
+            let entry = tally.entry(ask.trait_name.clone()).or_insert_with(|| AskTally {
+                trait_name: ask.trait_name.clone(),
+                leads: 0,
+                stage_moves: 0,
+                grade_moves: 0,
+            });
+            entry.leads += 1;
+            entry.stage_moves += usize::from(ask.stage.is_some());
+            entry.grade_moves += usize::from(ask.grade.is_some());
+        }
+    }
+    let mut list: Vec<AskTally> = tally.into_values().collect();
+    list.sort_by_key(|t| std::cmp::Reverse((t.stage_moves, t.grade_moves, t.leads)));
+    list
 }
 
 impl App {
     pub fn marketing_overview(&self) -> Result<MarketingOverview, ServiceError> {
-        let (lead_count, sample, outcomes, reached, models) = self.store.read(|tx| {
+        let (lead_count, sample, outcomes, reached, models, open) = self.store.read(|tx| {
             Ok::<_, StoreError>((
                 tx.count_leads()?,
                 tx.score_sample(SAMPLE)?,
                 tx.all_outcomes()?,
                 tx.stages_reached()?,
                 tx.models()?,
+                tx.open_leads_sample(SAMPLE)?,
             ))
         })?;
         let active = self.model();
@@ -166,6 +210,7 @@ impl App {
                     shadow: m.shadow && !m.active,
                 })
                 .collect(),
+            ask_next: ask_next_tally(model, &open),
         })
     }
 }

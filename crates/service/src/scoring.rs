@@ -714,8 +714,10 @@ pub(crate) fn store_scored(
             crm.push(crate::crm::Change { lead: row.id.as_str(), at, moved, account: stored.account_id.as_deref() });
         }
         if moved {
-            entries
-                .push((row.id.as_str(), HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total) }));
+            entries.push((
+                row.id.as_str(),
+                HistoryRow { at, stage: stored.stage.clone(), total: round2(stored.total), note: None },
+            ));
         }
         let from = previous.map_or(leadscore_core::model::DEFAULT_STAGE, |(stage, _, _)| stage.as_str());
         if from != stored.stage {

@@ -40,6 +40,16 @@ pub struct Config {
     /// Slack and Teams alerts (`[[alerts]]`).
     #[serde(default)]
     pub alerts: Vec<AlertConfig>,
+    #[serde(default)]
+    pub dashboard: DashboardSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSection {
+    /// The trait naming a lead's owner (the sales rep), for the call-now list's owner column and
+    /// filter (default `owner`; HubSpot imports might use `hubspot_owner_id`).
+    pub owner_trait: Option<String>,
 }
 
 /// One `[[alerts]]` entry.
@@ -269,6 +279,8 @@ pub struct Settings {
     pub outcome_secret: Option<String>,
     /// The trait its `email` is matched against.
     pub outcome_email_trait: String,
+    /// The trait naming a lead's owner (`[dashboard] owner_trait`, default `owner`).
+    pub owner_trait: String,
     pub public_url: Option<PublicUrl>,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Limits,
@@ -552,6 +564,7 @@ impl Settings {
             alerts: Vec::new(),
             outcome_secret: None,
             outcome_email_trait: "email".to_owned(),
+            owner_trait: "owner".to_owned(),
             public_url: None,
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
@@ -702,6 +715,7 @@ impl Settings {
             alerts,
             outcome_secret,
             outcome_email_trait,
+            owner_trait: config.dashboard.owner_trait.clone().unwrap_or_else(|| "owner".to_owned()),
             public_url,
             trusted_proxies,
             limits,

@@ -37,6 +37,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("the_crm_outbox_coalesces_changes_per_lead", the_crm_outbox_coalesces_changes_per_lead),
     ("leads_are_found_by_a_trait", leads_are_found_by_a_trait),
     ("shadow_scores_are_kept_per_lead_and_version", shadow_scores_are_kept_per_lead_and_version),
+    ("leads_entering_a_stage_are_found_by_when_they_did", leads_entering_a_stage_are_found_by_when_they_did),
 ];
 
 fn run_all(open: impl Fn() -> Store) {
@@ -252,8 +253,11 @@ fn seed_leads(store: &Store, n: usize) {
                 s.scored_at = i as i64;
                 s.grade = Some(if i % 2 == 0 { "A1" } else { "B2" }.into());
                 s.account_id = Some(format!("acct-{}", i % 4));
-                s.current_traits =
-                    serde_json::json!({"email": format!("person{i}@example.com")}).as_object().cloned().unwrap();
+                let owner = ["Ana Lopez", "ben"][i % 3 / 2];
+                s.current_traits = serde_json::json!({"email": format!("person{i}@example.com"), "owner": owner})
+                    .as_object()
+                    .cloned()
+                    .unwrap();
                 save_score(tx, &id, &s, true)?;
             }
             Ok::<_, StoreError>(())
@@ -304,6 +308,14 @@ fn filters_select_the_right_leads(store: &Store) {
     assert_eq!(count(LeadFilter { search: Some("PERSON17@".into()), ..LeadFilter::default() }), 1);
     assert_eq!(count(LeadFilter { search: Some("lead-00".into()), ..LeadFilter::default() }), 10);
     assert_eq!(store.read(|tx| tx.leads_of_account("acct-2")).unwrap().len(), 7);
+    // The owner: a current trait, matched in any case; its values for the filter's list.
+    let owner = |v: &str| LeadFilter { owner: Some(("owner".into(), v.into())), ..LeadFilter::default() };
+    assert_eq!(count(owner("ana lopez")), 20);
+    assert_eq!(count(owner("BEN")), 10);
+    assert_eq!(count(owner("nobody")), 0);
+    let values = store.read(|tx| tx.trait_values("owner", 10)).unwrap();
+    assert_eq!(values, vec![("ana lopez".to_owned(), 20), ("ben".to_owned(), 10)]);
+    assert_eq!(store.read(|tx| tx.open_leads_sample(100)).unwrap().len(), 30);
 }
 
 fn due_leads_come_earliest_first(store: &Store) {
@@ -328,9 +340,9 @@ fn outcomes_and_history_keep_their_order(store: &Store) {
         .write(|tx| {
             tx.add_outcome(&OutcomeRow { lead_id: "u".into(), outcome: "won".into(), at: 20 }, 1)?;
             tx.add_outcome(&OutcomeRow { lead_id: "u".into(), outcome: "lost".into(), at: 10 }, 1)?;
-            tx.append_histories(&[("u", HistoryRow { at: 5, stage: "mql".into(), total: 55.5 })])?;
-            tx.append_histories(&[("u", HistoryRow { at: 1, stage: "lead".into(), total: 0.0 })])?;
-            tx.append_histories(&[("u", HistoryRow { at: 5, stage: "sql".into(), total: 80.0 })])?;
+            tx.append_histories(&[("u", HistoryRow { at: 5, stage: "mql".into(), total: 55.5, note: None })])?;
+            tx.append_histories(&[("u", HistoryRow { at: 1, stage: "lead".into(), total: 0.0, note: None })])?;
+            tx.append_histories(&[("u", HistoryRow { at: 5, stage: "sql".into(), total: 80.0, note: None })])?;
             Ok::<_, StoreError>(())
         })
         .unwrap();
@@ -341,6 +353,44 @@ fn outcomes_and_history_keep_their_order(store: &Store) {
     let stages: Vec<&str> = history.iter().map(|h| h.stage.as_str()).collect();
     assert_eq!(stages, ["lead", "mql", "sql"], "by time, then by insertion");
     assert_eq!(history[1].total, 55.5);
+    // Notes sit in the history; the sparklines' stage changes leave them out.
+    store
+        .write(|tx| {
+            let note = HistoryRow { at: 7, stage: "sql".into(), total: 80.0, note: Some("contacted".into()) };
+            tx.append_histories(&[("u", note)])
+        })
+        .unwrap();
+    let history = store.read(|tx| tx.history_of("u")).unwrap();
+    assert_eq!(history.last().unwrap().note.as_deref(), Some("contacted"));
+    assert_eq!(store.read(|tx| tx.histories_of(&["u".to_owned()])).unwrap().len(), 3);
+}
+
+/// Leads that came into a stage lately: the last time each entered the stage it is in now.
+fn leads_entering_a_stage_are_found_by_when_they_did(store: &Store) {
+    store
+        .write(|tx| {
+            for (id, stage) in [("early", "sql"), ("back", "sql"), ("new", "sql"), ("left", "mql")] {
+                tx.ensure_lead(id, 0)?;
+                save_score(tx, id, &score(90.0, stage, None), true)?;
+            }
+            let row = |at, stage: &str| HistoryRow { at, stage: stage.into(), total: 1.0, note: None };
+            tx.append_histories(&[
+                ("early", row(10, "lead")),
+                ("early", row(20, "sql")),
+                ("early", HistoryRow { note: Some("contacted".into()), ..row(150, "sql") }),
+                ("back", row(10, "sql")),
+                ("back", row(50, "mql")),
+                ("back", row(120, "sql")),
+                ("new", row(10, "mql")),
+                ("new", row(130, "sql")),
+                ("new", row(140, "sql")),
+                ("left", row(110, "sql")),
+                ("left", row(115, "mql")),
+            ])
+        })
+        .unwrap();
+    let entered = store.read(|tx| tx.entered_stage_since("sql", 100)).unwrap();
+    assert_eq!(entered, vec![("new".to_owned(), 130), ("back".to_owned(), 120)]);
 }
 
 fn one_model_version_is_active(store: &Store) {
@@ -423,7 +473,7 @@ fn deleting_a_lead_removes_every_row_naming_it(store: &Store) {
             for id in ["gone", "kept"] {
                 tx.ensure_lead(id, 0)?;
                 tx.add_outcome(&OutcomeRow { lead_id: id.into(), outcome: "won".into(), at: 5 }, 5)?;
-                tx.append_histories(&[(id, HistoryRow { at: 1, stage: "lead".into(), total: 0.0 })])?;
+                tx.append_histories(&[(id, HistoryRow { at: 1, stage: "lead".into(), total: 0.0, note: None })])?;
                 tx.enqueue_delivery(&delivery(&format!("d-{id}"), id, 1))?;
                 tx.mark_crm("hubspot", &[id], 1, 2)?;
                 let s = score(10.0, "mql", Some(50));

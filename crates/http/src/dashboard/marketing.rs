@@ -194,6 +194,15 @@ pub async fn marketing_page(
             conversion_chart => conversion_chart,
             backtest => backtest,
             models => model_rows,
+            ask_next => overview
+                .ask_next
+                .iter()
+                .take(8)
+                .map(|a| context! {
+                    name => a.trait_name.replace('_', " "), leads => a.leads,
+                    stage_moves => a.stage_moves, grade_moves => a.grade_moves,
+                })
+                .collect::<Vec<_>>(),
             rescore => Jv::from_serialize(app.rescore_progress()),
             model => context! { name => model.name, description => model.description, rules => rules, stages => stages },
         },

@@ -91,6 +91,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/leads", get(sales::leads_page))
         .route("/leads/{id}", get(sales::lead_page))
         .route("/leads/{id}/outcome", post(sales::outcome_action))
+        .route("/leads/{id}/contacted", post(sales::contacted_action))
         .route("/accounts/{id}", get(sales::account_page))
         .route("/marketing", get(marketing::marketing_page))
         .route("/marketing/backtest", post(marketing::backtest_action))

@@ -47,7 +47,13 @@ fn name_of(id: &str, traits: &Value) -> String {
     let first = traits["first_name"].as_str().or(traits["firstName"].as_str()).unwrap_or("");
     let last = traits["last_name"].as_str().or(traits["lastName"].as_str()).unwrap_or("");
     let full = format!("{first} {last}").trim().to_owned();
-    if !full.is_empty() { full } else { traits["email"].as_str().map_or_else(|| id.to_owned(), str::to_owned) }
+    // Segment's reserved traits: `firstName`/`lastName`, else the full `name`.
+    let name = traits["name"].as_str().map(str::trim).filter(|n| !n.is_empty());
+    match (full.is_empty(), name) {
+        (false, _) => full,
+        (true, Some(name)) => name.to_owned(),
+        (true, None) => traits["email"].as_str().map_or_else(|| id.to_owned(), str::to_owned),
+    }
 }
 
 /// How long ago `at` was, for people: `just now`, `5 minutes ago`, `3 hours ago`, `2 days ago`,
@@ -100,6 +106,7 @@ pub struct LeadsQuery {
     stage: Option<String>,
     grade: Option<String>,
     account: Option<String>,
+    owner: Option<String>,
     cursor: Option<String>,
 }
 
@@ -113,6 +120,7 @@ pub async fn leads_page(
         grade: query.grade.clone(),
         account: query.account.clone(),
         q: query.q.clone(),
+        owner: query.owner.clone(),
         sort: Some("call".to_owned()),
         limit: Some("50".to_owned()),
         cursor: query.cursor.clone(),
@@ -124,13 +132,37 @@ pub async fn leads_page(
         Err(e) => return page_error(&session, e),
     };
     debug_assert_eq!(request.sort, LeadSort::CallNow);
+    let active = app.model();
+    let model = &active.model;
+    // Who came into the model's highest stage in the last day, and the owners to filter by.
+    let top = model.stages.last().map(|s| s.name.clone());
+    let since = app.clock.now() - time::MS_PER_DAY;
     let app2 = Arc::clone(&app);
-    let CallList { page, trends } = match blocking(move || app2.call_list(&request)).await {
+    let found = blocking(move || {
+        let list = app2.call_list(&request)?;
+        let entered = match &top {
+            Some(stage) => app2.entered_stage(stage, since, 10)?,
+            None => Vec::new(),
+        };
+        Ok((list, entered, app2.owners()?))
+    })
+    .await;
+    let (CallList { page, trends }, entered, owners) = match found {
         Ok(x) => x,
         Err(e) => return page_error(&session, e),
     };
-    let active = app.model();
-    let model = &active.model;
+    let now = app.clock.now();
+    let owner_trait = app.settings.owner_trait.as_str();
+    let entered: Vec<Jv> = entered
+        .iter()
+        .map(|e| {
+            let traits = Value::Object(e.traits.clone());
+            context! {
+                url => percent_encode(&e.id), name => name_of(&e.id, &traits), total => format_points(e.total),
+                ago => relative(e.at, now),
+            }
+        })
+        .collect();
     // A column per shadow model: its live total and stage beside the active one's.
     let shadows = app.shadows();
     let shadow_heads: Vec<Jv> =
@@ -158,6 +190,9 @@ pub async fn leads_page(
                 trend => sparkline(trends.get(&l.id).map_or(&[][..], Vec::as_slice)),
                 reasons => reasons(l.contributions.as_deref().unwrap_or_default(), 3),
                 shadows => shadow_cells,
+                owner => traits[owner_trait].as_str().map(str::to_owned).or_else(|| {
+                    traits.get(owner_trait).filter(|v| !v.is_null()).map(Value::to_string)
+                }),
             }
         })
         .collect();
@@ -165,7 +200,13 @@ pub async fn leads_page(
     stages.extend(["lead", "customer", "lost", "disqualified"].map(String::from));
     let next = page.next_cursor.map(|c| {
         let mut q = format!("cursor={c}");
-        for (k, v) in [("q", &query.q), ("stage", &query.stage), ("grade", &query.grade), ("account", &query.account)] {
+        for (k, v) in [
+            ("q", &query.q),
+            ("stage", &query.stage),
+            ("grade", &query.grade),
+            ("account", &query.account),
+            ("owner", &query.owner),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 let _ = write!(q, "&{k}={}", percent_encode(v));
             }
@@ -177,6 +218,9 @@ pub async fn leads_page(
         "leads.html",
         context! {
             nav => "sales", leads => rows, stages => stages, next => next, shadows => shadow_heads,
+            entered => entered, top => model.stages.last().map(|s| s.name.clone()),
+            owners => owners.iter().map(|(o, n)| context! { name => o, leads => n }).collect::<Vec<_>>(),
+            owner => query.owner.clone().unwrap_or_default(),
             q => query.q.unwrap_or_default(), stage => query.stage.unwrap_or_default(),
             grade => query.grade.unwrap_or_default(), account => query.account.unwrap_or_default(),
         },
@@ -327,8 +371,27 @@ pub async fn lead_page(
         .history
         .iter()
         .rev()
-        .map(|h| context! { at => h.at, stage => h.stage, stage_class => stage_class(model, &h.stage), total => h.total })
+        .map(|h| {
+            let ago = time::parse_timestamp(&h.at).map(|t| relative(t, now)).unwrap_or_default();
+            context! {
+                at => h.at, ago => ago, stage => h.stage, stage_class => stage_class(model, &h.stage),
+                total => reading_points(h.total), note => h.note,
+            }
+        })
         .collect();
+    let last_contacted = view.last_contacted_at.as_deref().and_then(time::parse_timestamp).map(|t| relative(t, now));
+    let ask_next = view.ask_next.as_ref().map(|a| {
+        let mut what = Vec::new();
+        if let Some(stage) = &a.stage {
+            what.push(format!("reach {stage}"));
+        }
+        if let Some(grade) = &a.grade {
+            what.push(format!("grade {grade}"));
+        }
+        context! {
+            name => a.trait_name.replace('_', " "), points => reading_points(a.points), moves => what.join(" and "),
+        }
+    });
     let subtitle =
         [traits["title"].as_str(), traits["company"].as_str()].into_iter().flatten().collect::<Vec<_>>().join(" · ");
     let account = view.account.as_ref().map(|a| {
@@ -388,6 +451,8 @@ pub async fn lead_page(
             account => account,
             quality => view.quality.iter().map(|q| context! { code => q.code, message => q.message }).collect::<Vec<_>>(),
             shadows => view.shadows.iter().map(shadow_row).collect::<Vec<_>>(),
+            last_contacted => last_contacted,
+            ask_next => ask_next,
         },
     )
 }
@@ -412,6 +477,21 @@ pub async fn outcome_action(
     let target = format!("/leads/{}", percent_encode(&id));
     match blocking(move || app.record_outcome(&LeadId::parse(&id)?, kind, now)).await {
         Ok(_) => axum::response::Redirect::to(&format!("{target}#outcome")).into_response(),
+        Err(e) => page_error(&session, e),
+    }
+}
+
+/// Sales notes contacting the lead (a read key may).
+pub async fn contacted_action(
+    State(app): State<Arc<App>>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Response {
+    use axum::response::IntoResponse;
+    let now = app.clock.now();
+    let target = format!("/leads/{}", percent_encode(&id));
+    match blocking(move || app.record_contact(&LeadId::parse(&id)?, now, None)).await {
+        Ok(_) => axum::response::Redirect::to(&format!("{target}#history")).into_response(),
         Err(e) => page_error(&session, e),
     }
 }

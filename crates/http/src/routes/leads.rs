@@ -11,7 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use leadscore_core::OutcomeKind;
 use leadscore_service::App;
-use leadscore_service::leads::{LeadFilter, LeadId, LeadPage, LeadSort, LeadView, ListRequest, OutcomeRecorded};
+use leadscore_service::leads::{
+    ContactRecorded, LeadFilter, LeadId, LeadPage, LeadSort, LeadView, ListRequest, OutcomeRecorded,
+};
 
 use super::{ErrorBody, blocking, one_of, parse_limit, parse_time};
 use crate::error::{ApiError, Code};
@@ -32,6 +34,9 @@ pub struct ListQuery {
     pub account: Option<String>,
     /// Search in ids and traits.
     pub q: Option<String>,
+    /// Only leads of this owner (the trait `[dashboard] owner_trait` names, default `owner`; any
+    /// case).
+    pub owner: Option<String>,
     /// `-total` (default), `total`, `-updated`, or `call` (the model's highest stage first, then
     /// by total).
     #[param(schema_with = sort_schema)]
@@ -95,7 +100,9 @@ impl ListQuery {
                 min_total,
                 account: empty(&self.account),
                 search: empty(&self.q),
+                owner: None,
             },
+            owner: empty(&self.owner),
             sort,
             limit,
             cursor: empty(&self.cursor),
@@ -172,6 +179,42 @@ pub async fn post_outcome(
         None => app.clock.now(),
     };
     blocking(move || app.record_outcome(&LeadId::parse(&id)?, kind, at)).await.map(Json)
+}
+
+/// A contact noted by sales.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    /// When (RFC 3339); default now.
+    pub at: Option<String>,
+    /// Who contacted the lead (a name or e-mail), if to be said.
+    pub by: Option<String>,
+}
+
+/// Note that sales contacted a lead (a `contacted` entry in its history; the score does not
+/// change)
+#[utoipa::path(post, path = "/api/leads/{id}/contacted", params(("id" = String, Path, description = "lead id")),
+    request_body(content = ContactBody, description = "optional: an empty body means now, unnamed"), tag = "leads",
+    responses((status = 200, body = ContactRecorded), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn post_contacted(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<ContactRecorded>, ApiError> {
+    let bytes = read_body(body).await?;
+    let parsed: ContactBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ContactBody::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(Code::InvalidJson, format!("the body must be {{\"at\", \"by\"}} or empty: {e}"))
+        })?
+    };
+    let at = match parsed.at.as_deref() {
+        Some(text) => parse_time("at", text)?,
+        None => app.clock.now(),
+    };
+    blocking(move || app.record_contact(&LeadId::parse(&id)?, at, parsed.by.as_deref())).await.map(Json)
 }
 
 /// Delete a lead and everything about it (GDPR)

@@ -17,3 +17,6 @@ CREATE TABLE shadow_scores (
 );
 CREATE INDEX shadow_scores_lead ON shadow_scores (lead_id);
 CREATE INDEX shadow_scores_due ON shadow_scores (next_change_at) WHERE next_change_at IS NOT NULL;
+-- Notes in a lead's history beside its stage changes (sales' "contacted"), with the stage and
+-- total at the time.
+ALTER TABLE history ADD COLUMN note TEXT;

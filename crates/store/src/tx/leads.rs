@@ -137,6 +137,17 @@ pub(super) fn json_text(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// A current trait's value as lower-cased text in SQL, `{key}` standing for the parameter that
+/// names the trait, and that parameter's value.
+fn trait_value(dialect: Dialect, name: &str) -> (String, &'static str) {
+    match dialect {
+        Dialect::Sqlite => {
+            (format!("$.\"{}\"", name.replace('"', "")), "lower(CAST(json_extract(current_traits, {key}) AS TEXT))")
+        }
+        Dialect::Postgres => (name.to_owned(), "lower(current_traits::jsonb ->> {key})"),
+    }
+}
+
 /// How lead lists are ordered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LeadSort {
@@ -161,6 +172,8 @@ pub struct LeadFilter {
     pub account: Option<String>,
     /// Substring of the id or current traits, any case.
     pub search: Option<String>,
+    /// `(trait, value)`: leads whose current trait has this value, any case (the owner).
+    pub owner: Option<(String, String)>,
 }
 
 /// Where a page of leads continues: the sort key and id of the last lead shown.
@@ -262,14 +275,8 @@ impl Tx<'_> {
             return Ok(Vec::new());
         }
         let lowered: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
-        let value = match self.dialect() {
-            Dialect::Sqlite => "lower(CAST(json_extract(current_traits, $1) AS TEXT))",
-            Dialect::Postgres => "lower(current_traits::jsonb ->> $1)",
-        };
-        let key = match self.dialect() {
-            Dialect::Sqlite => format!("$.\"{}\"", name.replace('"', "")),
-            Dialect::Postgres => name.to_owned(),
-        };
+        let (key, template) = trait_value(self.dialect(), name);
+        let value = template.replace("{key}", "$1");
         let mut out = Vec::new();
         for chunk in lowered.chunks(1000) {
             let sql = format!("SELECT id, {value} FROM leads WHERE {value} IN ({})", placeholders(2, chunk.len()));
@@ -392,12 +399,18 @@ impl Tx<'_> {
 
     /// Appends many history entries at once.
     pub fn append_histories(&mut self, entries: &[(&str, HistoryRow)]) -> Result<(), StoreError> {
-        for chunk in entries.chunks(MAX_PARAMS / 4) {
-            let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 4 + 1, 4))).collect();
-            let sql = format!("INSERT INTO history (lead_id, at, stage, total) VALUES {}", values.join(", "));
-            let mut params = Vec::with_capacity(chunk.len() * 4);
+        for chunk in entries.chunks(MAX_PARAMS / 5) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 5 + 1, 5))).collect();
+            let sql = format!("INSERT INTO history (lead_id, at, stage, total, note) VALUES {}", values.join(", "));
+            let mut params = Vec::with_capacity(chunk.len() * 5);
             for (lead, h) in chunk {
-                params.extend([Sql::from(*lead), Sql::Int(h.at), Sql::from(h.stage.as_str()), Sql::Real(h.total)]);
+                params.extend([
+                    Sql::from(*lead),
+                    Sql::Int(h.at),
+                    Sql::from(h.stage.as_str()),
+                    Sql::Real(h.total),
+                    Sql::from(h.note.as_deref()),
+                ]);
             }
             self.conn.execute(&sql, &params)?;
         }
@@ -417,6 +430,7 @@ impl Tx<'_> {
         limit: usize,
         cursor: Option<&LeadCursor>,
     ) -> Result<Vec<LeadRow>, StoreError> {
+        let dialect = self.dialect();
         let mut clauses: Vec<String> = Vec::new();
         let mut params: Vec<Sql> = Vec::new();
         let mut bind = |clauses: &mut Vec<String>, template: &str, values: Vec<Sql>| {
@@ -445,6 +459,14 @@ impl Tx<'_> {
                 &mut clauses,
                 "(lower(id) LIKE ?0 OR lower(current_traits) LIKE ?1)",
                 vec![pattern.clone().into(), pattern.into()],
+            );
+        }
+        if let Some((name, value)) = &filter.owner {
+            let (path, template) = trait_value(dialect, name);
+            bind(
+                &mut clauses,
+                &format!("{} = ?1", template.replace("{key}", "?0")),
+                vec![path.into(), value.to_lowercase().into()],
             );
         }
         let (key, order) = match sort {
@@ -568,6 +590,33 @@ impl Tx<'_> {
             &[Sql::Int(now), Sql::Int(limit as i64)],
         )?;
         rows.iter().map(|r| Ok((text(r, 0)?, int(r, 1)?))).collect()
+    }
+
+    /// The values of a current trait (the owner) with their number of leads, most leads first
+    /// (at most `limit`), lower-cased.
+    pub fn trait_values(&mut self, name: &str, limit: usize) -> Result<Vec<(String, i64)>, StoreError> {
+        let (key, template) = trait_value(self.dialect(), name);
+        let value = template.replace("{key}", "$1");
+        let rows = self.conn.query(
+            &format!(
+                "SELECT v, COUNT(*) FROM (SELECT {value} AS v FROM leads) t WHERE v IS NOT NULL AND v <> '' \
+                 GROUP BY v ORDER BY COUNT(*) DESC, v LIMIT $2"
+            ),
+            &[key.into(), Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(|r| Ok((text(r, 0)?, int(r, 1)?))).collect()
+    }
+
+    /// Up to `limit` scored leads not closed by an outcome (for what to ask them next).
+    pub fn open_leads_sample(&mut self, limit: usize) -> Result<Vec<LeadRow>, StoreError> {
+        let rows = self.conn.query(
+            &format!(
+                "SELECT {LEAD_COLUMNS} FROM leads WHERE scored_at IS NOT NULL \
+                 AND stage NOT IN ('customer', 'lost', 'disqualified') LIMIT $1"
+            ),
+            &[Sql::Int(limit as i64)],
+        )?;
+        rows.iter().map(lead_row).collect()
     }
 
     /// Leads whose current account is `account_id`.

@@ -123,6 +123,22 @@ try {
     check((await page.textContent("#account-stage"))?.trim() === account.stage, "the account's stage");
     await page.goto(leadUrl);
   }
+  // Sales notes a contact: the history shows it, the score stays.
+  const totalBefore = (await page.textContent("#total"))?.trim();
+  await page.click("#contacted button");
+  await page.waitForURL(/#history$/);
+  check((await page.textContent("#last-contacted"))?.includes("just now"), "the contact is noted on the page");
+  check((await page.$$eval("#history tr.note", (els) => els.length)) === 1, "a contacted row in the history");
+  check((await page.textContent("#total"))?.trim() === totalBefore, "a contact leaves the score alone");
+  const contacted = await api(`/api/leads/${encodeURIComponent(expected.id)}`);
+  check(contacted.history.some((h) => h.note === "contacted") && !!contacted.last_contacted_at, "the API has the note");
+  // What to ask the lead next, as the API says (or nothing, when nothing missing counts).
+  if (contacted.ask_next) {
+    const line = (await page.textContent("#ask-next")) || "";
+    check(line.includes(contacted.ask_next.trait.replace(/_/g, " ")), `ask next: ${line} vs ${contacted.ask_next.trait}`);
+  } else {
+    check(!(await page.$("#ask-next")), "no ask-next line when the API has none");
+  }
   // Sales records an outcome from the page; the stage follows at once.
   await page.click("#outcome button[value=lost]");
   await page.waitForURL(/#outcome$/);
@@ -187,6 +203,13 @@ try {
   await small.goto(base + "/leads");
   const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 1, `no sideways scrolling on a phone (${overflow}px)`);
+  // The reasons ("Why") read whole on a phone: none runs past the screen's edge.
+  const cut = await small.evaluate(() => {
+    const width = window.innerWidth;
+    return [...document.querySelectorAll("#leads .reason")].filter((r) => r.getBoundingClientRect().right > width + 1).length;
+  });
+  const reasonsShown = await small.$$eval("#leads .reason", (els) => els.length);
+  check(reasonsShown > 0 && cut === 0, `every reason fits a phone's width (${cut} of ${reasonsShown} cut off)`);
   if (shots) await small.screenshot({ path: join(shots, "call-now-phone.png") });
 
   // What-if: a new version (a lower MQL bar) previewed beside the active one, then activated.
@@ -224,6 +247,74 @@ try {
   const nowActive = (await api("/api/models")).models.find((m) => m.active).version;
   check(nowActive === created.version, `activated from the preview: ${nowActive}`);
 
+  // The owner: a trait; sales filter the list by it.
+  const owned = (await api("/api/leads?sort=call&limit=2")).leads[1].id;
+  const identified = (await fetch(base + "/v1/identify", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: "Basic " + Buffer.from(writeKey + ":").toString("base64") },
+    body: JSON.stringify({ userId: owned, traits: { owner: "Rita Hale" } }),
+  })).status;
+  check(identified === 200, `identify with an owner (${identified})`);
+  await page.goto(base + "/leads");
+  await page.selectOption("select[name=owner]", "rita hale");
+  await page.click("form.filters button");
+  const ownedRows = await page.$$eval("#leads tbody tr", (els) => els.map((e) => e.getAttribute("data-lead")));
+  check(ownedRows.length === 1 && ownedRows[0] === owned, `owner filter: ${ownedRows}`);
+  check((await page.textContent("#entered"))?.includes("since yesterday"), "who came into the top stage lately");
+
+  // Editing: a change that does not check is refused with its diagnostics; one that does is a
+  // new version, previewed, run in shadow beside the active one, compared, then promoted.
+  const active2 = (await api("/api/models")).models.find((m) => m.active).version;
+  await page.goto(base + "/marketing");
+  await page.click(`a.edit[href$="/models/${active2}/edit"]`);
+  await page.waitForURL(/\/edit$/);
+  await page.fill('input[aria-label="mql condition"]', "total >= ");
+  await page.click("#save");
+  const refused = (await page.textContent("#error")) || "";
+  check(refused.includes("Not saved"), `a broken condition is not saved: ${refused}`);
+  check(refused.includes("model.toml:"), `its diagnostics show inline: ${refused}`);
+  await page.fill('input[aria-label="mql condition"]', "total >= 50 && engagement >= 15 && fit >= 10");
+  const firstPoints = await page.inputValue('input[name="points.0"]');
+  await page.fill('input[name="points.0"]', String(Number(firstPoints) + 5));
+  await page.selectOption('select[name="add.template"]', "senior_title");
+  if (shots) await page.screenshot({ path: join(shots, "edit.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1300 } });
+  await page.click("#save");
+  await page.waitForURL(/\/preview\?edited_from=/);
+  check((await page.textContent("#saved"))?.includes("passed the check"), "the edit is saved and previewed");
+  const edited = Number(page.url().match(/models\/(\d+)\/preview/)[1]);
+  const editedSource = (await api(`/api/models/${edited}`)).source;
+  check(editedSource.includes('when = "total >= 50 && engagement >= 15 && fit >= 10"'), "the new version has the new condition");
+  check(editedSource.includes("Senior title"), "and the rule from the template");
+  const editedPaths = await page.$$eval("#diff tbody td code", (els) => els.map((e) => e.textContent));
+  check(editedPaths.includes("stages.mql.when"), `the preview's diff has the edit: ${editedPaths}`);
+  await page.click("#run-shadow");
+  await page.waitForURL(/\/compare$/);
+  let comparison = await api(`/api/models/${edited}/compare`);
+  for (let i = 0; i < 300 && comparison.not_scored > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    comparison = await api(`/api/models/${edited}/compare`);
+  }
+  await page.reload();
+  const agreement = (await page.textContent("#agreement"))?.trim();
+  check(agreement === `${Math.round(100 * comparison.agreement)}%`, `stage agreement ${agreement} vs API ${comparison.agreement}`);
+  const cells = await page.$$eval("#cells tbody tr", (els) => els.length);
+  check(cells === comparison.stages.length, `stage-by-stage rows ${cells} vs ${comparison.stages.length}`);
+  if (shots) await page.screenshot({ path: join(shots, "compare.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1100 } });
+  await page.goto(base + "/leads");
+  const firstLead = (await api("/api/leads?sort=call&limit=1")).leads[0];
+  const shadowCell = (await page.textContent("#leads tbody tr:first-child td.shadow"))?.trim() || "";
+  const shadowScore = firstLead.shadows.find((x) => x.version === edited);
+  check(shadowCell.startsWith(String(shadowScore.total).replace(/\.0$/, "")), `call-now shadow column ${shadowCell} vs API ${shadowScore.total}`);
+  await page.click("#leads tbody tr:first-child a");
+  await page.waitForURL(/\/leads\/.+/);
+  const shadowRow = (await page.textContent(`#shadows tr[data-version="${edited}"] .shadow-total`))?.trim();
+  check(shadowRow === String(shadowScore.total).replace(/\.0$/, ""), `lead page shadow total ${shadowRow} vs ${shadowScore.total}`);
+  await page.goto(base + `/marketing/models/${edited}/compare`);
+  await page.click("#activate");
+  await page.waitForURL(/\/marketing$/);
+  const promoted = (await api("/api/models")).models.find((m) => m.version === edited);
+  check(promoted.active && !promoted.shadow, "promoting the shadow activates it");
+
   // Log out.
   await page.goto(base + "/leads");
   await page.click("header form button");
@@ -238,4 +329,4 @@ if (failures.length) {
   console.log(`FAIL dashboard:\n  - ${failures.join("\n  - ")}`);
   process.exit(1);
 }
-console.log("PASS dashboard: login, call-now order, filters, lead reasons = API, marketing charts, backtest, phone width, model preview and activation, logout");
+console.log("PASS dashboard: login, call-now order, filters, lead reasons = API, marketing charts, backtest, phone width, model preview and activation, contacts, owners, model editing, shadow comparison and promotion, logout");

@@ -188,7 +188,7 @@ async fn a_version_runs_in_shadow_from_the_dashboard() {
     let (status, html, _) = page(&s, &cookie, "/marketing/models/2/compare").await;
     assert_eq!(status, StatusCode::OK, "{html}");
     // Both leads: lead under the active model (30), mql under the shadow (60).
-    assert!(html.contains("<div class=\"big\" id=\"agreement\">0%</div>"), "{html}");
+    assert!(html.contains("<div class=\"kpi\" id=\"agreement\">0%</div>"), "{html}");
     assert!(html.contains("2 leads scored by both"), "{html}");
     let (_, html, _) = page(&s, &cookie, "/marketing").await;
     assert!(html.contains("shadow-mark") && html.contains("stop-shadow"), "{html}");

@@ -153,13 +153,20 @@ fn parse_doc(source: &str) -> Result<DocumentMut, ServiceError> {
     source.parse::<DocumentMut>().map_err(|e| field_error(format!("the model file is not TOML: {e}")))
 }
 
-/// A value as written in the file (strings without quotes).
-fn text_of(item: Option<&Item>) -> Option<String> {
-    let value = item?.as_value()?;
-    Some(match value {
+/// A value as written in the file, without its spacing and comments (strings without quotes).
+fn plain(value: &Value) -> String {
+    match value {
         Value::String(s) => s.value().clone(),
-        other => other.to_string().trim().to_owned(),
-    })
+        other => {
+            let mut bare = other.clone();
+            bare.decor_mut().clear();
+            bare.to_string().trim().to_owned()
+        }
+    }
+}
+
+fn text_of(item: Option<&Item>) -> Option<String> {
+    item?.as_value().map(plain)
 }
 
 fn rules_of(doc: &DocumentMut) -> Option<&ArrayOfTables> {
@@ -252,19 +259,27 @@ fn number(field: &str, text: &str) -> Result<Value, ServiceError> {
     if n.fract() == 0.0 && n.abs() < 1e15 { Ok(Value::from(n as i64)) } else { Ok(Value::from(n)) }
 }
 
-/// Sets `key` of `table` to `value` unless it already says the same (keeping its formatting),
-/// or removes it when `value` is `None`.
+/// `value` in place of `old`, unless `old` already says the same; with `old`'s spacing and
+/// comment (`points = 10   # why` keeps `# why`).
+fn replacement(old: Option<&Item>, mut value: Value) -> Option<Value> {
+    match old.and_then(Item::as_value) {
+        Some(old) if plain(old) == plain(&value) => None,
+        Some(old) => {
+            *value.decor_mut() = old.decor().clone();
+            Some(value)
+        }
+        None => Some(value),
+    }
+}
+
+/// Sets `key` of `table` to `value` (see [`replacement`]), or removes it when `value` is `None`.
 fn set(table: &mut Table, key: &str, value: Option<Value>) {
     match value {
         None => {
             table.remove(key);
         }
         Some(value) => {
-            let same = table
-                .get(key)
-                .and_then(Item::as_value)
-                .is_some_and(|old| old.to_string().trim() == value.to_string().trim());
-            if !same {
+            if let Some(value) = replacement(table.get(key), value) {
                 table[key] = Item::Value(value);
             }
         }
@@ -288,14 +303,11 @@ pub fn apply_changes(source: &str, changes: &Changes) -> Result<String, ServiceE
     }
     for ((dimension, band), threshold) in &changes.grades {
         let value = number(&format!("grade {dimension} {band}"), threshold)?;
-        if let Some(bands) = doc.get_mut("grade").and_then(|g| g.get_mut(dimension.as_str())) {
-            let same = bands
-                .get(band.as_str())
-                .and_then(Item::as_value)
-                .is_some_and(|old| old.to_string().trim() == value.to_string().trim());
-            if !same && bands.get(band.as_str()).is_some() {
-                bands[band.as_str()] = Item::Value(value);
-            }
+        if let Some(bands) = doc.get_mut("grade").and_then(|g| g.get_mut(dimension.as_str()))
+            && let Some(value) =
+                replacement(bands.get(band.as_str()), value).filter(|_| bands.get(band.as_str()).is_some())
+        {
+            bands[band.as_str()] = Item::Value(value);
         }
     }
     if let Some(rules) = doc.get_mut("rules").and_then(Item::as_array_of_tables_mut) {
@@ -419,7 +431,7 @@ within = "30d"
 name = "VP"
 dimension = "fit"
 if = 'has(lead.title)'
-points = 10
+points = 10   # titles matter
 
 [[stages]]
 name = "mql"
@@ -439,6 +451,7 @@ engagement = { 1 = 60, 2 = 30 }
         assert_eq!(form.rules[0].window.as_deref(), Some("30d"));
         assert_eq!(form.rules[0].half_life.as_deref(), Some(""));
         assert_eq!(form.rules[1].kind, "trait");
+        assert_eq!(form.rules[1].points, "10", "without its comment");
         assert_eq!(form.rules[1].window, None);
         let bands: Vec<(String, String, String)> =
             form.grades.iter().map(|g| (g.dimension.clone(), g.band.clone(), g.threshold.clone())).collect();
@@ -453,18 +466,29 @@ engagement = { 1 = 60, 2 = 30 }
         changes.grades.insert(("fit".into(), "A".into()), "45".into());
         changes.points.insert(0, "7.5".into());
         changes.points.insert(1, "10".into());
+        changes.grades.insert(("engagement".into(), "1".into()), "60".into());
         changes.half_lives.insert(0, "7d".into());
         changes.windows.insert(0, String::new());
         let edited = apply_changes(MODEL, &changes).unwrap();
         assert!(edited.starts_with("# Our model: keep this comment."), "{edited}");
         assert!(edited.contains("name = \"Pricing\"   # the page that sells"), "{edited}");
         assert!(edited.contains("when = \"total >= 60\""), "{edited}");
-        assert!(edited.contains("A = 45"), "{edited}");
+        assert!(edited.contains("fit = { A = 45, B = 25 }"), "{edited}");
+        assert!(edited.contains("engagement = { 1 = 60, 2 = 30 }"), "{edited}");
+        assert!(edited.contains("points = 10   # titles matter"), "unchanged, as written: {edited}");
         assert!(edited.contains("points = 7.5"), "{edited}");
         assert!(edited.contains("half_life = \"7d\""), "{edited}");
         assert!(!edited.contains("within"), "an emptied window is removed: {edited}");
         let checked = leadscore_core::check_model(&edited).model.unwrap();
         assert_eq!(checked.rules[0].points, 7.5);
+    }
+
+    #[test]
+    fn a_changed_value_keeps_its_comment() {
+        let mut changes = Changes::default();
+        changes.points.insert(1, "12".into());
+        let edited = apply_changes(MODEL, &changes).unwrap();
+        assert!(edited.contains("points = 12   # titles matter"), "{edited}");
     }
 
     #[test]

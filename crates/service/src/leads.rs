@@ -499,11 +499,17 @@ impl App {
         Ok(self.store.read(|tx| tx.trait_values(&self.settings.owner_trait, 100))?)
     }
 
-    /// The leads now in `stage` that came into it at or after `since`, latest first (at most
-    /// `limit`).
-    pub fn entered_stage(&self, stage: &str, since: Millis, limit: usize) -> Result<Vec<Entered>, ServiceError> {
+    /// How many leads now in `stage` came into it at or after `since`, and the latest `limit` of
+    /// them.
+    pub fn entered_stage(
+        &self,
+        stage: &str,
+        since: Millis,
+        limit: usize,
+    ) -> Result<(usize, Vec<Entered>), ServiceError> {
         Ok(self.store.read(|tx| {
             let mut entered = tx.entered_stage_since(stage, since)?;
+            let count = entered.len();
             entered.truncate(limit);
             let ids: Vec<String> = entered.iter().map(|(id, _)| id.clone()).collect();
             let rows: HashMap<String, LeadRow> =
@@ -523,6 +529,7 @@ impl App {
                     })
                     .collect(),
             )
+            .map(|list| (count, list))
         })?)
     }
 

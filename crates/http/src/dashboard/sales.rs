@@ -35,7 +35,7 @@ fn reasons(contributions: &[ContributionView], n: usize) -> Vec<Reason> {
         .into_iter()
         .map(|(rule, points)| Reason {
             sign: if points > 0.0 { "+" } else { "−" },
-            abs: format_points(points.abs()),
+            abs: reading_points(points.abs()),
             rule,
             points,
         })
@@ -141,13 +141,13 @@ pub async fn leads_page(
     let found = blocking(move || {
         let list = app2.call_list(&request)?;
         let entered = match &top {
-            Some(stage) => app2.entered_stage(stage, since, 10)?,
-            None => Vec::new(),
+            Some(stage) => app2.entered_stage(stage, since, 5)?,
+            None => (0, Vec::new()),
         };
         Ok((list, entered, app2.owners()?))
     })
     .await;
-    let (CallList { page, trends }, entered, owners) = match found {
+    let (CallList { page, trends }, (entered_count, entered), owners) = match found {
         Ok(x) => x,
         Err(e) => return page_error(&session, e),
     };
@@ -158,7 +158,7 @@ pub async fn leads_page(
         .map(|e| {
             let traits = Value::Object(e.traits.clone());
             context! {
-                url => percent_encode(&e.id), name => name_of(&e.id, &traits), total => format_points(e.total),
+                url => percent_encode(&e.id), name => name_of(&e.id, &traits), total => reading_points(e.total),
                 ago => relative(e.at, now),
             }
         })
@@ -218,7 +218,7 @@ pub async fn leads_page(
         "leads.html",
         context! {
             nav => "sales", leads => rows, stages => stages, next => next, shadows => shadow_heads,
-            entered => entered, top => model.stages.last().map(|s| s.name.clone()),
+            entered => entered, entered_count => entered_count, top => model.stages.last().map(|s| s.name.clone()),
             owners => owners.iter().map(|(o, n)| context! { name => o, leads => n }).collect::<Vec<_>>(),
             owner => query.owner.clone().unwrap_or_default(),
             q => query.q.unwrap_or_default(), stage => query.stage.unwrap_or_default(),

@@ -42,7 +42,7 @@ enum Command {
     /// Replay history: how well the model's scores, taken before each outcome, predict conversion
     Backtest(backtest::BacktestArgs),
     /// Learn a scorecard model from leads with outcomes (or a label column)
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Write a realistic synthetic dataset (leads, events, outcomes) with a hidden ground truth
     Gen(generate::GenArgs),
     /// Run the server: Segment-compatible ingest, live scores, the API

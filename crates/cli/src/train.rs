@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use leadscore_core::time::{Duration, MS_PER_DAY, Millis};
 use leadscore_core::{CheckedModel, OutcomeKind};
 use leadscore_learn::metrics::bands_by_score;
-use leadscore_learn::train::{Column, Options, Source, Trained, Values, train};
+use leadscore_learn::train::{Algorithm, Boosting, Column, Options, Source, Trained, Values, train};
 use serde_json::{Value, json};
 
 use crate::history::{InputFiles, Inputs};
@@ -20,6 +20,12 @@ use crate::read::Skipped;
 use crate::read::leads::IdColumn;
 use crate::read::outcomes::read_outcomes;
 use leadscore_report::charts as html;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlgorithmArg {
+    Boosted,
+    Logistic,
+}
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["outcomes", "label"])))]
@@ -39,6 +45,9 @@ pub struct TrainArgs {
     /// Columns not to learn from (comma-separated)
     #[arg(long, value_delimiter = ',')]
     exclude: Vec<String>,
+    /// Columns the leakage guard flags that should be used anyway (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    allow_leaky: Vec<String>,
     /// Cell values that mean "missing" (comma-separated), e.g. `Select,Unknown`
     #[arg(long, value_delimiter = ',')]
     na_values: Vec<String>,
@@ -51,12 +60,33 @@ pub struct TrainArgs {
     /// Seed of the fold assignment
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// L2 penalty per rule weight (default: chosen by inner cross-validation)
+    /// How points are learned: `boosted` (shape functions per column and pairs, bagged) or
+    /// `logistic` (binned indicators in one regularised logistic regression)
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Boosted)]
+    algorithm: AlgorithmArg,
+    /// With --algorithm logistic: the L2 penalty per rule weight (default: chosen by inner cross-validation)
     #[arg(long)]
     lambda: Option<f64>,
-    /// At most this many learned two-condition interaction rules (0: none)
-    #[arg(long, default_value_t = 12)]
-    interactions: usize,
+    /// At most this many learned interactions: pairs of columns (boosted, default 30) or
+    /// two-condition rules (logistic, default 12); 0: none
+    #[arg(long)]
+    interactions: Option<usize>,
+    /// Boosted: outer bags averaged (each with its own early-stopping split)
+    #[arg(long, default_value_t = Boosting::default().bags)]
+    bags: usize,
+    /// Boosted: the learning rate of each step
+    #[arg(long, default_value_t = Boosting::default().learning_rate)]
+    learning_rate: f64,
+    /// Boosted: fine bins of a numeric column
+    #[arg(long, default_value_t = Boosting::default().max_bins)]
+    max_bins: usize,
+    /// Boosted: coarse bins of each column of a pair
+    #[arg(long, default_value_t = Boosting::default().pair_bins)]
+    pair_bins: usize,
+    /// Boosted: neighbouring segments of a column whose points differ by less than this merge
+    /// into one rule (larger: fewer rules)
+    #[arg(long, default_value_t = Boosting::default().merge_points)]
+    merge_points: f64,
     /// With --outcomes and --events: behaviour is counted up to this long before each outcome
     #[arg(long, default_value = "1d")]
     gap: String,
@@ -396,10 +426,24 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         None => "outcomes".to_owned(),
     };
     let options = Options {
+        algorithm: match args.algorithm {
+            AlgorithmArg::Boosted => Algorithm::Boosted,
+            AlgorithmArg::Logistic => Algorithm::Logistic,
+        },
         folds: args.folds,
         seed: args.seed,
+        allow_leaky: args.allow_leaky.clone(),
+        boosting: Boosting {
+            bags: args.bags.max(1),
+            learning_rate: args.learning_rate,
+            max_bins: args.max_bins.clamp(2, 4096),
+            pair_bins: args.pair_bins.clamp(2, 256),
+            merge_points: args.merge_points.max(0.0),
+            interactions: args.interactions.unwrap_or(Boosting::default().interactions),
+            ..Boosting::default()
+        },
         lambda: args.lambda,
-        interactions: args.interactions,
+        interactions: args.interactions.unwrap_or(Options::default().interactions),
         name,
         description: format!("scorecard learned from {source} ({target})"),
         ..Options::default()
@@ -474,12 +518,12 @@ fn summary_text(trained: &Trained, args: &TrainArgs, seconds: f64) -> String {
     );
     let _ = writeln!(
         out,
-        "wrote {}: {} rules; probability = 1/(1+e^-({:.4} + {:.5} × total)); λ = {}; {:.2} s",
+        "wrote {}: {} rules; probability = 1/(1+e^-({:.4} + {:.5} × total)){}; {:.2} s",
         args.out.display(),
         trained.rules.len(),
         trained.intercept,
         trained.slope,
-        trained.lambda,
+        if args.algorithm == AlgorithmArg::Logistic { format!("; λ = {}", trained.lambda) } else { String::new() },
         seconds
     );
     let rate = trained.positives as f64 / trained.rows.max(1) as f64;
@@ -536,6 +580,12 @@ fn summary_json(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64
         },
         "calibration": {"intercept": trained.intercept, "slope": trained.slope},
         "lambda": trained.lambda,
+        "leaky": trained.leaky.iter().map(|l| json!({
+            "column": l.column,
+            "auc": l.auc,
+            "allowed": args.allow_leaky.contains(&l.column),
+            "evidence": l.evidence(),
+        })).collect::<Vec<_>>(),
         "factors": trained.factors.iter().map(|f| json!({
             "name": f.name,
             "spread": f.spread,

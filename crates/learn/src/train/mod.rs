@@ -1,27 +1,36 @@
 //! Scorecard training (`leadscore train`): from a table of traits (and behaviour counts) with a
 //! converted/not label to an ordinary model file whose rules carry learned points.
 //!
-//! The pipeline, run once per cross-validation fold and once on all rows:
-//! 1. [`features`]: numeric traits cut into quantile bins merged until neighbours differ, categorical
-//!    traits grouped (rare values pooled, shrunken rates, neighbours merged), event counts cut into
-//!    "at least n" thresholds; missing values and unseen categories are the 0-point baseline;
-//! 2. [`logistic`]: an L2-regularised logistic regression on those indicators (IRLS, our own);
-//! 3. [`interactions`]: a few conjunctions of two conditions chosen by a score test on the
-//!    residuals, refitted in the same regression;
-//! 4. [`scorecard`]: weights scaled to points (by default 20 points double the odds), rounded to
-//!    one decimal, and a calibration `p = 1 / (1 + e^-(intercept + slope × total))` that is exact
-//!    for the fit up to that rounding.
+//! First the [`leakage`] guard leaves out columns that predict the label almost alone (values
+//! filled in after the outcome), naming them with the evidence. Then, once per cross-validation
+//! fold and once on all rows, one of two learners:
+//! - **boosted** (the default, [`boost`]): each column's shape function over fine bins, learned
+//!   by cyclic gradient boosting with early stopping and averaged over bags, then pairs of columns
+//!   chosen by their residual gain and boosted on top (as EBM does); bins merged into one rule
+//!   per segment (a pair: one rule per merged cell);
+//! - **logistic**: [`features`] cut numeric traits into quantile bins merged until neighbours
+//!   differ, group categories, cut event counts into "at least n" thresholds; [`logistic`] fits
+//!   an L2-regularised logistic regression on those indicators (IRLS, our own); [`interactions`]
+//!   adds a few conjunctions chosen by a score test on the residuals, refitted.
+//!
+//! Either way [`scorecard`] writes the points (by default 20 points double the odds, one decimal)
+//! as rules, with a calibration `p = 1 / (1 + e^-(intercept + slope × total))`. Missing values and
+//! categories never seen in training score 0 points.
 //!
 //! Pure computation: no files, no clock. Cross-validation folds run on scoped threads.
 
+mod boost;
 mod features;
 mod folds;
 mod interactions;
+mod leakage;
 mod logistic;
 mod scorecard;
 
+pub use boost::Boosting;
 pub use features::Binning;
 pub use folds::{Lcg, fold_ids};
+pub use leakage::{Guard, Leak};
 pub use scorecard::{Factor, LearnedRule};
 
 use features::{Condition, Prepared};
@@ -54,14 +63,28 @@ pub enum Values {
     Number(Vec<Option<f64>>),
 }
 
+/// How the points are learned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Boosted additive shape functions per column and a few pairs (the default; [`Boosting`]).
+    #[default]
+    Boosted,
+    /// Binned indicators in one L2-regularised logistic regression, with interaction rules.
+    Logistic,
+}
+
 /// Training settings.
 #[derive(Debug, Clone)]
 pub struct Options {
+    pub algorithm: Algorithm,
+    /// The boosted learner's settings.
+    pub boosting: Boosting,
     pub folds: usize,
     pub seed: u64,
     /// L2 penalty on each rule's weight (log-odds); `None` chooses it by inner cross-validation.
     pub lambda: Option<f64>,
-    /// At most this many learned interaction rules.
+    /// The logistic learner: at most this many learned interaction rules (the boosted one has
+    /// [`Boosting::interactions`] pairs).
     pub interactions: usize,
     /// Points that double the odds.
     pub points_to_double: f64,
@@ -70,11 +93,17 @@ pub struct Options {
     pub name: String,
     /// What it was trained on; the cross-validation figures are appended.
     pub description: String,
+    /// The leakage guard (`None`: off).
+    pub guard: Option<Guard>,
+    /// Columns the guard flags that are used all the same.
+    pub allow_leaky: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
+            algorithm: Algorithm::default(),
+            boosting: Boosting::default(),
             folds: 5,
             seed: 42,
             lambda: None,
@@ -83,6 +112,8 @@ impl Default for Options {
             binning: Binning::default(),
             name: "predicted".into(),
             description: String::new(),
+            guard: Some(Guard::default()),
+            allow_leaky: Vec::new(),
         }
     }
 }
@@ -95,7 +126,7 @@ pub enum TrainError {
     SingleClass(&'static str),
     #[error("only {positives} converted and {negatives} non-converted rows: need at least 2 of each")]
     TooFew { positives: usize, negatives: usize },
-    #[error("no usable feature columns (every column was excluded, constant or id-like)")]
+    #[error("no usable feature columns (every column was excluded, constant, id-like or leaky)")]
     NoFeatures,
     #[error("column `{0}` has {1} values for {2} labels")]
     Length(String, usize, usize),
@@ -157,6 +188,8 @@ pub struct Trained {
     pub columns_used: Vec<String>,
     /// Columns skipped and other notes.
     pub warnings: Vec<String>,
+    /// Columns the leakage guard flagged (left out unless allowed).
+    pub leaky: Vec<Leak>,
     /// The final scorecard's probability for every training row (in-sample).
     pub fitted: Vec<f64>,
 }
@@ -207,7 +240,25 @@ pub fn train(columns: &[Column], labels: &[bool], options: &Options) -> Result<T
         return Err(TrainError::TooFew { positives, negatives });
     }
     let mut warnings = Vec::new();
-    let prepared = features::prepare(columns, &mut warnings);
+    let mut prepared = features::prepare(columns, &mut warnings);
+    let leaky = match &options.guard {
+        Some(guard) => leakage::leaky_columns(&prepared, labels, guard),
+        None => Vec::new(),
+    };
+    for leak in &leaky {
+        if options.allow_leaky.iter().any(|c| c == &leak.column) {
+            warnings.push(format!("column `{}` looks leaky ({}); used as asked", leak.column, leak.evidence()));
+        } else {
+            warnings.push(format!(
+                "column `{}` looks leaky: it predicts the label almost alone, as a value filled in after the outcome \
+                 does ({}); left out (--allow-leaky {} keeps it)",
+                leak.column,
+                leak.evidence(),
+                leak.column
+            ));
+            prepared.retain(|p| p.name != leak.column);
+        }
+    }
     if prepared.is_empty() {
         return Err(TrainError::NoFeatures);
     }
@@ -266,6 +317,7 @@ pub fn train(columns: &[Column], labels: &[bool], options: &Options) -> Result<T
         positives,
         columns_used: prepared.iter().map(|p| p.name.clone()).collect(),
         warnings,
+        leaky,
         fitted,
     })
 }
@@ -318,8 +370,18 @@ fn choose_lambda(rows: &[&[u32]], labels: &[bool], features: usize, seed: u64) -
     GRID[best]
 }
 
-/// The whole pipeline on `rows`: binning, fit, interactions, refit, points.
+/// The card learned on `rows` with the chosen algorithm.
 fn fit_card(columns: &[Prepared], rows: &[usize], all_labels: &[bool], options: &Options) -> Card {
+    match options.algorithm {
+        Algorithm::Boosted => {
+            boost::fit_boosted(columns, rows, all_labels, &options.boosting, options.points_to_double, options.seed)
+        }
+        Algorithm::Logistic => fit_logistic_card(columns, rows, all_labels, options),
+    }
+}
+
+/// The logistic pipeline on `rows`: binning, fit, interactions, refit, points.
+fn fit_logistic_card(columns: &[Prepared], rows: &[usize], all_labels: &[bool], options: &Options) -> Card {
     let labels: Vec<bool> = rows.iter().map(|&r| all_labels[r]).collect();
     let mut conditions = features::bin_columns(columns, rows, all_labels, &options.binning);
     let mut active = encode(&conditions, columns, rows);

@@ -589,6 +589,16 @@ fn summary_json(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64
         "factors": trained.factors.iter().map(|f| json!({
             "name": f.name,
             "spread": f.spread,
+            "kind": if pair_table(trained, f).is_some() { "pair" } else { "column" },
+            "shape": f.rules.iter().map(|&r| json!({
+                "segment": trained.rules[r].name,
+                "points": trained.rules[r].points,
+                "leads": trained.rules[r].rows,
+                "converted": trained.rules[r].converted,
+            })).collect::<Vec<_>>(),
+            "table": pair_table(trained, f).map(|(rows, columns, cells)| json!({
+                "rows": rows, "columns": columns, "points": cells,
+            })),
             "rules": f.rules.iter().map(|&r| trained.rules[r].name.clone()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "rules": trained.rules.iter().map(|r| json!({
@@ -617,6 +627,36 @@ fn calibration_points(probabilities: &[f64], labels: &[bool], bands: usize) -> V
             })
         })
         .collect()
+}
+
+/// A pair factor's rules as a table: its first column's segments (rows), its second column's
+/// (columns), and each cell's points (`None`: no rule, 0 points). `None` for a one-column factor.
+#[expect(clippy::type_complexity, reason = "rows, columns and cells of one table")]
+fn pair_table(
+    trained: &Trained,
+    factor: &leadscore_learn::train::Factor,
+) -> Option<(Vec<String>, Vec<String>, Vec<Vec<Option<f64>>>)> {
+    let rules: Vec<&leadscore_learn::train::LearnedRule> = factor.rules.iter().map(|&r| &trained.rules[r]).collect();
+    if rules.is_empty() || rules.iter().any(|r| r.parts.len() != 2) {
+        return None;
+    }
+    let mut rows: Vec<String> = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
+    for rule in &rules {
+        if !rows.contains(&rule.parts[0]) {
+            rows.push(rule.parts[0].clone());
+        }
+        if !columns.contains(&rule.parts[1]) {
+            columns.push(rule.parts[1].clone());
+        }
+    }
+    let mut cells = vec![vec![None; columns.len()]; rows.len()];
+    for rule in &rules {
+        let r = rows.iter().position(|x| *x == rule.parts[0])?;
+        let c = columns.iter().position(|x| *x == rule.parts[1])?;
+        cells[r][c] = Some(rule.points);
+    }
+    Some((rows, columns, cells))
 }
 
 fn report_html(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64) -> String {
@@ -685,6 +725,45 @@ fn report_html(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64)
         .map(|f| vec![f.name.clone(), format!("{:.1}", f.spread), f.rules.len().to_string()])
         .collect();
     body.push_str(&html::table(&["factor", "spread (points)", "rules"], &factor_rows));
+    body.push_str("<h2>Learned shapes</h2>");
+    body.push_str(
+        "<p class=\"muted\">Each column's points by segment (other values, missing ones and categories not seen in \
+         training: 0), and each learned pair as a table of points; the twelve that move scores most.</p>",
+    );
+    body.push_str("<div class=\"grid\">");
+    for factor in trained.factors.iter().take(12) {
+        match pair_table(trained, factor) {
+            Some((rows, columns, cells)) => {
+                let mut table_rows: Vec<Vec<String>> = Vec::new();
+                for (r, row) in rows.iter().enumerate() {
+                    let mut line = vec![row.clone()];
+                    line.extend(cells[r].iter().map(|c| c.map_or(String::new(), signed)));
+                    table_rows.push(line);
+                }
+                let mut header: Vec<&str> = vec![factor.name.as_str()];
+                header.extend(columns.iter().map(String::as_str));
+                let _ = write!(body, "<div>{}</div>", html::table(&header, &table_rows));
+            }
+            None => {
+                let bars: Vec<(String, f64)> =
+                    factor.rules.iter().map(|&r| (trained.rules[r].name.clone(), trained.rules[r].points)).collect();
+                body.push_str(&html::points_chart(&format!("{}: points by segment", factor.name), &bars));
+            }
+        }
+    }
+    body.push_str("</div>");
+    if !trained.leaky.is_empty() {
+        body.push_str("<h2>Leaky columns</h2>");
+        let rows: Vec<Vec<String>> = trained
+            .leaky
+            .iter()
+            .map(|l| {
+                let used = if args.allow_leaky.contains(&l.column) { "used (--allow-leaky)" } else { "left out" };
+                vec![l.column.clone(), used.to_owned(), l.evidence()]
+            })
+            .collect();
+        body.push_str(&html::table(&["column", "", "evidence"], &rows));
+    }
     body.push_str("<h2>Rules</h2>");
     let rule_rows: Vec<Vec<String>> = trained
         .factors

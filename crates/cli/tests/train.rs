@@ -82,7 +82,27 @@ fn trained_model_checks_and_scores_with_a_probability_column() {
     assert!(text.contains("ROC AUC"), "{text}");
     assert!(text.contains("log-loss"), "{text}");
     assert!(text.contains("visits"), "{text}");
-    assert!(std::fs::read_to_string(&report).unwrap().contains("<svg"));
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg"));
+    // Each column's learned shape as a chart of points by segment.
+    assert!(html.contains("Learned shapes") && html.contains("visits: points by segment"), "{html}");
+    let json = leadscore(&[
+        "train",
+        "--leads",
+        leads.to_str().unwrap(),
+        "--label",
+        "converted",
+        "--na-values",
+        "NA",
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let visits = summary["factors"].as_array().unwrap().iter().find(|f| f["name"] == "visits").unwrap();
+    assert_eq!(visits["kind"], "column", "{visits}");
+    let shape = visits["shape"].as_array().unwrap();
+    assert!(shape.len() >= 2 && shape.iter().all(|s| s["points"].is_number()), "{visits}");
     let oof = std::fs::read_to_string(&predictions).unwrap();
     assert_eq!(oof.lines().next(), Some("row,lead_id,fold,label,probability"));
     assert_eq!(oof.lines().count(), 401);

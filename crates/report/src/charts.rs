@@ -267,6 +267,45 @@ pub fn histogram(caption: &str, groups: &[(String, Vec<f64>)], bins: usize, x_la
     frame(caption, &inner, x_label, "share of leads")
 }
 
+/// Points by segment as horizontal bars either side of zero (a learned shape function): one row
+/// per `(label, points)`, in the given order.
+pub fn points_chart(caption: &str, bars: &[(String, f64)]) -> String {
+    const ROW: f64 = 22.0;
+    const LABEL: f64 = 230.0;
+    let height = TOP + ROW * bars.len() as f64 + 8.0;
+    let most = bars.iter().map(|b| b.1.abs()).fold(1.0_f64, f64::max);
+    let half = (WIDTH - LABEL - RIGHT - 44.0) / 2.0;
+    let zero = LABEL + 22.0 + half;
+    let mut inner =
+        format!(r##"<line x1="{zero:.1}" x2="{zero:.1}" y1="{TOP}" y2="{:.1}" stroke="#9aa5b1"/>"##, height - 8.0);
+    for (i, (label, points)) in bars.iter().enumerate() {
+        let y = TOP + ROW * i as f64;
+        let width = half * points.abs() / most;
+        let x = if *points < 0.0 { zero - width } else { zero };
+        let color = if *points < 0.0 { COLORS[1] } else { COLORS[0] };
+        let short: String =
+            if label.chars().count() > 34 { label.chars().take(33).chain(['…']).collect() } else { label.clone() };
+        let value_x = if *points < 0.0 { x - 3.0 } else { x + width + 3.0 };
+        let anchor = if *points < 0.0 { "end" } else { "start" };
+        let _ = write!(
+            inner,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}<title>{}</title></text><rect x="{x:.1}" y="{:.1}" width="{width:.1}" height="{:.1}" fill="{color}"/><text x="{value_x:.1}" y="{:.1}" text-anchor="{anchor}">{points:+.1}</text>"##,
+            LABEL,
+            y + ROW * 0.7,
+            escape(&short),
+            escape(label),
+            y + 3.0,
+            ROW - 6.0,
+            y + ROW * 0.7,
+        );
+    }
+    format!(
+        r#"<figure><svg viewBox="0 0 {WIDTH} {height:.0}" role="img" aria-label="{}">{inner}</svg><figcaption>{}</figcaption></figure>"#,
+        escape(caption),
+        escape(caption)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,8 @@ pub struct LearnedRule {
     pub points: f64,
     /// The columns it reads.
     pub columns: Vec<String>,
+    /// A pair's rule: each column's part of the name (one part for a one-column rule).
+    pub parts: Vec<String>,
     /// Training rows it holds for, and how many of them converted.
     pub rows: usize,
     pub converted: usize,
@@ -183,6 +185,10 @@ pub(crate) fn write(
             name = format!("{name} ({seen})");
         }
         let column_names: Vec<String> = condition.columns().iter().map(|&c| columns[c].name.clone()).collect();
+        let parts = match condition {
+            Condition::Both(a, b) => vec![describe(a, columns).0, describe(b, columns).0],
+            _ => vec![name.clone()],
+        };
         let matched: Vec<usize> = (0..labels.len()).filter(|&r| condition.holds(columns, r)).collect();
         let converted = matched.iter().filter(|&&r| labels[r]).count();
         factor_of_rule.push(column_names.join(" × "));
@@ -192,6 +198,7 @@ pub(crate) fn write(
             count,
             points,
             columns: column_names,
+            parts,
             rows: matched.len(),
             converted,
         });

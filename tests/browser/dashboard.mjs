@@ -75,6 +75,7 @@ try {
   // Filter by stage.
   await page.selectOption("select[name=stage]", "mql");
   await page.click("form.filters button");
+  await page.waitForURL(/stage=mql/);
   const stages = await page.$$eval("#leads tbody tr .badge", (els) => els.map((e) => e.textContent.trim()));
   check(stages.length > 0 && stages.every((s) => s === "mql"), `stage filter: ${stages.slice(0, 5)}`);
   await page.goto(base + "/leads");
@@ -258,6 +259,7 @@ try {
   await page.goto(base + "/leads");
   await page.selectOption("select[name=owner]", "rita hale");
   await page.click("form.filters button");
+  await page.waitForURL(/owner=rita/);
   const ownedRows = await page.$$eval("#leads tbody tr", (els) => els.map((e) => e.getAttribute("data-lead")));
   check(ownedRows.length === 1 && ownedRows[0] === owned, `owner filter: ${ownedRows}`);
   check((await page.textContent("#entered"))?.includes("since yesterday"), "who came into the top stage lately");

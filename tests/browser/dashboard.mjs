@@ -177,6 +177,10 @@ try {
   check(bars > 5, `the distribution charts draw bars (${bars})`);
   const ruleRows = await page.$$eval("#rules tbody tr", (els) => els.length);
   check(ruleRows > 3, `the active model's rules are listed (${ruleRows})`);
+  // What to ask for next on forms, tallied over open leads (the demo's leads leave traits such as
+  // `employees` unanswered, which the default model's rules read).
+  const askRows = await page.$$eval("#ask-next tbody tr", (els) => els.map((e) => e.textContent));
+  check(askRows.length >= 1 && askRows.every((t) => /\d/.test(t)), `ask-next rows with counts: ${askRows.slice(0, 2)}`);
   const funnel = await page.$$eval("#funnel tbody tr", (els) => els.length);
   check(funnel >= 3, `funnel rows ${funnel}`);
   await page.click("#backtest button");
@@ -302,6 +306,14 @@ try {
   const cells = await page.$$eval("#cells tbody tr", (els) => els.length);
   check(cells === comparison.stages.length, `stage-by-stage rows ${cells} vs ${comparison.stages.length}`);
   if (shots) await page.screenshot({ path: join(shots, "compare.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1100 } });
+  // The comparison and the edit form read on a phone too.
+  for (const path of [`/marketing/models/${edited}/compare`, `/marketing/models/${edited}/edit`]) {
+    const onPhone = await phone.newPage();
+    await onPhone.goto(base + path);
+    const sideways = await onPhone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(sideways <= 1, `${path} reads on a phone (${sideways}px)`);
+    await onPhone.close();
+  }
   await page.goto(base + "/leads");
   const firstLead = (await api("/api/leads?sort=call&limit=1")).leads[0];
   const shadowCell = (await page.textContent("#leads tbody tr:first-child td.shadow"))?.trim() || "";

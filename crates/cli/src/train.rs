@@ -77,6 +77,9 @@ pub struct TrainArgs {
     /// Boosted: the learning rate of each step
     #[arg(long, default_value_t = Boosting::default().learning_rate)]
     learning_rate: f64,
+    /// Boosted: the first rounds cut each column at a random place (smoother shapes)
+    #[arg(long, default_value_t = Boosting::default().smoothing_rounds)]
+    smoothing_rounds: usize,
     /// Boosted: fine bins of a numeric column
     #[arg(long, default_value_t = Boosting::default().max_bins)]
     max_bins: usize,
@@ -436,6 +439,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         boosting: Boosting {
             bags: args.bags.max(1),
             learning_rate: args.learning_rate,
+            smoothing_rounds: args.smoothing_rounds,
             max_bins: args.max_bins.clamp(2, 4096),
             pair_bins: args.pair_bins.clamp(2, 256),
             merge_points: args.merge_points.max(0.0),

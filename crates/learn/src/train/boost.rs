@@ -24,6 +24,9 @@ use super::{Card, Source};
 pub struct Boosting {
     pub learning_rate: f64,
     pub max_rounds: usize,
+    /// The first rounds cut each column at a random place instead of the best one (as EBM's
+    /// smoothing rounds): shapes start out smooth instead of chasing the first strong bins.
+    pub smoothing_rounds: usize,
     /// Rounds without a better validation loss before stopping.
     pub patience: usize,
     pub bags: usize,
@@ -53,6 +56,7 @@ impl Default for Boosting {
         Boosting {
             learning_rate: 0.04,
             max_rounds: 2000,
+            smoothing_rounds: 50,
             patience: 40,
             bags: 8,
             max_bins: 256,
@@ -232,6 +236,34 @@ fn best_split(sums: &[Sums], order: &[usize], min_rows: usize, l2: f64) -> Optio
     Some((leaf_of, values))
 }
 
+/// A split of `order` at one random cut (the smoothing rounds: shapes start out smooth instead
+/// of chasing the first strong bins), each side moved by its Newton step.
+fn random_split(
+    sums: &[Sums],
+    order: &[usize],
+    min_rows: usize,
+    l2: f64,
+    rng: &mut super::folds::Lcg,
+) -> Option<(Vec<u8>, [f64; 3])> {
+    let k = order.len();
+    if k < 2 {
+        return None;
+    }
+    let cut = 1 + (rng.next_value() as usize) % (k - 1);
+    let side = |range: std::ops::Range<usize>| {
+        range.fold(Sums::default(), |t, p| {
+            let s = sums[order[p]];
+            Sums { g: t.g + s.g, h: t.h + s.h, n: t.n + s.n }
+        })
+    };
+    let (left, right) = (side(0..cut), side(cut..k));
+    if left.n < min_rows || right.n < min_rows {
+        return None;
+    }
+    let leaf_of = (0..k).map(|p| u8::from(p >= cut)).collect();
+    Some((leaf_of, [left.g / (left.h + l2), right.g / (right.h + l2), 0.0]))
+}
+
 /// The order a step may cut a column's bins in: numeric bins in value order (missing first),
 /// categories by their current gradient ratio.
 fn order_of(binned: &Binned, sums: &[Sums]) -> Vec<usize> {
@@ -316,6 +348,7 @@ fn boost_mains(
     fit: &[usize],
     valid: &[usize],
     options: &Boosting,
+    seed: u64,
 ) -> Vec<Vec<f64>> {
     let mut train = Block::new(binned, labels, fit, base);
     let mut check = Block::new(binned, labels, valid, base);
@@ -328,11 +361,16 @@ fn boost_mains(
     if columns > 0 {
         train.sums(0, &mut sums[0]);
     }
-    for _ in 0..options.max_rounds {
+    let mut rng = super::folds::Lcg::new(seed);
+    for round in 0..options.max_rounds {
         for f in 0..columns {
             let feature = &binned[f];
             let order = order_of(feature, &sums[f]);
-            let split = best_split(&sums[f], &order, options.min_leaf_rows, options.l2);
+            let split = if round < options.smoothing_rounds {
+                random_split(&sums[f], &order, options.min_leaf_rows, options.l2, &mut rng)
+            } else {
+                best_split(&sums[f], &order, options.min_leaf_rows, options.l2)
+            };
             factor.clear();
             factor.resize(feature.count, 1.0);
             if let Some((leaf_of, values)) = split {
@@ -598,8 +636,11 @@ fn learn(binned: &[Binned], labels: &[bool], options: &Boosting, seed: u64) -> E
     let base = (rate / (1.0 - rate)).ln();
     let bags: Vec<(Vec<usize>, Vec<usize>)> =
         (0..options.bags.max(1)).map(|bag| bag_split(labels, options.validation, seed, bag)).collect();
-    let mains: Vec<Vec<Vec<f64>>> =
-        bags.par_iter().map(|(fit, valid)| boost_mains(binned, labels, base, fit, valid, options)).collect();
+    let mains: Vec<Vec<Vec<f64>>> = bags
+        .par_iter()
+        .enumerate()
+        .map(|(bag, (fit, valid))| boost_mains(binned, labels, base, fit, valid, options, seed ^ (0x5300 + bag as u64)))
+        .collect();
     let shapes = average(&mains);
     let scores: Vec<f64> = (0..labels.len())
         .map(|i| base + binned.iter().zip(&shapes).map(|(f, s)| s[f.of_row[i] as usize]).sum::<f64>())

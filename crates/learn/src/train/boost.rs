@@ -338,6 +338,58 @@ fn accumulate(s: &mut Sums, odds: f64, y: bool) {
     s.n += 1;
 }
 
+/// Cyclic boosting of the terms (the columns of `train` and `check`, each with `sizes[t]` bins):
+/// round after round, each term in turn takes the step `step(term, round, sums, delta)` writes
+/// into `delta` (log-odds per bin, from the term's gradient sums), until `check`'s log-loss has
+/// not improved for `patience` rounds. Returns each term's summed steps at the best round.
+fn cycle(
+    mut train: Block,
+    mut check: Block,
+    sizes: &[usize],
+    options: &Boosting,
+    mut step: impl FnMut(usize, usize, &[Sums], &mut [f64]),
+) -> Vec<Vec<f64>> {
+    let terms = sizes.len();
+    let mut values: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+    let mut best = (check.log_loss(), values.clone());
+    let mut since_best = 0;
+    let mut sums: Vec<Vec<Sums>> = sizes.iter().map(|&n| vec![Sums::default(); n]).collect();
+    let (mut delta, mut factor): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    if terms > 0 {
+        train.sums(0, &mut sums[0]);
+    }
+    for round in 0..options.max_rounds {
+        for t in 0..terms {
+            delta.clear();
+            delta.resize(sizes[t], 0.0);
+            step(t, round, &sums[t], &mut delta);
+            factor.clear();
+            factor.extend(delta.iter().map(|d| d.exp()));
+            for (value, d) in values[t].iter_mut().zip(&delta) {
+                *value += d;
+            }
+            // This term's step, and the next term's sums in the same pass.
+            let next = (t + 1) % terms;
+            let mut next_sums = std::mem::take(&mut sums[next]);
+            next_sums.iter_mut().for_each(|s| *s = Sums::default());
+            train.step(t, &factor, Some((next, &mut next_sums)));
+            sums[next] = next_sums;
+            check.step(t, &factor, None);
+        }
+        let loss = check.log_loss();
+        if loss < best.0 - 1e-7 {
+            best = (loss, values.clone());
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= options.patience {
+                break;
+            }
+        }
+    }
+    best.1
+}
+
 /// One bag's boosting of the columns' shape functions on its `fit` rows, stopped early on its
 /// `valid` rows (positions in the training rows). Returns each column's shape (log-odds per bin)
 /// at the round with the best validation loss.
@@ -350,56 +402,23 @@ fn boost_mains(
     options: &Boosting,
     seed: u64,
 ) -> Vec<Vec<f64>> {
-    let mut train = Block::new(binned, labels, fit, base);
-    let mut check = Block::new(binned, labels, valid, base);
-    let mut shapes: Vec<Vec<f64>> = binned.iter().map(|b| vec![0.0; b.count]).collect();
-    let mut best = (check.log_loss(), shapes.clone());
-    let mut since_best = 0;
-    let columns = binned.len();
-    let mut sums: Vec<Vec<Sums>> = binned.iter().map(|b| vec![Sums::default(); b.count]).collect();
-    let mut factor: Vec<f64> = Vec::new();
-    if columns > 0 {
-        train.sums(0, &mut sums[0]);
-    }
+    let train = Block::new(binned, labels, fit, base);
+    let check = Block::new(binned, labels, valid, base);
+    let sizes: Vec<usize> = binned.iter().map(|b| b.count).collect();
     let mut rng = super::folds::Lcg::new(seed);
-    for round in 0..options.max_rounds {
-        for f in 0..columns {
-            let feature = &binned[f];
-            let order = order_of(feature, &sums[f]);
-            let split = if round < options.smoothing_rounds {
-                random_split(&sums[f], &order, options.min_leaf_rows, options.l2, &mut rng)
-            } else {
-                best_split(&sums[f], &order, options.min_leaf_rows, options.l2)
-            };
-            factor.clear();
-            factor.resize(feature.count, 1.0);
-            if let Some((leaf_of, values)) = split {
-                for (position, &b) in order.iter().enumerate() {
-                    let delta = options.learning_rate * values[leaf_of[position] as usize];
-                    shapes[f][b] += delta;
-                    factor[b] = delta.exp();
-                }
-            }
-            // This column's step, and the next column's sums in the same pass.
-            let next = (f + 1) % columns;
-            let mut next_sums = std::mem::take(&mut sums[next]);
-            next_sums.iter_mut().for_each(|s| *s = Sums::default());
-            train.step(f, &factor, Some((next, &mut next_sums)));
-            sums[next] = next_sums;
-            check.step(f, &factor, None);
-        }
-        let loss = check.log_loss();
-        if loss < best.0 - 1e-7 {
-            best = (loss, shapes.clone());
-            since_best = 0;
+    cycle(train, check, &sizes, options, |f, round, sums, delta| {
+        let order = order_of(&binned[f], sums);
+        let split = if round < options.smoothing_rounds {
+            random_split(sums, &order, options.min_leaf_rows, options.l2, &mut rng)
         } else {
-            since_best += 1;
-            if since_best >= options.patience {
-                break;
+            best_split(sums, &order, options.min_leaf_rows, options.l2)
+        };
+        if let Some((leaf_of, values)) = split {
+            for (position, &b) in order.iter().enumerate() {
+                delta[b] = options.learning_rate * values[leaf_of[position] as usize];
             }
         }
-    }
-    best.1
+    })
 }
 
 /// A pair of columns on coarse bins: each column's fine bins grouped into at most `pair_bins`
@@ -554,47 +573,22 @@ fn boost_pairs(
     valid: &[usize],
     options: &Boosting,
 ) -> Vec<Vec<f64>> {
-    let mut train = pair_block(pairs, binned, labels, fit, start);
-    let mut check = pair_block(pairs, binned, labels, valid, start);
-    let mut tables: Vec<Vec<f64>> = pairs.iter().map(|p| vec![0.0; p.cells()]).collect();
-    let mut best = (check.log_loss(), tables.clone());
-    let mut since_best = 0;
-    let mut sums: Vec<Vec<Sums>> = pairs.iter().map(|p| vec![Sums::default(); p.cells() + 1]).collect();
-    let mut factor: Vec<f64> = Vec::new();
-    if !pairs.is_empty() {
-        train.sums(0, &mut sums[0]);
-    }
-    for _ in 0..options.max_rounds {
-        for (k, pair) in pairs.iter().enumerate() {
-            factor.clear();
-            factor.resize(pair.cells() + 1, 1.0);
-            let cells = &sums[k][..pair.cells()];
-            if let Some((quadrant, values, _)) = pair.best_quadrants(cells, options.min_leaf_rows, options.l2) {
-                for (cell, &q) in quadrant.iter().enumerate() {
-                    let delta = options.learning_rate * values[q as usize];
-                    tables[k][cell] += delta;
-                    factor[cell] = delta.exp();
-                }
-            }
-            let next = (k + 1) % pairs.len();
-            let mut next_sums = std::mem::take(&mut sums[next]);
-            next_sums.iter_mut().for_each(|s| *s = Sums::default());
-            train.step(k, &factor, Some((next, &mut next_sums)));
-            sums[next] = next_sums;
-            check.step(k, &factor, None);
-        }
-        let loss = check.log_loss();
-        if loss < best.0 - 1e-7 {
-            best = (loss, tables.clone());
-            since_best = 0;
-        } else {
-            since_best += 1;
-            if since_best >= options.patience {
-                break;
+    let train = pair_block(pairs, binned, labels, fit, start);
+    let check = pair_block(pairs, binned, labels, valid, start);
+    // Each pair's cells, and the spare slot of rows without a cell (never moved).
+    let sizes: Vec<usize> = pairs.iter().map(|p| p.cells() + 1).collect();
+    let mut tables = cycle(train, check, &sizes, options, |k, _, sums, delta| {
+        let cells = &sums[..pairs[k].cells()];
+        if let Some((quadrant, values, _)) = pairs[k].best_quadrants(cells, options.min_leaf_rows, options.l2) {
+            for (cell, &q) in quadrant.iter().enumerate() {
+                delta[cell] = options.learning_rate * values[q as usize];
             }
         }
+    });
+    for (table, pair) in tables.iter_mut().zip(pairs) {
+        table.truncate(pair.cells());
     }
-    best.1
+    tables
 }
 
 /// The positions (in the training rows) held out for early stopping in bag `bag`.

@@ -12,7 +12,7 @@ use leadscore_store::StoreError;
 use crate::app::{App, check_source};
 use crate::error::{Code, ServiceError};
 use crate::models::invalid_model;
-use crate::scoring::{load_histories, note_unreadable};
+use crate::scoring::visit_histories;
 
 /// A backtest's report (SPEC §5), as the API answers it.
 #[derive(Debug, Clone, Serialize)]
@@ -61,17 +61,11 @@ impl App {
         let projection = model.event_projection();
         let records = self.store.read(|tx| {
             let mut records = Vec::new();
-            let mut after = String::new();
-            loop {
-                let ids = tx.lead_ids_after(&after, 1000)?;
-                let Some(last) = ids.last().cloned() else { break };
-                let loaded = load_histories(tx, model, &projection, &ids)?;
-                note_unreadable(&loaded.unreadable);
+            visit_histories(tx, model, &projection, |loaded| {
                 records.extend(
                     loaded.leads.iter().map(|(_, history)| record_lead(model, history, &loaded.accounts, as_of, gap)),
                 );
-                after = last;
-            }
+            })?;
             Ok::<_, StoreError>(records)
         })?;
         if records.is_empty() {

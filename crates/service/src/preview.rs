@@ -19,7 +19,7 @@ use leadscore_store::StoreError;
 use crate::app::{App, check_source};
 use crate::error::{Code, ServiceError};
 use crate::models::{invalid_model, model_not_found};
-use crate::scoring::{load_histories, note_unreadable};
+use crate::scoring::visit_histories;
 use crate::webhooks::name_of;
 
 /// How many leads a stage or grade change names.
@@ -235,12 +235,7 @@ impl App {
         projection.merge(&preview.event_projection());
         let pairs: Vec<Pair> = self.store.read(|tx| {
             let mut pairs = Vec::new();
-            let mut after = String::new();
-            loop {
-                let ids = tx.lead_ids_after(&after, 1000)?;
-                let Some(last) = ids.last().cloned() else { break };
-                let loaded = load_histories(tx, model, &projection, &ids)?;
-                note_unreadable(&loaded.unreadable);
+            visit_histories(tx, model, &projection, |loaded| {
                 for (head, history) in &loaded.leads {
                     let active_score = evaluate(model, history, &loaded.accounts, as_of);
                     let preview_score = evaluate(&preview, history, &loaded.accounts, as_of);
@@ -248,8 +243,7 @@ impl App {
                         .or_else(|| active_score.traits.get("email").and_then(|e| e.as_str()).map(str::to_owned));
                     pairs.push(Pair { id: head.id.clone(), name, active: active_score, preview: preview_score });
                 }
-                after = last;
-            }
+            })?;
             Ok::<_, StoreError>(pairs)
         })?;
         // Without leads there is still the diff and the warnings; a backtest needs leads.

@@ -315,6 +315,26 @@ pub fn load_histories(
     Ok(Loaded { leads, accounts, unreadable })
 }
 
+/// Every stored lead's history, in chunks of 1,000 leads in id order, read in the caller's
+/// transaction and given to `visit` (unreadable messages left out and noted): what a preview or
+/// a backtest scores.
+pub(crate) fn visit_histories(
+    tx: &mut Tx<'_>,
+    model: &CheckedModel,
+    projection: &Projection,
+    mut visit: impl FnMut(&Loaded),
+) -> Result<(), StoreError> {
+    let mut after = String::new();
+    loop {
+        let ids = tx.lead_ids_after(&after, 1000)?;
+        let Some(last) = ids.last().cloned() else { return Ok(()) };
+        let loaded = load_histories(tx, model, projection, &ids)?;
+        note_unreadable(&loaded.unreadable);
+        visit(&loaded);
+        after = last;
+    }
+}
+
 /// The lead a stored message belongs to: its `userId`, else the lead its anonymous id's earliest
 /// link names, with the link's time (the message belongs to that lead from then on); `None` for an
 /// anonymous message of an id no link names.

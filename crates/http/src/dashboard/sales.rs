@@ -469,16 +469,10 @@ pub async fn outcome_action(
     Path(id): Path<String>,
     axum::extract::Form(form): axum::extract::Form<OutcomeForm>,
 ) -> Response {
-    use axum::response::IntoResponse;
     let Some(kind) = leadscore_core::OutcomeKind::parse(&form.outcome) else {
         return super::sessions::forbidden("That is not an outcome.");
     };
-    let now = app.clock.now();
-    let target = format!("/leads/{}", percent_encode(&id));
-    match blocking(move || app.record_outcome(&LeadId::parse(&id)?, kind, now)).await {
-        Ok(_) => axum::response::Redirect::to(&format!("{target}#outcome")).into_response(),
-        Err(e) => page_error(&session, e),
-    }
+    lead_action(app, session, id, "outcome", move |app, id, now| app.record_outcome(id, kind, now).map(|_| ())).await
 }
 
 /// Sales notes contacting the lead (a read key may).
@@ -487,11 +481,22 @@ pub async fn contacted_action(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> Response {
+    lead_action(app, session, id, "history", |app, id, now| app.record_contact(id, now, None).map(|_| ())).await
+}
+
+/// Runs a sales action on lead `id` now, then goes back to its page at `anchor`.
+async fn lead_action(
+    app: Arc<App>,
+    session: Session,
+    id: String,
+    anchor: &str,
+    work: impl FnOnce(&App, &LeadId, Millis) -> Result<(), leadscore_service::ServiceError> + Send + 'static,
+) -> Response {
     use axum::response::IntoResponse;
     let now = app.clock.now();
-    let target = format!("/leads/{}", percent_encode(&id));
-    match blocking(move || app.record_contact(&LeadId::parse(&id)?, now, None)).await {
-        Ok(_) => axum::response::Redirect::to(&format!("{target}#history")).into_response(),
+    let target = format!("/leads/{}#{anchor}", percent_encode(&id));
+    match blocking(move || work(&app, &LeadId::parse(&id)?, now)).await {
+        Ok(()) => axum::response::Redirect::to(&target).into_response(),
         Err(e) => page_error(&session, e),
     }
 }

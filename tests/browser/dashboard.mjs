@@ -265,7 +265,8 @@ try {
   await page.click("form.filters button");
   await page.waitForURL(/owner=rita/);
   const ownedRows = await page.$$eval("#leads tbody tr", (els) => els.map((e) => e.getAttribute("data-lead")));
-  check(ownedRows.length === 1 && ownedRows[0] === owned, `owner filter: ${ownedRows}`);
+  const ownerNow = (await api(`/api/leads/${encodeURIComponent(owned)}`)).traits?.owner;
+  check(ownedRows.length === 1 && ownedRows[0] === owned, `owner filter: [${ownedRows}] for ${owned} (owner ${ownerNow})`);
   check((await page.textContent("#entered"))?.includes("since yesterday"), "who came into the top stage lately");
 
   // Editing: a change that does not check is refused with its diagnostics; one that does is a

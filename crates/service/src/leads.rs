@@ -406,8 +406,9 @@ impl App {
     /// Records one lead's outcome and rescores it now; answers with its new stage, from the
     /// same transaction.
     pub fn record_outcome(&self, id: &LeadId, kind: OutcomeKind, at: Millis) -> Result<OutcomeRecorded, ServiceError> {
-        let now = self.clock.now();
         let row = self.store.write(|tx| {
+            // Now under the write lock: a message ingested while this waited is not newer.
+            let now = self.clock.now();
             let (recorded, _) = self.record_outcomes_in(tx, &[(id.clone(), kind, at)], now)?;
             if recorded == 0 {
                 return Err(lead_not_found(id.as_str()));
@@ -430,10 +431,9 @@ impl App {
         &self,
         outcomes: &[(LeadId, OutcomeKind, Millis)],
     ) -> Result<OutcomesRecorded, ServiceError> {
-        let now = self.clock.now();
         let mut done = OutcomesRecorded::default();
         for chunk in outcomes.chunks(RESCORE_CHUNK) {
-            let (recorded, unknown) = self.store.write(|tx| self.record_outcomes_in(tx, chunk, now))?;
+            let (recorded, unknown) = self.store.write(|tx| self.record_outcomes_in(tx, chunk, self.clock.now()))?;
             done.recorded += recorded;
             done.unknown.extend(unknown);
         }

@@ -305,10 +305,13 @@ impl App {
             }
         }
         store_scored(tx, &self.outboxes, &same)?;
+        // As of now, not as of the read: what changed them may be newer than the read's instant
+        // (as of that instant a new message would not be seen, and its traits and points lost).
+        let at = self.clock.now().max(ahead.now);
         let again: Vec<(String, Millis)> = changed
             .iter()
             .chain(ahead.kept.iter().filter(|id| now.contains_key(*id)))
-            .map(|id| (id.clone(), ahead.now))
+            .map(|id| (id.clone(), at))
             .collect();
         let fresh = Fresh { replay: changed, ..Fresh::default() };
         rescore_leads(tx, active, &self.outboxes, &again, &fresh).map(|_| ())
@@ -577,5 +580,49 @@ points = {points}
         assert_eq!(app.write_ahead(&v2, &[ahead]).unwrap(), 2);
         assert_eq!(total(&app, "a"), 20.0, "the chunk's stale score of `a` was written over the newer one");
         assert_eq!(total(&app, "b"), 10.0);
+    }
+
+    /// The same when the clock moves on between the read and the write: a lead changed meanwhile
+    /// by a message newer than the chunk's instant is scored as of the write, not as of the read
+    /// (as of the read, the new message is not there yet: its traits or points would be lost).
+    #[test]
+    fn a_lead_changed_after_the_read_is_scored_as_of_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.toml");
+        std::fs::write(&path, model(60)).unwrap();
+        let settings = Settings::new(
+            format!("sqlite://{}", dir.path().join("test.db").display()),
+            Some(path),
+            vec!["wk".into()],
+            vec!["ak".into()],
+        );
+        let now = parse_timestamp("2026-01-10T00:00:00Z").unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let app = App::start(settings, clock.clone()).unwrap();
+        let v1 = app.model();
+        let first = [demo("a", "m1", "2026-01-09T10:00:00Z"), demo("b", "m2", "2026-01-09T11:00:00Z")];
+        app.store.write(|tx| record_events(tx, &v1, &[], &app.outboxes, &first, now)).unwrap();
+
+        let v2 = app.add_model(&model(10)).unwrap().version;
+        app.store.write(|tx| tx.activate_model(v2, now).map(|_| ())).unwrap();
+        let source = app.store.read(|tx| tx.model(v2)).unwrap().unwrap().source;
+        let (checked, _) = check_source(&source).unwrap();
+        app.set_model(ActiveModel::new(v2, source, checked));
+        let v2 = app.model();
+
+        // `a` read and scored as of `now`; then, a minute later, a demo request stamped then, and
+        // `b` kept as it was.
+        let ahead = app.score_ahead(&v2, vec!["a".to_owned(), "b".to_owned()], None).unwrap();
+        let later = parse_timestamp("2026-01-10T00:01:00Z").unwrap();
+        clock.set(later);
+        app.store
+            .write(|tx| record_events(tx, &v2, &[], &app.outboxes, &[demo("a", "m3", "2026-01-10T00:01:00Z")], later))
+            .unwrap();
+        assert_eq!(total(&app, "a"), 20.0);
+        assert_eq!(app.write_ahead(&v2, &[ahead]).unwrap(), 2);
+        assert_eq!(total(&app, "a"), 20.0, "`a` was scored again as of the read, before its new message");
+        assert_eq!(total(&app, "b"), 10.0);
+        let scored_at = app.store.read(|tx| tx.lead("a")).unwrap().unwrap().score.unwrap().scored_at;
+        assert_eq!(scored_at, later);
     }
 }

@@ -234,8 +234,6 @@ impl App {
             let ids = self.store.read(|tx| tx.leads_without_shadow(version, &after, BACKFILL_CHUNK))?;
             let Some(last) = ids.last() else { return Ok(()) };
             after = last.clone();
-            let now = self.clock.now();
-            let due: Vec<(String, Millis)> = ids.iter().map(|id| (id.clone(), now)).collect();
             let replay = Fresh::replay(&ids);
             self.store.write(|tx| {
                 // Under the leads' locks, so that a stop in between leaves no scores behind.
@@ -243,6 +241,10 @@ impl App {
                 if !self.shadows().iter().any(|s| s.version == version) {
                     return Ok(());
                 }
+                // As of now, under the locks: a message ingested while this write waited for
+                // them is newer than any instant read before.
+                let now = self.clock.now();
+                let due: Vec<(String, Millis)> = ids.iter().map(|id| (id.clone(), now)).collect();
                 rescore_shadow(tx, &shadow, &due, &replay)
             })?;
             metrics::counter!("leadscore_rescored_leads_total", "cause" => "shadow").increment(ids.len() as u64);

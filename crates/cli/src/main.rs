@@ -8,6 +8,7 @@ mod crm;
 mod demo;
 mod generate;
 mod history;
+mod open_leads;
 
 mod progress;
 mod read;

@@ -11,11 +11,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use leadscore_core::time::{Duration, MS_PER_DAY, Millis};
 use leadscore_core::{CheckedModel, OutcomeKind};
-use leadscore_learn::metrics::bands_by_score;
+use leadscore_learn::metrics::{bands_by_score, expected_calibration_error, reliability};
 use leadscore_learn::train::{Algorithm, Boosting, Column, Options, Source, Trained, Values, train};
 use serde_json::{Value, json};
 
 use crate::history::{InputFiles, Inputs};
+use crate::open_leads::OpenLeads;
 use crate::read::Skipped;
 use crate::read::leads::IdColumn;
 use crate::read::outcomes::read_outcomes;
@@ -27,15 +28,21 @@ pub enum AlgorithmArg {
     Logistic,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OpenLeadsArg {
+    Censored,
+    Ignore,
+}
+
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["outcomes", "label"])))]
 pub struct TrainArgs {
     /// Leads CSV: one row per lead, a header, every column a trait
     #[arg(long)]
-    leads: PathBuf,
+    pub(crate) leads: PathBuf,
     /// Events (JSON Lines or Parquet): adds behaviour features (counts of each event name and page family)
     #[arg(long)]
-    events: Option<PathBuf>,
+    pub(crate) events: Option<PathBuf>,
     /// Outcomes CSV `lead_id,outcome,at`: converted/won = 1, lost/disqualified = 0
     #[arg(long)]
     outcomes: Option<PathBuf>,
@@ -53,7 +60,7 @@ pub struct TrainArgs {
     na_values: Vec<String>,
     /// The lead id column (default: `id` or `lead_id`, else row numbers)
     #[arg(long)]
-    id_column: Option<String>,
+    pub(crate) id_column: Option<String>,
     /// Cross-validation folds (stratified)
     #[arg(long, default_value_t = 5)]
     folds: usize,
@@ -93,9 +100,20 @@ pub struct TrainArgs {
     /// With --outcomes and --events: behaviour is counted up to this long before each outcome
     #[arg(long, default_value = "1d")]
     gap: String,
-    /// With --label and --events: count behaviour up to this time (RFC 3339; default now)
+    /// With --label and --events: count behaviour up to this time (RFC 3339; default now). With
+    /// --outcomes: the instant open leads are seen at (default: the latest outcome or creation
+    /// time in the files)
     #[arg(long)]
-    as_of: Option<String>,
+    pub(crate) as_of: Option<String>,
+    /// With --outcomes, leads without an outcome are still open: `censored` (default) counts each
+    /// as not decided by its age in the probability calibration; `ignore` leaves them out
+    #[arg(long, value_enum, default_value_t = OpenLeadsArg::Censored)]
+    open_leads: OpenLeadsArg,
+    /// The leads file's creation time column (RFC 3339), for open leads' ages (default:
+    /// `created_at`, `createdate`, `Create Date` or `Created Date` if there is one, else each
+    /// lead's first event)
+    #[arg(long)]
+    created_column: Option<String>,
     /// Where to write the model file
     #[arg(long)]
     out: PathBuf,
@@ -114,11 +132,17 @@ pub struct TrainArgs {
 }
 
 /// The labelled rows of the leads file, as columns.
-struct Table {
-    ids: Vec<String>,
-    labels: Vec<bool>,
+pub(crate) struct Table {
+    pub ids: Vec<String>,
+    pub labels: Vec<bool>,
     /// The time behaviour is counted up to, per row.
-    cutoffs: Vec<Millis>,
+    pub cutoffs: Vec<Millis>,
+    /// With --outcomes: the time of the outcome that decided each row.
+    pub decided_at: Vec<Millis>,
+    /// Each row's creation time (the created column's value), if known.
+    pub created: Vec<Option<Millis>>,
+    /// With --outcomes: the leads without an outcome (still open), with their creation time.
+    pub open: Vec<(String, Option<Millis>)>,
     columns: Vec<Column>,
     /// Rows read, and rows without a label or outcome (not used).
     read: usize,
@@ -176,8 +200,17 @@ fn read_table(args: &TrainArgs, now: Millis) -> anyhow::Result<Table> {
             eprintln!("warning: --exclude: no column `{excluded}` in {file}");
         }
     }
+    let created_index = match &args.created_column {
+        Some(name) => Some(headers.iter().position(|h| h == name).with_context(|| {
+            format!("{file}:1: no creation time column `{name}` (columns: {})", headers.join(", "))
+        })?),
+        None => headers.iter().position(|h| {
+            ["created_at", "createdate", "create date", "created date"].contains(&h.to_ascii_lowercase().as_str())
+        }),
+    };
     let feature_columns: Vec<usize> = (0..headers.len())
-        .filter(|&c| Some(c) != id_index && Some(c) != label_index && !args.exclude.contains(&headers[c]))
+        .filter(|&c| Some(c) != id_index && Some(c) != label_index && Some(c) != created_index)
+        .filter(|&c| !args.exclude.contains(&headers[c]))
         .filter(|&c| !headers[c].is_empty())
         .collect();
     let na: HashSet<&str> = args.na_values.iter().map(|v| v.trim()).collect();
@@ -207,8 +240,17 @@ fn read_table(args: &TrainArgs, now: Millis) -> anyhow::Result<Table> {
     };
     let gap = Duration::parse(&args.gap).map_err(|e| anyhow::anyhow!("--gap: `{}`: {e}", args.gap))?.as_millis();
 
-    let mut table =
-        Table { ids: Vec::new(), labels: Vec::new(), cutoffs: Vec::new(), columns: Vec::new(), read: 0, unlabelled: 0 };
+    let mut table = Table {
+        ids: Vec::new(),
+        labels: Vec::new(),
+        cutoffs: Vec::new(),
+        decided_at: Vec::new(),
+        created: Vec::new(),
+        open: Vec::new(),
+        columns: Vec::new(),
+        read: 0,
+        unlabelled: 0,
+    };
     let mut cells: Vec<Vec<Option<String>>> = vec![Vec::new(); feature_columns.len()];
     let mut seen_ids: HashSet<String> = HashSet::new();
     for (row, record) in reader.records().enumerate() {
@@ -225,7 +267,8 @@ fn read_table(args: &TrainArgs, now: Millis) -> anyhow::Result<Table> {
         if !seen_ids.insert(id.clone()) {
             bail!("{file}:{line}: lead `{id}` appears twice");
         }
-        let (label, cutoff) = match (label_index, &outcomes) {
+        let created = created_index.and_then(|c| record.get(c)).and_then(leadscore_core::time::parse_timestamp);
+        let (label, cutoff, decided_at) = match (label_index, &outcomes) {
             (Some(i), _) => {
                 let cell = record.get(i).unwrap_or("");
                 if cell.is_empty() || na.contains(cell) {
@@ -238,12 +281,13 @@ fn read_table(args: &TrainArgs, now: Millis) -> anyhow::Result<Table> {
                         headers[i]
                     )
                 })?;
-                (label, now)
+                (label, now, now)
             }
             (None, Some(decided)) => match decided.get(&id) {
-                Some(&(label, at)) => (label, at - gap),
+                Some(&(label, at)) => (label, at - gap, at),
                 None => {
                     table.unlabelled += 1;
+                    table.open.push((id, created));
                     continue;
                 }
             },
@@ -252,6 +296,8 @@ fn read_table(args: &TrainArgs, now: Millis) -> anyhow::Result<Table> {
         table.ids.push(id);
         table.labels.push(label);
         table.cutoffs.push(cutoff);
+        table.decided_at.push(decided_at);
+        table.created.push(created);
         for (k, &c) in feature_columns.iter().enumerate() {
             let cell = record.get(c).unwrap_or("");
             cells[k].push((!cell.is_empty() && !na.contains(cell)).then(|| cell.to_owned()));
@@ -415,7 +461,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{} behaviour columns from {}", behaviour.len(), events.display());
         table.columns.extend(behaviour);
     }
-    if table.unlabelled > 0 {
+    let censor = args.outcomes.is_some() && args.open_leads == OpenLeadsArg::Censored && !table.open.is_empty();
+    if table.unlabelled > 0 && !censor {
         eprintln!("note: {} of {} leads have no label or outcome and are not used", table.unlabelled, table.read);
     }
     let name = args
@@ -453,7 +500,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         ..Options::default()
     };
     let started = Instant::now();
-    let trained = train(&table.columns, &table.labels, &options).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let mut trained = train(&table.columns, &table.labels, &options).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let open = if censor { crate::open_leads::calibrate(args, &table, &mut trained)? } else { None };
+    match &open {
+        Some(open) => eprintln!("{}", open_leads_text(open)),
+        None if censor => eprintln!(
+            "note: the {} open leads are not used: none has a creation time (--created-column) or an event to \
+             date it by",
+            table.open.len()
+        ),
+        None => {}
+    }
     let seconds = started.elapsed().as_secs_f64();
     for warning in &trained.warnings {
         eprintln!("warning: {warning}");
@@ -479,15 +536,33 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, out).with_context(|| format!("{}: cannot write", path.display()))?;
     }
     if let Some(path) = &args.report {
-        std::fs::write(path, report_html(&trained, &table, args, seconds))
+        std::fs::write(path, report_html(&trained, &table, open.as_ref(), args, seconds))
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
     if args.json {
-        println!("{}", summary_json(&trained, &table, args, seconds));
+        println!("{}", summary_json(&trained, &table, open.as_ref(), args, seconds));
     } else {
-        print!("{}", summary_text(&trained, args, seconds));
+        print!("{}", summary_text(&trained, &table, args, seconds));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bins of the reliability diagram and its expected calibration error.
+const RELIABILITY_BINS: usize = 10;
+
+/// One line on what counting the open leads did.
+fn open_leads_text(open: &OpenLeads) -> String {
+    format!(
+        "open leads: {} of {} counted as not decided by their age (as of {}); {:.1}% of leads ever convert{}; the \
+         open leads' mean probability is {:.1}% ({:.1}% with the decided leads alone)",
+        open.used,
+        open.count,
+        leadscore_core::time::format_timestamp(open.as_of),
+        100.0 * open.rate,
+        open.median_days.map_or(String::new(), |d| format!(", half of them within {d:.0} days")),
+        100.0 * open.mean_open,
+        100.0 * open.mean_open_before
+    )
 }
 
 fn csv_cell(text: &str) -> String {
@@ -498,7 +573,7 @@ fn signed(points: f64) -> String {
     if points > 0.0 { format!("+{points:.1}") } else { format!("{points:.1}") }
 }
 
-fn summary_text(trained: &Trained, args: &TrainArgs, seconds: f64) -> String {
+fn summary_text(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64) -> String {
     let mut out = String::new();
     let cv = &trained.cv;
     let _ = writeln!(
@@ -519,6 +594,12 @@ fn summary_text(trained: &Trained, args: &TrainArgs, seconds: f64) -> String {
         cv.auc_sd(),
         cv.log_loss_mean(),
         cv.log_loss_sd()
+    );
+    let bins = reliability(&cv.probabilities, &table.labels, RELIABILITY_BINS);
+    let _ = writeln!(
+        out,
+        "calibration on the held-out folds: expected calibration error {:.3} over {RELIABILITY_BINS} bins",
+        expected_calibration_error(&bins)
     );
     let _ = writeln!(
         out,
@@ -562,8 +643,9 @@ fn summary_text(trained: &Trained, args: &TrainArgs, seconds: f64) -> String {
     out
 }
 
-fn summary_json(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64) -> Value {
+fn summary_json(trained: &Trained, table: &Table, open: Option<&OpenLeads>, args: &TrainArgs, seconds: f64) -> Value {
     let cv = &trained.cv;
+    let bins = reliability(&cv.probabilities, &table.labels, RELIABILITY_BINS);
     json!({
         "model": args.out.display().to_string(),
         "rows": trained.rows,
@@ -581,7 +663,21 @@ fn summary_json(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64
             "log_loss": cv.log_loss,
             "log_loss_mean": cv.log_loss_mean(),
             "log_loss_sd": cv.log_loss_sd(),
+            "expected_calibration_error": expected_calibration_error(&bins),
+            "reliability": bins.iter().map(|b| json!({
+                "predicted": b.predicted, "observed": b.observed, "leads": b.leads,
+            })).collect::<Vec<_>>(),
         },
+        "open_leads": open.map(|o| json!({
+            "open": o.count,
+            "used": o.used,
+            "as_of": leadscore_core::time::format_timestamp(o.as_of),
+            "conversion_rate": o.rate,
+            "median_days_to_convert": o.median_days,
+            "mean_probability": o.mean_open,
+            "mean_probability_decided_only": o.mean_open_before,
+            "calibration_decided_only": {"intercept": o.before.intercept, "slope": o.before.slope},
+        })),
         "calibration": {"intercept": trained.intercept, "slope": trained.slope},
         "lambda": trained.lambda,
         "leaky": trained.leaky.iter().map(|l| json!({
@@ -616,23 +712,6 @@ fn summary_json(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64
 }
 
 /// (mean predicted, observed rate) of `bands` equal-count groups of rows sorted by probability.
-fn calibration_points(probabilities: &[f64], labels: &[bool], bands: usize) -> Vec<(f64, f64)> {
-    let mut pairs: Vec<(f64, bool)> = probabilities.iter().copied().zip(labels.iter().copied()).collect();
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let n = pairs.len();
-    (0..bands)
-        .filter_map(|b| {
-            let group = &pairs[b * n / bands..(b + 1) * n / bands];
-            (!group.is_empty()).then(|| {
-                let len = group.len() as f64;
-                let predicted = group.iter().map(|p| p.0).sum::<f64>() / len;
-                let observed = group.iter().filter(|p| p.1).count() as f64 / len;
-                (predicted, observed)
-            })
-        })
-        .collect()
-}
-
 /// A pair factor's rules as a table: its first column's segments (rows), its second column's
 /// (columns), and each cell's points (`None`: no rule, 0 points). `None` for a one-column factor.
 #[expect(clippy::type_complexity, reason = "rows, columns and cells of one table")]
@@ -663,7 +742,7 @@ fn pair_table(
     Some((rows, columns, cells))
 }
 
-fn report_html(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64) -> String {
+fn report_html(trained: &Trained, table: &Table, open: Option<&OpenLeads>, args: &TrainArgs, seconds: f64) -> String {
     let cv = &trained.cv;
     let mut body = String::new();
     let _ = write!(
@@ -715,13 +794,30 @@ fn report_html(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64)
         20,
         "probability",
     ));
+    let bins = reliability(&cv.probabilities, &table.labels, RELIABILITY_BINS);
+    let top = bins.iter().map(|b| b.predicted.max(b.observed)).fold(0.0, f64::max);
     body.push_str(&html::line_chart(
-        "Calibration: observed conversion against mean predicted probability, per decile",
-        &[("out-of-fold".into(), calibration_points(&cv.probabilities, &table.labels, 10))],
+        &format!(
+            "Reliability: observed conversion against mean predicted probability, per tenth (expected calibration \
+             error {:.3})",
+            expected_calibration_error(&bins)
+        ),
+        &[
+            ("out-of-fold".into(), bins.iter().map(|b| (b.predicted, b.observed)).collect()),
+            ("perfectly calibrated".into(), vec![(0.0, 0.0), (top, top)]),
+        ],
         "predicted probability",
         "converted",
     ));
     body.push_str("</div>");
+    if let Some(open) = open {
+        let _ = write!(body, "<h2>Open leads</h2><p>{}</p>", html::escape(&open_leads_text(open)));
+        body.push_str(
+            "<p class=\"muted\">The reliability diagram above is on the decided leads of the held-out folds, with \
+             the calibration from decided leads alone; the model file's calibration also counts the open leads, so its \
+             probabilities are those of the whole population being scored.</p>",
+        );
+    }
     body.push_str("<h2>Top factors</h2>");
     let factor_rows: Vec<Vec<String>> = trained
         .factors

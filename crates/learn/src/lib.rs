@@ -8,5 +8,6 @@
 
 pub mod backtest;
 pub mod metrics;
+pub mod survival;
 pub mod synth;
 pub mod train;

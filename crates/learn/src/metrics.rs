@@ -222,9 +222,55 @@ pub fn cumulative_gains(bands: &[Band]) -> Vec<(f64, f64)> {
     points
 }
 
+/// One bin of a reliability diagram: the mean predicted probability of its leads and the share
+/// that converted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReliabilityBin {
+    pub predicted: f64,
+    pub observed: f64,
+    pub leads: usize,
+}
+
+/// A reliability diagram: leads in `bins` equal-count bins by predicted probability, lowest first.
+pub fn reliability(probabilities: &[f64], labels: &[bool], bins: usize) -> Vec<ReliabilityBin> {
+    let mut pairs: Vec<(f64, bool)> = probabilities.iter().copied().zip(labels.iter().copied()).collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = pairs.len();
+    let bins = bins.max(1);
+    (0..bins)
+        .filter_map(|b| {
+            let group = &pairs[b * n / bins..(b + 1) * n / bins];
+            (!group.is_empty()).then(|| {
+                let len = group.len() as f64;
+                ReliabilityBin {
+                    predicted: group.iter().map(|p| p.0).sum::<f64>() / len,
+                    observed: group.iter().filter(|p| p.1).count() as f64 / len,
+                    leads: group.len(),
+                }
+            })
+        })
+        .collect()
+}
+
+/// The expected calibration error of a reliability diagram: the gap between predicted and
+/// observed conversion, averaged over the leads (each bin weighted by its leads).
+pub fn expected_calibration_error(bins: &[ReliabilityBin]) -> f64 {
+    let leads: usize = bins.iter().map(|b| b.leads).sum();
+    bins.iter().map(|b| b.leads as f64 * (b.predicted - b.observed).abs()).sum::<f64>() / leads.max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_calibration_error_weighs_each_bin_by_its_leads() {
+        // Two bins of two: predicted 0.1 (none converted) and 0.7 (both converted).
+        let bins = reliability(&[0.1, 0.1, 0.7, 0.7], &[false, false, true, true], 2);
+        assert_eq!(bins.len(), 2);
+        assert_eq!((bins[0].predicted, bins[0].observed), (0.1, 0.0));
+        assert!((expected_calibration_error(&bins) - 0.2).abs() < 1e-12);
+    }
 
     #[test]
     fn perfect_ranking_has_auc_one_and_reversed_zero() {

@@ -34,7 +34,8 @@ pub use leakage::{Guard, Leak};
 pub use scorecard::{Factor, LearnedRule};
 
 use features::{Condition, Prepared};
-use logistic::{Fit, fit_logistic, sigmoid};
+pub use logistic::sigmoid;
+use logistic::{Fit, fit_logistic};
 
 use crate::metrics::{log_loss, roc_auc};
 

@@ -1,14 +1,21 @@
 //! The leakage guard: columns that predict the label almost perfectly on their own are usually
 //! filled in after the outcome is known (a sales rep's tags, a lead-quality verdict), and a model
 //! learned from them scores well in training and not at all on new leads. Before training, each
-//! column's single-column ROC AUC is measured (categories by their smoothed conversion rate,
-//! numbers as they are), and the values that nearly always go with one class are found. A column
-//! is leaky when its AUC reaches [`Guard::auc`], or when it reaches [`Guard::supported_auc`] and
-//! its near-pure values (odds at least [`Guard::odds_ratio`] times those of the other rows, either
-//! way) cover [`Guard::cover`] of the rows.
+//! column's single-column ROC AUC is measured (a category by its smoothed conversion rate in the
+//! other folds of a stratified split, so that a column of many rare values does not look
+//! predictive by fitting each row's own label; numbers as they are), and the values that nearly always convert are found. A
+//! column is leaky when its AUC reaches [`Guard::auc`], or when it reaches [`Guard::supported_auc`]
+//! and its near-pure values (odds of converting at least [`Guard::odds_ratio`] times those of the
+//! other rows) cover [`Guard::cover`] of the rows. Only values that make conversion near-certain
+//! count: a value known before the outcome often rules a lead out (students, job seekers), but
+//! rarely guarantees a sale, as a verdict filled in after contact does ("Closed by …").
 
 use super::features::{Kind, Prepared};
+use super::folds::fold_ids;
 use crate::metrics::roc_auc;
+
+/// Folds of the out-of-fold encoding of a category.
+const ENCODING_FOLDS: usize = 5;
 
 /// The guard's thresholds.
 #[derive(Debug, Clone)]
@@ -33,7 +40,7 @@ pub struct Leak {
     pub column: String,
     /// Its ROC AUC on its own.
     pub auc: f64,
-    /// The near-pure values: `(value, rows, converted)`, most rows first.
+    /// The near-pure values (nearly always converted): `(value, rows, converted)`, most rows first.
     pub pure_values: Vec<(String, usize, usize)>,
 }
 
@@ -81,10 +88,25 @@ fn single_column(column: &Prepared, labels: &[bool]) -> (Vec<f64>, Vec<(String, 
                 rows[k] += 1;
                 converted[k] += usize::from(y);
             }
-            // Shrunk towards the base rate, so that a value seen twice is no proof of anything.
-            let rate: Vec<f64> =
-                rows.iter().zip(&converted).map(|(&n, &c)| (c as f64 + 10.0 * base) / (n as f64 + 10.0)).collect();
-            let scores = codes.iter().map(|code| rate[code.map_or(missing, |c| c as usize)]).collect();
+            // Shrunk towards the base rate, so that a value seen twice is no proof of anything, and
+            // measured on the other folds (out of fold: leaving out only the row itself would rank
+            // a common value's converted rows below its other rows).
+            let folds = fold_ids(labels, ENCODING_FOLDS, 0x1ea6);
+            let mut in_fold = vec![[0usize; 2]; (levels.len() + 1) * ENCODING_FOLDS];
+            for ((code, &y), &f) in codes.iter().zip(labels).zip(&folds) {
+                let k = code.map_or(missing, |c| c as usize);
+                in_fold[k * ENCODING_FOLDS + f][0] += 1;
+                in_fold[k * ENCODING_FOLDS + f][1] += usize::from(y);
+            }
+            let scores = codes
+                .iter()
+                .zip(&folds)
+                .map(|(code, &f)| {
+                    let k = code.map_or(missing, |c| c as usize);
+                    let [n, c] = in_fold[k * ENCODING_FOLDS + f];
+                    ((converted[k] - c) as f64 + 10.0 * base) / ((rows[k] - n) as f64 + 10.0)
+                })
+                .collect();
             let mut counts: Vec<(String, usize, usize)> = levels
                 .iter()
                 .cloned()
@@ -117,8 +139,7 @@ pub(crate) fn leaky_columns(columns: &[Prepared], labels: &[bool], guard: &Guard
                 let odds = |c: f64, r: f64| (c + 0.5) / (r - c + 0.5);
                 let inside = odds(converted as f64, rows as f64);
                 let outside = odds((positives - converted) as f64, (n - rows) as f64);
-                let ratio = inside / outside;
-                ratio >= guard.odds_ratio || ratio <= 1.0 / guard.odds_ratio
+                inside / outside >= guard.odds_ratio
             })
             .collect();
         let covered = pure_values.iter().map(|v| v.1).sum::<usize>() as f64 / n.max(1) as f64;
@@ -180,5 +201,27 @@ mod tests {
         let evidence = leaks[0].evidence();
         assert!(evidence.contains("`Closed`: 200 of 200 converted (100.0%)"), "{evidence}");
         assert!(evidence.starts_with("ROC AUC "), "{evidence}");
+    }
+
+    /// Values known before the outcome often rule leads out: students never buy. A column whose
+    /// values are many and rare, or whose strong values only ever say "no", is not leaky.
+    #[test]
+    fn values_that_rule_leads_out_and_many_rare_values_are_not_leakage() {
+        let n = 2000;
+        let labels: Vec<bool> = (0..n).map(|i| i % 10 < 3).collect();
+        // 20% students who never convert; the others as the label's base rate, by a weak signal.
+        let seniority: Vec<&str> = (0..n)
+            .map(|i| match (labels[i], i % 10) {
+                (false, 3..=6) => "student",
+                (true, 0) | (false, 7) => "senior",
+                _ => "junior",
+            })
+            .collect();
+        // A job title nearly unique per lead: 1,000 titles seen twice each.
+        let titles: Vec<String> = (0..n).map(|i| format!("title {}", i / 2)).collect();
+        let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
+        let columns = vec![categorical("seniority", &seniority), categorical("title", &titles)];
+        let leaks = leaky_columns(&columns, &labels, &Guard::default());
+        assert!(leaks.is_empty(), "{leaks:?}");
     }
 }

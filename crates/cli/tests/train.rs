@@ -376,14 +376,15 @@ fn a_bad_label_value_names_the_line_and_the_value() {
 }
 
 #[test]
-fn id_like_and_constant_columns_are_skipped_with_a_warning() {
+fn id_like_constant_and_personal_columns_are_skipped_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let mut csv = String::from("Prospect ID,Lead Number,channel,constant,converted\n");
+    let mut csv = String::from("Prospect ID,Lead Number,First Name,channel,constant,converted\n");
     for i in 0..250 {
         let _ = writeln!(
             csv,
-            "p-{i},{},{},same,{}",
+            "p-{i},{},{},{},same,{}",
             1000 + i,
+            ["Anna", "Ben", "Chloe", "Dev"][i % 4],
             if i % 3 == 0 { "web" } else { "phone" },
             // (Web converts more, but not so cleanly that the leakage guard takes it for a leak.)
             i % 6 == 0 || i % 7 == 0
@@ -405,8 +406,10 @@ fn id_like_and_constant_columns_are_skipped_with_a_warning() {
     assert!(message.contains("skipping column `Prospect ID`"), "{message}");
     assert!(message.contains("skipping column `Lead Number`"), "{message}");
     assert!(message.contains("skipping column `constant`"), "{message}");
+    assert!(message.contains("skipping column `First Name`: a person's name"), "{message}");
     let source = std::fs::read_to_string(&out).unwrap();
     assert!(!source.contains("Prospect ID") && !source.contains("Lead Number"), "{source}");
+    assert!(!source.contains("First Name"), "{source}");
 }
 
 /// A semicolon-separated file with quoted headers and a yes/no label, shaped like UCI's bank

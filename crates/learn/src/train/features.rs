@@ -168,6 +168,14 @@ pub(crate) fn prepare(columns: &[Column], warnings: &mut Vec<String>) -> Vec<Pre
             Kind::Numeric(_) => present >= 200 && integers && distinct as f64 >= 0.95 * present as f64,
             Kind::Categorical { .. } => present >= 10 && distinct as f64 >= 0.9 * present as f64,
         };
+        if matches!(column.source, Source::Trait) && is_personal(&column.name) {
+            warnings.push(format!(
+                "skipping column `{}`: a person's name or phone number says nothing about whether they buy \
+                 (a model would only learn its noise)",
+                column.name
+            ));
+            continue;
+        }
         if id_like && matches!(column.source, Source::Trait) {
             warnings.push(format!(
                 "skipping column `{}`: looks like an id ({distinct} distinct values in {present} rows)",
@@ -178,6 +186,30 @@ pub(crate) fn prepare(columns: &[Column], warnings: &mut Vec<String>) -> Vec<Pre
         prepared.push(Prepared { name: column.name.clone(), source: column.source.clone(), kind });
     }
     prepared
+}
+
+/// A column holding a person's name or phone number (`first_name`, `Last Name`, `phone`, …): in a
+/// sample of a few thousand leads, common first and last names repeat often enough to get points
+/// of their own, which are noise.
+fn is_personal(name: &str) -> bool {
+    let key: String = name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
+    matches!(
+        key.as_str(),
+        "name"
+            | "firstname"
+            | "lastname"
+            | "fullname"
+            | "givenname"
+            | "familyname"
+            | "surname"
+            | "contactname"
+            | "leadname"
+            | "phone"
+            | "phonenumber"
+            | "mobile"
+            | "mobilephone"
+            | "mobilephonenumber"
+    )
 }
 
 fn column_len(kind: &Kind) -> usize {

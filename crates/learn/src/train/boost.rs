@@ -423,6 +423,7 @@ fn boost_mains(
 
 /// A pair of columns on coarse bins: each column's fine bins grouped into at most `pair_bins`
 /// groups of about equal rows (missing apart: rows missing either column have no pair effect).
+#[derive(Debug, Clone)]
 struct Pair {
     a: usize,
     b: usize,
@@ -601,6 +602,7 @@ fn bag_split(labels: &[bool], validation: f64, seed: u64, bag: usize) -> (Vec<us
 }
 
 /// The learned effects before they become rules.
+#[derive(Debug, Clone)]
 struct Effects {
     base: f64,
     /// Per column, log-odds per fine bin.
@@ -794,6 +796,61 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
+/// Moves each pair table's row and column means (weighted by training rows) into the two
+/// columns' shapes, a few sweeps until the table is a pure interaction (as EBM purifies): the
+/// pair keeps only what the columns cannot say alone, so its cells are small and most merge or
+/// drop out of the written rules. Predictions do not change: a row whose value of one column is
+/// missing has no cell, so the means move only into a column whose every training row with a
+/// value also has one for the other.
+fn purify(effects: &mut Effects, binned: &[Binned]) {
+    for (pair, table) in effects.pairs.iter().zip(effects.tables.iter_mut()) {
+        let mut rows = vec![0.0f64; pair.cells()];
+        let (mut only_a, mut only_b) = (false, false);
+        for i in 0..binned[pair.a].of_row.len() {
+            match pair.cell(binned, i) {
+                Some(c) => rows[c] += 1.0,
+                None => {
+                    let ga = pair.group_a[binned[pair.a].of_row[i] as usize];
+                    let gb = pair.group_b[binned[pair.b].of_row[i] as usize];
+                    only_a |= ga != u16::MAX;
+                    only_b |= gb != u16::MAX;
+                }
+            }
+        }
+        let (h, w) = (pair.groups_a, pair.groups_b);
+        let mut to_a = vec![0.0; h];
+        let mut to_b = vec![0.0; w];
+        for _ in 0..PURIFY_SWEEPS {
+            for (x, moved) in to_a.iter_mut().enumerate().filter(|_| !only_a) {
+                let n: f64 = (0..w).map(|y| rows[x * w + y]).sum();
+                if n > 0.0 {
+                    let mean = (0..w).map(|y| rows[x * w + y] * table[x * w + y]).sum::<f64>() / n;
+                    (0..w).for_each(|y| table[x * w + y] -= mean);
+                    *moved += mean;
+                }
+            }
+            for (y, moved) in to_b.iter_mut().enumerate().filter(|_| !only_b) {
+                let n: f64 = (0..h).map(|x| rows[x * w + y]).sum();
+                if n > 0.0 {
+                    let mean = (0..h).map(|x| rows[x * w + y] * table[x * w + y]).sum::<f64>() / n;
+                    (0..h).for_each(|x| table[x * w + y] -= mean);
+                    *moved += mean;
+                }
+            }
+        }
+        for (shape, groups, moved) in [(pair.a, &pair.group_a, &to_a), (pair.b, &pair.group_b, &to_b)] {
+            for (bin, &group) in groups.iter().enumerate() {
+                if group != u16::MAX {
+                    effects.shapes[shape][bin] += moved[group as usize];
+                }
+            }
+        }
+    }
+}
+
+/// Sweeps of [`purify`] (each takes out the row means, then the column means).
+const PURIFY_SWEEPS: usize = 8;
+
 /// The effects as rules: conditions with points, and the intercept (log-odds) they leave.
 fn rules_of(effects: &Effects, binned: &[Binned], columns: &[Prepared], options: &Boosting, scale: f64) -> Card {
     let mut conditions = Vec::new();
@@ -915,7 +972,8 @@ pub(crate) fn fit_boosted(
 ) -> Card {
     let labels: Vec<bool> = rows.iter().map(|&r| all_labels[r]).collect();
     let binned = bin_columns(columns, rows, options);
-    let effects = learn(&binned, &labels, options, seed);
+    let mut effects = learn(&binned, &labels, options, seed);
+    purify(&mut effects, &binned);
     let scale = points_to_double / std::f64::consts::LN_2;
     let mut card = rules_of(&effects, &binned, columns, options, scale);
     calibrate(&mut card, columns, rows, all_labels);
@@ -1044,5 +1102,80 @@ mod tests {
         assert!(sd < 3.0, "noise spreads totals by {sd} points ({} rules)", card.points.len());
         let p = sigmoid(card.intercept + card.slope * mean);
         assert!((p - 0.3).abs() < 0.03, "mean probability {p}");
+    }
+
+    /// Each training row's log-odds from the effects: base, shapes and its pair cells.
+    fn log_odds(effects: &Effects, binned: &[Binned], i: usize) -> f64 {
+        let mains: f64 = binned.iter().zip(&effects.shapes).map(|(b, shape)| shape[b.of_row[i] as usize]).sum();
+        let pairs: f64 = effects
+            .pairs
+            .iter()
+            .zip(&effects.tables)
+            .filter_map(|(pair, table)| pair.cell(binned, i).map(|c| table[c]))
+            .sum();
+        effects.base + mains + pairs
+    }
+
+    /// Purifying moves a pair's row and column means into the columns' shapes: no prediction
+    /// changes, and what the table keeps has zero mean along every row and column. A column whose
+    /// rows may lack the other column's value keeps its means in the table.
+    #[test]
+    fn purifying_keeps_predictions_and_leaves_a_pure_interaction() {
+        let mut rng = Lcg::new(13);
+        let n = 6000;
+        let x1: Vec<f64> = (0..n).map(|_| uniform(&mut rng)).collect();
+        let x2: Vec<f64> = (0..n).map(|_| uniform(&mut rng)).collect();
+        // x3 is missing on a tenth of the rows.
+        let x3: Vec<Option<f64>> = (0..n).map(|i| (i % 10 != 0).then(|| uniform(&mut rng))).collect();
+        let logits: Vec<f64> = (0..n)
+            .map(|i| {
+                let high = x1[i] > 0.5 && (x2[i] > 0.5 || x3[i].is_some_and(|v| v > 0.5));
+                if high { 1.0 } else { -1.5 }
+            })
+            .collect();
+        let labels = draw(&logits, &mut rng);
+        let mut columns = vec![numeric("x1", x1), numeric("x2", x2)];
+        columns.push(Prepared { name: "x3".into(), source: Source::Trait, kind: Kind::Numeric(x3) });
+        let rows: Vec<usize> = (0..n).collect();
+        let options = Boosting { bags: 2, ..Boosting::default() };
+        let binned = bin_columns(&columns, &rows, &options);
+        let learned = learn(&binned, &labels, &options, 7);
+        assert!(!learned.pairs.is_empty(), "no pairs learned");
+        let mut pure = learned.clone();
+        purify(&mut pure, &binned);
+        for i in 0..n {
+            let (before, after) = (log_odds(&learned, &binned, i), log_odds(&pure, &binned, i));
+            assert!((before - after).abs() < 1e-9, "row {i}: {before} then {after}");
+        }
+        for (pair, table) in pure.pairs.iter().zip(&pure.tables) {
+            let mut rows = vec![0.0; pair.cells()];
+            for i in 0..n {
+                if let Some(c) = pair.cell(&binned, i) {
+                    rows[c] += 1.0;
+                }
+            }
+            let w = pair.groups_b;
+            let mean = |cells: &mut dyn Iterator<Item = usize>| -> f64 {
+                let (mut sum, mut count) = (0.0, 0.0);
+                for c in cells {
+                    sum += rows[c] * table[c];
+                    count += rows[c];
+                }
+                if count > 0.0 { sum / count } else { 0.0 }
+            };
+            let missing = |c: usize| columns[c].name == "x3";
+            if !missing(pair.b) {
+                for x in 0..pair.groups_a {
+                    let m = mean(&mut (0..w).map(|y| x * w + y));
+                    assert!(m.abs() < 1e-3, "pair {}×{} row {x} mean {m}", pair.a, pair.b);
+                }
+            }
+            if !missing(pair.a) {
+                for y in 0..w {
+                    let m = mean(&mut (0..pair.groups_a).map(|x| x * w + y));
+                    assert!(m.abs() < 1e-3, "pair {}×{} column {y} mean {m}", pair.a, pair.b);
+                }
+            }
+        }
     }
 }

@@ -12,6 +12,38 @@ use crate::app::App;
 use crate::error::is_transient;
 use crate::scoring::{Fresh, rescore_leads};
 
+/// Rescores `due` with `rescore` in one go; when that fails for a reason other than the database
+/// being unavailable, something about one lead breaks the batch, so the leads go one by one and
+/// each that still fails is set aside (`set_aside`: it is scored again at its next event). The
+/// scheduler never stops for everyone. `what` names the model in the log (empty: the active one).
+/// Returns how many were rescored.
+pub(crate) fn rescore_batch_or_each(
+    what: &str,
+    due: &[(String, Millis)],
+    rescore: impl Fn(&[(String, Millis)]) -> Result<usize, StoreError>,
+    set_aside: impl Fn(&str) -> Result<(), StoreError>,
+) -> Result<usize, StoreError> {
+    let e = match rescore(due) {
+        Ok(n) => return Ok(n),
+        Err(e) if is_transient(&e) => return Err(e),
+        Err(e) => e,
+    };
+    tracing::error!("scheduler{what}: {e}; rescoring the {} due leads one by one", due.len());
+    let mut rescored = 0;
+    for lead in due {
+        match rescore(std::slice::from_ref(lead)) {
+            Ok(n) => rescored += n,
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => {
+                tracing::error!("scheduler{what}: lead `{}`: {e}; set aside until its next event", lead.0);
+                metrics::counter!("leadscore_scoring_failures_total").increment(1);
+                set_aside(&lead.0)?;
+            }
+        }
+    }
+    Ok(rescored)
+}
+
 impl App {
     pub(crate) fn spawn_scheduler(self: &Arc<Self>) {
         self.spawn_loop("scheduler", Duration::from_millis(250), |app| {
@@ -34,27 +66,12 @@ impl App {
             if let Some((_, earliest)) = due.first() {
                 metrics::gauge!("leadscore_scheduler_lag_seconds").set((now - earliest) as f64 / 1000.0);
             }
-            match self.rescore_due(&due) {
-                Ok(n) => rescored += n,
-                Err(e) if is_transient(&e) => return Err(e),
-                Err(e) => {
-                    // Something about one lead breaks the batch: go one by one and set aside the
-                    // leads that fail (they are scored again at their next event), so the
-                    // scheduler never stops for everyone.
-                    tracing::error!("scheduler: {e}; rescoring the {} due leads one by one", due.len());
-                    for lead in &due {
-                        match self.rescore_due(std::slice::from_ref(lead)) {
-                            Ok(n) => rescored += n,
-                            Err(e) if is_transient(&e) => return Err(e),
-                            Err(e) => {
-                                tracing::error!("scheduler: lead `{}`: {e}; set aside until its next event", lead.0);
-                                metrics::counter!("leadscore_scoring_failures_total").increment(1);
-                                self.store.write(|tx| tx.clear_next_changes(std::slice::from_ref(&lead.0)))?;
-                            }
-                        }
-                    }
-                }
-            }
+            rescored += rescore_batch_or_each(
+                "",
+                &due,
+                |due| self.rescore_due(due),
+                |id| self.store.write(|tx| tx.clear_next_changes(&[id.to_owned()])),
+            )?;
         }
         rescored += self.run_due_shadows(now)?;
         metrics::counter!("leadscore_rescored_leads_total", "cause" => "schedule").increment(rescored as u64);
@@ -80,5 +97,61 @@ impl App {
             rescore_leads(tx, &active, &self.outboxes, &still_due, &Fresh::default())?;
             Ok(still_due.len())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::cell::RefCell;
+
+    use super::*;
+
+    fn due(ids: &[&str]) -> Vec<(String, Millis)> {
+        ids.iter().map(|id| ((*id).to_owned(), 0)).collect()
+    }
+
+    /// One lead that breaks its batch is set aside; the others are rescored one by one.
+    #[test]
+    fn a_lead_that_breaks_the_batch_is_set_aside_and_the_others_go_one_by_one() {
+        let calls = RefCell::new(Vec::new());
+        let aside = RefCell::new(Vec::new());
+        let rescored = rescore_batch_or_each(
+            "",
+            &due(&["a", "b", "c"]),
+            |due| {
+                calls.borrow_mut().push(due.len());
+                if due.iter().any(|(id, _)| id == "b") {
+                    return Err(StoreError::Corrupt("lead `b`".into()));
+                }
+                Ok(due.len())
+            },
+            |id| {
+                aside.borrow_mut().push(id.to_owned());
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(rescored, 2);
+        assert_eq!(*calls.borrow(), vec![3, 1, 1, 1]);
+        assert_eq!(*aside.borrow(), vec!["b".to_owned()]);
+    }
+
+    /// An unavailable database is no lead's fault: nothing is set aside, the error goes up (the
+    /// scheduler tries again on its next tick).
+    #[test]
+    fn an_unavailable_database_sets_nothing_aside() {
+        let aside = RefCell::new(Vec::new());
+        let result = rescore_batch_or_each(
+            " (shadow model version 2)",
+            &due(&["a", "b"]),
+            |_| Err(StoreError::Unavailable("disk I/O error".into())),
+            |id| {
+                aside.borrow_mut().push(id.to_owned());
+                Ok(())
+            },
+        );
+        assert!(matches!(result, Err(StoreError::Unavailable(_))));
+        assert!(aside.borrow().is_empty());
     }
 }

@@ -15,8 +15,9 @@ use leadscore_core::time::Millis;
 use leadscore_store::{StoreError, Tx};
 
 use crate::app::{App, check_source};
-use crate::error::{Code, ServiceError, is_transient};
+use crate::error::{Code, ServiceError};
 use crate::models::{invalid_model, model_not_found};
+use crate::scheduler::rescore_batch_or_each;
 use crate::scoring::{ActiveModel, Fresh, rescore_shadow};
 
 /// Leads a shadow backfill scores per transaction.
@@ -272,27 +273,12 @@ impl App {
                     self.store.write(|tx| tx.clear_shadow_changes(version, &ids))?;
                     continue;
                 };
-                rescored += match self.store.write(|tx| rescore_due_shadow(tx, shadow, &due)) {
-                    Ok(n) => n,
-                    Err(e) if is_transient(&e) => return Err(e),
-                    Err(e) => {
-                        // As for the active model: one lead that breaks the batch is set aside.
-                        tracing::error!("scheduler: shadow model version {version}: {e}; one by one");
-                        let mut n = 0;
-                        for lead in &due {
-                            match self.store.write(|tx| rescore_due_shadow(tx, shadow, std::slice::from_ref(lead))) {
-                                Ok(k) => n += k,
-                                Err(e) if is_transient(&e) => return Err(e),
-                                Err(e) => {
-                                    tracing::error!("scheduler: shadow {version}, lead `{}`: {e}; set aside", lead.0);
-                                    let ids = std::slice::from_ref(&lead.0);
-                                    self.store.write(|tx| tx.clear_shadow_changes(version, ids))?;
-                                }
-                            }
-                        }
-                        n
-                    }
-                };
+                rescored += rescore_batch_or_each(
+                    &format!(" (shadow model version {version})"),
+                    &due,
+                    |due| self.store.write(|tx| rescore_due_shadow(tx, shadow, due)),
+                    |id| self.store.write(|tx| tx.clear_shadow_changes(version, &[id.to_owned()])),
+                )?;
             }
         }
     }

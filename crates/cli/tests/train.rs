@@ -572,4 +572,15 @@ fn open_leads_get_honest_probabilities_on_generated_data() {
     // The model file says how it was calibrated.
     let source = std::fs::read_to_string(&model).unwrap();
     assert!(source.contains("open leads counted as not decided by their age"), "{source}");
+    // Every trait a rule reads is a column of the leads file: behaviour counts are count rules,
+    // never conditions on a trait that no lead has (a pair of a trait and a count was written
+    // so once, and never matched when scoring).
+    let header: Vec<String> =
+        csv::Reader::from_path(data.join("leads.csv")).unwrap().headers().unwrap().iter().map(String::from).collect();
+    let parsed: toml::Table = source.parse().unwrap();
+    let traits = parsed.get("traits").and_then(|t| t.as_table()).cloned().unwrap_or_default();
+    assert!(!traits.is_empty());
+    for name in traits.keys() {
+        assert!(header.contains(name), "the model reads trait `{name}`, not a column of leads.csv");
+    }
 }

@@ -626,7 +626,7 @@ fn average(lists: &[Vec<Vec<f64>>]) -> Vec<Vec<f64>> {
     out
 }
 
-fn learn(binned: &[Binned], labels: &[bool], options: &Boosting, seed: u64) -> Effects {
+fn learn(binned: &[Binned], pairable: &[bool], labels: &[bool], options: &Boosting, seed: u64) -> Effects {
     let positives = labels.iter().filter(|&&y| y).count() as f64;
     let rate = ((positives + 0.5) / (labels.len() as f64 + 1.0)).clamp(1e-6, 1.0 - 1e-6);
     let base = (rate / (1.0 - rate)).ln();
@@ -643,8 +643,10 @@ fn learn(binned: &[Binned], labels: &[bool], options: &Boosting, seed: u64) -> E
         .collect();
     // FAST: every pair's best quadrant split on the residual, strongest first.
     let all: Vec<usize> = (0..labels.len()).collect();
-    let candidates: Vec<(usize, usize)> =
-        (0..binned.len()).flat_map(|a| ((a + 1)..binned.len()).map(move |b| (a, b))).collect();
+    let candidates: Vec<(usize, usize)> = (0..binned.len())
+        .flat_map(|a| ((a + 1)..binned.len()).map(move |b| (a, b)))
+        .filter(|&(a, b)| pairable[a] && pairable[b])
+        .collect();
     let mut ranked: Vec<(f64, Pair)> = if options.interactions == 0 {
         Vec::new()
     } else {
@@ -972,7 +974,10 @@ pub(crate) fn fit_boosted(
 ) -> Card {
     let labels: Vec<bool> = rows.iter().map(|&r| all_labels[r]).collect();
     let binned = bin_columns(columns, rows, options);
-    let mut effects = learn(&binned, &labels, options, seed);
+    // Pairs of traits only: a rule is either a condition on the lead's traits or a count of its
+    // events, so an event count cannot be half of a two-condition rule.
+    let pairable: Vec<bool> = binned.iter().map(|b| columns[b.column].source == Source::Trait).collect();
+    let mut effects = learn(&binned, &pairable, &labels, options, seed);
     purify(&mut effects, &binned);
     let scale = points_to_double / std::f64::consts::LN_2;
     let mut card = rules_of(&effects, &binned, columns, options, scale);
@@ -1139,7 +1144,7 @@ mod tests {
         let rows: Vec<usize> = (0..n).collect();
         let options = Boosting { bags: 2, ..Boosting::default() };
         let binned = bin_columns(&columns, &rows, &options);
-        let learned = learn(&binned, &labels, &options, 7);
+        let learned = learn(&binned, &[true; 3], &labels, &options, 7);
         assert!(!learned.pairs.is_empty(), "no pairs learned");
         let mut pure = learned.clone();
         purify(&mut pure, &binned);

@@ -97,6 +97,10 @@ pub struct TrainArgs {
     /// into one rule (larger: fewer rules)
     #[arg(long, default_value_t = Boosting::default().merge_points)]
     merge_points: f64,
+    /// Boosted: a column's segment with fewer training leads merges into its closer neighbour
+    /// (no rule stands on a handful of leads)
+    #[arg(long, default_value_t = Boosting::default().min_segment_rows)]
+    min_segment_rows: usize,
     /// With --outcomes and --events: behaviour is counted up to this long before each outcome
     #[arg(long, default_value = "1d")]
     gap: String,
@@ -490,6 +494,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             max_bins: args.max_bins.clamp(2, 4096),
             pair_bins: args.pair_bins.clamp(2, 256),
             merge_points: args.merge_points.max(0.0),
+            min_segment_rows: args.min_segment_rows,
             interactions: args.interactions.unwrap_or(Boosting::default().interactions),
             ..Boosting::default()
         },

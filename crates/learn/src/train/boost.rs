@@ -49,6 +49,8 @@ pub struct Boosting {
     pub min_pair_gain: f64,
     /// Neighbouring segments whose points differ by less than this merge.
     pub merge_points: f64,
+    /// A column's segment with fewer training rows merges into its closer neighbour.
+    pub min_segment_rows: usize,
 }
 
 impl Default for Boosting {
@@ -68,6 +70,7 @@ impl Default for Boosting {
             pair_bins: 12,
             min_pair_gain: 10.0,
             merge_points: 1.0,
+            min_segment_rows: 20,
         }
     }
 }
@@ -683,25 +686,45 @@ struct Segment {
     rows: usize,
 }
 
-/// Merges neighbouring segments (in `segments`' order) while two differ by less than `threshold`
-/// points, the closest pair first; values are row-weighted means.
-fn merge_neighbours(mut segments: Vec<Segment>, threshold: f64) -> Vec<Segment> {
+/// Merges neighbouring segments (in `segments`' order): first each with fewer than `min_rows`
+/// training rows into the neighbour closer in points (the smallest first), so that no rule stands
+/// on a handful of leads; then while two differ by less than `threshold` points, the closest pair
+/// first. Values are row-weighted means.
+fn merge_neighbours(mut segments: Vec<Segment>, threshold: f64, min_rows: usize) -> Vec<Segment> {
+    while segments.len() > 1 {
+        let Some(i) = (0..segments.len()).filter(|&i| segments[i].rows < min_rows).min_by_key(|&i| segments[i].rows)
+        else {
+            break;
+        };
+        let gap = |j: usize| (segments[i].points - segments[j].points).abs();
+        let j = if i == 0 {
+            1
+        } else if i + 1 == segments.len() || gap(i - 1) <= gap(i + 1) {
+            i - 1
+        } else {
+            i + 1
+        };
+        merge_pair(&mut segments, i.min(j));
+    }
     loop {
         let closest = (1..segments.len())
             .map(|i| (i, (segments[i].points - segments[i - 1].points).abs()))
             .min_by(|a, b| a.1.total_cmp(&b.1));
         match closest {
-            Some((i, gap)) if gap < threshold => {
-                let right = segments.remove(i);
-                let left = &mut segments[i - 1];
-                let rows = (left.rows + right.rows).max(1);
-                left.points = (left.points * left.rows as f64 + right.points * right.rows as f64) / rows as f64;
-                left.rows += right.rows;
-                left.bins.extend(right.bins);
-            }
+            Some((i, gap)) if gap < threshold => merge_pair(&mut segments, i - 1),
             _ => return segments,
         }
     }
+}
+
+/// Merges segment `i + 1` into segment `i` (row-weighted points).
+fn merge_pair(segments: &mut Vec<Segment>, i: usize) {
+    let right = segments.remove(i + 1);
+    let left = &mut segments[i];
+    let rows = (left.rows + right.rows).max(1);
+    left.points = (left.points * left.rows as f64 + right.points * right.rows as f64) / rows as f64;
+    left.rows += right.rows;
+    left.bins.extend(right.bins);
 }
 
 /// The condition a run of non-missing bins of a column stands for.
@@ -871,7 +894,7 @@ fn rules_of(effects: &Effects, binned: &[Binned], columns: &[Prepared], options:
         }
         let segments: Vec<Segment> =
             order.iter().map(|&b| Segment { bins: vec![b], points: scale * shape[b], rows: rows[b] }).collect();
-        let segments = merge_neighbours(segments, options.merge_points);
+        let segments = merge_neighbours(segments, options.merge_points, options.min_segment_rows);
         // The baseline: missing when training had missing values, else the most common segment
         // (a count's first, zero, segment: counts become "at least" steps).
         let baseline = if rows[0] > 0 {
@@ -1182,5 +1205,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A segment of a few rows merges into the neighbour closer in points before neighbours
+    /// merge by their gap: no rule stands on a handful of leads.
+    #[test]
+    fn small_segments_merge_into_their_closer_neighbour() {
+        let segment = |bin: usize, points: f64, rows: usize| Segment { bins: vec![bin], points, rows };
+        let segments = vec![segment(1, 0.0, 100), segment(2, 10.0, 5), segment(3, 12.0, 100), segment(4, 30.0, 3)];
+        let merged = merge_neighbours(segments, 1.0, 20);
+        let bins: Vec<Vec<usize>> = merged.iter().map(|s| s.bins.clone()).collect();
+        assert_eq!(bins, vec![vec![1], vec![2, 3, 4]]);
+        // Row-weighted: (12 × 100 + 10 × 5 + 30 × 3) / 108.
+        assert!((merged[1].points - (1200.0 + 50.0 + 90.0) / 108.0).abs() < 1e-9);
+        assert_eq!(merged[1].rows, 108);
+        // Without a minimum, only the gap merges (none here is under 1 point).
+        assert_eq!(merge_neighbours(vec![segment(1, 0.0, 1), segment(2, 5.0, 1)], 1.0, 0).len(), 2);
     }
 }

@@ -107,22 +107,15 @@ pub(crate) fn calibrate(args: &TrainArgs, table: &Table, trained: &mut Trained) 
         mean_open: mean(after),
         mean_open_before: mean(before),
     };
-    trained.model = with_calibration(&trained.model, after, &found);
-    trained.intercept = after.intercept;
-    trained.slope = after.slope;
+    trained.recalibrate(
+        after,
+        &format!(
+            "Calibrated with the {} open leads counted as not decided by their age (as of {}): {:.1}% of leads ever \
+             convert.",
+            found.used,
+            leadscore_core::time::format_timestamp(found.as_of),
+            100.0 * found.rate
+        ),
+    );
     Ok(Some(found))
-}
-
-/// The model file with its `[calibration]` (the last table `train` writes) replaced.
-fn with_calibration(model: &str, c: Calibration, open: &OpenLeads) -> String {
-    let head = model.rfind("\n[calibration]\n").map_or(model, |at| &model[..at]);
-    format!(
-        "{head}\n# Calibrated with the {} open leads counted as not decided by their age (as of {}): {:.1}% of \
-         leads ever convert.\n[calibration]\nintercept = {}\nslope = {}\n",
-        open.used,
-        leadscore_core::time::format_timestamp(open.as_of),
-        100.0 * open.rate,
-        c.intercept,
-        c.slope
-    )
 }

@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use leadscore_core::time::{Duration, MS_PER_DAY, Millis};
 use leadscore_core::{CheckedModel, OutcomeKind};
-use leadscore_learn::metrics::{bands_by_score, expected_calibration_error, reliability};
-use leadscore_learn::train::{Algorithm, Boosting, Column, Options, Source, Trained, Values, train};
+use leadscore_learn::metrics::bands_by_score;
+use leadscore_learn::train::{Algorithm, Boosting, Column, Options, RELIABILITY_BINS, Source, Trained, Values, train};
 use serde_json::{Value, json};
 
 use crate::history::{InputFiles, Inputs};
@@ -547,13 +547,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", summary_json(&trained, &table, open.as_ref(), args, seconds));
     } else {
-        print!("{}", summary_text(&trained, &table, args, seconds));
+        print!("{}", summary_text(&trained, args, seconds));
     }
     Ok(ExitCode::SUCCESS)
 }
-
-/// Bins of the reliability diagram and its expected calibration error.
-const RELIABILITY_BINS: usize = 10;
 
 /// One line on what counting the open leads did.
 fn open_leads_text(open: &OpenLeads) -> String {
@@ -578,7 +575,7 @@ fn signed(points: f64) -> String {
     if points > 0.0 { format!("+{points:.1}") } else { format!("{points:.1}") }
 }
 
-fn summary_text(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64) -> String {
+fn summary_text(trained: &Trained, args: &TrainArgs, seconds: f64) -> String {
     let mut out = String::new();
     let cv = &trained.cv;
     let _ = writeln!(
@@ -600,11 +597,10 @@ fn summary_text(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64
         cv.log_loss_mean(),
         cv.log_loss_sd()
     );
-    let bins = reliability(&cv.probabilities, &table.labels, RELIABILITY_BINS);
     let _ = writeln!(
         out,
         "calibration on the held-out folds: expected calibration error {:.3} over {RELIABILITY_BINS} bins",
-        expected_calibration_error(&bins)
+        cv.calibration_error()
     );
     let _ = writeln!(
         out,
@@ -650,7 +646,6 @@ fn summary_text(trained: &Trained, table: &Table, args: &TrainArgs, seconds: f64
 
 fn summary_json(trained: &Trained, table: &Table, open: Option<&OpenLeads>, args: &TrainArgs, seconds: f64) -> Value {
     let cv = &trained.cv;
-    let bins = reliability(&cv.probabilities, &table.labels, RELIABILITY_BINS);
     json!({
         "model": args.out.display().to_string(),
         "rows": trained.rows,
@@ -668,8 +663,8 @@ fn summary_json(trained: &Trained, table: &Table, open: Option<&OpenLeads>, args
             "log_loss": cv.log_loss,
             "log_loss_mean": cv.log_loss_mean(),
             "log_loss_sd": cv.log_loss_sd(),
-            "expected_calibration_error": expected_calibration_error(&bins),
-            "reliability": bins.iter().map(|b| json!({
+            "expected_calibration_error": cv.calibration_error(),
+            "reliability": cv.reliability.iter().map(|b| json!({
                 "predicted": b.predicted, "observed": b.observed, "leads": b.leads,
             })).collect::<Vec<_>>(),
         },
@@ -799,13 +794,13 @@ fn report_html(trained: &Trained, table: &Table, open: Option<&OpenLeads>, args:
         20,
         "probability",
     ));
-    let bins = reliability(&cv.probabilities, &table.labels, RELIABILITY_BINS);
+    let bins = &cv.reliability;
     let top = bins.iter().map(|b| b.predicted.max(b.observed)).fold(0.0, f64::max);
     body.push_str(&html::line_chart(
         &format!(
             "Reliability: observed conversion against mean predicted probability, per tenth (expected calibration \
              error {:.3})",
-            expected_calibration_error(&bins)
+            cv.calibration_error()
         ),
         &[
             ("out-of-fold".into(), bins.iter().map(|b| (b.predicted, b.observed)).collect()),

@@ -62,21 +62,15 @@ fn trained_model_checks_and_scores_with_a_probability_column() {
     let model = dir.path().join("model.toml");
     let report = dir.path().join("report.html");
     let predictions = dir.path().join("oof.csv");
-    let output = leadscore(&[
-        "train",
-        "--leads",
-        leads.to_str().unwrap(),
-        "--label",
-        "converted",
-        "--na-values",
-        "NA",
-        "--out",
-        model.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-        "--predictions",
-        predictions.to_str().unwrap(),
-    ]);
+    // The same training, with more outputs.
+    let train = |more: &[&str]| {
+        let mut args =
+            vec!["train", "--leads", leads.to_str().unwrap(), "--label", "converted", "--na-values", "NA", "--out"];
+        args.push(model.to_str().unwrap());
+        args.extend_from_slice(more);
+        leadscore(&args)
+    };
+    let output = train(&["--report", report.to_str().unwrap(), "--predictions", predictions.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("ROC AUC"), "{text}");
@@ -86,18 +80,7 @@ fn trained_model_checks_and_scores_with_a_probability_column() {
     assert!(html.contains("<svg"));
     // Each column's learned shape as a chart of points by segment.
     assert!(html.contains("Learned shapes") && html.contains("visits: points by segment"), "{html}");
-    let json = leadscore(&[
-        "train",
-        "--leads",
-        leads.to_str().unwrap(),
-        "--label",
-        "converted",
-        "--na-values",
-        "NA",
-        "--out",
-        model.to_str().unwrap(),
-        "--json",
-    ]);
+    let json = train(&["--json"]);
     let summary: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let visits = summary["factors"].as_array().unwrap().iter().find(|f| f["name"] == "visits").unwrap();
     assert_eq!(visits["kind"], "column", "{visits}");

@@ -18,7 +18,7 @@
 //! The points (the ranking) stay those learned from the decided leads; only the calibration
 //! moves. Pure computation.
 
-use crate::train::sigmoid;
+pub use leadscore_core::model::Calibration;
 
 /// The time from creation to each outcome: cumulative incidences of conversion and of loss
 /// (Aalen–Johansen), open leads censored at their age.
@@ -98,19 +98,6 @@ impl ConversionCurve {
     pub fn median_days(&self) -> Option<f64> {
         let rate = self.rate();
         self.times.iter().zip(&self.converted).find(|(_, c)| **c >= 0.5 * rate).map(|(t, _)| *t)
-    }
-}
-
-/// A calibration `p = σ(intercept + slope × total)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Calibration {
-    pub intercept: f64,
-    pub slope: f64,
-}
-
-impl Calibration {
-    pub fn probability(&self, total: f64) -> f64 {
-        sigmoid(self.intercept + self.slope * total)
     }
 }
 

@@ -497,7 +497,7 @@ mod tests {
 
     use crate::ingest::Incoming;
     use crate::scoring::record_events;
-    use crate::{ManualClock, Settings};
+    use crate::{Clock, ManualClock, Settings};
 
     fn model(points: u32) -> String {
         format!(
@@ -542,33 +542,41 @@ points = {points}
         heads[0].scored.as_ref().unwrap().1
     }
 
-    /// A chunk is scored ahead of its write, outside the write lock; a lead that a new message
-    /// changed in between must not get the score read before it (which lacks the message).
-    #[test]
-    fn a_lead_changed_between_the_read_and_the_write_of_its_chunk_is_scored_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.toml");
+    /// A server at `now` (of `clock`) with leads `a` and `b` scored by a model that gives a demo
+    /// request 60 points, then a model giving 10 made active without the background rescore (the
+    /// tests drive its steps). Returns the new active model.
+    fn activated(dir: &std::path::Path, clock: Arc<ManualClock>) -> (Arc<App>, Arc<ActiveModel>) {
+        let path = dir.join("model.toml");
         std::fs::write(&path, model(60)).unwrap();
         let settings = Settings::new(
-            format!("sqlite://{}", dir.path().join("test.db").display()),
+            format!("sqlite://{}", dir.join("test.db").display()),
             Some(path),
             vec!["wk".into()],
             vec!["ak".into()],
         );
-        let now = parse_timestamp("2026-01-10T00:00:00Z").unwrap();
-        let app = App::start(settings, Arc::new(ManualClock::new(now))).unwrap();
+        let now = clock.now();
+        let app = App::start(settings, clock).unwrap();
         let first = [demo("a", "m1", "2026-01-09T10:00:00Z"), demo("b", "m2", "2026-01-09T11:00:00Z")];
         let v1 = app.model();
         app.store.write(|tx| record_events(tx, &v1, &[], &app.outboxes, &first, now)).unwrap();
         assert_eq!((total(&app, "a"), total(&app, "b")), (60.0, 60.0));
 
-        // The new model active, without the background rescore: this test drives its steps.
         let v2 = app.add_model(&model(10)).unwrap().version;
         app.store.write(|tx| tx.activate_model(v2, now).map(|_| ())).unwrap();
         let source = app.store.read(|tx| tx.model(v2)).unwrap().unwrap().source;
         let (checked, _) = check_source(&source).unwrap();
         app.set_model(ActiveModel::new(v2, source, checked));
         let v2 = app.model();
+        (app, v2)
+    }
+
+    /// A chunk is scored ahead of its write, outside the write lock; a lead that a new message
+    /// changed in between must not get the score read before it (which lacks the message).
+    #[test]
+    fn a_lead_changed_between_the_read_and_the_write_of_its_chunk_is_scored_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = parse_timestamp("2026-01-10T00:00:00Z").unwrap();
+        let (app, v2) = activated(dir.path(), Arc::new(ManualClock::new(now)));
 
         let ids = vec!["a".to_owned(), "b".to_owned()];
         let ahead = app.score_ahead(&v2, ids, None).unwrap();
@@ -588,27 +596,8 @@ points = {points}
     #[test]
     fn a_lead_changed_after_the_read_is_scored_as_of_the_write() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.toml");
-        std::fs::write(&path, model(60)).unwrap();
-        let settings = Settings::new(
-            format!("sqlite://{}", dir.path().join("test.db").display()),
-            Some(path),
-            vec!["wk".into()],
-            vec!["ak".into()],
-        );
-        let now = parse_timestamp("2026-01-10T00:00:00Z").unwrap();
-        let clock = Arc::new(ManualClock::new(now));
-        let app = App::start(settings, clock.clone()).unwrap();
-        let v1 = app.model();
-        let first = [demo("a", "m1", "2026-01-09T10:00:00Z"), demo("b", "m2", "2026-01-09T11:00:00Z")];
-        app.store.write(|tx| record_events(tx, &v1, &[], &app.outboxes, &first, now)).unwrap();
-
-        let v2 = app.add_model(&model(10)).unwrap().version;
-        app.store.write(|tx| tx.activate_model(v2, now).map(|_| ())).unwrap();
-        let source = app.store.read(|tx| tx.model(v2)).unwrap().unwrap().source;
-        let (checked, _) = check_source(&source).unwrap();
-        app.set_model(ActiveModel::new(v2, source, checked));
-        let v2 = app.model();
+        let clock = Arc::new(ManualClock::new(parse_timestamp("2026-01-10T00:00:00Z").unwrap()));
+        let (app, v2) = activated(dir.path(), clock.clone());
 
         // `a` read and scored as of `now`; then, a minute later, a demo request stamped then, and
         // `b` kept as it was.

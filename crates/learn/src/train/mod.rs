@@ -34,10 +34,10 @@ pub use leakage::{Guard, Leak};
 pub use scorecard::{Factor, LearnedRule};
 
 use features::{Condition, Prepared};
-pub use logistic::sigmoid;
-use logistic::{Fit, fit_logistic};
+use leadscore_core::model::Calibration;
+use logistic::{Fit, fit_logistic, sigmoid};
 
-use crate::metrics::{log_loss, roc_auc};
+use crate::metrics::{ReliabilityBin, expected_calibration_error, log_loss, reliability, roc_auc};
 
 /// One input column, aligned with the labels.
 #[derive(Debug, Clone)]
@@ -142,7 +142,12 @@ pub struct CrossValidation {
     /// Out-of-fold probability of every row.
     pub probabilities: Vec<f64>,
     pub fold_of_row: Vec<usize>,
+    /// The reliability diagram of the out-of-fold probabilities ([`RELIABILITY_BINS`] bins).
+    pub reliability: Vec<ReliabilityBin>,
 }
+
+/// Equal-count bins of the cross-validation's reliability diagram.
+pub const RELIABILITY_BINS: usize = 10;
 
 impl CrossValidation {
     pub fn auc_mean(&self) -> f64 {
@@ -156,6 +161,10 @@ impl CrossValidation {
     }
     pub fn log_loss_sd(&self) -> f64 {
         sd(&self.log_loss)
+    }
+    /// The expected calibration error of the out-of-fold probabilities.
+    pub fn calibration_error(&self) -> f64 {
+        expected_calibration_error(&self.reliability)
     }
 }
 
@@ -191,8 +200,26 @@ pub struct Trained {
     pub warnings: Vec<String>,
     /// Columns the leakage guard flagged (left out unless allowed).
     pub leaky: Vec<Leak>,
-    /// The final scorecard's probability for every training row (in-sample).
-    pub fitted: Vec<f64>,
+    /// The final scorecard's total for every training row (in-sample).
+    pub totals: Vec<f64>,
+}
+
+impl Trained {
+    /// The final scorecard's probability for training row `row` (in-sample), with the current
+    /// calibration.
+    pub fn fitted(&self, row: usize) -> f64 {
+        sigmoid(self.intercept + self.slope * self.totals[row])
+    }
+
+    /// Replaces the calibration, its numbers and the model file's `[calibration]` (the last table
+    /// [`train`] writes), with a comment line above it saying how it was fitted.
+    pub fn recalibrate(&mut self, calibration: Calibration, comment: &str) {
+        let end = self.model.rfind("\n[calibration]\n").map_or(self.model.len(), |at| at + 1);
+        self.model.truncate(end);
+        self.model.push_str(&scorecard::calibration_table(calibration.intercept, calibration.slope, Some(comment)));
+        self.intercept = calibration.intercept;
+        self.slope = calibration.slope;
+    }
 }
 
 /// A fitted pipeline: conditions, rounded points and calibration.
@@ -300,11 +327,12 @@ pub fn train(columns: &[Column], labels: &[bool], options: &Options) -> Result<T
         }
         losses.push(log_loss(p, &y));
     }
-    let cv = CrossValidation { folds, auc: aucs, log_loss: losses, probabilities, fold_of_row };
+    let reliability = reliability(&probabilities, labels, RELIABILITY_BINS);
+    let cv = CrossValidation { folds, auc: aucs, log_loss: losses, probabilities, fold_of_row, reliability };
 
     let all: Vec<usize> = (0..labels.len()).collect();
     let card = fit_card(&prepared, &all, labels, options);
-    let fitted: Vec<f64> = all.iter().map(|&r| card.probability(&prepared, r)).collect();
+    let totals: Vec<f64> = all.iter().map(|&r| card.total(&prepared, r)).collect();
     let written = scorecard::write(&card, &prepared, labels, &cv, options, positives);
     Ok(Trained {
         model: written.model,
@@ -319,7 +347,7 @@ pub fn train(columns: &[Column], labels: &[bool], options: &Options) -> Result<T
         columns_used: prepared.iter().map(|p| p.name.clone()).collect(),
         warnings,
         leaky,
-        fitted,
+        totals,
     })
 }
 

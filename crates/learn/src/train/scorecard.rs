@@ -293,8 +293,18 @@ pub(crate) fn write(
         let _ = writeln!(model, "points = {:.1}", rule.points);
     }
     let _ = writeln!(model);
-    let _ = writeln!(model, "[calibration]");
-    let _ = writeln!(model, "intercept = {}", card.intercept);
-    let _ = writeln!(model, "slope = {}", card.slope);
+    model.push_str(&calibration_table(card.intercept, card.slope, None));
     Written { model, rules, factors }
+}
+
+/// The model file's last table, `[calibration]`, after a comment line saying how it was fitted.
+pub(crate) fn calibration_table(intercept: f64, slope: f64, comment: Option<&str>) -> String {
+    let mut table = String::new();
+    if let Some(comment) = comment {
+        let _ = writeln!(table, "# {comment}");
+    }
+    let _ = writeln!(table, "[calibration]");
+    let _ = writeln!(table, "intercept = {intercept}");
+    let _ = writeln!(table, "slope = {slope}");
+    table
 }

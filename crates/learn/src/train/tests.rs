@@ -84,7 +84,7 @@ fn a_planted_feature_carries_the_points() {
     // Low visits score below high visits, by about what the truth says (0.25 log-odds a visit).
     let mean = |keep: &dyn Fn(f64) -> bool| {
         let rows: Vec<usize> = (0..n).filter(|&r| keep(visit_counts[r])).collect();
-        rows.iter().map(|&r| trained.fitted[r]).sum::<f64>() / rows.len() as f64
+        rows.iter().map(|&r| trained.fitted(r)).sum::<f64>() / rows.len() as f64
     };
     let (low, high) = (mean(&|v| v < 4.0), mean(&|v| v >= 16.0));
     let truth = |v: f64| logistic::sigmoid(-2.0 + 0.25 * v);
@@ -102,7 +102,7 @@ fn calibration_reproduces_the_fitted_probabilities() {
         let total: f64 =
             trained.rules.iter().filter(|rule| rule.condition.contains(&format!("\"{g}\""))).map(|r| r.points).sum();
         let p = 1.0 / (1.0 + (-(trained.intercept + trained.slope * total)).exp());
-        assert!((p - trained.fitted[r]).abs() < 1e-9, "{g}");
+        assert!((p - trained.fitted(r)).abs() < 1e-9, "{g}");
     }
     assert!((trained.slope - std::f64::consts::LN_2 / 20.0).abs() < 1e-12);
 }
@@ -164,7 +164,7 @@ fn the_written_model_checks_and_the_engine_reproduces_the_fitted_probabilities()
             LeadHistory { id: r.to_string(), traits, events: Vec::new(), outcomes: Vec::new(), ignore_applied: false };
         let score = evaluate(&model, &lead, &accounts, 0);
         let p = score.probability.unwrap();
-        assert!((p - trained.fitted[r]).abs() < 1e-6, "row {r}: engine {p} vs trained {}", trained.fitted[r]);
+        assert!((p - trained.fitted(r)).abs() < 1e-6, "row {r}: engine {p} vs trained {}", trained.fitted(r));
     }
     // A lead with nothing known, or an unseen category, scores the baseline.
     let mut traits = serde_json::Map::new();

@@ -90,6 +90,9 @@ pub struct TrainArgs {
     /// Boosted: fine bins of a numeric column
     #[arg(long, default_value_t = Boosting::default().max_bins)]
     max_bins: usize,
+    /// Boosted: a column takes a step only when its best split gains this much (score statistic)
+    #[arg(long, default_value_t = Boosting::default().min_step_gain)]
+    min_step_gain: f64,
     /// Boosted: coarse bins of each column of a pair
     #[arg(long, default_value_t = Boosting::default().pair_bins)]
     pair_bins: usize,
@@ -127,6 +130,11 @@ pub struct TrainArgs {
     /// Also write every training row's out-of-fold probability (CSV: row,lead_id,fold,label,probability)
     #[arg(long)]
     predictions: Option<PathBuf>,
+    /// Also write the table learned from (CSV: lead_id, label, then every column the learner saw:
+    /// the leads file's traits and, with --events, the behaviour counts at each lead's cutoff), to
+    /// compare with other tools on the same rows (before the leakage guard and the skipped name columns)
+    #[arg(long)]
+    features: Option<PathBuf>,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -494,6 +502,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             max_bins: args.max_bins.clamp(2, 4096),
             pair_bins: args.pair_bins.clamp(2, 256),
             merge_points: args.merge_points.max(0.0),
+            min_step_gain: args.min_step_gain.max(0.0),
             min_segment_rows: args.min_segment_rows,
             interactions: args.interactions.unwrap_or(Boosting::default().interactions),
             ..Boosting::default()
@@ -540,6 +549,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         }
         std::fs::write(path, out).with_context(|| format!("{}: cannot write", path.display()))?;
     }
+    if let Some(path) = &args.features {
+        std::fs::write(path, features_csv(&table)).with_context(|| format!("{}: cannot write", path.display()))?;
+    }
     if let Some(path) = &args.report {
         std::fs::write(path, report_html(&trained, &table, open.as_ref(), args, seconds))
             .with_context(|| format!("{}: cannot write", path.display()))?;
@@ -565,6 +577,33 @@ fn open_leads_text(open: &OpenLeads) -> String {
         100.0 * open.mean_open,
         100.0 * open.mean_open_before
     )
+}
+
+/// The labelled rows as the learner saw them (`--features`): lead id, label, one column each.
+fn features_csv(table: &Table) -> String {
+    let mut out = String::from("lead_id,label");
+    for column in &table.columns {
+        out.push(',');
+        out.push_str(&csv_cell(&column.name));
+    }
+    out.push('\n');
+    for (i, id) in table.ids.iter().enumerate() {
+        out.push_str(&csv_cell(id));
+        out.push_str(if table.labels[i] { ",1" } else { ",0" });
+        for column in &table.columns {
+            out.push(',');
+            match &column.values {
+                Values::Text(cells) => out.push_str(&cells[i].as_deref().map(csv_cell).unwrap_or_default()),
+                Values::Number(cells) => {
+                    if let Some(x) = cells[i] {
+                        let _ = write!(out, "{x}");
+                    }
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn csv_cell(text: &str) -> String {

@@ -16,6 +16,25 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     path
 }
 
+/// `leadscore train --leads L --outcomes O [--events E] --out M` and `more` arguments.
+fn train_on(leads: &Path, outcomes: &Path, events: Option<&Path>, model: &Path, more: &[&str]) -> Output {
+    let mut args = vec!["train", "--leads", leads.to_str().unwrap(), "--outcomes", outcomes.to_str().unwrap()];
+    if let Some(events) = events {
+        args.extend(["--events", events.to_str().unwrap()]);
+    }
+    args.extend(["--out", model.to_str().unwrap()]);
+    args.extend(more);
+    leadscore(&args)
+}
+
+/// `leadscore score --model M --leads L --events E --as-of T` and `more` arguments.
+fn score_on(model: &Path, leads: &Path, events: &Path, as_of: &str, more: &[&str]) -> Output {
+    let mut args = vec!["score", "--model", model.to_str().unwrap(), "--leads", leads.to_str().unwrap()];
+    args.extend(["--events", events.to_str().unwrap(), "--as-of", as_of]);
+    args.extend(more);
+    leadscore(&args)
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -168,16 +187,7 @@ fn outcomes_label_leads_and_leads_without_one_are_not_used() {
     let leads = write(dir.path(), "leads.csv", &leads);
     let outcomes = write(dir.path(), "outcomes.csv", &outcomes);
     let model = dir.path().join("m.toml");
-    let output = leadscore(&[
-        "train",
-        "--leads",
-        leads.to_str().unwrap(),
-        "--outcomes",
-        outcomes.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--json",
-    ]);
+    let output = train_on(&leads, &outcomes, None, &model, &["--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(json["rows"], 270);
@@ -218,18 +228,7 @@ fn events_become_count_rules() {
     let outcomes = write(dir.path(), "outcomes.csv", &outcomes);
     let events = write(dir.path(), "events.jsonl", &events);
     let model = dir.path().join("m.toml");
-    let output = leadscore(&[
-        "train",
-        "--leads",
-        leads.to_str().unwrap(),
-        "--outcomes",
-        outcomes.to_str().unwrap(),
-        "--events",
-        events.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-        "--json",
-    ]);
+    let output = train_on(&leads, &outcomes, Some(&events), &model, &["--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert!(json["cv"]["auc_mean"].as_f64().unwrap() > 0.75, "{json}");
@@ -238,19 +237,80 @@ fn events_become_count_rules() {
     assert!(source.contains("Page /pricing"), "{source}");
     let check = leadscore(&["check", model.to_str().unwrap()]);
     assert!(check.status.success(), "{}\n{source}", stderr(&check));
-    let scored = leadscore(&[
-        "score",
-        "--model",
-        model.to_str().unwrap(),
-        "--leads",
-        leads.to_str().unwrap(),
-        "--events",
-        events.to_str().unwrap(),
-        "--as-of",
-        "2024-04-30T00:00:00Z",
-    ]);
+    let scored = score_on(&model, &leads, &events, "2024-04-30T00:00:00Z", &[]);
     assert!(scored.status.success(), "{}", stderr(&scored));
     assert!(stdout(&scored).lines().next().unwrap().contains("probability"));
+}
+
+/// A behaviour count that matters only for leads with some trait (pricing visits convert northern
+/// leads, not southern ones) is learned as count rules whose `on` also reads the trait, so that
+/// `score` applies it: scored northern leads with 3+ visits are far likelier than southern ones.
+/// `--features` writes the table the learner saw.
+#[test]
+fn a_trait_and_count_interaction_is_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut random = Random(5);
+    let mut leads = String::from("id,region\n");
+    let mut outcomes = String::from("lead_id,outcome,at\n");
+    let mut events = String::new();
+    let mut kinds = std::collections::HashMap::new();
+    for i in 0..2000 {
+        let north = random.next() < 0.5;
+        let _ = writeln!(leads, "L{i},{}", if north { "north" } else { "south" });
+        let pricing = (random.next() * 6.0).floor() as u32;
+        for k in 0..pricing {
+            let _ = writeln!(
+                events,
+                r#"{{"type":"page","userId":"L{i}","properties":{{"path":"/pricing"}},"timestamp":"2024-04-{:02}T10:00:00Z","messageId":"p{i}-{k}"}}"#,
+                10 + k
+            );
+        }
+        let rate = match (north, pricing >= 3) {
+            (true, true) => 0.85,
+            (false, true) => 0.2,
+            _ => 0.1,
+        };
+        let converted = random.next() < rate;
+        let _ = writeln!(outcomes, "L{i},{},2024-05-01T00:00:00Z", if converted { "converted" } else { "lost" });
+        kinds.insert(format!("L{i}"), (north, pricing));
+    }
+    let leads = write(dir.path(), "leads.csv", &leads);
+    let outcomes = write(dir.path(), "outcomes.csv", &outcomes);
+    let events = write(dir.path(), "events.jsonl", &events);
+    let model = dir.path().join("m.toml");
+    let features = dir.path().join("features.csv");
+    let output = train_on(&leads, &outcomes, Some(&events), &model, &["--features", features.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let source = std::fs::read_to_string(&model).unwrap();
+    assert!(source.contains(r#"&& (lead["region"] == "north")"#), "{source}");
+    let check = leadscore(&["check", model.to_str().unwrap()]);
+    assert!(check.status.success(), "{}\n{source}", stderr(&check));
+    let scores = dir.path().join("scores.csv");
+    let scored = score_on(&model, &leads, &events, "2024-04-30T00:00:00Z", &["--out", scores.to_str().unwrap()]);
+    assert!(scored.status.success(), "{}", stderr(&scored));
+    let mean = |north: bool, visits: std::ops::Range<u32>| {
+        let rows: Vec<f64> = csv_maps(&scores)
+            .iter()
+            .filter(|r| {
+                let (n, p) = kinds[r["lead_id"].as_str()];
+                n == north && visits.contains(&p)
+            })
+            .map(|r| r["probability"].parse::<f64>().unwrap())
+            .collect();
+        rows.iter().sum::<f64>() / rows.len() as f64
+    };
+    let (north_high, south_high) = (mean(true, 3..6), mean(false, 3..6));
+    let (north_low, south_low) = (mean(true, 0..3), mean(false, 0..3));
+    assert!(north_high > 0.7 && south_high < 0.35, "3+ visits: north {north_high:.3}, south {south_high:.3}");
+    assert!(north_low < 0.2 && south_low < 0.2, "fewer: north {north_low:.3}, south {south_low:.3}");
+    // The table learned from: the id, the label, the trait and the counts at each cutoff.
+    let table = csv_maps(&features);
+    assert_eq!(table.len(), 2000);
+    let first = table.iter().find(|r| r["lead_id"] == "L0").unwrap();
+    let (north, pricing) = kinds["L0"];
+    assert_eq!(first["region"], if north { "north" } else { "south" });
+    assert_eq!(first["Page /pricing (90d)"], pricing.to_string());
+    assert!(first["label"] == "0" || first["label"] == "1");
 }
 
 #[test]

@@ -47,6 +47,10 @@ pub struct Boosting {
     /// A pair is boosted only if its best quadrant split on the residual gains this much (a score
     /// statistic, about χ² with 3 degrees of freedom; high, as it is the best of many cuts).
     pub min_pair_gain: f64,
+    /// A column takes a step only when the best split of its bins gains this much (the score
+    /// statistic of the split, as `min_pair_gain`): columns without signal stay flat instead of
+    /// fitting noise while the strong ones are still learning.
+    pub min_step_gain: f64,
     /// Neighbouring segments whose points differ by less than this merge.
     pub merge_points: f64,
     /// A column's segment with fewer training rows merges into its closer neighbour.
@@ -56,7 +60,7 @@ pub struct Boosting {
 impl Default for Boosting {
     fn default() -> Self {
         Boosting {
-            learning_rate: 0.04,
+            learning_rate: 0.05,
             max_rounds: 2000,
             smoothing_rounds: 50,
             patience: 40,
@@ -69,6 +73,7 @@ impl Default for Boosting {
             interactions: 30,
             pair_bins: 12,
             min_pair_gain: 10.0,
+            min_step_gain: 2.0,
             merge_points: 1.0,
             min_segment_rows: 20,
         }
@@ -176,95 +181,62 @@ struct Sums {
     n: usize,
 }
 
-/// The best split of `order` (bins in the order a split may cut) into at most three consecutive
-/// leaves, found greedily as EBM does (the best cut, then the best second cut on either side):
-/// the leaf of each bin (by position in `order`) and each leaf's Newton value, or `None` when no
-/// cut gains.
-fn best_split(sums: &[Sums], order: &[usize], min_rows: usize, l2: f64) -> Option<(Vec<u8>, [f64; 3])> {
-    let k = order.len();
-    if k < 2 {
-        return None;
+impl Sums {
+    fn plus(self, other: Sums) -> Sums {
+        Sums { g: self.g + other.g, h: self.h + other.h, n: self.n + other.n }
     }
-    let mut prefix = vec![Sums::default(); k + 1];
-    for (i, &b) in order.iter().enumerate() {
-        let s = sums[b];
-        prefix[i + 1] = Sums { g: prefix[i].g + s.g, h: prefix[i].h + s.h, n: prefix[i].n + s.n };
+
+    fn minus(self, other: Sums) -> Sums {
+        Sums { g: self.g - other.g, h: self.h - other.h, n: self.n - other.n }
     }
-    let range = |a: usize, b: usize| Sums {
-        g: prefix[b].g - prefix[a].g,
-        h: prefix[b].h - prefix[a].h,
-        n: prefix[b].n - prefix[a].n,
-    };
+}
+
+/// The best cut of `order` (bins in the order a split may cut) into two leaves of at least
+/// `min_rows` rows each, as EBM's default one cut per step (two cuts per step fitted noise on
+/// columns with many weak values, such as event counts): the cut (the first position of the
+/// right leaf), each side's Newton value and the gain, or `None` when no cut gains.
+fn best_split(sums: &[Sums], order: &[usize], min_rows: usize, l2: f64) -> Option<(usize, [f64; 2], f64)> {
+    let total = order.iter().fold(Sums::default(), |t, &b| t.plus(sums[b]));
     let score = |s: Sums| s.g * s.g / (s.h + l2);
-    // The best cut of [from, to) into two leaves of at least `min_rows`: (gain, cut).
-    let best_cut = |from: usize, to: usize| -> Option<(f64, usize)> {
-        let whole = score(range(from, to));
-        let mut best: Option<(f64, usize)> = None;
-        for cut in (from + 1)..to {
-            let (left, right) = (range(from, cut), range(cut, to));
-            if left.n < min_rows || right.n < min_rows {
-                continue;
-            }
-            let gain = score(left) + score(right) - whole;
-            if gain > 1e-12 && best.is_none_or(|(g, _)| gain > g) {
-                best = Some((gain, cut));
-            }
+    let whole = score(total);
+    let mut left = Sums::default();
+    let mut best: Option<(f64, usize, Sums)> = None;
+    for cut in 1..order.len() {
+        left = left.plus(sums[order[cut - 1]]);
+        let right = total.minus(left);
+        if left.n < min_rows || right.n < min_rows {
+            continue;
         }
-        best
-    };
-    let (_, first) = best_cut(0, k)?;
-    let second = match (best_cut(0, first), best_cut(first, k)) {
-        (Some((gl, cl)), Some((gr, cr))) => Some(if gl >= gr { cl } else { cr }),
-        (Some((_, c)), None) | (None, Some((_, c))) => Some(c),
-        (None, None) => None,
-    };
-    let (i, j) = match second {
-        Some(c) if c < first => (c, first),
-        Some(c) => (first, c),
-        None => (first, k),
-    };
-    let leaves = [range(0, i), range(i, j), range(j, k)];
-    let values = leaves.map(|s| if s.n == 0 { 0.0 } else { s.g / (s.h + l2) });
-    let leaf_of = (0..k)
-        .map(|p| {
-            if p < i {
-                0
-            } else if p < j {
-                1
-            } else {
-                2
-            }
-        })
-        .collect();
-    Some((leaf_of, values))
+        let gain = score(left) + score(right) - whole;
+        if gain > 1e-12 && best.is_none_or(|(g, ..)| gain > g) {
+            best = Some((gain, cut, left));
+        }
+    }
+    let (gain, cut, left) = best?;
+    let right = total.minus(left);
+    Some((cut, [left.g / (left.h + l2), right.g / (right.h + l2)], gain))
 }
 
 /// A split of `order` at one random cut (the smoothing rounds: shapes start out smooth instead
-/// of chasing the first strong bins), each side moved by its Newton step.
+/// of chasing the first strong bins), each side moved by its Newton step: the cut and the values.
 fn random_split(
     sums: &[Sums],
     order: &[usize],
     min_rows: usize,
     l2: f64,
     rng: &mut super::folds::Lcg,
-) -> Option<(Vec<u8>, [f64; 3])> {
+) -> Option<(usize, [f64; 2])> {
     let k = order.len();
     if k < 2 {
         return None;
     }
     let cut = 1 + (rng.next_value() as usize) % (k - 1);
-    let side = |range: std::ops::Range<usize>| {
-        range.fold(Sums::default(), |t, p| {
-            let s = sums[order[p]];
-            Sums { g: t.g + s.g, h: t.h + s.h, n: t.n + s.n }
-        })
-    };
+    let side = |range: std::ops::Range<usize>| range.fold(Sums::default(), |t, p| t.plus(sums[order[p]]));
     let (left, right) = (side(0..cut), side(cut..k));
     if left.n < min_rows || right.n < min_rows {
         return None;
     }
-    let leaf_of = (0..k).map(|p| u8::from(p >= cut)).collect();
-    Some((leaf_of, [left.g / (left.h + l2), right.g / (right.h + l2), 0.0]))
+    Some((cut, [left.g / (left.h + l2), right.g / (right.h + l2)]))
 }
 
 /// The order a step may cut a column's bins in: numeric bins in value order (missing first),
@@ -283,43 +255,123 @@ fn order_of(binned: &Binned, sums: &[Sums]) -> Vec<usize> {
 struct Block {
     bins: Vec<Vec<u16>>,
     labels: Vec<bool>,
+    /// The labels as 1.0 / 0.0 (the gradient is `y - p`).
+    targets: Vec<f64>,
     odds: Vec<f64>,
+    /// Per column, the rows in each bin (they do not change while boosting).
+    counts: Vec<Vec<usize>>,
+    /// Each row's gradient and hessian, at the current odds when `fresh`.
+    gradients: Vec<f64>,
+    hessians: Vec<f64>,
+    fresh: bool,
+    /// Per-bin sums in [`LANES`] interleaved copies (scratch of [`Block::sums`]).
+    lanes: Vec<[f64; 2]>,
 }
+
+/// Interleaved partial sums per bin in [`Block::sums`]: consecutive rows add to different copies,
+/// so a run of rows in one bin is not one long chain of dependent adds.
+const LANES: usize = 4;
 
 impl Block {
     fn new(binned: &[Binned], labels: &[bool], rows: &[usize], base: f64) -> Block {
+        Block::of(
+            binned.iter().map(|f| rows.iter().map(|&i| f.of_row[i]).collect()).collect(),
+            rows.iter().map(|&i| labels[i]).collect(),
+            vec![base.exp(); rows.len()],
+        )
+    }
+
+    fn of(bins: Vec<Vec<u16>>, labels: Vec<bool>, odds: Vec<f64>) -> Block {
+        let counts = bins
+            .iter()
+            .map(|column| {
+                let mut counts = vec![0usize; column.iter().map(|&b| b as usize + 1).max().unwrap_or(0)];
+                for &b in column {
+                    counts[b as usize] += 1;
+                }
+                counts
+            })
+            .collect();
+        let targets = labels.iter().map(|&y| if y { 1.0 } else { 0.0 }).collect();
+        let n = odds.len();
         Block {
-            bins: binned.iter().map(|f| rows.iter().map(|&i| f.of_row[i]).collect()).collect(),
-            labels: rows.iter().map(|&i| labels[i]).collect(),
-            odds: vec![base.exp(); rows.len()],
+            bins,
+            labels,
+            targets,
+            odds,
+            counts,
+            gradients: vec![0.0; n],
+            hessians: vec![0.0; n],
+            fresh: false,
+            lanes: Vec::new(),
         }
     }
 
-    /// Applies `factor[bin]` of column `f` to every row's odds and, in the same pass, sums the
-    /// gradients of column `next` (when given) into `sums`.
-    fn step(&mut self, f: usize, factor: &[f64], next: Option<(usize, &mut Vec<Sums>)>) {
-        let bins = &self.bins[f];
-        match next {
-            Some((g, sums)) => {
-                let next_bins = &self.bins[g];
-                for i in 0..self.odds.len() {
-                    let odds = self.odds[i] * factor[bins[i] as usize];
-                    self.odds[i] = odds;
-                    accumulate(&mut sums[next_bins[i] as usize], odds, self.labels[i]);
-                }
-            }
-            None => {
-                for (odds, &bin) in self.odds.iter_mut().zip(bins) {
+    /// Applies `factor[bin]` of column `f` to every row's odds (`None`: the step moved nothing)
+    /// and, when `next` is given, sums the gradients of column `next` into `sums`.
+    fn step(&mut self, f: usize, factor: Option<&[f64]>, next: Option<(usize, &mut Vec<Sums>)>) {
+        match (factor, next) {
+            (Some(factor), Some((g, sums))) => {
+                for (odds, &bin) in self.odds.iter_mut().zip(&self.bins[f]) {
                     *odds *= factor[bin as usize];
                 }
+                self.fresh = false;
+                self.sums(g, sums);
             }
+            (Some(factor), None) => {
+                for (odds, &bin) in self.odds.iter_mut().zip(&self.bins[f]) {
+                    *odds *= factor[bin as usize];
+                }
+                self.fresh = false;
+            }
+            (None, Some((g, sums))) => self.sums(g, sums),
+            (None, None) => {}
         }
     }
 
     /// The gradient sums of column `f` at the current odds.
-    fn sums(&self, f: usize, sums: &mut [Sums]) {
-        for ((&odds, &bin), &y) in self.odds.iter().zip(&self.bins[f]).zip(&self.labels) {
-            accumulate(&mut sums[bin as usize], odds, y);
+    fn sums(&mut self, f: usize, sums: &mut [Sums]) {
+        if !self.fresh {
+            let rows = self.odds.iter().zip(&self.targets).zip(self.gradients.iter_mut().zip(self.hessians.iter_mut()));
+            for ((&odds, &y), (gradient, hessian)) in rows {
+                let r = 1.0 / (1.0 + odds);
+                let p = odds * r;
+                *gradient = y - p;
+                *hessian = p * r;
+            }
+            self.fresh = true;
+        }
+        self.add_up(f, sums);
+    }
+
+    /// The rows' gradients and hessians summed per bin of column `f`.
+    fn add_up(&mut self, f: usize, sums: &mut [Sums]) {
+        self.lanes.clear();
+        self.lanes.resize(sums.len() * LANES, [0.0; 2]);
+        let bins = &self.bins[f];
+        let lanes = &mut self.lanes;
+        let chunks =
+            bins.chunks_exact(LANES).zip(self.gradients.chunks_exact(LANES)).zip(self.hessians.chunks_exact(LANES));
+        for ((bins, gradients), hessians) in chunks {
+            for lane in 0..LANES {
+                let slot = &mut lanes[bins[lane] as usize * LANES + lane];
+                slot[0] += gradients[lane];
+                slot[1] += hessians[lane];
+            }
+        }
+        let done = bins.len() - bins.len() % LANES;
+        for i in done..bins.len() {
+            let slot = &mut lanes[bins[i] as usize * LANES + i % LANES];
+            slot[0] += self.gradients[i];
+            slot[1] += self.hessians[i];
+        }
+        for (b, s) in sums.iter_mut().enumerate() {
+            let lanes = &self.lanes[b * LANES..(b + 1) * LANES];
+            *s = Sums {
+                g: lanes.iter().map(|l| l[0]).sum(),
+                h: lanes.iter().map(|l| l[1]).sum(),
+                n: self.counts[f].get(b).copied().unwrap_or(0),
+            };
         }
     }
 
@@ -331,14 +383,6 @@ impl Block {
         }
         loss / self.odds.len().max(1) as f64
     }
-}
-
-#[inline]
-fn accumulate(s: &mut Sums, odds: f64, y: bool) {
-    let p = odds / (1.0 + odds);
-    s.g += if y { 1.0 - p } else { -p };
-    s.h += p * (1.0 - p);
-    s.n += 1;
 }
 
 /// Cyclic boosting of the terms (the columns of `train` and `check`, each with `sizes[t]` bins):
@@ -366,6 +410,7 @@ fn cycle(
             delta.clear();
             delta.resize(sizes[t], 0.0);
             step(t, round, &sums[t], &mut delta);
+            let moved = delta.iter().any(|&d| d != 0.0);
             factor.clear();
             factor.extend(delta.iter().map(|d| d.exp()));
             for (value, d) in values[t].iter_mut().zip(&delta) {
@@ -375,9 +420,10 @@ fn cycle(
             let next = (t + 1) % terms;
             let mut next_sums = std::mem::take(&mut sums[next]);
             next_sums.iter_mut().for_each(|s| *s = Sums::default());
-            train.step(t, &factor, Some((next, &mut next_sums)));
+            let factor = moved.then_some(factor.as_slice());
+            train.step(t, factor, Some((next, &mut next_sums)));
             sums[next] = next_sums;
-            check.step(t, &factor, None);
+            check.step(t, factor, None);
         }
         let loss = check.log_loss();
         if loss < best.0 - 1e-7 {
@@ -411,14 +457,18 @@ fn boost_mains(
     let mut rng = super::folds::Lcg::new(seed);
     cycle(train, check, &sizes, options, |f, round, sums, delta| {
         let order = order_of(&binned[f], sums);
-        let split = if round < options.smoothing_rounds {
-            random_split(sums, &order, options.min_leaf_rows, options.l2, &mut rng)
-        } else {
-            best_split(sums, &order, options.min_leaf_rows, options.l2)
+        let best = best_split(sums, &order, options.min_leaf_rows, options.l2)
+            .filter(|(_, _, gain)| *gain >= options.min_step_gain);
+        let split = match best {
+            Some(_) if round < options.smoothing_rounds => {
+                random_split(sums, &order, options.min_leaf_rows, options.l2, &mut rng)
+            }
+            Some((cut, values, _)) => Some((cut, values)),
+            None => None,
         };
-        if let Some((leaf_of, values)) = split {
+        if let Some((cut, values)) = split {
             for (position, &b) in order.iter().enumerate() {
-                delta[b] = options.learning_rate * values[leaf_of[position] as usize];
+                delta[b] = options.learning_rate * values[usize::from(position >= cut)];
             }
         }
     })
@@ -557,14 +607,14 @@ fn pair_sums(pair: &Pair, binned: &[Binned], labels: &[bool], scores: &[f64], ro
 /// Rows laid out for boosting pairs: each pair's cell per row (the pair's `cells()` for a row
 /// with no cell: it sums into a spare slot and its factor stays 1), as a [`Block`] of columns.
 fn pair_block(pairs: &[Pair], binned: &[Binned], labels: &[bool], rows: &[usize], start: &[f64]) -> Block {
-    Block {
-        bins: pairs
+    Block::of(
+        pairs
             .iter()
             .map(|pair| rows.iter().map(|&i| pair.cell(binned, i).unwrap_or(pair.cells()) as u16).collect())
             .collect(),
-        labels: rows.iter().map(|&i| labels[i]).collect(),
-        odds: rows.iter().map(|&i| start[i].exp()).collect(),
-    }
+        rows.iter().map(|&i| labels[i]).collect(),
+        rows.iter().map(|&i| start[i].exp()).collect(),
+    )
 }
 
 /// One bag's boosting of the pairs' tables on top of `start` (the columns' effects).
@@ -629,7 +679,9 @@ fn average(lists: &[Vec<Vec<f64>>]) -> Vec<Vec<f64>> {
     out
 }
 
-fn learn(binned: &[Binned], pairable: &[bool], labels: &[bool], options: &Boosting, seed: u64) -> Effects {
+/// Learns the columns' shapes, then pairs of columns, except pairs of two event counts (`is_count`):
+/// a rule counts events of one kind, so two counts cannot make one rule.
+fn learn(binned: &[Binned], is_count: &[bool], labels: &[bool], options: &Boosting, seed: u64) -> Effects {
     let positives = labels.iter().filter(|&&y| y).count() as f64;
     let rate = ((positives + 0.5) / (labels.len() as f64 + 1.0)).clamp(1e-6, 1.0 - 1e-6);
     let base = (rate / (1.0 - rate)).ln();
@@ -648,7 +700,7 @@ fn learn(binned: &[Binned], pairable: &[bool], labels: &[bool], options: &Boosti
     let all: Vec<usize> = (0..labels.len()).collect();
     let candidates: Vec<(usize, usize)> = (0..binned.len())
         .flat_map(|a| ((a + 1)..binned.len()).map(move |b| (a, b)))
-        .filter(|&(a, b)| pairable[a] && pairable[b])
+        .filter(|&(a, b)| !(is_count[a] && is_count[b]))
         .collect();
     let mut ranked: Vec<(f64, Pair)> = if options.interactions == 0 {
         Vec::new()
@@ -876,17 +928,110 @@ fn purify(effects: &mut Effects, binned: &[Binned]) {
 /// Sweeps of [`purify`] (each takes out the row means, then the column means).
 const PURIFY_SWEEPS: usize = 8;
 
+fn is_count(columns: &[Prepared], binned: &Binned) -> bool {
+    matches!(columns[binned.column].source, Source::EventCount { .. })
+}
+
+/// The fine bins of `binned` in the coarse `groups` of a pair (never the missing bin).
+fn bins_in(binned: &Binned, group_of_bin: &[u16], groups: &[usize]) -> Vec<usize> {
+    (0..binned.count).filter(|&b| group_of_bin[b] != u16::MAX && groups.contains(&(group_of_bin[b] as usize))).collect()
+}
+
+/// A pair's table as rules. Two traits: one two-condition rule per merged cell. A trait and an
+/// event count: a count rule can read the lead's traits, so for each merged segment of the trait
+/// its points step up or down at each merged segment of the count ("department is Engineering and
+/// Product Used: at least 3 in 7 days"); the lowest counts' points move into the trait's own shape
+/// (`shapes`, written after), so every rule of the pair is a step.
+fn pair_rules(
+    pair: &Pair,
+    table: &[f64],
+    binned: &[Binned],
+    columns: &[Prepared],
+    options: &Boosting,
+    scale: f64,
+    shapes: &mut [Vec<f64>],
+) -> Vec<(Condition, f64)> {
+    let mut out = Vec::new();
+    let (fa, fb) = (&binned[pair.a], &binned[pair.b]);
+    let mut rows = vec![0usize; pair.cells()];
+    for i in 0..fa.of_row.len() {
+        if let Some(c) = pair.cell(binned, i) {
+            rows[c] += 1;
+        }
+    }
+    let grid = Grid::new(table.iter().map(|v| scale * v).collect(), rows, pair.groups_a, pair.groups_b)
+        .merged(options.merge_points);
+    let count_is_a = is_count(columns, fa);
+    if !count_is_a && !is_count(columns, fb) {
+        for (x, groups_a) in grid.rows.iter().enumerate() {
+            for (y, groups_b) in grid.columns.iter().enumerate() {
+                let value = round1(grid.value(x, y));
+                if value.abs() < options.merge_points / 2.0 {
+                    continue;
+                }
+                let condition_a = condition_of(fa, &bins_in(fa, &pair.group_a, groups_a));
+                let condition_b = condition_of(fb, &bins_in(fb, &pair.group_b, groups_b));
+                if let (Some(ca), Some(cb)) = (condition_a, condition_b) {
+                    out.push((Condition::Both(Box::new(ca), Box::new(cb)), value));
+                }
+            }
+        }
+        return out;
+    }
+    let (traits, counts, trait_of, count_of, group_t, group_c) = if count_is_a {
+        (&grid.columns, &grid.rows, pair.b, pair.a, &pair.group_b, &pair.group_a)
+    } else {
+        (&grid.rows, &grid.columns, pair.a, pair.b, &pair.group_a, &pair.group_b)
+    };
+    let (ft, fc) = (&binned[trait_of], &binned[count_of]);
+    let value = |t: usize, c: usize| if count_is_a { grid.value(c, t) } else { grid.value(t, c) };
+    let Bins::Numeric { cuts } = &fc.bins else { return out };
+    for (t, groups) in traits.iter().enumerate() {
+        let bins = bins_in(ft, group_t, groups);
+        let Some(condition) = condition_of(ft, &bins) else { continue };
+        let base = value(t, 0);
+        for &b in &bins {
+            shapes[trait_of][b] += base / scale;
+        }
+        // The points written so far for this segment: each step makes up what rounding left.
+        let mut written = base;
+        for (c, count_groups) in counts.iter().enumerate().skip(1) {
+            let step = round1(value(t, c) - written);
+            let lo = bins_in(fc, group_c, count_groups).into_iter().min();
+            match lo {
+                Some(lo) if lo >= 2 && step.abs() >= options.merge_points / 2.0 => {
+                    out.push((
+                        Condition::Both(
+                            Box::new(condition.clone()),
+                            Box::new(Condition::AtLeast { column: fc.column, n: cuts[lo - 2] }),
+                        ),
+                        step,
+                    ));
+                    written += step;
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// The effects as rules: conditions with points, and the intercept (log-odds) they leave.
 fn rules_of(effects: &Effects, binned: &[Binned], columns: &[Prepared], options: &Boosting, scale: f64) -> Card {
+    let mut shapes = effects.shapes.clone();
+    let mut pairs = Vec::new();
+    for (pair, table) in effects.pairs.iter().zip(&effects.tables) {
+        pairs.extend(pair_rules(pair, table, binned, columns, options, scale, &mut shapes));
+    }
     let mut conditions = Vec::new();
     let mut points = Vec::new();
     let mut intercept = effects.base;
-    for (feature, shape) in binned.iter().zip(&effects.shapes) {
+    for (feature, shape) in binned.iter().zip(&shapes) {
         let mut rows = vec![0usize; feature.count];
         for &b in &feature.of_row {
             rows[b as usize] += 1;
         }
-        let is_count = matches!(columns[feature.column].source, Source::EventCount { .. });
+        let is_count = is_count(columns, feature);
         // Non-missing bins in the order neighbours merge: value order, or categories by points.
         let mut order: Vec<usize> = (1..feature.count).filter(|&b| rows[b] > 0).collect();
         if matches!(feature.bins, Bins::Categorical { .. }) {
@@ -930,32 +1075,9 @@ fn rules_of(effects: &Effects, binned: &[Binned], columns: &[Prepared], options:
             }
         }
     }
-    for (pair, table) in effects.pairs.iter().zip(&effects.tables) {
-        let (fa, fb) = (&binned[pair.a], &binned[pair.b]);
-        let mut rows = vec![0usize; pair.cells()];
-        for i in 0..fa.of_row.len() {
-            if let Some(c) = pair.cell(binned, i) {
-                rows[c] += 1;
-            }
-        }
-        let grid = Grid::new(table.iter().map(|v| scale * v).collect(), rows, pair.groups_a, pair.groups_b)
-            .merged(options.merge_points);
-        for (x, groups_a) in grid.rows.iter().enumerate() {
-            for (y, groups_b) in grid.columns.iter().enumerate() {
-                let value = round1(grid.value(x, y));
-                if value.abs() < options.merge_points / 2.0 {
-                    continue;
-                }
-                let bins_a: Vec<usize> =
-                    (0..fa.count).filter(|&b| groups_a.contains(&(pair.group_a[b] as usize))).collect();
-                let bins_b: Vec<usize> =
-                    (0..fb.count).filter(|&b| groups_b.contains(&(pair.group_b[b] as usize))).collect();
-                if let (Some(ca), Some(cb)) = (condition_of(fa, &bins_a), condition_of(fb, &bins_b)) {
-                    conditions.push(Condition::Both(Box::new(ca), Box::new(cb)));
-                    points.push(value);
-                }
-            }
-        }
+    for (condition, value) in pairs {
+        conditions.push(condition);
+        points.push(value);
     }
     Card { conditions, points, intercept, slope: 1.0 / scale, lambda: 0.0 }
 }
@@ -997,10 +1119,8 @@ pub(crate) fn fit_boosted(
 ) -> Card {
     let labels: Vec<bool> = rows.iter().map(|&r| all_labels[r]).collect();
     let binned = bin_columns(columns, rows, options);
-    // Pairs of traits only: a rule is either a condition on the lead's traits or a count of its
-    // events, so an event count cannot be half of a two-condition rule.
-    let pairable: Vec<bool> = binned.iter().map(|b| columns[b.column].source == Source::Trait).collect();
-    let mut effects = learn(&binned, &pairable, &labels, options, seed);
+    let is_count: Vec<bool> = binned.iter().map(|b| is_count(columns, b)).collect();
+    let mut effects = learn(&binned, &is_count, &labels, options, seed);
     purify(&mut effects, &binned);
     let scale = points_to_double / std::f64::consts::LN_2;
     let mut card = rules_of(&effects, &binned, columns, options, scale);
@@ -1115,6 +1235,71 @@ mod tests {
         assert!(gap > 1.8 * scale, "both high vs one high: {gap} points");
     }
 
+    fn count(name: &str, values: Vec<f64>) -> Prepared {
+        Prepared {
+            name: name.into(),
+            source: Source::EventCount {
+                on: format!("event.event == \"{name}\""),
+                label: name.into(),
+                within_days: 90,
+            },
+            kind: Kind::Numeric(values.into_iter().map(Some).collect()),
+        }
+    }
+
+    /// A trait and an event count interact: the pair becomes steps "trait and count ≥ n" (a count
+    /// rule can read the lead's traits), whose totals reproduce the interaction. Two counts that
+    /// interact never pair: no rule can count two kinds of events at once.
+    #[test]
+    fn a_trait_and_count_pair_becomes_steps_and_two_counts_never_pair() {
+        let mut rng = Lcg::new(17);
+        let n = 8000;
+        let region: Vec<u32> = (0..n).map(|_| (rng.next_value() % 2) as u32).collect();
+        let visits: Vec<f64> = (0..n).map(|_| (rng.next_value() % 7) as f64).collect();
+        let opens: Vec<f64> = (0..n).map(|_| (rng.next_value() % 7) as f64).collect();
+        let clicks: Vec<f64> = (0..n).map(|_| (rng.next_value() % 7) as f64).collect();
+        let logits: Vec<f64> = (0..n)
+            .map(|i| {
+                let north_visits = if region[i] == 0 && visits[i] >= 3.0 { 2.5 } else { -1.0 };
+                let both = if opens[i] >= 4.0 && clicks[i] >= 4.0 { 1.5 } else { 0.0 };
+                north_visits + both
+            })
+            .collect();
+        let labels = draw(&logits, &mut rng);
+        let columns = vec![
+            Prepared {
+                name: "region".into(),
+                source: Source::Trait,
+                kind: Kind::Categorical {
+                    levels: vec!["north".into(), "south".into()],
+                    codes: region.iter().map(|&c| Some(c)).collect(),
+                },
+            },
+            count("visits", visits.clone()),
+            count("opens", opens),
+            count("clicks", clicks),
+        ];
+        let card = fit(&columns, &labels);
+        let pairs: Vec<&Condition> = card.conditions.iter().filter(|c| c.columns().len() == 2).collect();
+        assert!(!pairs.is_empty(), "no pair rules");
+        for condition in &pairs {
+            let Condition::Both(a, b) = condition else { panic!("{condition:?}") };
+            assert!(matches!(**a, Condition::Levels { column: 0, .. }), "{condition:?}");
+            assert!(matches!(**b, Condition::AtLeast { column: 1..=3, .. }), "{condition:?}");
+        }
+        assert!(pairs.iter().any(|c| c.columns() == vec![0, 1]), "no region × visits rule: {pairs:?}");
+        let mean = |north: bool, high: bool| {
+            let rows: Vec<usize> =
+                (0..n).filter(|&i| (region[i] == 0) == north && (visits[i] >= 3.0) == high).collect();
+            rows.iter().map(|&i| card.total(&columns, i)).sum::<f64>() / rows.len() as f64
+        };
+        // The lift of 3+ visits: 3.5 log-odds in the north (70 points), none in the south.
+        let scale = 20.0 / std::f64::consts::LN_2;
+        let (north, south) = (mean(true, true) - mean(true, false), mean(false, true) - mean(false, false));
+        assert!(north > 2.8 * scale, "north: {north} points");
+        assert!(south.abs() < 0.7 * scale, "south: {south} points");
+    }
+
     #[test]
     fn pure_noise_gives_next_to_no_points() {
         let mut rng = Lcg::new(13);
@@ -1167,7 +1352,7 @@ mod tests {
         let rows: Vec<usize> = (0..n).collect();
         let options = Boosting { bags: 2, ..Boosting::default() };
         let binned = bin_columns(&columns, &rows, &options);
-        let learned = learn(&binned, &[true; 3], &labels, &options, 7);
+        let learned = learn(&binned, &[false; 3], &labels, &options, 7);
         assert!(!learned.pairs.is_empty(), "no pairs learned");
         let mut pure = learned.clone();
         purify(&mut pure, &binned);

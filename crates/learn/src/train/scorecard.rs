@@ -149,6 +149,25 @@ fn describe(condition: &Condition, columns: &[Prepared]) -> (String, String) {
     }
 }
 
+/// The event count a condition reads: its `on`, label and window.
+fn count_of<'a>(condition: &Condition, columns: &'a [Prepared]) -> Option<(&'a str, &'a str, u32)> {
+    match condition {
+        Condition::AtLeast { column, .. } => match &columns[*column].source {
+            Source::EventCount { on, label, within_days } => Some((on, label, *within_days)),
+            Source::Trait => None,
+        },
+        _ => None,
+    }
+}
+
+/// A condition's name as one part of a pair's name: a count as "Label: at least n in d days".
+fn part_name(condition: &Condition, columns: &[Prepared]) -> String {
+    match (condition, count_of(condition, columns)) {
+        (Condition::AtLeast { n, .. }, Some((_, label, days))) => format!("{label}: at least {n} in {days} days"),
+        _ => describe(condition, columns).0,
+    }
+}
+
 pub(crate) fn write(
     card: &Card,
     columns: &[Prepared],
@@ -174,6 +193,20 @@ pub(crate) fn write(
                     (name, cel, None)
                 }
             },
+            // A trait condition and an event count: a count rule of the events of leads with
+            // the trait.
+            Condition::Both(a, b) if matches!(**b, Condition::AtLeast { .. }) && count_of(b, columns).is_some() => {
+                let (Condition::AtLeast { n, .. }, Some((on, label, within_days))) = (&**b, count_of(b, columns))
+                else {
+                    continue;
+                };
+                let (trait_name, trait_cel) = describe(a, columns);
+                (
+                    format!("{trait_name} and {label}: at least {n} in {within_days} days"),
+                    format!("({on}) && ({trait_cel})"),
+                    Some((*n, within_days)),
+                )
+            }
             _ => {
                 let (name, cel) = describe(condition, columns);
                 (name, cel, None)
@@ -186,7 +219,7 @@ pub(crate) fn write(
         }
         let column_names: Vec<String> = condition.columns().iter().map(|&c| columns[c].name.clone()).collect();
         let parts = match condition {
-            Condition::Both(a, b) => vec![describe(a, columns).0, describe(b, columns).0],
+            Condition::Both(a, b) => vec![describe(a, columns).0, part_name(b, columns)],
             _ => vec![name.clone()],
         };
         let matched: Vec<usize> = (0..labels.len()).filter(|&r| condition.holds(columns, r)).collect();
@@ -257,12 +290,10 @@ pub(crate) fn write(
     let _ = writeln!(model, "description = {}", basic_string(&description));
     let _ = writeln!(model);
     let mut traits: Vec<&str> = Vec::new();
-    for rule in &rules {
-        if rule.count.is_none() {
-            for c in &rule.columns {
-                if !traits.contains(&c.as_str()) {
-                    traits.push(c);
-                }
+    for condition in card.conditions.iter().zip(&card.points).filter(|(_, p)| **p != 0.0).map(|(c, _)| c) {
+        for c in condition.columns() {
+            if columns[c].source == Source::Trait && !traits.contains(&columns[c].name.as_str()) {
+                traits.push(&columns[c].name);
             }
         }
     }

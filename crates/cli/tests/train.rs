@@ -243,8 +243,9 @@ fn events_become_count_rules() {
 }
 
 /// A behaviour count that matters only for leads with some trait (pricing visits convert northern
-/// leads, not southern ones) is learned as count rules whose `on` also reads the trait, so that
-/// `score` applies it: scored northern leads with 3+ visits are far likelier than southern ones.
+/// leads, not southern ones) is learned, by either learner, as count rules whose `on` also reads
+/// the trait, so that `score` applies it: scored northern leads with 3+ visits are far likelier
+/// than southern ones.
 /// `--features` writes the table the learner saw.
 #[test]
 fn a_trait_and_count_interaction_is_scored() {
@@ -277,32 +278,38 @@ fn a_trait_and_count_interaction_is_scored() {
     let leads = write(dir.path(), "leads.csv", &leads);
     let outcomes = write(dir.path(), "outcomes.csv", &outcomes);
     let events = write(dir.path(), "events.jsonl", &events);
-    let model = dir.path().join("m.toml");
     let features = dir.path().join("features.csv");
-    let output = train_on(&leads, &outcomes, Some(&events), &model, &["--features", features.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let source = std::fs::read_to_string(&model).unwrap();
-    assert!(source.contains(r#"&& (lead["region"] == "north")"#), "{source}");
-    let check = leadscore(&["check", model.to_str().unwrap()]);
-    assert!(check.status.success(), "{}\n{source}", stderr(&check));
-    let scores = dir.path().join("scores.csv");
-    let scored = score_on(&model, &leads, &events, "2024-04-30T00:00:00Z", &["--out", scores.to_str().unwrap()]);
-    assert!(scored.status.success(), "{}", stderr(&scored));
-    let mean = |north: bool, visits: std::ops::Range<u32>| {
-        let rows: Vec<f64> = csv_maps(&scores)
-            .iter()
-            .filter(|r| {
-                let (n, p) = kinds[r["lead_id"].as_str()];
-                n == north && visits.contains(&p)
-            })
-            .map(|r| r["probability"].parse::<f64>().unwrap())
-            .collect();
-        rows.iter().sum::<f64>() / rows.len() as f64
-    };
-    let (north_high, south_high) = (mean(true, 3..6), mean(false, 3..6));
-    let (north_low, south_low) = (mean(true, 0..3), mean(false, 0..3));
-    assert!(north_high > 0.7 && south_high < 0.35, "3+ visits: north {north_high:.3}, south {south_high:.3}");
-    assert!(north_low < 0.2 && south_low < 0.2, "fewer: north {north_low:.3}, south {south_low:.3}");
+    for algorithm in ["boosted", "logistic"] {
+        let model = dir.path().join(format!("{algorithm}.toml"));
+        let more = ["--features", features.to_str().unwrap(), "--algorithm", algorithm];
+        let output = train_on(&leads, &outcomes, Some(&events), &model, &more);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let source = std::fs::read_to_string(&model).unwrap();
+        assert!(source.contains(r#"&& (lead["region"] == "north")"#), "{algorithm}: {source}");
+        let check = leadscore(&["check", model.to_str().unwrap()]);
+        assert!(check.status.success(), "{}\n{source}", stderr(&check));
+        let scores = dir.path().join("scores.csv");
+        let scored = score_on(&model, &leads, &events, "2024-04-30T00:00:00Z", &["--out", scores.to_str().unwrap()]);
+        assert!(scored.status.success(), "{}", stderr(&scored));
+        let mean = |north: bool, visits: std::ops::Range<u32>| {
+            let rows: Vec<f64> = csv_maps(&scores)
+                .iter()
+                .filter(|r| {
+                    let (n, p) = kinds[r["lead_id"].as_str()];
+                    n == north && visits.contains(&p)
+                })
+                .map(|r| r["probability"].parse::<f64>().unwrap())
+                .collect();
+            rows.iter().sum::<f64>() / rows.len() as f64
+        };
+        let (north_high, south_high) = (mean(true, 3..6), mean(false, 3..6));
+        let (north_low, south_low) = (mean(true, 0..3), mean(false, 0..3));
+        assert!(
+            north_high > 0.7 && south_high < 0.35,
+            "{algorithm}, 3+ visits: north {north_high:.3}, south {south_high:.3}"
+        );
+        assert!(north_low < 0.2 && south_low < 0.2, "{algorithm}, fewer: north {north_low:.3}, south {south_low:.3}");
+    }
     // The table learned from: the id, the label, the trait and the counts at each cutoff.
     let table = csv_maps(&features);
     assert_eq!(table.len(), 2000);

@@ -1,5 +1,6 @@
 //! Learned interaction rules, RuleFit-style but selected by a score test: after the main-effect
-//! fit, every pair of active features from two different trait columns is a candidate conjunction;
+//! fit, every pair of active features from two different columns, not both event counts (a count
+//! rule counts one kind of event), is a candidate conjunction;
 //! the candidates whose residuals `Σ (y − p)` are largest relative to their standard error
 //! `√Σ p(1 − p)` (and that cover enough rows) enter the same regularised fit as extra rules.
 
@@ -24,7 +25,7 @@ pub(crate) fn select_pairs(
     labels: &[bool],
     fit: &Fit,
     features: &[Condition],
-    pairable: &[bool],
+    is_count: &[bool],
     limits: &Limits,
 ) -> Vec<(usize, usize)> {
     let Limits { min_rows, min_z, max_pairs } = *limits;
@@ -35,11 +36,8 @@ pub(crate) fn select_pairs(
         let r = f64::from(u8::from(y)) - p;
         let v = p * (1.0 - p);
         for (i, &a) in row.iter().enumerate() {
-            if !pairable[a as usize] {
-                continue;
-            }
             for &b in &row[i + 1..] {
-                if !pairable[b as usize] {
+                if is_count[a as usize] && is_count[b as usize] {
                     continue;
                 }
                 let entry = sums.entry((a.min(b), a.max(b))).or_insert((0.0, 0.0, 0.0));

@@ -416,14 +416,17 @@ fn fit_logistic_card(columns: &[Prepared], rows: &[usize], all_labels: &[bool], 
     let mut active = encode(&conditions, columns, rows);
     let (mut fit, lambda) = fit_with_lambda(&active, &labels, conditions.len(), options);
     if options.interactions > 0 {
-        let pairable: Vec<bool> =
-            conditions.iter().map(|c| c.columns().iter().all(|&col| columns[col].source == Source::Trait)).collect();
+        let is_count: Vec<bool> =
+            conditions.iter().map(|c| c.columns().iter().any(|&col| columns[col].source != Source::Trait)).collect();
         let min_rows = (0.02 * rows.len() as f64).max(options.binning.min_rows as f64);
         let limits = interactions::Limits { min_rows, min_z: 3.0, max_pairs: options.interactions };
-        let pairs = interactions::select_pairs(&active, &labels, &fit, &conditions, &pairable, &limits);
+        let pairs = interactions::select_pairs(&active, &labels, &fit, &conditions, &is_count, &limits);
         if !pairs.is_empty() {
             let first_new = conditions.len();
             for &(a, b) in &pairs {
+                // A trait and a count: the trait's condition first (a count rule of leads with
+                // the trait).
+                let (a, b) = if is_count[a] { (b, a) } else { (a, b) };
                 conditions.push(Condition::Both(Box::new(conditions[a].clone()), Box::new(conditions[b].clone())));
             }
             for (row, &r) in active.iter_mut().zip(rows) {

@@ -254,7 +254,6 @@ fn order_of(binned: &Binned, sums: &[Sums]) -> Vec<usize> {
 /// row).
 struct Block {
     bins: Vec<Vec<u16>>,
-    labels: Vec<bool>,
     /// The labels as 1.0 / 0.0 (the gradient is `y - p`).
     targets: Vec<f64>,
     odds: Vec<f64>,
@@ -296,7 +295,6 @@ impl Block {
         let n = odds.len();
         Block {
             bins,
-            labels,
             targets,
             odds,
             counts,
@@ -307,26 +305,12 @@ impl Block {
         }
     }
 
-    /// Applies `factor[bin]` of column `f` to every row's odds (`None`: the step moved nothing)
-    /// and, when `next` is given, sums the gradients of column `next` into `sums`.
-    fn step(&mut self, f: usize, factor: Option<&[f64]>, next: Option<(usize, &mut Vec<Sums>)>) {
-        match (factor, next) {
-            (Some(factor), Some((g, sums))) => {
-                for (odds, &bin) in self.odds.iter_mut().zip(&self.bins[f]) {
-                    *odds *= factor[bin as usize];
-                }
-                self.fresh = false;
-                self.sums(g, sums);
-            }
-            (Some(factor), None) => {
-                for (odds, &bin) in self.odds.iter_mut().zip(&self.bins[f]) {
-                    *odds *= factor[bin as usize];
-                }
-                self.fresh = false;
-            }
-            (None, Some((g, sums))) => self.sums(g, sums),
-            (None, None) => {}
+    /// Multiplies every row's odds by `factor[bin]` of its bin of column `f`.
+    fn apply(&mut self, f: usize, factor: &[f64]) {
+        for (odds, &bin) in self.odds.iter_mut().zip(&self.bins[f]) {
+            *odds *= factor[bin as usize];
         }
+        self.fresh = false;
     }
 
     /// The gradient sums of column `f` at the current odds.
@@ -377,9 +361,9 @@ impl Block {
 
     fn log_loss(&self) -> f64 {
         let mut loss = 0.0;
-        for (&odds, &y) in self.odds.iter().zip(&self.labels) {
+        for (&odds, &y) in self.odds.iter().zip(&self.targets) {
             // -ln p = ln(1 + 1/odds), -ln(1 - p) = ln(1 + odds)
-            loss += if y { (1.0 / odds).ln_1p() } else { odds.ln_1p() };
+            loss += if y == 1.0 { (1.0 / odds).ln_1p() } else { odds.ln_1p() };
         }
         loss / self.odds.len().max(1) as f64
     }
@@ -410,20 +394,18 @@ fn cycle(
             delta.clear();
             delta.resize(sizes[t], 0.0);
             step(t, round, &sums[t], &mut delta);
-            let moved = delta.iter().any(|&d| d != 0.0);
-            factor.clear();
-            factor.extend(delta.iter().map(|d| d.exp()));
             for (value, d) in values[t].iter_mut().zip(&delta) {
                 *value += d;
             }
-            // This term's step, and the next term's sums in the same pass.
+            // A step that moved nothing leaves the odds, and the rows' gradients, as they are.
+            if delta.iter().any(|&d| d != 0.0) {
+                factor.clear();
+                factor.extend(delta.iter().map(|d| d.exp()));
+                train.apply(t, &factor);
+                check.apply(t, &factor);
+            }
             let next = (t + 1) % terms;
-            let mut next_sums = std::mem::take(&mut sums[next]);
-            next_sums.iter_mut().for_each(|s| *s = Sums::default());
-            let factor = moved.then_some(factor.as_slice());
-            train.step(t, factor, Some((next, &mut next_sums)));
-            sums[next] = next_sums;
-            check.step(t, factor, None);
+            train.sums(next, &mut sums[next]);
         }
         let loss = check.log_loss();
         if loss < best.0 - 1e-7 {
@@ -1031,7 +1013,7 @@ fn rules_of(effects: &Effects, binned: &[Binned], columns: &[Prepared], options:
         for &b in &feature.of_row {
             rows[b as usize] += 1;
         }
-        let is_count = is_count(columns, feature);
+        let counted = is_count(columns, feature);
         // Non-missing bins in the order neighbours merge: value order, or categories by points.
         let mut order: Vec<usize> = (1..feature.count).filter(|&b| rows[b] > 0).collect();
         if matches!(feature.bins, Bins::Categorical { .. }) {
@@ -1044,13 +1026,13 @@ fn rules_of(effects: &Effects, binned: &[Binned], columns: &[Prepared], options:
         // (a count's first, zero, segment: counts become "at least" steps).
         let baseline = if rows[0] > 0 {
             scale * shape[0]
-        } else if is_count {
+        } else if counted {
             segments.first().map_or(0.0, |s| s.points)
         } else {
             segments.iter().max_by_key(|s| s.rows).map_or(0.0, |s| s.points)
         };
         intercept += baseline / scale;
-        if is_count {
+        if counted {
             // Steps: "at least lo" adds the change from the segment below.
             let mut previous = baseline;
             for segment in &segments {
@@ -1119,8 +1101,8 @@ pub(crate) fn fit_boosted(
 ) -> Card {
     let labels: Vec<bool> = rows.iter().map(|&r| all_labels[r]).collect();
     let binned = bin_columns(columns, rows, options);
-    let is_count: Vec<bool> = binned.iter().map(|b| is_count(columns, b)).collect();
-    let mut effects = learn(&binned, &is_count, &labels, options, seed);
+    let count_columns: Vec<bool> = binned.iter().map(|b| is_count(columns, b)).collect();
+    let mut effects = learn(&binned, &count_columns, &labels, options, seed);
     purify(&mut effects, &binned);
     let scale = points_to_double / std::f64::consts::LN_2;
     let mut card = rules_of(&effects, &binned, columns, options, scale);

@@ -149,23 +149,20 @@ fn describe(condition: &Condition, columns: &[Prepared]) -> (String, String) {
     }
 }
 
-/// The event count a condition reads: its `on`, label and window.
-fn count_of<'a>(condition: &Condition, columns: &'a [Prepared]) -> Option<(&'a str, &'a str, u32)> {
-    match condition {
-        Condition::AtLeast { column, .. } => match &columns[*column].source {
-            Source::EventCount { on, label, within_days } => Some((on, label, *within_days)),
-            Source::Trait => None,
-        },
-        _ => None,
-    }
+/// An event count condition as a count rule.
+struct CountRule<'a> {
+    /// "Label: at least n in d days".
+    name: String,
+    on: &'a str,
+    /// `(at_least, within_days)`.
+    count: (f64, u32),
 }
 
-/// A condition's name as one part of a pair's name: a count as "Label: at least n in d days".
-fn part_name(condition: &Condition, columns: &[Prepared]) -> String {
-    match (condition, count_of(condition, columns)) {
-        (Condition::AtLeast { n, .. }, Some((_, label, days))) => format!("{label}: at least {n} in {days} days"),
-        _ => describe(condition, columns).0,
-    }
+/// The count rule of an `AtLeast` condition on an event count column.
+fn count_rule<'a>(condition: &Condition, columns: &'a [Prepared]) -> Option<CountRule<'a>> {
+    let Condition::AtLeast { column, n } = condition else { return None };
+    let Source::EventCount { on, label, within_days } = &columns[*column].source else { return None };
+    Some(CountRule { name: format!("{label}: at least {n} in {within_days} days"), on, count: (*n, *within_days) })
 }
 
 pub(crate) fn write(
@@ -183,34 +180,18 @@ pub(crate) fn write(
         if points == 0.0 {
             continue;
         }
-        let (mut name, cel, count) = match condition {
-            Condition::AtLeast { column, n } => match &columns[*column].source {
-                Source::EventCount { on, label, within_days } => {
-                    (format!("{label}: at least {n} in {within_days} days"), on.clone(), Some((*n, *within_days)))
-                }
-                Source::Trait => {
-                    let (name, cel) = describe(condition, columns);
-                    (name, cel, None)
-                }
-            },
+        let (mut name, cel, count) = if let Some(rule) = count_rule(condition, columns) {
+            (rule.name, rule.on.to_owned(), Some(rule.count))
+        } else if let Condition::Both(a, b) = condition
+            && let Some(rule) = count_rule(b, columns)
+        {
             // A trait condition and an event count: a count rule of the events of leads with
             // the trait.
-            Condition::Both(a, b) if matches!(**b, Condition::AtLeast { .. }) && count_of(b, columns).is_some() => {
-                let (Condition::AtLeast { n, .. }, Some((on, label, within_days))) = (&**b, count_of(b, columns))
-                else {
-                    continue;
-                };
-                let (trait_name, trait_cel) = describe(a, columns);
-                (
-                    format!("{trait_name} and {label}: at least {n} in {within_days} days"),
-                    format!("({on}) && ({trait_cel})"),
-                    Some((*n, within_days)),
-                )
-            }
-            _ => {
-                let (name, cel) = describe(condition, columns);
-                (name, cel, None)
-            }
+            let (trait_name, trait_cel) = describe(a, columns);
+            (format!("{trait_name} and {}", rule.name), format!("({}) && ({trait_cel})", rule.on), Some(rule.count))
+        } else {
+            let (name, cel) = describe(condition, columns);
+            (name, cel, None)
         };
         let seen = used_names.entry(name.clone()).or_insert(0);
         *seen += 1;
@@ -219,7 +200,10 @@ pub(crate) fn write(
         }
         let column_names: Vec<String> = condition.columns().iter().map(|&c| columns[c].name.clone()).collect();
         let parts = match condition {
-            Condition::Both(a, b) => vec![describe(a, columns).0, part_name(b, columns)],
+            Condition::Both(a, b) => {
+                let b_name = count_rule(b, columns).map_or_else(|| describe(b, columns).0, |rule| rule.name);
+                vec![describe(a, columns).0, b_name]
+            }
             _ => vec![name.clone()],
         };
         let matched: Vec<usize> = (0..labels.len()).filter(|&r| condition.holds(columns, r)).collect();
